@@ -1,0 +1,257 @@
+//! Equilibria: Newton's method on the exact Jacobian, stability from eigenvalues, the test
+//! that a trajectory has settled, and the healthy state.
+
+use crate::error::Error;
+use crate::model::{Model, System};
+use crate::solve::{integrate, Method, SolveOptions, SolverStats};
+use nalgebra::{Complex, SMatrix, SVector};
+use nalgebra::{Const, DimMin};
+
+/// Weights for scaled norms: each component measured relative to its own size, with a floor
+/// far below the smallest population of interest (supernodes reach ~3e-8 when collapsed).
+#[inline]
+fn weights<const N: usize>(x: &SVector<f64, N>, rel: f64, floor: f64) -> SVector<f64, N> {
+    x.map(|v| floor + rel * v.abs())
+}
+
+#[inline]
+fn scaled_norm<const N: usize>(v: &SVector<f64, N>, w: &SVector<f64, N>) -> f64 {
+    v.component_div(w).amax()
+}
+
+/// A converged Newton solve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewtonResult<const N: usize> {
+    /// The zero of the right-hand side.
+    pub x: SVector<f64, N>,
+    /// Max-norm of `f(x)` at the solution.
+    pub residual: f64,
+    /// Iterations used.
+    pub iterations: usize,
+}
+
+/// Damped Newton for `f(x) = 0` from `x0`, with the exact Jacobian and LU, keeping the iterate
+/// in the feasible region. Converges when every component's update is below
+/// `1e-12·|x_i| + 1e-18`.
+pub fn newton<M: Model<N>, const N: usize>(
+    sys: &System<'_, M, N>,
+    x0: SVector<f64, N>,
+    max_iter: usize,
+) -> Result<NewtonResult<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let mut x = x0;
+    let mut fx = sys.f(0.0, &x);
+    for it in 1..=max_iter {
+        let j = sys.jacobian(0.0, &x);
+        let dx = j
+            .lu()
+            .solve(&(-fx))
+            .ok_or_else(|| Error::Newton(format!("singular Jacobian at {:?}", x.as_slice())))?;
+        let w = weights(&x, 1.0, 1e-15);
+        let fnorm = scaled_norm(&fx, &w);
+        // Backtrack: stay feasible and do not let the scaled residual grow much.
+        let mut lambda = 1.0;
+        let mut accepted = None;
+        for _ in 0..40 {
+            let xn = x + dx * lambda;
+            if sys.model.feasible(&xn) {
+                let fnew = sys.f(0.0, &xn);
+                if fnew.iter().all(|v| v.is_finite())
+                    && scaled_norm(&fnew, &weights(&xn, 1.0, 1e-15))
+                        <= fnorm * (1.0 - 1e-4 * lambda) + 1e-300
+                {
+                    accepted = Some((xn, fnew));
+                    break;
+                }
+                if lambda < 1e-3 && fnew.iter().all(|v| v.is_finite()) {
+                    // Close to a root the residual test is at rounding level; take the step.
+                    accepted = Some((xn, fnew));
+                    break;
+                }
+            }
+            lambda *= 0.5;
+        }
+        let Some((xn, fnew)) = accepted else {
+            return Err(Error::Newton(format!(
+                "no feasible descent step from {:?}",
+                x.as_slice()
+            )));
+        };
+        let step = xn - x;
+        x = xn;
+        fx = fnew;
+        if scaled_norm(&step, &weights(&x, 1e-12, 1e-18)) <= 1.0 {
+            return Ok(NewtonResult {
+                x,
+                residual: fx.amax(),
+                iterations: it,
+            });
+        }
+    }
+    Err(Error::Newton(format!(
+        "{max_iter} iterations from {:?} did not converge (reached {:?})",
+        x0.as_slice(),
+        x.as_slice()
+    )))
+}
+
+/// Stability of an equilibrium from its Jacobian's eigenvalues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stability {
+    /// Eigenvalues (complex), unordered.
+    pub eigenvalues: Vec<Complex<f64>>,
+    /// Largest real part.
+    pub max_real: f64,
+    /// Number of eigenvalues with positive real part.
+    pub unstable_dims: usize,
+}
+
+impl Stability {
+    /// Eigenvalues of `j` (nalgebra's Schur decomposition).
+    pub fn of<const N: usize>(j: &SMatrix<f64, N, N>) -> Self {
+        let d = nalgebra::DMatrix::from_column_slice(N, N, j.as_slice());
+        let eigenvalues: Vec<Complex<f64>> = d.complex_eigenvalues().iter().copied().collect();
+        let max_real = eigenvalues
+            .iter()
+            .map(|l| l.re)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let unstable_dims = eigenvalues.iter().filter(|l| l.re > 0.0).count();
+        Self {
+            eigenvalues,
+            max_real,
+            unstable_dims,
+        }
+    }
+
+    /// Every real part is negative.
+    pub fn is_stable(&self) -> bool {
+        self.max_real < 0.0
+    }
+}
+
+/// A state that has provably stopped moving away from a stable equilibrium.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled<const N: usize> {
+    /// The equilibrium.
+    pub equilibrium: SVector<f64, N>,
+    /// Its stability.
+    pub stability: Stability,
+}
+
+/// Whether `x` has settled: Newton from `x` reaches a stable equilibrium `x*` that is within
+/// 0.1 % of `x` in every component (relative, floor 1e-14), and there the linear part of the
+/// flow dominates — `|f(x) − J(x*)(x − x*)| ≤ 0.1 |J(x*)(x − x*)|` componentwise-scaled — so the
+/// state decays onto `x*` at the rate of the linearisation instead of drifting away.
+pub fn settled<M: Model<N>, const N: usize>(
+    sys: &System<'_, M, N>,
+    x: &SVector<f64, N>,
+) -> Option<Settled<N>>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    // Cheap pre-test: one Newton step must already be small.
+    let fx = sys.f(0.0, x);
+    let j = sys.jacobian(0.0, x);
+    let dx = j.lu().solve(&(-fx))?;
+    let w = weights(x, 1e-3, 1e-14);
+    if scaled_norm(&dx, &w) > 1.0 {
+        return None;
+    }
+    let root = newton(sys, *x, 30).ok()?;
+    let e = x - root.x;
+    if scaled_norm(&e, &weights(&root.x, 1e-3, 1e-14)) > 1.0 {
+        return None;
+    }
+    let a = sys.jacobian(0.0, &root.x);
+    let stability = Stability::of(&a);
+    if !stability.is_stable() {
+        return None;
+    }
+    let lin = a * e;
+    let wl = lin.map(|v| v.abs()).add_scalar(1e-300);
+    let remainder = fx - lin;
+    if remainder.abs().component_div(&wl).amax() > 0.1 && remainder.amax() > 1e-15 {
+        return None;
+    }
+    Some(Settled {
+        equilibrium: root.x,
+        stability,
+    })
+}
+
+/// Integrates from `x0` until the state has [`settled`], at most up to `t0 + horizon`.
+/// Returns the settled equilibrium, the time it was reached, and the solver statistics.
+pub fn integrate_to_rest<M: Model<N>, const N: usize>(
+    sys: &System<'_, M, N>,
+    t0: f64,
+    x0: SVector<f64, N>,
+    horizon: f64,
+    opts: &SolveOptions,
+    stats: &mut SolverStats,
+    mut on_step: impl FnMut(&crate::solve::Segment<N>),
+) -> Result<Option<(Settled<N>, f64)>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let mut found = None;
+    if let Some(s) = settled(sys, &x0) {
+        return Ok(Some((s, t0)));
+    }
+    integrate(sys, t0, x0, t0 + horizon, opts, stats, &mut |seg| {
+        on_step(seg);
+        if let Some(s) = settled(sys, &seg.y1) {
+            found = Some((s, seg.t1));
+            true
+        } else {
+            false
+        }
+    })?;
+    Ok(found)
+}
+
+/// How far ahead (minutes) the healthy-state search and the outcome test integrate before
+/// declaring a state undecided: 1000 days.
+pub const SETTLE_HORIZON: f64 = 1.44e6;
+
+/// The healthy state: integrate from the model's nominal state to rest, polish with Newton,
+/// and check stability.
+///
+/// ```
+/// use selfheal::{analysis::healthy_state, model::{Model, ParamSet, P2p}};
+/// let p = ParamSet::defaults(P2p.params());
+/// let h = healthy_state(&P2p, p.values()).unwrap();
+/// assert!(h.equilibrium[0] > 0.3 && h.stability.is_stable());
+/// ```
+pub fn healthy_state<M: Model<N>, const N: usize>(model: &M, p: &[f64]) -> Result<Settled<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let sys = System::new(model, p);
+    let opts = SolveOptions {
+        method: Method::Rosenbrock,
+        tol: crate::solve::Tolerances {
+            rtol: 1e-8,
+            atol: 1e-14,
+        },
+        ..Default::default()
+    };
+    let x0 = model.nominal_state(p);
+    let mut stats = SolverStats::default();
+    match integrate_to_rest(&sys, 0.0, x0, SETTLE_HORIZON, &opts, &mut stats, |_| {})? {
+        Some((s, _)) => Ok(s),
+        None => Err(Error::Invalid(format!(
+            "no healthy state: from the nominal state {:?} the model did not settle within {} minutes",
+            x0.as_slice(),
+            SETTLE_HORIZON
+        ))),
+    }
+}
+
+/// Whether two equilibria are the same point (every component within 1e-6 relative, floor
+/// 1e-13).
+pub fn same_point<const N: usize>(a: &SVector<f64, N>, b: &SVector<f64, N>) -> bool {
+    let w = a.zip_map(b, |x, y| 1e-13 + 1e-6 * x.abs().max(y.abs()));
+    scaled_norm(&(a - b), &w) <= 1.0
+}

@@ -1,0 +1,322 @@
+//! The `selfheal` command line: parse, call the library, print.
+
+use clap::{Args, Parser, Subcommand};
+use selfheal::model::{Model, P2p};
+use selfheal::output::{check_target, trajectory_csv, write_atomic};
+use selfheal::scenario::{Scenario, Shock};
+use selfheal::simulate::{simulate, SimOptions, Simulation};
+use selfheal::solve::{Method, SolveOptions, Tolerances};
+use selfheal::Error;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "selfheal",
+    version,
+    about = "Login storms and self-healing in peer-to-peer overlays: simulate, find the tipping point"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate a scenario and write its trajectory as CSV.
+    Simulate(Box<SimulateArgs>),
+    /// Print the reference model's parameter table.
+    Params,
+}
+
+/// Flags every command shares: the scenario and the solver.
+#[derive(Args)]
+struct ScenarioArgs {
+    /// Scenario file (TOML); without it: model defaults, no shock, t_end 2880.
+    scenario: Option<PathBuf>,
+    /// Override a parameter, e.g. --set sn_capacity=800 (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Reboot fraction of peers (and of supernodes unless --sn-shock), in [0, 1).
+    #[arg(long, value_name = "F")]
+    shock: Option<f64>,
+    /// Reboot fraction of supernodes, in [0, 1).
+    #[arg(long, value_name = "C")]
+    sn_shock: Option<f64>,
+    /// Spread the reboot wave over W minutes (0: instantaneous).
+    #[arg(long, value_name = "W")]
+    window: Option<f64>,
+    /// Time of the reboot wave (minutes).
+    #[arg(long, value_name = "T")]
+    shock_at: Option<f64>,
+    /// End of the simulation (minutes).
+    #[arg(long, value_name = "T")]
+    t_end: Option<f64>,
+    /// Relative tolerance.
+    #[arg(long, value_name = "R", default_value_t = 1e-6)]
+    rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, value_name = "A", default_value_t = 1e-12)]
+    atol: f64,
+    /// Integration method: auto, rosenbrock, dopri5 or dop853.
+    #[arg(long, value_name = "METHOD", default_value = "auto")]
+    method: String,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Output interval (minutes).
+    #[arg(long, value_name = "D", default_value_t = 10.0)]
+    dt: f64,
+    /// Populations as user counts (fraction × population) instead of fractions.
+    #[arg(long)]
+    absolute: bool,
+    /// Write the CSV here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replace existing output files.
+    #[arg(long)]
+    force: bool,
+    /// Also write the summary as JSON (scenario, tolerances, method, version, results).
+    #[arg(long, value_name = "FILE.json")]
+    summary: Option<PathBuf>,
+}
+
+impl ScenarioArgs {
+    fn build(&self) -> Result<(Scenario, SolveOptions), Error> {
+        let mut sc = match &self.scenario {
+            Some(path) => Scenario::from_file(&P2p, path)?,
+            None => Scenario::new(&P2p),
+        };
+        for item in &self.set {
+            let (name, value) = item
+                .split_once('=')
+                .ok_or_else(|| Error::Invalid(format!("--set expects NAME=VALUE, got `{item}`")))?;
+            let v: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| Error::Invalid(format!("--set {name}: `{value}` is not a number")))?;
+            sc.params.set(name.trim(), v)?;
+        }
+        if self.shock.is_some()
+            || self.sn_shock.is_some()
+            || self.window.is_some()
+            || self.shock_at.is_some()
+        {
+            let mut s = sc.shock.unwrap_or(Shock::instantaneous(0.0));
+            if let Some(f) = self.shock {
+                s.fraction = f;
+                s.sn_fraction = f;
+            }
+            if let Some(c) = self.sn_shock {
+                s.sn_fraction = c;
+            }
+            if let Some(w) = self.window {
+                s.window = w;
+            }
+            if let Some(t) = self.shock_at {
+                s.at = t;
+            }
+            sc.shock = Some(s);
+        }
+        if let Some(t) = self.t_end {
+            sc.t_end = t;
+        }
+        sc.validate(&P2p)?;
+        let tol = Tolerances {
+            rtol: self.rtol,
+            atol: self.atol,
+        };
+        tol.validate()?;
+        let method: Method = self.method.parse()?;
+        Ok((
+            sc,
+            SolveOptions {
+                tol,
+                method,
+                ..Default::default()
+            },
+        ))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            // One line naming the culprit; `--help` has the rest.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{first}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Simulate(args) => run_simulate(&args),
+        Command::Params => run_params(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_params() -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    let specs = P2p.params();
+    let w = specs.iter().map(|s| s.name.len()).max().unwrap_or(4);
+    let line = |out: &mut dyn Write, s: String| {
+        writeln!(out, "{s}").map_err(|e| Error::Invalid(format!("stdout: {e}")))
+    };
+    line(
+        &mut out,
+        format!(
+            "{:w$}  {:4}  {:8}  {:>10}  {:18}  meaning",
+            "name", "sym", "unit", "default", "range"
+        ),
+    )?;
+    for s in specs {
+        line(
+            &mut out,
+            format!(
+                "{:w$}  {:4}  {:8}  {:>10}  {:18}  {}",
+                s.name,
+                s.symbol,
+                s.unit,
+                format!("{:.6}", s.default)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.'),
+                s.range_text(),
+                s.meaning
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+fn run_simulate(args: &SimulateArgs) -> Result<(), Error> {
+    let (sc, solve) = args.scenario.build()?;
+    // Refuse clobbering before any work is done.
+    if let Some(p) = &args.out {
+        check_target(p, args.force)?;
+    }
+    if let Some(p) = &args.summary {
+        check_target(p, args.force)?;
+    }
+    let opts = SimOptions {
+        solve,
+        dt: args.dt,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let sim: Simulation<3> = simulate(&P2p, &sc, &opts)?;
+    let elapsed = started.elapsed();
+    let write_csv = |w: &mut dyn Write| trajectory_csv(w, &P2p, &sc, &sim, args.dt, args.absolute);
+    match &args.out {
+        Some(path) => write_atomic(path, args.force, write_csv)?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            write_csv(&mut out)?;
+        }
+    }
+    print_summary(&sc, &opts, &sim, elapsed);
+    if let Some(path) = &args.summary {
+        write_summary_json(path, args.force, &sc, &opts, &sim)?;
+    }
+    Ok(())
+}
+
+fn print_summary(
+    sc: &Scenario,
+    opts: &SimOptions,
+    sim: &Simulation<3>,
+    elapsed: std::time::Duration,
+) {
+    let s = &sim.summary;
+    let users = |x: f64| format!("{:.3} M users", x * sc.population / 1e6);
+    eprintln!(
+        "scenario: {} (t_end {} min, method {}, rtol {:e}, atol {:e})",
+        sc.name, sc.t_end, opts.solve.method, opts.solve.tol.rtol, opts.solve.tol.atol
+    );
+    eprintln!(
+        "healthy state: peers {:.6}, supernodes {:.6e}, queue {:.6e}",
+        s.healthy[0], s.healthy[1], s.healthy[2]
+    );
+    eprintln!(
+        "lowest peers: {:.6} ({}) at t = {:.2} min",
+        s.min_peers,
+        users(s.min_peers),
+        s.t_min_peers
+    );
+    eprintln!(
+        "peak queue: {:.6} ({}) at t = {:.2} min",
+        s.peaks[2].0,
+        users(s.peaks[2].0),
+        s.peaks[2].1
+    );
+    if let Some((u, t)) = s.peak_utilisation {
+        eprintln!("peak utilisation: {u:.4} at t = {t:.2} min");
+    }
+    match s.recovery_time {
+        Some(t) => eprintln!("recovery time: {t:.2} min"),
+        None => eprintln!("recovery time: none (peers never returned to 95% of healthy)"),
+    }
+    match s.settled_at {
+        Some(t) => eprintln!("outcome: {} (settled by t = {t:.1} min)", s.outcome.name()),
+        None => eprintln!(
+            "outcome: {} (not settled within {} min after t_end)",
+            s.outcome.name(),
+            opts.settle_horizon
+        ),
+    }
+    let st = &s.stats;
+    eprintln!(
+        "solver: {} steps, {} rejected, {} rhs evaluations, {} jacobians, {} LU; {:.2} ms",
+        st.steps,
+        st.rejected,
+        st.rhs_evals,
+        st.jac_evals,
+        st.lu_decomps,
+        elapsed.as_secs_f64() * 1e3
+    );
+}
+
+fn write_summary_json(
+    path: &Path,
+    force: bool,
+    sc: &Scenario,
+    opts: &SimOptions,
+    sim: &Simulation<3>,
+) -> Result<(), Error> {
+    let doc = serde_json::json!({
+        "selfheal_version": env!("CARGO_PKG_VERSION"),
+        "model": P2p.name(),
+        "scenario": sc.to_json(),
+        "method": opts.solve.method,
+        "tolerances": opts.solve.tol,
+        "dt": opts.dt,
+        "summary": sim.summary,
+    });
+    write_atomic(path, force, |w| {
+        serde_json::to_writer_pretty(&mut *w, &doc)
+            .map_err(|e| Error::Invalid(format!("writing JSON: {e}")))?;
+        writeln!(w).map_err(|e| Error::Invalid(format!("writing JSON: {e}")))
+    })
+}

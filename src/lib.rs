@@ -1,0 +1,43 @@
+//! # selfheal
+//!
+//! Fluid capacity models of peer-to-peer overlays: ordinary differential equations for the
+//! online peers, the supernodes that serve them and the login queue; simulated through reboot
+//! waves and operator interventions, and analysed for the tipping point where the network's
+//! self-healing fails.
+//!
+//! The flow of the crate is one-way: [`scenario`] → [`model`] + parameters → [`solve`] →
+//! [`simulate`] → [`analysis`].
+//!
+//! ## Quick start
+//!
+//! ```
+//! use selfheal::model::P2p;
+//! use selfheal::scenario::{Scenario, Shock};
+//! use selfheal::simulate::{simulate, Outcome, SimOptions};
+//!
+//! // Half of all machines reboot at once, at t = 0, with the default parameters.
+//! let mut scenario = Scenario::new(&P2p);
+//! scenario.shock = Some(Shock::instantaneous(0.5));
+//! let sim = simulate(&P2p, &scenario, &SimOptions::default()).unwrap();
+//!
+//! let s = &sim.summary;
+//! println!("lowest peers {:.4} at t = {:.0} min, outcome {:?}", s.min_peers, s.t_min_peers, s.outcome);
+//! assert!(s.min_peers < 0.5 * s.healthy[0]);
+//! assert_ne!(s.outcome, Outcome::Undecided);
+//! // Every row of the trajectory stays in the simplex N, S, Q >= 0, N + S + Q <= 1.
+//! for (_, x) in sim.sample(10.0) {
+//!     assert!(x.iter().all(|v| *v >= 0.0) && x.sum() <= 1.0);
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod analysis;
+pub mod error;
+pub mod model;
+pub mod output;
+pub mod scenario;
+pub mod simulate;
+pub mod solve;
+
+pub use error::Error;

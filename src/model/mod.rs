@@ -1,0 +1,251 @@
+//! What the user states: an ODE model with named states and named, ranged parameters.
+//!
+//! A model writes its right-hand side once, generic over the scalar type ([`Scalar`]); the
+//! library evaluates it with `f64` for integration and with forward-mode dual numbers for exact
+//! Jacobians ([`jacobian`], [`param_derivative`]). The reference model of the project,
+//! [`P2p`], is one implementation of [`Model`] among any number a user may write.
+
+mod p2p;
+mod params;
+pub mod safe;
+
+pub use p2p::{P2p, P2pIdx};
+pub use params::{Bound, ParamSet, ParamSpec};
+
+use crate::error::Error;
+use nalgebra::{SMatrix, SVector};
+use num_dual::{Dual64, DualNum};
+
+/// The scalar a right-hand side is written in: `f64`, or a dual number carrying derivatives.
+pub trait Scalar: DualNum<Primitive = f64> + Copy {}
+impl<T: DualNum<Primitive = f64> + Copy> Scalar for T {}
+
+/// Real part of a [`Scalar`] (the value without its derivative parts).
+#[inline]
+pub fn re<T: Scalar>(x: T) -> f64 {
+    x.re()
+}
+
+/// Largest number of parameters a model may have (dual-number parameter buffers live on the
+/// stack, so Jacobians never allocate).
+pub const MAX_PARAMS: usize = 64;
+
+/// Name and meaning of one state variable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StateSpec {
+    /// Name used in CSV headers and scenario files.
+    pub name: &'static str,
+    /// One line saying what it is.
+    pub meaning: &'static str,
+}
+
+/// An ODE model `dx/dt = f(t, x; p)` with `N` named states and named parameters.
+///
+/// Implement [`Model::rhs`] once, generic over [`Scalar`]; every simulation and analysis in
+/// the crate then works on the model, with exact Jacobians by automatic differentiation.
+///
+/// ```
+/// use nalgebra::SVector;
+/// use selfheal::model::{Bound, Model, ParamSpec, Scalar, StateSpec};
+///
+/// /// Logistic growth x' = r x (1 - x).
+/// struct Logistic;
+/// const PARAMS: [ParamSpec; 1] = [ParamSpec {
+///     name: "rate", symbol: "r", unit: "1/min", default: 0.1,
+///     lower: Bound::Closed(0.0), upper: Bound::Unbounded, meaning: "growth rate",
+/// }];
+/// impl Model<1> for Logistic {
+///     fn name(&self) -> &str { "logistic" }
+///     fn states(&self) -> [StateSpec; 1] { [StateSpec { name: "x", meaning: "share" }] }
+///     fn params(&self) -> &[ParamSpec] { &PARAMS }
+///     fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
+///         SVector::from([p[0] * x[0] * (T::from(1.0) - x[0])])
+///     }
+///     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> { SVector::from([1.0]) }
+/// }
+///
+/// let j = selfheal::model::jacobian(&Logistic, 0.0, &SVector::from([0.25]), &[0.1]);
+/// assert!((j[(0, 0)] - 0.1 * (1.0 - 2.0 * 0.25)).abs() < 1e-15);
+/// ```
+pub trait Model<const N: usize>: Sync {
+    /// A stable name for the model (recorded in summaries).
+    fn name(&self) -> &str;
+    /// The states, in vector order.
+    fn states(&self) -> [StateSpec; N];
+    /// The parameter table: names, units, defaults and valid ranges, in vector order.
+    fn params(&self) -> &[ParamSpec];
+    /// The right-hand side `f(t, x; p)`.
+    fn rhs<T: Scalar>(&self, t: T, x: &SVector<T, N>, p: &[T]) -> SVector<T, N>;
+    /// A state in the fully working regime from which the healthy state is reached by
+    /// integrating to rest (the start of the healthy-state search).
+    fn nominal_state(&self, p: &[f64]) -> SVector<f64, N>;
+
+    /// Whether `f` does not depend on `t` (then `∂f/∂t` is never evaluated).
+    fn autonomous(&self) -> bool {
+        true
+    }
+    /// Whether `x` lies in the model's feasible region (default: every component ≥ 0).
+    fn feasible(&self, x: &SVector<f64, N>) -> bool {
+        x.iter().all(|v| *v >= 0.0)
+    }
+    /// Checks a parameter vector against the table, plus any rule the table cannot express.
+    fn validate(&self, p: &[f64]) -> Result<(), Error> {
+        params::validate_against(self.params(), p)
+    }
+    /// Index of the state whose dip and recovery the simulation summary tracks.
+    fn watched(&self) -> usize {
+        0
+    }
+    /// Utilisation of the serving capacity, if the model has such a notion.
+    fn utilisation(&self, _x: &SVector<f64, N>, _p: &[f64]) -> Option<f64> {
+        None
+    }
+    /// Extra output columns derived from the state: `(name, is_population)`; populations are
+    /// scaled to counts in absolute output.
+    fn extra_columns(&self) -> &[(&'static str, bool)] {
+        &[]
+    }
+    /// Values of [`Model::extra_columns`] at `x`.
+    fn extra_values(&self, _x: &SVector<f64, N>, _p: &[f64]) -> Vec<f64> {
+        vec![]
+    }
+    /// The instantaneous reboot wave: a fraction `f` of ordinary members and `c` of serving
+    /// members go down at once. Models without such a notion refuse it.
+    fn reboot_jump(
+        &self,
+        _x: &SVector<f64, N>,
+        _p: &[f64],
+        _f: f64,
+        _c: f64,
+    ) -> Result<SVector<f64, N>, Error> {
+        Err(Error::Unsupported(format!(
+            "model `{}` does not define a reboot wave",
+            self.name()
+        )))
+    }
+    /// The flow added while a reboot wave is spread over a window, with per-member hazards
+    /// `eta_p` (ordinary) and `eta_s` (serving). Must tend to [`Model::reboot_jump`] as the
+    /// window shrinks.
+    fn reboot_flow<T: Scalar>(
+        &self,
+        _x: &SVector<T, N>,
+        _p: &[T],
+        _eta_p: f64,
+        _eta_s: f64,
+    ) -> SVector<T, N> {
+        SVector::from_fn(|_, _| T::from(0.0))
+    }
+}
+
+/// Lifts `f64` parameters into a stack buffer of constant duals.
+#[inline]
+fn dual_params(p: &[f64]) -> [Dual64; MAX_PARAMS] {
+    debug_assert!(p.len() <= MAX_PARAMS);
+    let mut pd = [Dual64::from_re(0.0); MAX_PARAMS];
+    for (d, v) in pd.iter_mut().zip(p) {
+        *d = Dual64::from_re(*v);
+    }
+    pd
+}
+
+/// A right-hand side with everything but `(t, x)` fixed: what the solvers integrate.
+///
+/// Built by [`System::new`] from a model and parameters, optionally with a reboot flow active.
+pub struct System<'a, M, const N: usize> {
+    /// The model.
+    pub model: &'a M,
+    /// Parameter values in the model's order.
+    pub p: &'a [f64],
+    /// Per-member reboot hazards `(eta_p, eta_s)` when a spread reboot wave is active.
+    pub reboot: Option<(f64, f64)>,
+}
+
+impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
+    /// A system without a spread reboot wave.
+    pub fn new(model: &'a M, p: &'a [f64]) -> Self {
+        Self {
+            model,
+            p,
+            reboot: None,
+        }
+    }
+
+    /// `f(t, x)` in `f64`.
+    #[inline]
+    pub fn f(&self, t: f64, x: &SVector<f64, N>) -> SVector<f64, N> {
+        let mut d = self.model.rhs(t, x, self.p);
+        if let Some((ep, es)) = self.reboot {
+            d += self.model.reboot_flow(x, self.p, ep, es);
+        }
+        d
+    }
+
+    /// Generic evaluation with dual parameters already lifted.
+    #[inline]
+    fn f_dual(&self, t: Dual64, x: &SVector<Dual64, N>, pd: &[Dual64]) -> SVector<Dual64, N> {
+        let mut d = self.model.rhs(t, x, pd);
+        if let Some((ep, es)) = self.reboot {
+            d += self.model.reboot_flow(x, pd, ep, es);
+        }
+        d
+    }
+
+    /// The exact Jacobian `∂f/∂x` by forward-mode automatic differentiation (N passes).
+    pub fn jacobian(&self, t: f64, x: &SVector<f64, N>) -> SMatrix<f64, N, N> {
+        let pd = dual_params(self.p);
+        let pd = &pd[..self.p.len()];
+        let td = Dual64::from_re(t);
+        let mut j = SMatrix::<f64, N, N>::zeros();
+        for c in 0..N {
+            let xd = SVector::<Dual64, N>::from_fn(|i, _| {
+                Dual64::new(x[i], if i == c { 1.0 } else { 0.0 })
+            });
+            let d = self.f_dual(td, &xd, pd);
+            for r in 0..N {
+                j[(r, c)] = d[r].eps;
+            }
+        }
+        j
+    }
+
+    /// `∂f/∂t` by automatic differentiation (zero for autonomous models).
+    pub fn time_derivative(&self, t: f64, x: &SVector<f64, N>) -> SVector<f64, N> {
+        if self.model.autonomous() {
+            return SVector::zeros();
+        }
+        let pd = dual_params(self.p);
+        let xd = x.map(Dual64::from_re);
+        let d = self.f_dual(Dual64::new(t, 1.0), &xd, &pd[..self.p.len()]);
+        d.map(|v| v.eps)
+    }
+
+    /// `∂f/∂p_k` by automatic differentiation.
+    pub fn param_derivative(&self, t: f64, x: &SVector<f64, N>, k: usize) -> SVector<f64, N> {
+        let mut pd = dual_params(self.p);
+        pd[k].eps = 1.0;
+        let xd = x.map(Dual64::from_re);
+        let d = self.f_dual(Dual64::from_re(t), &xd, &pd[..self.p.len()]);
+        d.map(|v| v.eps)
+    }
+}
+
+/// The exact Jacobian `∂f/∂x` of a model at `(t, x; p)`.
+pub fn jacobian<M: Model<N>, const N: usize>(
+    model: &M,
+    t: f64,
+    x: &SVector<f64, N>,
+    p: &[f64],
+) -> SMatrix<f64, N, N> {
+    System::new(model, p).jacobian(t, x)
+}
+
+/// The exact derivative `∂f/∂p_k` of a model's right-hand side in parameter `k`.
+pub fn param_derivative<M: Model<N>, const N: usize>(
+    model: &M,
+    t: f64,
+    x: &SVector<f64, N>,
+    p: &[f64],
+    k: usize,
+) -> SVector<f64, N> {
+    System::new(model, p).param_derivative(t, x, k)
+}

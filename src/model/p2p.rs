@@ -1,0 +1,258 @@
+//! The reference model: online peers, supernodes and the login queue (MODEL.md).
+
+use super::safe::hill_ratio;
+use super::{Bound, Model, ParamSpec, Scalar, StateSpec};
+use crate::error::Error;
+use nalgebra::SVector;
+
+/// Positions of the reference model's parameters in its table (and in value vectors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum P2pIdx {
+    /// λ, sign-on rate.
+    SignOn,
+    /// δ, sign-off rate of peers.
+    SignOff,
+    /// δs, normal sign-off rate of supernodes.
+    SnSignOff,
+    /// r, login attempts per queued client per minute.
+    Retry,
+    /// θ, give-up rate of queued clients.
+    GiveUp,
+    /// a, load per attached peer.
+    PeerLoad,
+    /// κ, capacity of one supernode.
+    SnCapacity,
+    /// S0, dedicated supernode capacity.
+    Dedicated,
+    /// m, steepness of login success.
+    SuccessSteepness,
+    /// φ0, top overload shutdown rate.
+    OverloadRate,
+    /// ρc, utilisation at half the top shutdown rate.
+    OverloadThreshold,
+    /// n, steepness of shutdowns.
+    OverloadSteepness,
+    /// γ, promotion rate.
+    Promotion,
+    /// p, eligible fraction of peers.
+    Eligible,
+    /// σ, target supernodes per online peer.
+    SnRatio,
+    /// k, steepness of the promotion switch.
+    NeedSteepness,
+}
+
+const fn spec(
+    name: &'static str,
+    symbol: &'static str,
+    unit: &'static str,
+    default: f64,
+    lower: Bound,
+    upper: Bound,
+    meaning: &'static str,
+) -> ParamSpec {
+    ParamSpec {
+        name,
+        symbol,
+        unit,
+        default,
+        lower,
+        upper,
+        meaning,
+    }
+}
+
+const NONNEG: Bound = Bound::Closed(0.0);
+const POS: Bound = Bound::Open(0.0);
+const INF: Bound = Bound::Unbounded;
+
+/// The parameter table of the reference model (MODEL.md), in [`P2pIdx`] order.
+#[rustfmt::skip]
+pub const P2P_PARAMS: [ParamSpec; 16] = [
+    spec("sign_on", "λ", "1/min", 1.0 / 480.0, NONNEG, INF, "rate at which offline users start the client and join the queue"),
+    spec("sign_off", "δ", "1/min", 1.0 / 240.0, NONNEG, INF, "rate at which online peers leave"),
+    spec("sn_sign_off", "δs", "1/min", 1.0 / 720.0, NONNEG, INF, "rate at which supernodes leave normally"),
+    spec("retry", "r", "1/min", 4.0, POS, INF, "login attempts per queued client per minute"),
+    spec("give_up", "θ", "1/min", 0.05, NONNEG, INF, "rate at which queued clients stop trying (back to offline)"),
+    spec("peer_load", "a", "req/min", 1.0, NONNEG, INF, "load each attached peer puts on its supernode"),
+    spec("sn_capacity", "κ", "req/min", 1000.0, POS, INF, "requests one supernode can serve per minute"),
+    spec("dedicated", "S0", "fraction", 1e-5, NONNEG, INF, "operator-run supernode capacity (in supernode units); never fails"),
+    spec("success_steepness", "m", "-", 4.0, POS, INF, "how sharply login success falls with load"),
+    spec("overload_rate", "φ0", "1/min", 0.5, NONNEG, INF, "top rate at which an overloaded supernode shuts down"),
+    spec("overload_threshold", "ρc", "-", 1.0, POS, INF, "utilisation at which shutdowns reach half their top rate"),
+    spec("overload_steepness", "n", "-", 8.0, POS, INF, "how sharply shutdowns rise around ρc"),
+    spec("promotion", "γ", "1/min", 0.004, NONNEG, INF, "rate at which an eligible peer is promoted when supernodes are needed"),
+    spec("eligible", "p", "-", 0.01, NONNEG, Bound::Closed(1.0), "fraction of online peers that may become supernodes"),
+    spec("sn_ratio", "σ", "-", 1.0 / 300.0, NONNEG, Bound::Closed(1.0), "supernodes the network aims to keep per online peer"),
+    spec("need_steepness", "k", "-", 20.0, POS, INF, "how sharply promotion switches off once the target is met"),
+];
+
+const STATES: [StateSpec; 3] = [
+    StateSpec {
+        name: "peers",
+        meaning: "online ordinary peers attached to a supernode (fraction of users)",
+    },
+    StateSpec {
+        name: "supernodes",
+        meaning: "online peers serving as supernodes (fraction of users)",
+    },
+    StateSpec {
+        name: "queue",
+        meaning: "clients trying to log in (fraction of users)",
+    },
+];
+
+/// The reference model of MODEL.md: state `(peers, supernodes, queue)`, time in minutes,
+/// populations as fractions of the user base.
+///
+/// ```
+/// use selfheal::model::{Model, ParamSet, P2p};
+/// use nalgebra::SVector;
+/// let p = ParamSet::defaults(P2p.params());
+/// let x = SVector::from([0.3, 0.001, 0.01]);
+/// let dx = P2p.rhs(0.0, &x, p.values());
+/// // The four flows sum to zero: d(offline)/dt = -(dN + dS + dQ), and N + S + Q + O = 1.
+/// let v = p.values();
+/// let o = 1.0 - x.sum();
+/// let d_offline = v[1] * x[0] + v[2] * x[1] + v[4] * x[2] - v[0] * o;
+/// assert!((dx.sum() + d_offline).abs() < 1e-15);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct P2p;
+
+impl P2p {
+    /// Utilisation ρ = (a·N + r·Q) / (κ·(S + S0)); +∞ without any capacity.
+    pub fn utilisation_of(x: &SVector<f64, 3>, p: &[f64]) -> f64 {
+        use P2pIdx::*;
+        let load = p[PeerLoad as usize] * x[0] + p[Retry as usize] * x[2];
+        let cap = p[SnCapacity as usize] * (x[1] + p[Dedicated as usize]);
+        if cap <= 0.0 {
+            f64::INFINITY
+        } else {
+            load / cap
+        }
+    }
+}
+
+impl Model<3> for P2p {
+    fn name(&self) -> &str {
+        "p2p"
+    }
+
+    fn states(&self) -> [StateSpec; 3] {
+        STATES
+    }
+
+    fn params(&self) -> &[ParamSpec] {
+        &P2P_PARAMS
+    }
+
+    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 3>, p: &[T]) -> SVector<T, 3> {
+        use P2pIdx::*;
+        let g = |i: P2pIdx| p[i as usize];
+        let re = |i: P2pIdx| p[i as usize].re();
+        let (n, s, q) = (x[0], x[1], x[2]);
+        let zero = T::from(0.0);
+        let offline = T::from(1.0) - n - s - q;
+
+        let load = g(PeerLoad) * n + g(Retry) * q;
+        let sn_total = s + g(Dedicated);
+        let cap = g(SnCapacity) * sn_total;
+        // s = 1/(1+ρ^m); φ/φ0 = ρ^n/(ρc^n+ρ^n) = (ρ/ρc)^n/(1+(ρ/ρc)^n).
+        let (_, success) = hill_ratio(load, cap, re(SuccessSteepness));
+        let (over, _) = hill_ratio(load, cap * g(OverloadThreshold), re(OverloadSteepness));
+        let phi = g(OverloadRate) * over;
+        let logins = g(Retry) * q * success;
+        let disconnects = if sn_total.re() > 0.0 {
+            phi * s * n / sn_total
+        } else {
+            zero
+        };
+        // u = 1/(1+(S/(σN))^k); σN = 0 reads as an infinite ratio (u = 0).
+        let (_, need) = hill_ratio(s, g(SnRatio) * n, re(NeedSteepness));
+        let promotions = g(Promotion) * g(Eligible) * n * need;
+
+        let dn = logins - g(SignOff) * n - disconnects - promotions;
+        let ds = promotions - g(SnSignOff) * s - phi * s;
+        let dq = g(SignOn) * offline + disconnects + phi * s - logins - g(GiveUp) * q;
+        SVector::from([dn, ds, dq])
+    }
+
+    fn nominal_state(&self, p: &[f64]) -> SVector<f64, 3> {
+        use P2pIdx::*;
+        let (l, d) = (p[SignOn as usize], p[SignOff as usize]);
+        let n = if l + d > 0.0 { l / (l + d) } else { 0.5 };
+        let s = (p[SnRatio as usize] * n).min(1.0 - n);
+        SVector::from([n, s, 0.0])
+    }
+
+    fn feasible(&self, x: &SVector<f64, 3>) -> bool {
+        x.iter().all(|v| *v >= 0.0) && x.sum() <= 1.0
+    }
+
+    fn utilisation(&self, x: &SVector<f64, 3>, p: &[f64]) -> Option<f64> {
+        Some(Self::utilisation_of(x, p))
+    }
+
+    fn extra_columns(&self) -> &[(&'static str, bool)] {
+        &[("offline", true), ("utilisation", false)]
+    }
+
+    fn extra_values(&self, x: &SVector<f64, 3>, p: &[f64]) -> Vec<f64> {
+        vec![1.0 - x.sum(), Self::utilisation_of(x, p)]
+    }
+
+    fn reboot_jump(
+        &self,
+        x: &SVector<f64, 3>,
+        p: &[f64],
+        f: f64,
+        c: f64,
+    ) -> Result<SVector<f64, 3>, Error> {
+        for (name, v) in [("fraction", f), ("sn_fraction", c)] {
+            if !(v.is_finite() && (0.0..1.0).contains(&v)) {
+                return Err(Error::OutOfRange {
+                    name: format!("shock.{name}"),
+                    value: v,
+                    range: "in [0, 1)".into(),
+                });
+            }
+        }
+        let (n, s, q) = (x[0], x[1], x[2]);
+        let sn_total = s + p[P2pIdx::Dedicated as usize];
+        let orphaned = if sn_total > 0.0 {
+            c * s / sn_total
+        } else {
+            0.0
+        };
+        let n1 = (1.0 - f) * (1.0 - orphaned) * n;
+        let s1 = (1.0 - c) * s;
+        // The queue gains exactly what peers and supernodes lost, so N + S + Q is unchanged.
+        let q1 = q + (n - n1) + (s - s1);
+        Ok(SVector::from([n1, s1, q1]))
+    }
+
+    fn reboot_flow<T: Scalar>(
+        &self,
+        x: &SVector<T, 3>,
+        p: &[T],
+        eta_p: f64,
+        eta_s: f64,
+    ) -> SVector<T, 3> {
+        let (n, s) = (x[0], x[1]);
+        let sn_total = s + p[P2pIdx::Dedicated as usize];
+        let orphan = if sn_total.re() > 0.0 {
+            s * n * eta_s / sn_total
+        } else {
+            T::from(0.0)
+        };
+        let peers_down = n * eta_p;
+        let sn_down = s * eta_s;
+        SVector::from([
+            -peers_down - orphan,
+            -sn_down,
+            peers_down + sn_down + orphan,
+        ])
+    }
+}

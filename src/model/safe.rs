@@ -1,0 +1,49 @@
+//! Overflow-free building blocks for right-hand sides (values and exact derivatives).
+//!
+//! Hill terms such as `(S/(σN))^20` overflow easily; these helpers evaluate the logistic form
+//! on whichever side of 1 the ratio lies, so no value or derivative becomes inf or NaN for
+//! non-negative inputs.
+
+use super::Scalar;
+
+/// `x^n` for `x ≥ 0`, through `powi` when `n` is a small integer (exact, and faster).
+#[inline]
+pub fn pow<T: Scalar>(x: T, n: f64) -> T {
+    if n.fract() == 0.0 && n.abs() <= 64.0 {
+        x.powi(n as i32)
+    } else if x.re() == 0.0 {
+        // powf's derivative formula divides by x; the value is 0 for n > 0.
+        T::from(0.0)
+    } else {
+        x.powf(n)
+    }
+}
+
+/// Hill function of the ratio `r = num/den` and its complement, both computed without
+/// cancellation: returns `(r^n / (1 + r^n), 1 / (1 + r^n))`.
+///
+/// `num, den ≥ 0`; `den = 0` counts as `r = +∞` (returns `(1, 0)`), `num = 0 < den` as `r = 0`.
+///
+/// ```
+/// use selfheal::model::safe::hill_ratio;
+/// let (h, c) = hill_ratio(3.0_f64, 1.0, 20.0); // 1 - h would lose the complement's digits
+/// assert!((c * (1.0 + 3f64.powi(20)) - 1.0).abs() < 1e-14);
+/// assert!((h + c - 1.0).abs() < 1e-15);
+/// assert_eq!(hill_ratio(1.0_f64, 0.0, 4.0), (1.0, 0.0));
+/// ```
+#[inline]
+pub fn hill_ratio<T: Scalar>(num: T, den: T, n: f64) -> (T, T) {
+    let one = T::from(1.0);
+    if den.re() <= 0.0 {
+        return (one, T::from(0.0));
+    }
+    if num.re() <= den.re() {
+        let t = pow(num / den, n);
+        let inv = (one + t).recip();
+        (t * inv, inv)
+    } else {
+        let t = pow(den / num, n);
+        let inv = (one + t).recip();
+        (inv, t * inv)
+    }
+}

@@ -1,0 +1,439 @@
+//! Scenarios: parameters, a reboot wave, interventions, the clock and an initial state,
+//! read from and written to TOML (format in the README), validated with errors that name the
+//! culprit.
+
+use crate::error::{suggest, Error};
+use crate::model::{Model, ParamSet};
+use serde_json::{json, Map, Value};
+use toml::{Table, Value as Toml};
+
+/// A reboot wave: a fraction of ordinary peers and of supernodes go down and rejoin the queue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shock {
+    /// Start time (minutes).
+    pub at: f64,
+    /// Fraction `f` of ordinary peers that reboot, in `[0, 1)`.
+    pub fraction: f64,
+    /// Fraction `c` of supernodes that reboot, in `[0, 1)`.
+    pub sn_fraction: f64,
+    /// Spread of the wave (minutes); 0 is instantaneous.
+    pub window: f64,
+}
+
+impl Shock {
+    /// An instantaneous wave at `t = 0` hitting peers and supernodes alike.
+    pub fn instantaneous(fraction: f64) -> Self {
+        Self {
+            at: 0.0,
+            fraction,
+            sn_fraction: fraction,
+            window: 0.0,
+        }
+    }
+
+    /// Per-member hazards `(eta_p, eta_s)` of a wave spread over its window.
+    pub fn hazards(&self) -> (f64, f64) {
+        (
+            -(1.0 - self.fraction).ln() / self.window,
+            -(1.0 - self.sn_fraction).ln() / self.window,
+        )
+    }
+}
+
+/// A step change of parameters at a given time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intervention {
+    /// Time (minutes).
+    pub at: f64,
+    /// Parameter indices (in the model's table) and their new values.
+    pub set: Vec<(usize, f64)>,
+}
+
+/// Everything a simulation needs besides the model and the solver options.
+///
+/// ```
+/// use selfheal::{model::P2p, scenario::Scenario};
+/// let sc = Scenario::from_toml(&P2p, r#"
+///     name = "half the network reboots"
+///     t_end = 2880
+///     [params]
+///     sn_capacity = 800.0
+///     [shock]
+///     fraction = 0.5
+/// "#).unwrap();
+/// assert_eq!(sc.params.get("sn_capacity").unwrap(), 800.0);
+/// assert_eq!(sc.shock.unwrap().sn_fraction, 0.5); // defaults to the peers' fraction
+///
+/// let err = Scenario::from_toml(&P2p, "[params]\nretyr = 2.0").unwrap_err();
+/// assert_eq!(err.to_string(), "unknown parameter `retyr` (did you mean `retry`?)");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// A title.
+    pub name: String,
+    /// Users who use the service that day (turns fractions into counts).
+    pub population: f64,
+    /// Clock time (RFC 3339, UTC) of `t = 0`, if given.
+    pub start: Option<String>,
+    /// End of the simulation (minutes).
+    pub t_end: f64,
+    /// Parameter values at `t = 0`.
+    pub params: ParamSet,
+    /// The reboot wave, if any.
+    pub shock: Option<Shock>,
+    /// Parameter changes, in time order.
+    pub interventions: Vec<Intervention>,
+    /// The initial state (default: the healthy state).
+    pub initial: Option<Vec<f64>>,
+}
+
+/// Default number of users.
+pub const DEFAULT_POPULATION: f64 = 24_000_000.0;
+/// Default horizon (minutes): 48 hours.
+pub const DEFAULT_T_END: f64 = 2880.0;
+
+const TOP_KEYS: [&str; 8] = [
+    "name",
+    "population",
+    "start",
+    "t_end",
+    "params",
+    "shock",
+    "intervention",
+    "initial",
+];
+const SHOCK_KEYS: [&str; 4] = ["at", "fraction", "sn_fraction", "window"];
+const INTERVENTION_KEYS: [&str; 2] = ["at", "set"];
+
+fn unknown_key(key: &str, table: &str, allowed: &[&str]) -> Error {
+    Error::UnknownKey {
+        key: key.into(),
+        table: table.into(),
+        hint: suggest(key, allowed.iter().copied()),
+    }
+}
+
+fn number(v: &Toml, what: &str) -> Result<f64, Error> {
+    let x = match v {
+        Toml::Float(f) => *f,
+        Toml::Integer(i) => *i as f64,
+        other => {
+            return Err(Error::Invalid(format!(
+                "`{what}` must be a number, got {} `{other}`",
+                other.type_str()
+            )))
+        }
+    };
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(Error::OutOfRange {
+            name: what.into(),
+            value: x,
+            range: "finite".into(),
+        })
+    }
+}
+
+fn table<'a>(v: &'a Toml, what: &str) -> Result<&'a Table, Error> {
+    v.as_table().ok_or_else(|| {
+        Error::Invalid(format!(
+            "`{what}` must be a table, got {} `{v}`",
+            v.type_str()
+        ))
+    })
+}
+
+impl Scenario {
+    /// The model's defaults, no shock, no interventions, 48 hours, from the healthy state.
+    pub fn new<M: Model<N>, const N: usize>(model: &M) -> Self {
+        Self {
+            name: "default".into(),
+            population: DEFAULT_POPULATION,
+            start: None,
+            t_end: DEFAULT_T_END,
+            params: ParamSet::defaults(model.params()),
+            shock: None,
+            interventions: vec![],
+            initial: None,
+        }
+    }
+
+    /// Reads a scenario from TOML text and validates it.
+    pub fn from_toml<M: Model<N>, const N: usize>(model: &M, text: &str) -> Result<Self, Error> {
+        let doc: Table = text.parse().map_err(|e: toml::de::Error| {
+            Error::Invalid(format!("invalid TOML: {}", e.message()))
+        })?;
+        let mut sc = Self::new(model);
+        for (key, v) in &doc {
+            match key.as_str() {
+                "name" => {
+                    sc.name = v
+                        .as_str()
+                        .ok_or_else(|| {
+                            Error::Invalid(format!("`name` must be a string, got `{v}`"))
+                        })?
+                        .to_string()
+                }
+                "population" => sc.population = number(v, "population")?,
+                "t_end" => sc.t_end = number(v, "t_end")?,
+                "start" => match v {
+                    Toml::Datetime(d) if d.date.is_some() && d.time.is_some() => {
+                        sc.start = Some(d.to_string())
+                    }
+                    _ => {
+                        return Err(Error::Invalid(format!(
+                        "`start` must be a date and time such as 2007-08-16T00:00:00Z, got `{v}`"
+                    )))
+                    }
+                },
+                "params" => {
+                    for (name, pv) in table(v, "params")? {
+                        let x = number(pv, name)?;
+                        sc.params.set(name, x)?;
+                    }
+                }
+                "shock" => sc.shock = Some(parse_shock(table(v, "shock")?)?),
+                "intervention" => {
+                    let list = v.as_array().ok_or_else(|| {
+                        Error::Invalid(
+                            "`intervention` must be written as [[intervention]] tables".into(),
+                        )
+                    })?;
+                    for (k, item) in list.iter().enumerate() {
+                        let what = format!("intervention {}", k + 1);
+                        let iv = parse_intervention(&sc.params, table(item, &what)?, &what)?;
+                        sc.interventions.push(iv);
+                    }
+                }
+                "initial" => {
+                    let t = table(v, "initial")?;
+                    let states = model.states();
+                    let names: Vec<&str> = states.iter().map(|s| s.name).collect();
+                    for key in t.keys() {
+                        if !names.contains(&key.as_str()) {
+                            return Err(unknown_key(key, "[initial]", &names));
+                        }
+                    }
+                    let mut x = Vec::with_capacity(N);
+                    for name in &names {
+                        let val = t.get(*name).ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "[initial] must give `{name}` (all of {})",
+                                names.join(", ")
+                            ))
+                        })?;
+                        x.push(number(val, &format!("initial.{name}"))?);
+                    }
+                    sc.initial = Some(x);
+                }
+                other => return Err(unknown_key(other, "the scenario", &TOP_KEYS)),
+            }
+        }
+        sc.validate(model)?;
+        Ok(sc)
+    }
+
+    /// Reads and validates a scenario file.
+    pub fn from_file<M: Model<N>, const N: usize>(
+        model: &M,
+        path: &std::path::Path,
+    ) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(model, &text)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// Checks every rule of the format: ranges, time order, the initial state's region.
+    pub fn validate<M: Model<N>, const N: usize>(&self, model: &M) -> Result<(), Error> {
+        let range = |name: &str, value: f64, range: &str| Error::OutOfRange {
+            name: name.into(),
+            value,
+            range: range.into(),
+        };
+        if !(self.t_end.is_finite() && self.t_end > 0.0) {
+            return Err(range("t_end", self.t_end, "finite and > 0"));
+        }
+        if !(self.population.is_finite() && self.population > 0.0) {
+            return Err(range("population", self.population, "finite and > 0"));
+        }
+        model.validate(self.params.values())?;
+        if let Some(s) = &self.shock {
+            for (name, v) in [
+                ("shock.fraction", s.fraction),
+                ("shock.sn_fraction", s.sn_fraction),
+            ] {
+                if !(v.is_finite() && (0.0..1.0).contains(&v)) {
+                    return Err(range(name, v, "in [0, 1)"));
+                }
+            }
+            if !(s.at.is_finite() && s.at >= 0.0 && s.at < self.t_end) {
+                return Err(range(
+                    "shock.at",
+                    s.at,
+                    &format!("in [0, t_end = {})", self.t_end),
+                ));
+            }
+            if !(s.window.is_finite() && s.window >= 0.0 && s.at + s.window <= self.t_end) {
+                return Err(range(
+                    "shock.window",
+                    s.window,
+                    &format!(
+                        "finite, >= 0 and ending by t_end (at most {})",
+                        self.t_end - s.at
+                    ),
+                ));
+            }
+        }
+        let mut prev = 0.0;
+        for (k, iv) in self.interventions.iter().enumerate() {
+            let name = format!("intervention {}: at", k + 1);
+            if !(iv.at.is_finite() && iv.at >= 0.0) {
+                return Err(range(&name, iv.at, "finite and >= 0"));
+            }
+            if iv.at > self.t_end {
+                return Err(range(
+                    &name,
+                    iv.at,
+                    &format!("at most t_end = {}", self.t_end),
+                ));
+            }
+            if iv.at < prev {
+                return Err(Error::Invalid(format!(
+                    "intervention {} at {} comes before intervention {} at {}: list interventions in time order",
+                    k + 1,
+                    iv.at,
+                    k,
+                    prev
+                )));
+            }
+            prev = iv.at;
+            for &(i, v) in &iv.set {
+                self.params.specs()[i].check(v)?;
+            }
+        }
+        if let Some(x) = &self.initial {
+            if x.len() != N {
+                return Err(Error::Invalid(format!(
+                    "initial state needs {N} values, got {}",
+                    x.len()
+                )));
+            }
+            let sv = nalgebra::SVector::<f64, N>::from_iterator(x.iter().copied());
+            if !(x.iter().all(|v| v.is_finite()) && model.feasible(&sv)) {
+                return Err(Error::Invalid(format!(
+                    "initial state {x:?} lies outside the feasible region (every component >= 0{})",
+                    if N == 3 { ", sum <= 1" } else { "" }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The parameter values in force at time `t` (every intervention with `at <= t` applied).
+    pub fn params_at(&self, t: f64) -> Vec<f64> {
+        let mut p = self.params.values().to_vec();
+        for iv in self.interventions.iter().filter(|iv| iv.at <= t) {
+            for &(i, v) in &iv.set {
+                p[i] = v;
+            }
+        }
+        p
+    }
+
+    /// The parameters in force after every intervention.
+    pub fn final_params(&self) -> ParamSet {
+        let mut p = self.params.clone();
+        for iv in &self.interventions {
+            for &(i, v) in &iv.set {
+                // Values were checked in `validate`.
+                let _ = p.set_index(i, v);
+            }
+        }
+        p
+    }
+
+    /// The scenario as JSON (for summaries), parameters by name.
+    pub fn to_json(&self) -> Value {
+        let specs = self.params.specs();
+        let params: Map<String, Value> = specs
+            .iter()
+            .zip(self.params.values())
+            .map(|(s, v)| (s.name.to_string(), json!(v)))
+            .collect();
+        let interventions: Vec<Value> = self
+            .interventions
+            .iter()
+            .map(|iv| {
+                let set: Map<String, Value> = iv
+                    .set
+                    .iter()
+                    .map(|(i, v)| (specs[*i].name.to_string(), json!(v)))
+                    .collect();
+                json!({"at": iv.at, "set": set})
+            })
+            .collect();
+        json!({
+            "name": self.name,
+            "population": self.population,
+            "start": self.start,
+            "t_end": self.t_end,
+            "params": params,
+            "shock": self.shock.map(|s| json!({
+                "at": s.at, "fraction": s.fraction, "sn_fraction": s.sn_fraction, "window": s.window
+            })),
+            "intervention": interventions,
+            "initial": self.initial,
+        })
+    }
+}
+
+fn parse_shock(t: &Table) -> Result<Shock, Error> {
+    let mut s = Shock::instantaneous(0.0);
+    let mut sn = None;
+    for (key, v) in t {
+        let x = number(v, &format!("shock.{key}"))?;
+        match key.as_str() {
+            "at" => s.at = x,
+            "fraction" => s.fraction = x,
+            "sn_fraction" => sn = Some(x),
+            "window" => s.window = x,
+            other => return Err(unknown_key(other, "[shock]", &SHOCK_KEYS)),
+        }
+    }
+    s.sn_fraction = sn.unwrap_or(s.fraction);
+    Ok(s)
+}
+
+fn parse_intervention(params: &ParamSet, t: &Table, what: &str) -> Result<Intervention, Error> {
+    let mut at = None;
+    let mut set = vec![];
+    for (key, v) in t {
+        match key.as_str() {
+            "at" => at = Some(number(v, &format!("{what}: at"))?),
+            "set" => {
+                for (name, pv) in table(v, &format!("{what}: set"))? {
+                    let i = params.index(name)?;
+                    set.push((i, number(pv, name)?));
+                }
+            }
+            other => {
+                return Err(unknown_key(
+                    other,
+                    &format!("[[intervention]] ({what})"),
+                    &INTERVENTION_KEYS,
+                ))
+            }
+        }
+    }
+    let at = at.ok_or_else(|| Error::Invalid(format!("{what} needs `at`")))?;
+    if set.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{what} needs `set` with at least one parameter"
+        )));
+    }
+    Ok(Intervention { at, set })
+}

@@ -1,0 +1,379 @@
+//! Scenario simulation: the solver run across the shock and every intervention, sampled on a
+//! grid, with events located on the dense output and the outcome decided by settling.
+
+use crate::analysis::equilibria::{
+    healthy_state, integrate_to_rest, same_point, Settled, SETTLE_HORIZON,
+};
+use crate::error::Error;
+use crate::model::{Model, System};
+use crate::scenario::Scenario;
+use crate::solve::{integrate, Dense, Segment, SolveOptions, SolverStats};
+use nalgebra::SVector;
+use nalgebra::{Const, DimMin};
+use serde::Serialize;
+
+/// Where a trajectory ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Settled on the healthy state of the final parameters.
+    Recovered,
+    /// Settled on another stable equilibrium.
+    Collapsed,
+    /// Not settled within the settle horizon.
+    Undecided,
+}
+
+impl Outcome {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Recovered => "recovered",
+            Outcome::Collapsed => "collapsed",
+            Outcome::Undecided => "undecided",
+        }
+    }
+}
+
+/// Options of a simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SimOptions {
+    /// Solver options.
+    pub solve: SolveOptions,
+    /// Sampling interval of the output grid (minutes).
+    pub dt: f64,
+    /// How far past `t_end` to keep integrating (final parameters) to decide the outcome.
+    pub settle_horizon: f64,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            solve: SolveOptions::default(),
+            dt: 10.0,
+            settle_horizon: SETTLE_HORIZON,
+        }
+    }
+}
+
+/// What a simulation found, in the units of the state (fractions of users).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Minimum of the watched state (peers, for the reference model) over `[0, t_end]`.
+    pub min_peers: f64,
+    /// When it happened (minutes).
+    pub t_min_peers: f64,
+    /// Maximum of each state over `[0, t_end]`, with its time, in state order.
+    pub peaks: Vec<(f64, f64)>,
+    /// Peak utilisation over `[0, t_end]` and its time, if the model defines utilisation.
+    pub peak_utilisation: Option<(f64, f64)>,
+    /// Minutes from the shock until the watched state, having fallen below 95 % of its healthy
+    /// value, first returns to 95 % (0 if it never fell; `None` if it never returned).
+    pub recovery_time: Option<f64>,
+    /// The healthy state the scenario starts from (initial parameters).
+    pub healthy: Vec<f64>,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The equilibrium the trajectory settled on, if it did.
+    pub settled_on: Option<Vec<f64>>,
+    /// When it was settled (minutes; may lie beyond `t_end`).
+    pub settled_at: Option<f64>,
+    /// Solver work, for the whole run including the settle check.
+    pub stats: SolverStats,
+}
+
+/// A simulated scenario.
+#[derive(Debug, Clone)]
+pub struct Simulation<const N: usize> {
+    /// Dense output over `[0, t_end]` (zero-length segments mark jumps).
+    pub dense: Dense<N>,
+    /// The summary.
+    pub summary: Summary,
+}
+
+impl<const N: usize> Simulation<N> {
+    /// States at `0, dt, 2dt, …` up to `t_end` (and `t_end` itself if it is not on the grid);
+    /// at a jump the row holds the state after it.
+    pub fn sample(&self, dt: f64) -> Vec<(f64, SVector<f64, N>)> {
+        let (Some(t0), Some(t1)) = (self.dense.t_start(), self.dense.t_end()) else {
+            return vec![];
+        };
+        let n = ((t1 - t0) / dt + 1e-9).floor() as usize;
+        let mut out: Vec<(f64, SVector<f64, N>)> = (0..=n)
+            .map(|k| {
+                let t = t0 + k as f64 * dt;
+                (t, self.dense.eval(t).expect("dense output is not empty"))
+            })
+            .collect();
+        if t0 + n as f64 * dt < t1 - 1e-9 * dt {
+            out.push((t1, self.dense.eval(t1).expect("dense output is not empty")));
+        }
+        out
+    }
+}
+
+enum Event {
+    Jump,
+    WindowStart,
+    WindowEnd,
+    Intervention(usize),
+}
+
+/// Simulates a scenario on a model.
+///
+/// ```
+/// use selfheal::{model::P2p, scenario::{Scenario, Shock}, simulate::{simulate, Outcome, SimOptions}};
+/// let mut sc = Scenario::new(&P2p);
+/// sc.shock = Some(Shock::instantaneous(0.2));
+/// let sim = simulate(&P2p, &sc, &SimOptions::default()).unwrap();
+/// assert_eq!(sim.summary.outcome, Outcome::Recovered);
+/// assert!(sim.summary.min_peers < 0.8 * sim.summary.healthy[0]);
+/// ```
+pub fn simulate<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    opts: &SimOptions,
+) -> Result<Simulation<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    sc.validate(model)?;
+    opts.solve.tol.validate()?;
+    if !(opts.dt.is_finite() && opts.dt > 0.0) {
+        return Err(Error::OutOfRange {
+            name: "dt".into(),
+            value: opts.dt,
+            range: "finite and > 0".into(),
+        });
+    }
+    let mut p = sc.params.values().to_vec();
+    let healthy = healthy_state(model, &p)?;
+    let x_h = healthy.equilibrium;
+    let mut x = match &sc.initial {
+        Some(v) => SVector::from_iterator(v.iter().copied()),
+        None => x_h,
+    };
+
+    // Breakpoints in time order; at equal times interventions act before the shock.
+    let mut events: Vec<(f64, Event)> = sc
+        .interventions
+        .iter()
+        .enumerate()
+        .map(|(k, iv)| (iv.at, Event::Intervention(k)))
+        .collect();
+    if let Some(s) = &sc.shock {
+        if s.window > 0.0 {
+            events.push((s.at, Event::WindowStart));
+            events.push((s.at + s.window, Event::WindowEnd));
+        } else {
+            events.push((s.at, Event::Jump));
+        }
+    }
+    events.sort_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then_with(|| rank(&a.1).cmp(&rank(&b.1)))
+    });
+
+    let mut dense = Dense::default();
+    let mut stats = SolverStats::default();
+    let mut reboot = None;
+    let mut t = 0.0;
+    let mut run = |t: f64, x: SVector<f64, N>, t1: f64, p: &[f64], reboot, dense: &mut Dense<N>| {
+        let sys = System { model, p, reboot };
+        integrate(&sys, t, x, t1, &opts.solve, &mut stats, &mut |seg| {
+            dense.segments.push(*seg);
+            false
+        })
+    };
+    for (te, ev) in &events {
+        let (_, xe) = run(t, x, *te, &p, reboot, &mut dense)?;
+        t = *te;
+        x = xe;
+        match ev {
+            Event::Jump => {
+                let s = sc.shock.expect("jump events come from a shock");
+                x = model.reboot_jump(&x, &p, s.fraction, s.sn_fraction)?;
+                dense.segments.push(Segment::point(t, x));
+            }
+            Event::WindowStart => {
+                let s = sc.shock.expect("window events come from a shock");
+                reboot = Some(s.hazards());
+            }
+            Event::WindowEnd => reboot = None,
+            Event::Intervention(k) => {
+                for &(i, v) in &sc.interventions[*k].set {
+                    p[i] = v;
+                }
+            }
+        }
+    }
+    let (_, x_end) = run(t, x, sc.t_end, &p, reboot, &mut dense)?;
+    if dense.segments.is_empty() {
+        dense.segments.push(Segment::point(0.0, x));
+    }
+
+    // Decide the outcome with the final parameters, past t_end if need be.
+    let sys = System::new(model, &p);
+    let mut tail: Vec<Segment<N>> = vec![];
+    let rest = integrate_to_rest(
+        &sys,
+        sc.t_end,
+        x_end,
+        opts.settle_horizon,
+        &opts.solve,
+        &mut stats,
+        |seg| tail.push(*seg),
+    )?;
+    let final_healthy = if p == sc.params.values() {
+        x_h
+    } else {
+        healthy_state(model, &p)?.equilibrium
+    };
+    let (outcome, settled_on, settled_at) = match &rest {
+        Some((Settled { equilibrium, .. }, ts)) => {
+            let o = if same_point(equilibrium, &final_healthy) {
+                Outcome::Recovered
+            } else {
+                Outcome::Collapsed
+            };
+            (o, Some(equilibrium.iter().copied().collect()), Some(*ts))
+        }
+        None => (Outcome::Undecided, None, None),
+    };
+
+    let w = model.watched();
+    let (min_peers, t_min_peers) = extremum(&dense.segments, w, false);
+    let peaks = (0..N).map(|i| extremum(&dense.segments, i, true)).collect();
+    let peak_utilisation = peak_utilisation(model, sc, &dense.segments);
+    let shock_at = sc.shock.map_or(0.0, |s| s.at);
+    let level = 0.95 * x_h[w];
+    let recovery_time = recovery(dense.segments.iter().chain(tail.iter()), w, level, shock_at);
+
+    Ok(Simulation {
+        dense,
+        summary: Summary {
+            min_peers,
+            t_min_peers,
+            peaks,
+            peak_utilisation,
+            recovery_time,
+            healthy: x_h.iter().copied().collect(),
+            outcome,
+            settled_on,
+            settled_at,
+            stats,
+        },
+    })
+}
+
+fn rank(e: &Event) -> u8 {
+    match e {
+        Event::Intervention(_) => 0,
+        Event::WindowEnd => 1,
+        Event::Jump | Event::WindowStart => 2,
+    }
+}
+
+/// Global minimum (or maximum) of component `i` over the segments, located at the stationary
+/// points of each step's interpolant.
+fn extremum<const N: usize>(segs: &[Segment<N>], i: usize, max: bool) -> (f64, f64) {
+    let better = |a: f64, b: f64| if max { a > b } else { a < b };
+    let mut best = (segs[0].y0[i], segs[0].t0);
+    for s in segs {
+        let cands = [0.0, 1.0].into_iter().chain(s.stationary(i));
+        for th in cands {
+            let v = s.component(i, th);
+            if better(v, best.0) {
+                best = (v, s.time(th));
+            }
+        }
+    }
+    best
+}
+
+/// Peak utilisation: the largest value at step ends and at eight interior points of each step,
+/// refined by golden-section search around the best.
+fn peak_utilisation<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    segs: &[Segment<N>],
+) -> Option<(f64, f64)> {
+    let mut best: Option<(f64, f64, usize, f64)> = None;
+    for (k, s) in segs.iter().enumerate() {
+        let p = sc.params_at(s.t0);
+        for j in 0..=8 {
+            let th = j as f64 / 8.0;
+            let u = model.utilisation(&s.eval(s.time(th)), &p)?;
+            if best.is_none_or(|b| u > b.0) {
+                best = Some((u, s.time(th), k, th));
+            }
+        }
+    }
+    let (mut u, mut t, k, th) = best?;
+    let s = &segs[k];
+    let p = sc.params_at(s.t0);
+    let f = |th: f64| {
+        model
+            .utilisation(&s.eval(s.time(th)), &p)
+            .unwrap_or(f64::NAN)
+    };
+    let (mut a, mut b) = ((th - 0.125).max(0.0), (th + 0.125).min(1.0));
+    let g = 0.5 * (5f64.sqrt() - 1.0);
+    for _ in 0..60 {
+        let c = b - g * (b - a);
+        let d = a + g * (b - a);
+        if f(c) > f(d) {
+            b = d;
+        } else {
+            a = c;
+        }
+    }
+    let th = 0.5 * (a + b);
+    if f(th) > u {
+        u = f(th);
+        t = s.time(th);
+    }
+    Some((u, t))
+}
+
+/// Recovery time per MODEL.md, located on the dense output.
+fn recovery<'a, const N: usize>(
+    segs: impl Iterator<Item = &'a Segment<N>>,
+    i: usize,
+    level: f64,
+    from: f64,
+) -> Option<f64> {
+    let mut fell_at: Option<f64> = None;
+    for s in segs.filter(|s| s.t1 >= from) {
+        let th_from = if s.t1 > s.t0 {
+            ((from - s.t0) / (s.t1 - s.t0)).max(0.0)
+        } else {
+            0.0
+        };
+        if fell_at.is_none() {
+            if s.t0 >= from && s.y0[i] < level {
+                fell_at = Some(s.t0);
+            } else if let Some(th) = s.crossing(i, level, false, th_from) {
+                fell_at = Some(s.time(th));
+            }
+        }
+        if let Some(tf) = fell_at {
+            let th_fall = if s.t1 > s.t0 {
+                ((tf - s.t0) / (s.t1 - s.t0)).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            if let Some(th) = s.crossing(i, level, true, th_fall) {
+                let t = s.time(th);
+                if t > tf {
+                    return Some(t - from);
+                }
+            }
+        }
+    }
+    if fell_at.is_none() {
+        Some(0.0)
+    } else {
+        None
+    }
+}
