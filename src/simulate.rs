@@ -7,7 +7,7 @@ use crate::analysis::equilibria::{
 use crate::error::Error;
 use crate::model::{Model, System};
 use crate::scenario::Scenario;
-use crate::solve::{integrate, Dense, Segment, SolveOptions, SolverStats};
+use crate::solve::{integrate, Dense, Method, Segment, SolveOptions, SolverStats};
 use nalgebra::SVector;
 use nalgebra::{Const, DimMin};
 use serde::Serialize;
@@ -213,14 +213,20 @@ where
     }
 
     // Decide the outcome with the final parameters, past t_end if need be.
+    // The settle phase always uses the stiff method: near rest the problem is stiff, and this
+    // phase decides the outcome rather than producing output.
     let sys = System::new(model, &p);
+    let settle_opts = SolveOptions {
+        method: Method::Rosenbrock,
+        ..opts.solve
+    };
     let mut tail: Vec<Segment<N>> = vec![];
     let rest = integrate_to_rest(
         &sys,
         sc.t_end,
         x_end,
         opts.settle_horizon,
-        &opts.solve,
+        &settle_opts,
         &mut stats,
         |seg| tail.push(*seg),
     )?;

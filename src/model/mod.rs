@@ -219,6 +219,21 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
         d.map(|v| v.eps)
     }
 
+    /// The second time derivative along the flow, `f_t + J·f`, in one forward-mode pass
+    /// (`fx` is `f(t, x)`).
+    pub fn second_derivative(
+        &self,
+        t: f64,
+        x: &SVector<f64, N>,
+        fx: &SVector<f64, N>,
+    ) -> SVector<f64, N> {
+        let pd = dual_params(self.p);
+        let xd = SVector::<Dual64, N>::from_fn(|i, _| Dual64::new(x[i], fx[i]));
+        let dt = if self.model.autonomous() { 0.0 } else { 1.0 };
+        let d = self.f_dual(Dual64::new(t, dt), &xd, &pd[..self.p.len()]);
+        d.map(|v| v.eps)
+    }
+
     /// `∂f/∂p_k` by automatic differentiation.
     pub fn param_derivative(&self, t: f64, x: &SVector<f64, N>, k: usize) -> SVector<f64, N> {
         let mut pd = dual_params(self.p);

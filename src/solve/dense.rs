@@ -3,10 +3,11 @@
 use nalgebra::SVector;
 
 /// One accepted step `[t0, t1]` with its interpolant
-/// `y(θ) = (1−θ)·y0 + θ·(y1 + (1−θ)·(a + θ·b))`, `θ = (t − t0)/(t1 − t0)`.
+/// `y(θ) = (1−θ)·y0 + θ·(y1 + (1−θ)·(a + θ·b)) + θ²(1−θ)²·(c + θ·d)`, `θ = (t − t0)/(t1 − t0)`.
 ///
-/// Rosenbrock steps fill `a, b` from the method's own dense-output stages; explicit steps use
-/// the cubic Hermite interpolant of `(y0, f0, y1, f1)`, which has the same form.
+/// Rosenbrock steps fill `a, b` from the method's own dense-output stages (`c = d = 0`, order
+/// 3); explicit steps use the quintic Hermite interpolant of values, first and second
+/// derivatives at both ends (order 5), which has the same form.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Segment<const N: usize> {
     /// Start of the step.
@@ -21,27 +22,44 @@ pub struct Segment<const N: usize> {
     pub a: SVector<f64, N>,
     /// Second interpolation coefficient.
     pub b: SVector<f64, N>,
+    /// Third interpolation coefficient (quintic part).
+    pub c: SVector<f64, N>,
+    /// Fourth interpolation coefficient (quintic part).
+    pub d: SVector<f64, N>,
 }
 
 impl<const N: usize> Segment<N> {
-    /// The cubic Hermite segment through `(t0, y0, f0)` and `(t1, y1, f1)`.
+    /// The quintic Hermite segment through `(t0, y0, f0, g0)` and `(t1, y1, f1, g1)`, where
+    /// `f` and `g` are the first and second time derivatives.
+    #[allow(clippy::too_many_arguments)]
     pub fn hermite(
         t0: f64,
         t1: f64,
         y0: SVector<f64, N>,
         f0: SVector<f64, N>,
+        g0: SVector<f64, N>,
         y1: SVector<f64, N>,
         f1: SVector<f64, N>,
+        g1: SVector<f64, N>,
     ) -> Self {
         let h = t1 - t0;
-        let d = y1 - y0;
+        let delta = y1 - y0;
+        let a = f0 * h - delta;
+        let b = delta * 2.0 - (f0 + f1) * h;
+        // The cubic's second θ-derivatives at the ends are 2(b − a) and −2a − 4b; the term
+        // θ²(1−θ)²(c + θd) keeps values and slopes and corrects them to h²g.
+        let h2 = h * h;
+        let c = (g0 * h2 - (b - a) * 2.0) * 0.5;
+        let d = (g1 * h2 + a * 2.0 + b * 4.0) * 0.5 - c;
         Self {
             t0,
             t1,
             y0,
             y1,
-            a: f0 * h - d,
-            b: d * 2.0 - (f0 + f1) * h,
+            a,
+            b,
+            c,
+            d,
         }
     }
 
@@ -55,6 +73,8 @@ impl<const N: usize> Segment<N> {
             y1: y,
             a: z,
             b: z,
+            c: z,
+            d: z,
         }
     }
 
@@ -73,7 +93,10 @@ impl<const N: usize> Segment<N> {
         if th == 1.0 {
             return self.y1;
         }
-        self.y0 * (1.0 - th) + (self.y1 + (self.a + self.b * th) * (1.0 - th)) * th
+        let s = 1.0 - th;
+        self.y0 * s
+            + (self.y1 + (self.a + self.b * th) * s) * th
+            + (self.c + self.d * th) * (th * th * s * s)
     }
 
     /// Component `i` at fraction `θ` of the step.
@@ -81,7 +104,10 @@ impl<const N: usize> Segment<N> {
         if th == 1.0 {
             return self.y1[i];
         }
-        self.y0[i] * (1.0 - th) + (self.y1[i] + (self.a[i] + self.b[i] * th) * (1.0 - th)) * th
+        let s = 1.0 - th;
+        self.y0[i] * s
+            + (self.y1[i] + (self.a[i] + self.b[i] * th) * s) * th
+            + (self.c[i] + self.d[i] * th) * (th * th * s * s)
     }
 
     /// Time at fraction `θ` of the step.
@@ -93,16 +119,41 @@ impl<const N: usize> Segment<N> {
         }
     }
 
-    /// Coefficients of `dy_i/dθ = c0 + c1·θ + c2·θ²`.
-    fn slope_coeffs(&self, i: usize) -> (f64, f64, f64) {
-        let (a, b) = (self.a[i], self.b[i]);
-        (self.y1[i] - self.y0[i] + a, 2.0 * (b - a), -3.0 * b)
+    /// Coefficients of `dy_i/dθ = Σ_k q_k θ^k` (degree 4).
+    fn slope_coeffs(&self, i: usize) -> [f64; 5] {
+        let (a, b, c, d) = (self.a[i], self.b[i], self.c[i], self.d[i]);
+        // y = y0 + p1 θ + p2 θ² + p3 θ³ + p4 θ⁴ + p5 θ⁵
+        let p1 = self.y1[i] - self.y0[i] + a;
+        let p2 = b - a + c;
+        let p3 = -b + d - 2.0 * c;
+        let p4 = c - 2.0 * d;
+        let p5 = d;
+        [p1, 2.0 * p2, 3.0 * p3, 4.0 * p4, 5.0 * p5]
     }
 
     /// Interior stationary points `θ ∈ (0, 1)` of component `i`, in increasing order.
     pub fn stationary(&self, i: usize) -> Vec<f64> {
-        let (c0, c1, c2) = self.slope_coeffs(i);
-        let mut roots = quadratic_roots(c2, c1, c0);
+        let q = self.slope_coeffs(i);
+        let mut roots = if q[3] == 0.0 && q[4] == 0.0 {
+            quadratic_roots(q[2], q[1], q[0])
+        } else {
+            // Quartic slope: bracket sign changes on a fine grid, then refine.
+            let slope = |th: f64| q[0] + th * (q[1] + th * (q[2] + th * (q[3] + th * q[4])));
+            let m = 64;
+            let mut r = vec![];
+            let mut prev = (0.0, slope(0.0));
+            for k in 1..=m {
+                let th = k as f64 / m as f64;
+                let v = slope(th);
+                if (prev.1 < 0.0) != (v < 0.0) {
+                    let up = v >= 0.0;
+                    let g = |x: f64| if up { slope(x) } else { -slope(x) };
+                    r.push(bisect_monotone(g, prev.0, th));
+                }
+                prev = (th, v);
+            }
+            r
+        };
         roots.retain(|r| *r > 0.0 && *r < 1.0);
         roots.sort_by(f64::total_cmp);
         roots

@@ -13,7 +13,9 @@ use ode_solvers::{Dop853, Dopri5, OutputType};
 
 struct Recorder<'s, 'a, 'o, M, const N: usize> {
     sys: &'s System<'a, M, N>,
-    last: (f64, SVector<f64, N>, SVector<f64, N>),
+    /// Time, state, first and second derivative at the last accepted point.
+    last: (f64, SVector<f64, N>, SVector<f64, N>, SVector<f64, N>),
+    second_derivs: usize,
     observer: &'s mut Observer<'o, N>,
     accepted: usize,
     stopped: bool,
@@ -27,9 +29,11 @@ impl<M: Model<N>, const N: usize> ode_solvers::System<f64, SVector<f64, N>>
     }
 
     fn solout(&mut self, t: f64, y: &SVector<f64, N>, dy: &SVector<f64, N>) -> bool {
-        let (t0, y0, f0) = self.last;
-        let seg = Segment::hermite(t0, t, y0, f0, *y, *dy);
-        self.last = (t, *y, *dy);
+        let (t0, y0, f0, g0) = self.last;
+        let g = self.sys.second_derivative(t, y, dy);
+        self.second_derivs += 1;
+        let seg = Segment::hermite(t0, t, y0, f0, g0, *y, *dy, g);
+        self.last = (t, *y, *dy, g);
         self.accepted += 1;
         if (self.observer)(&seg) {
             self.stopped = true;
@@ -53,10 +57,12 @@ pub fn integrate<M: Model<N>, const N: usize>(
         return Ok((t0, y0));
     }
     let f0 = sys.f(t0, &y0);
-    stats.rhs_evals += 1;
+    let g0 = sys.second_derivative(t0, &y0, &f0);
+    stats.rhs_evals += 2;
     let mut rec = Recorder {
         sys,
-        last: (t0, y0, f0),
+        last: (t0, y0, f0, g0),
+        second_derivs: 0,
         observer,
         accepted: 0,
         stopped: false,
@@ -121,7 +127,9 @@ pub fn integrate<M: Model<N>, const N: usize>(
             s.integrate()
         }
     };
-    let (t_last, y_last, _) = rec.last;
+    let (t_last, y_last, _, _) = rec.last;
+    // Each second derivative is one forward-mode pass, counted as an evaluation.
+    stats.rhs_evals += rec.second_derivs;
     let fail = |reason| Error::Solver {
         method: name.into(),
         t: t_last,

@@ -178,6 +178,8 @@ where
                 y1: y_new,
                 a: u1 * H21 + u2 * H22 + u3 * H23 + u4 * H24 + u5 * H25,
                 b: u1 * H31 + u2 * H32 + u3 * H33 + u4 * H34 + u5 * H35,
+                c: SVector::zeros(),
+                d: SVector::zeros(),
             };
             stats.steps += 1;
             t = tn;

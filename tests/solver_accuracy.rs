@@ -1,0 +1,273 @@
+//! Each method against closed forms: order of convergence, tolerance proportionality,
+//! dense output, and the stiff linear case.
+
+use nalgebra::{Const, DimMin, SVector};
+use selfheal::model::{Bound, Model, ParamSpec, Scalar, StateSpec, System};
+use selfheal::solve::{integrate, Dense, Method, SolveOptions, SolverStats, Tolerances};
+
+/// Logistic growth x' = r x (1 − x); x(t) = 1 / (1 + (1/x0 − 1) e^{−rt}).
+struct Logistic;
+const RATE: [ParamSpec; 1] = [ParamSpec {
+    name: "rate",
+    symbol: "r",
+    unit: "1/min",
+    default: 1.0,
+    lower: Bound::Closed(0.0),
+    upper: Bound::Unbounded,
+    meaning: "growth rate",
+}];
+impl Model<1> for Logistic {
+    fn name(&self) -> &str {
+        "logistic"
+    }
+    fn states(&self) -> [StateSpec; 1] {
+        [StateSpec {
+            name: "x",
+            meaning: "share",
+        }]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        &RATE
+    }
+    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
+        SVector::from([p[0] * x[0] * (T::from(1.0) - x[0])])
+    }
+    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
+        SVector::from([1.0])
+    }
+}
+
+fn logistic_exact(x0: f64, t: f64) -> f64 {
+    1.0 / (1.0 + (1.0 / x0 - 1.0) * (-t).exp())
+}
+
+/// Stiff linear system x' = A x with eigenvalues −1000 and −1 (closed form by eigenvectors).
+struct StiffLinear;
+const NO_PARAMS: [ParamSpec; 0] = [];
+impl Model<2> for StiffLinear {
+    fn name(&self) -> &str {
+        "stiff-linear"
+    }
+    fn states(&self) -> [StateSpec; 2] {
+        [
+            StateSpec {
+                name: "u",
+                meaning: "fast",
+            },
+            StateSpec {
+                name: "v",
+                meaning: "slow",
+            },
+        ]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        &NO_PARAMS
+    }
+    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 2>, _p: &[T]) -> SVector<T, 2> {
+        // A = [[-1000, 999], [0, -1]]: u(t) = (u0 - v0) e^{-1000 t} + v0 e^{-t}, v = v0 e^{-t}.
+        SVector::from([x[0] * -1000.0 + x[1] * 999.0, -x[1]])
+    }
+    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
+        SVector::from([1.0, 1.0])
+    }
+}
+
+fn run<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    x0: SVector<f64, N>,
+    t1: f64,
+    opts: &SolveOptions,
+) -> (SVector<f64, N>, Dense<N>, SolverStats)
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let sys = System::new(model, p);
+    let mut dense = Dense::default();
+    let mut stats = SolverStats::default();
+    let (t, y) = integrate(&sys, 0.0, x0, t1, opts, &mut stats, &mut |s| {
+        dense.segments.push(*s);
+        false
+    })
+    .unwrap();
+    assert_eq!(t, t1, "the integration must land exactly on t1");
+    (y, dense, stats)
+}
+
+/// Error at t = 8 with fixed steps h (tolerance too loose to reject any step).
+fn fixed_step_error(method: Method, h: f64) -> f64 {
+    let opts = SolveOptions {
+        method,
+        tol: Tolerances {
+            rtol: 0.9,
+            atol: 0.9,
+        },
+        h0: Some(h),
+        h_max: Some(h),
+        stiffness_detection: false,
+        ..Default::default()
+    };
+    let (y, _, stats) = run(&Logistic, &[1.0], SVector::from([0.01]), 8.0, &opts);
+    assert_eq!(stats.rejected, 0);
+    (y[0] - logistic_exact(0.01, 8.0)).abs()
+}
+
+#[test]
+fn each_method_converges_at_its_order() {
+    for (method, order, h) in [
+        (Method::Rosenbrock, 4.0, 0.2),
+        (Method::Dopri5, 5.0, 0.4),
+        (Method::Dop853, 8.0, 1.0),
+    ] {
+        let e1 = fixed_step_error(method, h);
+        let e2 = fixed_step_error(method, h / 2.0);
+        let observed = (e1 / e2).log2();
+        assert!(
+            (observed - order).abs() < 0.6,
+            "{method}: observed order {observed:.2} (errors {e1:e}, {e2:e}), expected {order}"
+        );
+    }
+}
+
+#[test]
+fn error_falls_with_tolerance_and_methods_agree() {
+    let exact = logistic_exact(0.01, 12.0);
+    for method in [Method::Rosenbrock, Method::Dopri5, Method::Dop853] {
+        let mut errors = vec![];
+        for rtol in [1e-4, 1e-6, 1e-8, 1e-10] {
+            let opts = SolveOptions {
+                method,
+                tol: Tolerances { rtol, atol: 1e-14 },
+                ..Default::default()
+            };
+            let (y, _, _) = run(&Logistic, &[1.0], SVector::from([0.01]), 12.0, &opts);
+            let err = (y[0] - exact).abs();
+            assert!(
+                err < 200.0 * rtol,
+                "{method} at rtol {rtol:e}: error {err:e}"
+            );
+            errors.push(err.max(1e-16));
+        }
+        // Four decades of tolerance must buy at least two decades of accuracy.
+        assert!(
+            errors[0] / errors[3] > 100.0,
+            "{method}: errors {errors:?} do not fall with tolerance"
+        );
+    }
+}
+
+#[test]
+fn dense_output_matches_closed_form_between_steps() {
+    for method in [Method::Rosenbrock, Method::Dopri5, Method::Dop853] {
+        let opts = SolveOptions {
+            method,
+            tol: Tolerances {
+                rtol: 1e-8,
+                atol: 1e-14,
+            },
+            ..Default::default()
+        };
+        let (_, dense, _) = run(&Logistic, &[1.0], SVector::from([0.01]), 12.0, &opts);
+        let mut worst: f64 = 0.0;
+        for k in 0..=1200 {
+            let t = k as f64 * 0.01;
+            let y = dense.eval(t).unwrap()[0];
+            worst = worst.max((y - logistic_exact(0.01, t)).abs());
+        }
+        // Rosenbrock: the method's own order-3 interpolant; Dopri5: quintic Hermite on steps
+        // sized for order 5. Dop853 takes steps so long that the quintic Hermite interpolant
+        // (order 5) is the weaker link: its bound is looser, as the README states.
+        let bound = if method == Method::Dop853 { 1e-5 } else { 1e-6 };
+        assert!(worst < bound, "{method}: dense output error {worst:e}");
+        // The end point is the integrator's own final state, not an extrapolation.
+        let last = dense.segments.last().unwrap();
+        assert_eq!(dense.eval(12.0).unwrap(), last.y1);
+    }
+}
+
+#[test]
+fn rosenbrock_solves_stiff_linear_system_in_few_steps() {
+    let opts = SolveOptions {
+        method: Method::Rosenbrock,
+        tol: Tolerances {
+            rtol: 1e-8,
+            atol: 1e-12,
+        },
+        ..Default::default()
+    };
+    let x0 = SVector::from([2.0, 1.0]);
+    let (y, _, stats) = run(&StiffLinear, &[], x0, 10.0, &opts);
+    let v = (-10.0f64).exp();
+    let u = (2.0 - 1.0) * (-10000.0f64).exp() + v;
+    assert!((y[0] - u).abs() < 1e-7 * u.abs());
+    assert!((y[1] - v).abs() < 1e-7 * v.abs());
+    // An explicit method is held to h < 3.3/1000 by stability alone: it needs ≥ 3000 steps.
+    let explicit = SolveOptions {
+        method: Method::Dopri5,
+        stiffness_detection: false,
+        ..opts
+    };
+    let (_, _, explicit_stats) = run(&StiffLinear, &[], x0, 10.0, &explicit);
+    assert!(explicit_stats.steps >= 3000, "{}", explicit_stats.steps);
+    assert!(
+        stats.steps * 5 < explicit_stats.steps,
+        "rosenbrock {} steps vs dopri5 {}",
+        stats.steps,
+        explicit_stats.steps
+    );
+}
+
+#[test]
+fn explicit_method_reports_stiffness_and_names_the_stiff_method() {
+    let opts = SolveOptions {
+        method: Method::Dopri5,
+        ..Default::default()
+    };
+    let sys = System::new(&StiffLinear, &[]);
+    let mut stats = SolverStats::default();
+    let err = integrate(
+        &sys,
+        0.0,
+        SVector::from([2.0, 1.0]),
+        1000.0,
+        &opts,
+        &mut stats,
+        &mut |_| false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("stiff") && err.contains("rosenbrock"), "{err}");
+}
+
+#[test]
+fn too_many_steps_is_a_typed_error_with_time_and_state() {
+    let opts = SolveOptions {
+        method: Method::Rosenbrock,
+        max_steps: 5,
+        tol: Tolerances {
+            rtol: 1e-10,
+            atol: 1e-14,
+        },
+        ..Default::default()
+    };
+    let sys = System::new(&Logistic, &[1.0]);
+    let mut stats = SolverStats::default();
+    let e = integrate(
+        &sys,
+        0.0,
+        SVector::from([0.01]),
+        100.0,
+        &opts,
+        &mut stats,
+        &mut |_| false,
+    )
+    .unwrap_err();
+    match e {
+        selfheal::Error::Solver { t, state, .. } => {
+            assert!(t > 0.0 && t < 100.0);
+            assert_eq!(state.len(), 1);
+            assert!(state[0].is_finite());
+        }
+        other => panic!("unexpected error {other}"),
+    }
+}
