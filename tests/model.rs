@@ -1,0 +1,243 @@
+//! The reference model against independent facts: conservation, hand-evaluated edge cases,
+//! finite-difference Jacobians, the reboot wave's bookkeeping and the windowed limit.
+
+use nalgebra::SVector;
+use selfheal::analysis::healthy_state;
+use selfheal::model::{jacobian, Model, P2p, P2pIdx, ParamSet, ParamSpec, Scalar, StateSpec};
+use selfheal::scenario::{Scenario, Shock};
+use selfheal::simulate::{simulate, SimOptions};
+use selfheal::solve::{Method, SolveOptions, Tolerances};
+
+fn defaults() -> Vec<f64> {
+    ParamSet::defaults(P2p.params()).values().to_vec()
+}
+
+/// The reference model with `offline` as a fourth state obeying its own balance equation
+/// dO/dt = δN + δs·S + θQ − λO, written independently of the model's dQ/dt.
+struct WithOffline;
+impl Model<4> for WithOffline {
+    fn name(&self) -> &str {
+        "p2p+offline"
+    }
+    fn states(&self) -> [StateSpec; 4] {
+        let s = P2p.states();
+        [
+            s[0],
+            s[1],
+            s[2],
+            StateSpec {
+                name: "offline",
+                meaning: "users not online and not trying",
+            },
+        ]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        P2p.params()
+    }
+    fn rhs<T: Scalar>(&self, t: T, x: &SVector<T, 4>, p: &[T]) -> SVector<T, 4> {
+        let inner = P2p.rhs(t, &SVector::from([x[0], x[1], x[2]]), p);
+        let (l, d, ds, th) = (p[0], p[1], p[2], p[4]);
+        let d_off = d * x[0] + ds * x[1] + th * x[2] - l * x[3];
+        SVector::from([inner[0], inner[1], inner[2], d_off])
+    }
+    fn nominal_state(&self, p: &[f64]) -> SVector<f64, 4> {
+        let x = P2p.nominal_state(p);
+        SVector::from([x[0], x[1], x[2], 1.0 - x.sum()])
+    }
+}
+
+#[test]
+fn four_populations_sum_to_one_along_a_collapse() {
+    // Start from a heavily shocked state and integrate all four balances independently.
+    let p = defaults();
+    let h = healthy_state(&P2p, &p).unwrap().equilibrium;
+    let x = P2p.reboot_jump(&h, &p, 0.5, 0.5).unwrap();
+    let mut sc = Scenario::new(&WithOffline);
+    sc.initial = Some(vec![x[0], x[1], x[2], 1.0 - x.sum()]);
+    let opts = SimOptions {
+        solve: SolveOptions {
+            method: Method::Rosenbrock,
+            tol: Tolerances {
+                rtol: 1e-8,
+                atol: 1e-14,
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let sim = simulate(&WithOffline, &sc, &opts).unwrap();
+    for seg in &sim.dense.segments {
+        for th in [0.0, 0.3, 0.7, 1.0] {
+            let y = seg.eval(seg.time(th));
+            assert!(
+                (y.sum() - 1.0).abs() < 1e-12,
+                "sum {} at t {}",
+                y.sum(),
+                seg.t0
+            );
+        }
+    }
+}
+
+#[test]
+fn no_capacity_means_infinite_utilisation_by_hand() {
+    // S + S0 = 0: ρ = ∞, s = 0, φ = φ0, D = 0; S = 0 < σN so u = 1.
+    let mut p = defaults();
+    p[P2pIdx::Dedicated as usize] = 0.0;
+    let x = SVector::from([0.2, 0.0, 0.1]);
+    let f = P2p.rhs(0.0, &x, &p);
+    let g = |i: P2pIdx| p[i as usize];
+    let promotions = g(P2pIdx::Promotion) * g(P2pIdx::Eligible) * 0.2;
+    let offline = 1.0 - 0.3;
+    let dn = -g(P2pIdx::SignOff) * 0.2 - promotions;
+    let ds = promotions;
+    let dq = g(P2pIdx::SignOn) * offline - g(P2pIdx::GiveUp) * 0.1;
+    assert!((f[0] - dn).abs() < 1e-16);
+    assert!((f[1] - ds).abs() < 1e-16);
+    assert!((f[2] - dq).abs() < 1e-16);
+    assert!(P2p::utilisation_of(&x, &p).is_infinite());
+    assert!(jacobian(&P2p, 0.0, &x, &p).iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn idle_network_by_hand() {
+    // N = Q = 0: ρ = 0, s = 1, φ = 0; σN = 0 so u = 0: only sign-on and normal sign-off act.
+    let p = defaults();
+    let x = SVector::from([0.0, 0.001, 0.0]);
+    let f = P2p.rhs(0.0, &x, &p);
+    assert_eq!(f[0], 0.0);
+    assert!((f[1] + p[P2pIdx::SnSignOff as usize] * 0.001).abs() < 1e-18);
+    assert!((f[2] - p[P2pIdx::SignOn as usize] * 0.999).abs() < 1e-16);
+}
+
+#[test]
+fn exact_jacobian_matches_central_differences() {
+    let p = defaults();
+    let points = [
+        [0.33, 1.2e-3, 3.5e-4], // healthy
+        [0.08, 6e-4, 0.25],     // just after a large shock
+        [4e-4, 3.3e-8, 0.04],   // collapsed
+        [0.3, 0.02, 0.01],      // far above the supernode target: (S/σN)^20 ~ 1e23
+        [0.01, 1e-9, 0.5],      // deep overload: ρ ~ 2e5
+    ];
+    for x in points {
+        let x = SVector::from(x);
+        let j = jacobian(&P2p, 0.0, &x, &p);
+        for c in 0..3 {
+            // Fourth-order central differences: truncation O(h⁴), round-off O(ε|f|/h).
+            let h = 1e-4 * x[c].abs().max(1e-12);
+            let at = |k: f64| {
+                let mut y = x;
+                y[c] += k * h;
+                P2p.rhs(0.0, &y, &p)
+            };
+            let fd = (at(-2.0) - at(-1.0) * 8.0 + at(1.0) * 8.0 - at(2.0)) / (12.0 * h);
+            for r in 0..3 {
+                // Entries far below the row's largest are at finite-difference round-off.
+                let row_max = j.row(r).amax();
+                let scale = fd[r].abs().max(j[(r, c)].abs()).max(1e-6 * row_max);
+                assert!(
+                    (fd[r] - j[(r, c)]).abs() < 1e-5 * scale,
+                    "J[{r},{c}] at {x:?}: AD {} vs FD {}",
+                    j[(r, c)],
+                    fd[r]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn right_hand_side_and_jacobian_stay_finite_across_the_simplex() {
+    let mut p = defaults();
+    p[P2pIdx::NeedSteepness as usize] = 60.0; // steeper than default: overflow-prone
+    let grid = [0.0, 1e-12, 1e-8, 1e-4, 0.01, 0.1, 0.3, 0.6, 0.99];
+    for &n in &grid {
+        for &s in &grid {
+            for &q in &grid {
+                if n + s + q > 1.0 {
+                    continue;
+                }
+                let x = SVector::from([n, s, q]);
+                let f = P2p.rhs(0.0, &x, &p);
+                let j = jacobian(&P2p, 0.0, &x, &p);
+                assert!(f.iter().chain(j.iter()).all(|v| v.is_finite()), "at {x:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn reboot_wave_moves_everyone_it_hits_to_the_queue() {
+    let p = defaults();
+    let x = SVector::from([0.3, 0.001, 0.002]);
+    let (f, c) = (0.4, 0.25);
+    let y = P2p.reboot_jump(&x, &p, f, c).unwrap();
+    let g = c * 0.001 / (0.001 + p[P2pIdx::Dedicated as usize]);
+    assert!((y[0] - 0.6 * (1.0 - g) * 0.3).abs() < 1e-16);
+    assert!((y[1] - 0.75 * 0.001).abs() < 1e-18);
+    assert!((y.sum() - x.sum()).abs() < 1e-16);
+    assert!(P2p.reboot_jump(&x, &p, 1.0, 0.5).is_err());
+    assert!(P2p.reboot_jump(&x, &p, 0.5, -0.1).is_err());
+}
+
+#[test]
+fn windowed_wave_tends_to_the_instantaneous_one() {
+    let base = |window: f64| {
+        let mut sc = Scenario::new(&P2p);
+        sc.t_end = 200.0;
+        sc.shock = Some(Shock {
+            at: 50.0,
+            fraction: 0.3,
+            sn_fraction: 0.2,
+            window,
+        });
+        let opts = SimOptions {
+            solve: SolveOptions {
+                method: Method::Rosenbrock,
+                tol: Tolerances {
+                    rtol: 1e-10,
+                    atol: 1e-15,
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        simulate(&P2p, &sc, &opts)
+            .unwrap()
+            .dense
+            .eval(200.0)
+            .unwrap()
+    };
+    let jump = base(0.0);
+    let mut previous = f64::INFINITY;
+    for w in [1.0, 0.1, 0.01, 0.001] {
+        let y = base(w);
+        let diff = ((y - jump).component_div(&jump)).amax();
+        assert!(
+            diff < previous,
+            "window {w}: {diff:e} not below {previous:e}"
+        );
+        previous = diff;
+    }
+    assert!(
+        previous < 1e-4,
+        "W = 0.001 still {previous:e} from the jump"
+    );
+}
+
+#[test]
+fn validation_names_parameter_value_and_range() {
+    let mut ps = ParamSet::defaults(P2p.params());
+    let e = ps.set("sign_off", -0.1).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "`sign_off` = -0.1 is out of range: must be finite and >= 0"
+    );
+    let e = ps.set("eligible", 1.5).unwrap_err().to_string();
+    assert_eq!(e, "`eligible` = 1.5 is out of range: must be in [0, 1]");
+    let e = ps.set("sn_capacity", 0.0).unwrap_err().to_string();
+    assert!(e.contains("`sn_capacity` = 0") && e.contains("> 0"), "{e}");
+    assert!(ps.set("retry", f64::NAN).is_err());
+    assert!(ps.set("give_up", f64::INFINITY).is_err());
+}
