@@ -1,7 +1,7 @@
 //! Equilibria: Newton's method on the exact Jacobian, stability from eigenvalues, the test
 //! that a trajectory has settled, and the healthy state.
 
-use crate::error::Error;
+use crate::error::{Error, SolverFailure};
 use crate::model::{Model, System};
 use crate::solve::{integrate, Method, SolveOptions, SolverStats};
 use nalgebra::{Complex, SMatrix, SVector};
@@ -181,7 +181,12 @@ where
     })
 }
 
-/// Integrates from `x0` until the state has [`settled`], at most up to `t0 + horizon`.
+/// Most steps the settle phase takes before calling a state undecided (a trajectory on a
+/// limit cycle never settles).
+pub const SETTLE_MAX_STEPS: usize = 20_000;
+
+/// Integrates from `x0` until the state has [`settled`], at most up to `t0 + horizon` and
+/// [`SETTLE_MAX_STEPS`] steps; `None` when it has not settled by then.
 /// Returns the settled equilibrium, the time it was reached, and the solver statistics.
 pub fn integrate_to_rest<M: Model<N>, const N: usize>(
     sys: &System<'_, M, N>,
@@ -199,7 +204,11 @@ where
     if let Some(s) = settled(sys, &x0) {
         return Ok(Some((s, t0)));
     }
-    integrate(sys, t0, x0, t0 + horizon, opts, stats, &mut |seg| {
+    let opts = SolveOptions {
+        max_steps: opts.max_steps.min(SETTLE_MAX_STEPS),
+        ..*opts
+    };
+    let run = integrate(sys, t0, x0, t0 + horizon, &opts, stats, &mut |seg| {
         on_step(seg);
         if let Some(s) = settled(sys, &seg.y1) {
             found = Some((s, seg.t1));
@@ -207,8 +216,16 @@ where
         } else {
             false
         }
-    })?;
-    Ok(found)
+    });
+    match run {
+        // A state that keeps moving (e.g. on a limit cycle) is undecided, not an error.
+        Err(Error::Solver {
+            reason: SolverFailure::TooManySteps(_),
+            ..
+        }) => Ok(None),
+        Err(e) => Err(e),
+        Ok(_) => Ok(found),
+    }
 }
 
 /// How far ahead (minutes) the healthy-state search and the outcome test integrate before
@@ -242,9 +259,10 @@ where
     match integrate_to_rest(&sys, 0.0, x0, SETTLE_HORIZON, &opts, &mut stats, |_| {})? {
         Some((s, _)) => Ok(s),
         None => Err(Error::Invalid(format!(
-            "no healthy state: from the nominal state {:?} the model did not settle within {} minutes",
+            "no healthy state: from the nominal state {:?} the model did not settle on a stable equilibrium within {} minutes ({} steps); it may oscillate",
             x0.as_slice(),
-            SETTLE_HORIZON
+            SETTLE_HORIZON,
+            SETTLE_MAX_STEPS
         ))),
     }
 }
