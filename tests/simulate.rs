@@ -183,10 +183,8 @@ fn minimum_is_located_at_the_closed_form_time() {
             "{method}: t {} vs {t_exact}",
             s.t_min_peers
         );
-        // Dop853's long steps leave its quintic Hermite interpolant as the weaker link.
-        let bound = if method == Method::Dop853 { 1e-7 } else { 1e-9 };
         assert!(
-            (s.min_peers - x_exact).abs() < bound,
+            (s.min_peers - x_exact).abs() < 1e-9,
             "{method}: x {} vs {x_exact}",
             s.min_peers
         );

@@ -174,11 +174,9 @@ fn dense_output_matches_closed_form_between_steps() {
             let y = dense.eval(t).unwrap()[0];
             worst = worst.max((y - logistic_exact(0.01, t)).abs());
         }
-        // Rosenbrock: the method's own order-3 interpolant; Dopri5: quintic Hermite on steps
-        // sized for order 5. Dop853 takes steps so long that the quintic Hermite interpolant
-        // (order 5) is the weaker link: its bound is looser, as the README states.
-        let bound = if method == Method::Dop853 { 1e-5 } else { 1e-6 };
-        assert!(worst < bound, "{method}: dense output error {worst:e}");
+        // Rosenbrock: the method's own order-3 interpolant; explicit methods: Hermite of
+        // degree 7 through values and three derivatives at each step end.
+        assert!(worst < 1e-7, "{method}: dense output error {worst:e}");
         // The end point is the integrator's own final state, not an extrapolation.
         let last = dense.segments.last().unwrap();
         assert_eq!(dense.eval(12.0).unwrap(), last.y1);

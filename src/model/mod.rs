@@ -14,7 +14,7 @@ pub use params::{Bound, ParamSet, ParamSpec};
 
 use crate::error::Error;
 use nalgebra::{SMatrix, SVector};
-use num_dual::{Dual64, DualNum};
+use num_dual::{Dual2_64, Dual64, DualNum};
 
 /// The scalar a right-hand side is written in: `f64`, or a dual number carrying derivatives.
 pub trait Scalar: DualNum<Primitive = f64> + Copy {}
@@ -139,11 +139,11 @@ pub trait Model<const N: usize>: Sync {
 
 /// Lifts `f64` parameters into a stack buffer of constant duals.
 #[inline]
-fn dual_params(p: &[f64]) -> [Dual64; MAX_PARAMS] {
+fn dual_params<T: Scalar>(p: &[f64]) -> [T; MAX_PARAMS] {
     debug_assert!(p.len() <= MAX_PARAMS);
-    let mut pd = [Dual64::from_re(0.0); MAX_PARAMS];
+    let mut pd = [T::from(0.0); MAX_PARAMS];
     for (d, v) in pd.iter_mut().zip(p) {
-        *d = Dual64::from_re(*v);
+        *d = T::from(*v);
     }
     pd
 }
@@ -182,7 +182,7 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
 
     /// Generic evaluation with dual parameters already lifted.
     #[inline]
-    fn f_dual(&self, t: Dual64, x: &SVector<Dual64, N>, pd: &[Dual64]) -> SVector<Dual64, N> {
+    fn f_dual<T: Scalar>(&self, t: T, x: &SVector<T, N>, pd: &[T]) -> SVector<T, N> {
         let mut d = self.model.rhs(t, x, pd);
         if let Some((ep, es)) = self.reboot {
             d += self.model.reboot_flow(x, pd, ep, es);
@@ -192,7 +192,7 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
 
     /// The exact Jacobian `∂f/∂x` by forward-mode automatic differentiation (N passes).
     pub fn jacobian(&self, t: f64, x: &SVector<f64, N>) -> SMatrix<f64, N, N> {
-        let pd = dual_params(self.p);
+        let pd = dual_params::<Dual64>(self.p);
         let pd = &pd[..self.p.len()];
         let td = Dual64::from_re(t);
         let mut j = SMatrix::<f64, N, N>::zeros();
@@ -213,30 +213,41 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
         if self.model.autonomous() {
             return SVector::zeros();
         }
-        let pd = dual_params(self.p);
+        let pd = dual_params::<Dual64>(self.p);
         let xd = x.map(Dual64::from_re);
         let d = self.f_dual(Dual64::new(t, 1.0), &xd, &pd[..self.p.len()]);
         d.map(|v| v.eps)
     }
 
-    /// The second time derivative along the flow, `f_t + J·f`, in one forward-mode pass
-    /// (`fx` is `f(t, x)`).
-    pub fn second_derivative(
+    /// The second and third time derivatives of the solution through `(t, x)`, where
+    /// `fx = f(t, x)`: `y'' = f_t + J·f` and `y''' = D²f[(1, f), (1, f)] + J·y''`, from one
+    /// second-order and one first-order forward-mode pass.
+    pub fn flow_derivatives(
         &self,
         t: f64,
         x: &SVector<f64, N>,
         fx: &SVector<f64, N>,
-    ) -> SVector<f64, N> {
-        let pd = dual_params(self.p);
-        let xd = SVector::<Dual64, N>::from_fn(|i, _| Dual64::new(x[i], fx[i]));
+    ) -> (SVector<f64, N>, SVector<f64, N>) {
+        let np = self.p.len();
         let dt = if self.model.autonomous() { 0.0 } else { 1.0 };
-        let d = self.f_dual(Dual64::new(t, dt), &xd, &pd[..self.p.len()]);
-        d.map(|v| v.eps)
+        // Along the line s ↦ (t + s·dt, x + s·f): first derivative y'', second D²f[(1,f),(1,f)].
+        let pd2 = dual_params::<Dual2_64>(self.p);
+        let xd2 = SVector::<Dual2_64, N>::from_fn(|i, _| Dual2_64::new(x[i], fx[i], 0.0));
+        let d2 = self.f_dual(Dual2_64::new(t, dt, 0.0), &xd2, &pd2[..np]);
+        let g = d2.map(|v| v.v1);
+        let curvature = d2.map(|v| v.v2);
+        // J·y'' along x only.
+        let pd = dual_params::<Dual64>(self.p);
+        let xd = SVector::<Dual64, N>::from_fn(|i, _| Dual64::new(x[i], g[i]));
+        let jg = self
+            .f_dual(Dual64::from_re(t), &xd, &pd[..np])
+            .map(|v| v.eps);
+        (g, curvature + jg)
     }
 
     /// `∂f/∂p_k` by automatic differentiation.
     pub fn param_derivative(&self, t: f64, x: &SVector<f64, N>, k: usize) -> SVector<f64, N> {
-        let mut pd = dual_params(self.p);
+        let mut pd = dual_params::<Dual64>(self.p);
         pd[k].eps = 1.0;
         let xd = x.map(Dual64::from_re);
         let d = self.f_dual(Dual64::from_re(t), &xd, &pd[..self.p.len()]);
@@ -263,4 +274,61 @@ pub fn param_derivative<M: Model<N>, const N: usize>(
     k: usize,
 ) -> SVector<f64, N> {
     System::new(model, p).param_derivative(t, x, k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::params::Bound;
+
+    struct Logistic;
+    const R: [ParamSpec; 1] = [ParamSpec {
+        name: "rate",
+        symbol: "r",
+        unit: "1/min",
+        default: 1.0,
+        lower: Bound::Closed(0.0),
+        upper: Bound::Unbounded,
+        meaning: "growth rate",
+    }];
+    impl Model<1> for Logistic {
+        fn name(&self) -> &str {
+            "logistic"
+        }
+        fn states(&self) -> [StateSpec; 1] {
+            [StateSpec {
+                name: "x",
+                meaning: "share",
+            }]
+        }
+        fn params(&self) -> &[ParamSpec] {
+            &R
+        }
+        fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
+            SVector::from([p[0] * x[0] * (T::from(1.0) - x[0])])
+        }
+        fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
+            SVector::from([1.0])
+        }
+    }
+
+    #[test]
+    fn flow_derivatives_match_hand_differentiated_logistic() {
+        // x' = r x (1 − x); x'' = r (1 − 2x) x'; x''' = r ((1 − 2x) x'' − 2 x'²).
+        let (r, x) = (0.7, 0.2);
+        let p = [r];
+        let sys = System::new(&Logistic, &p);
+        let f = sys.f(0.0, &SVector::from([x]));
+        let (g, j) = sys.flow_derivatives(0.0, &SVector::from([x]), &f);
+        let x1 = r * x * (1.0 - x);
+        let x2 = r * (1.0 - 2.0 * x) * x1;
+        let x3 = r * ((1.0 - 2.0 * x) * x2 - 2.0 * x1 * x1);
+        assert!((f[0] - x1).abs() < 1e-16);
+        assert!((g[0] - x2).abs() < 1e-16);
+        assert!((j[0] - x3).abs() < 1e-16);
+        // ∂f/∂r = x (1 − x).
+        assert!(
+            (sys.param_derivative(0.0, &SVector::from([x]), 0)[0] - x * (1.0 - x)).abs() < 1e-16
+        );
+    }
 }

@@ -3,11 +3,12 @@
 use nalgebra::SVector;
 
 /// One accepted step `[t0, t1]` with its interpolant
-/// `y(θ) = (1−θ)·y0 + θ·(y1 + (1−θ)·(a + θ·b)) + θ²(1−θ)²·(c + θ·d)`, `θ = (t − t0)/(t1 − t0)`.
+/// `y(θ) = (1−θ)·y0 + θ·(y1 + (1−θ)·(a + θ·b)) + θ²(1−θ)²·(c + θ·d) + θ³(1−θ)³·(e + θ·k)`,
+/// `θ = (t − t0)/(t1 − t0)`.
 ///
-/// Rosenbrock steps fill `a, b` from the method's own dense-output stages (`c = d = 0`, order
-/// 3); explicit steps use the quintic Hermite interpolant of values, first and second
-/// derivatives at both ends (order 5), which has the same form.
+/// Rosenbrock steps fill `a, b` from the method's own dense-output stages (the rest zero,
+/// order 3); explicit steps use the Hermite interpolant of degree 7 through values and first,
+/// second and third derivatives at both ends (order 7), which has the same form.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Segment<const N: usize> {
     /// Start of the step.
@@ -26,22 +27,23 @@ pub struct Segment<const N: usize> {
     pub c: SVector<f64, N>,
     /// Fourth interpolation coefficient (quintic part).
     pub d: SVector<f64, N>,
+    /// Fifth interpolation coefficient (septic part).
+    pub e: SVector<f64, N>,
+    /// Sixth interpolation coefficient (septic part).
+    pub k: SVector<f64, N>,
 }
 
 impl<const N: usize> Segment<N> {
-    /// The quintic Hermite segment through `(t0, y0, f0, g0)` and `(t1, y1, f1, g1)`, where
-    /// `f` and `g` are the first and second time derivatives.
-    #[allow(clippy::too_many_arguments)]
+    /// The Hermite segment of degree 7 through `[y, f, g, j]` at `t0` and at `t1`, where `f`,
+    /// `g` and `j` are the first, second and third time derivatives of `y`.
     pub fn hermite(
         t0: f64,
         t1: f64,
-        y0: SVector<f64, N>,
-        f0: SVector<f64, N>,
-        g0: SVector<f64, N>,
-        y1: SVector<f64, N>,
-        f1: SVector<f64, N>,
-        g1: SVector<f64, N>,
+        left: [SVector<f64, N>; 4],
+        right: [SVector<f64, N>; 4],
     ) -> Self {
+        let [y0, f0, g0, j0] = left;
+        let [y1, f1, g1, j1] = right;
         let h = t1 - t0;
         let delta = y1 - y0;
         let a = f0 * h - delta;
@@ -51,6 +53,15 @@ impl<const N: usize> Segment<N> {
         let h2 = h * h;
         let c = (g0 * h2 - (b - a) * 2.0) * 0.5;
         let d = (g1 * h2 + a * 2.0 + b * 4.0) * 0.5 - c;
+        // Third θ-derivatives of that quintic: 6·p3 at 0 and 6·p3 + 24·p4 + 60·p5 at 1; the
+        // term θ³(1−θ)³(e + θk) keeps everything below and adds 6e at 0 and −6(e + k) at 1.
+        let p3 = d - b - c * 2.0;
+        let p4 = c - d * 2.0;
+        let h3 = h2 * h;
+        let third0 = p3 * 6.0;
+        let third1 = p3 * 6.0 + p4 * 24.0 + d * 60.0;
+        let e = (j0 * h3 - third0) / 6.0;
+        let k = (third1 - j1 * h3) / 6.0 - e;
         Self {
             t0,
             t1,
@@ -60,6 +71,8 @@ impl<const N: usize> Segment<N> {
             b,
             c,
             d,
+            e,
+            k,
         }
     }
 
@@ -75,6 +88,8 @@ impl<const N: usize> Segment<N> {
             b: z,
             c: z,
             d: z,
+            e: z,
+            k: z,
         }
     }
 
@@ -94,9 +109,11 @@ impl<const N: usize> Segment<N> {
             return self.y1;
         }
         let s = 1.0 - th;
+        let ts = th * s;
         self.y0 * s
             + (self.y1 + (self.a + self.b * th) * s) * th
-            + (self.c + self.d * th) * (th * th * s * s)
+            + (self.c + self.d * th) * (ts * ts)
+            + (self.e + self.k * th) * (ts * ts * ts)
     }
 
     /// Component `i` at fraction `θ` of the step.
@@ -108,6 +125,7 @@ impl<const N: usize> Segment<N> {
         self.y0[i] * s
             + (self.y1[i] + (self.a[i] + self.b[i] * th) * s) * th
             + (self.c[i] + self.d[i] * th) * (th * th * s * s)
+            + (self.e[i] + self.k[i] * th) * (th * th * th * s * s * s)
     }
 
     /// Time at fraction `θ` of the step.
@@ -119,26 +137,31 @@ impl<const N: usize> Segment<N> {
         }
     }
 
-    /// Coefficients of `dy_i/dθ = Σ_k q_k θ^k` (degree 4).
-    fn slope_coeffs(&self, i: usize) -> [f64; 5] {
-        let (a, b, c, d) = (self.a[i], self.b[i], self.c[i], self.d[i]);
-        // y = y0 + p1 θ + p2 θ² + p3 θ³ + p4 θ⁴ + p5 θ⁵
-        let p1 = self.y1[i] - self.y0[i] + a;
-        let p2 = b - a + c;
-        let p3 = -b + d - 2.0 * c;
-        let p4 = c - 2.0 * d;
-        let p5 = d;
-        [p1, 2.0 * p2, 3.0 * p3, 4.0 * p4, 5.0 * p5]
+    /// Coefficients of `dy_i/dθ = Σ_j q_j θ^j` (degree 6).
+    fn slope_coeffs(&self, i: usize) -> [f64; 7] {
+        let (a, b, c) = (self.a[i], self.b[i], self.c[i]);
+        let (d, e, k) = (self.d[i], self.e[i], self.k[i]);
+        // y = y0 + p1 θ + … + p7 θ⁷
+        let p = [
+            self.y1[i] - self.y0[i] + a,
+            b - a + c,
+            -b + d - 2.0 * c + e,
+            c - 2.0 * d + k - 3.0 * e,
+            d + 3.0 * e - 3.0 * k,
+            3.0 * k - e,
+            -k,
+        ];
+        std::array::from_fn(|j| (j + 1) as f64 * p[j])
     }
 
     /// Interior stationary points `θ ∈ (0, 1)` of component `i`, in increasing order.
     pub fn stationary(&self, i: usize) -> Vec<f64> {
         let q = self.slope_coeffs(i);
-        let mut roots = if q[3] == 0.0 && q[4] == 0.0 {
+        let mut roots = if q[3..].iter().all(|v| *v == 0.0) {
             quadratic_roots(q[2], q[1], q[0])
         } else {
-            // Quartic slope: bracket sign changes on a fine grid, then refine.
-            let slope = |th: f64| q[0] + th * (q[1] + th * (q[2] + th * (q[3] + th * q[4])));
+            // Higher-degree slope: bracket sign changes on a fine grid, then refine.
+            let slope = |th: f64| q.iter().rev().fold(0.0, |acc, c| acc * th + c);
             let m = 64;
             let mut r = vec![];
             let mut prev = (0.0, slope(0.0));
@@ -268,5 +291,55 @@ impl<const N: usize> Dense<N> {
         // Last segment whose start is <= t.
         let k = segs.partition_point(|s| s.t0 <= t).saturating_sub(1);
         Some(segs[k].eval(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degree_seven_hermite_reproduces_a_degree_seven_polynomial() {
+        // y = t⁷ − 2t³ + 1 on [0.5, 1.7], with its exact derivatives at both ends.
+        let y = |t: f64| t.powi(7) - 2.0 * t.powi(3) + 1.0;
+        let ders = |t: f64| {
+            [
+                SVector::from([y(t)]),
+                SVector::from([7.0 * t.powi(6) - 6.0 * t * t]),
+                SVector::from([42.0 * t.powi(5) - 12.0 * t]),
+                SVector::from([210.0 * t.powi(4) - 12.0]),
+            ]
+        };
+        let s = Segment::<1>::hermite(0.5, 1.7, ders(0.5), ders(1.7));
+        for k in 0..=24 {
+            let t = 0.5 + 1.2 * k as f64 / 24.0;
+            assert!((s.eval(t)[0] - y(t)).abs() < 1e-12, "at {t}");
+        }
+        // Stationary point of y: 7t⁴ = 6 → t = (6/7)^{1/4}.
+        let th = s.stationary(0);
+        assert_eq!(th.len(), 1);
+        assert!((s.time(th[0]) - (6.0f64 / 7.0).powf(0.25)).abs() < 1e-12);
+        // Crossing of the level y = 0 going up, after the minimum.
+        let up = s.crossing(0, 0.0, true, 0.0).map(|th| s.time(th));
+        if let Some(t) = up {
+            assert!(y(t).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn right_continuous_lookup_returns_the_state_after_a_jump() {
+        let a = SVector::from([1.0]);
+        let b = SVector::from([0.5]);
+        let f = SVector::from([0.0]);
+        let d = Dense {
+            segments: vec![
+                Segment::hermite(0.0, 1.0, [a, f, f, f], [a, f, f, f]),
+                Segment::point(1.0, b),
+                Segment::hermite(1.0, 2.0, [b, f, f, f], [b, f, f, f]),
+            ],
+        };
+        assert_eq!(d.eval(0.999).unwrap(), a);
+        assert_eq!(d.eval(1.0).unwrap(), b);
+        assert_eq!(d.eval(2.0).unwrap(), b);
     }
 }

@@ -13,9 +13,9 @@ use ode_solvers::{Dop853, Dopri5, OutputType};
 
 struct Recorder<'s, 'a, 'o, M, const N: usize> {
     sys: &'s System<'a, M, N>,
-    /// Time, state, first and second derivative at the last accepted point.
-    last: (f64, SVector<f64, N>, SVector<f64, N>, SVector<f64, N>),
-    second_derivs: usize,
+    /// Time, and state with its first three time derivatives, at the last accepted point.
+    last: (f64, [SVector<f64, N>; 4]),
+    derivative_passes: usize,
     observer: &'s mut Observer<'o, N>,
     accepted: usize,
     stopped: bool,
@@ -29,11 +29,12 @@ impl<M: Model<N>, const N: usize> ode_solvers::System<f64, SVector<f64, N>>
     }
 
     fn solout(&mut self, t: f64, y: &SVector<f64, N>, dy: &SVector<f64, N>) -> bool {
-        let (t0, y0, f0, g0) = self.last;
-        let g = self.sys.second_derivative(t, y, dy);
-        self.second_derivs += 1;
-        let seg = Segment::hermite(t0, t, y0, f0, g0, *y, *dy, g);
-        self.last = (t, *y, *dy, g);
+        let (t0, left) = self.last;
+        let (g, j) = self.sys.flow_derivatives(t, y, dy);
+        self.derivative_passes += 2;
+        let right = [*y, *dy, g, j];
+        let seg = Segment::hermite(t0, t, left, right);
+        self.last = (t, right);
         self.accepted += 1;
         if (self.observer)(&seg) {
             self.stopped = true;
@@ -57,12 +58,12 @@ pub fn integrate<M: Model<N>, const N: usize>(
         return Ok((t0, y0));
     }
     let f0 = sys.f(t0, &y0);
-    let g0 = sys.second_derivative(t0, &y0, &f0);
-    stats.rhs_evals += 2;
+    let (g0, j0) = sys.flow_derivatives(t0, &y0, &f0);
+    stats.rhs_evals += 3;
     let mut rec = Recorder {
         sys,
-        last: (t0, y0, f0, g0),
-        second_derivs: 0,
+        last: (t0, [y0, f0, g0, j0]),
+        derivative_passes: 0,
         observer,
         accepted: 0,
         stopped: false,
@@ -127,9 +128,9 @@ pub fn integrate<M: Model<N>, const N: usize>(
             s.integrate()
         }
     };
-    let (t_last, y_last, _, _) = rec.last;
-    // Each second derivative is one forward-mode pass, counted as an evaluation.
-    stats.rhs_evals += rec.second_derivs;
+    let (t_last, [y_last, ..]) = rec.last;
+    // Each forward-mode pass for the dense output counts as an evaluation.
+    stats.rhs_evals += rec.derivative_passes;
     let fail = |reason| Error::Solver {
         method: name.into(),
         t: t_last,

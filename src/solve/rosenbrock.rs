@@ -180,6 +180,8 @@ where
                 b: u1 * H31 + u2 * H32 + u3 * H33 + u4 * H34 + u5 * H35,
                 c: SVector::zeros(),
                 d: SVector::zeros(),
+                e: SVector::zeros(),
+                k: SVector::zeros(),
             };
             stats.steps += 1;
             t = tn;
