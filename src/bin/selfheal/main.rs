@@ -36,28 +36,28 @@ struct ScenarioArgs {
     /// Scenario file (TOML); without it: model defaults, no shock, t_end 2880.
     scenario: Option<PathBuf>,
     /// Override a parameter, e.g. --set sn_capacity=800 (repeatable).
-    #[arg(long = "set", value_name = "NAME=VALUE")]
+    #[arg(long = "set", value_name = "NAME=VALUE", allow_hyphen_values = true)]
     set: Vec<String>,
     /// Reboot fraction of peers (and of supernodes unless --sn-shock), in [0, 1).
-    #[arg(long, value_name = "F")]
+    #[arg(long, allow_negative_numbers = true, value_name = "F")]
     shock: Option<f64>,
     /// Reboot fraction of supernodes, in [0, 1).
-    #[arg(long, value_name = "C")]
+    #[arg(long, allow_negative_numbers = true, value_name = "C")]
     sn_shock: Option<f64>,
     /// Spread the reboot wave over W minutes (0: instantaneous).
-    #[arg(long, value_name = "W")]
+    #[arg(long, allow_negative_numbers = true, value_name = "W")]
     window: Option<f64>,
     /// Time of the reboot wave (minutes).
-    #[arg(long, value_name = "T")]
+    #[arg(long, allow_negative_numbers = true, value_name = "T")]
     shock_at: Option<f64>,
     /// End of the simulation (minutes).
-    #[arg(long, value_name = "T")]
+    #[arg(long, allow_negative_numbers = true, value_name = "T")]
     t_end: Option<f64>,
     /// Relative tolerance.
-    #[arg(long, value_name = "R", default_value_t = 1e-6)]
+    #[arg(long, allow_negative_numbers = true, value_name = "R", default_value_t = 1e-6)]
     rtol: f64,
     /// Absolute tolerance.
-    #[arg(long, value_name = "A", default_value_t = 1e-12)]
+    #[arg(long, allow_negative_numbers = true, value_name = "A", default_value_t = 1e-12)]
     atol: f64,
     /// Integration method: auto, rosenbrock, dopri5 or dop853.
     #[arg(long, value_name = "METHOD", default_value = "auto")]
@@ -69,7 +69,7 @@ struct SimulateArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
     /// Output interval (minutes).
-    #[arg(long, value_name = "D", default_value_t = 10.0)]
+    #[arg(long, allow_negative_numbers = true, value_name = "D", default_value_t = 10.0)]
     dt: f64,
     /// Populations as user counts (fraction × population) instead of fractions.
     #[arg(long)]

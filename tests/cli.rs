@@ -1,0 +1,167 @@
+//! The command line: bad input is refused with one line naming the culprit, a non-zero exit and
+//! no output file; good input writes whole files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn selfheal(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_selfheal"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs a command that must fail: returns its single stderr line; checks no `out.csv` appeared.
+fn refused(args: &[&str], files: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let mut full = args.to_vec();
+    full.extend(["--out", "out.csv"]);
+    let out = selfheal(&full, dir.path());
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: not one line:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!dir.path().join("out.csv").exists(), "{args:?} left an output file");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+    stderr.trim_end().to_string()
+}
+
+#[test]
+fn unknown_parameter_suggests_the_nearest_name() {
+    let e = refused(&["simulate", "--set", "retyr=2"], &[]);
+    assert_eq!(e, "error: unknown parameter `retyr` (did you mean `retry`?)");
+    let e = refused(&["simulate", "s.toml"], &[("s.toml", "[params]\nsn_capacty = 500.0\n")]);
+    assert!(e.contains("`sn_capacty`") && e.contains("`sn_capacity`"), "{e}");
+}
+
+#[test]
+fn unknown_toml_key_suggests_the_nearest_key() {
+    let e = refused(&["simulate", "s.toml"], &[("s.toml", "[shock]\nfractoin = 0.5\n")]);
+    assert!(e.contains("unknown key `fractoin`") && e.contains("`fraction`"), "{e}");
+    let e = refused(&["simulate", "s.toml"], &[("s.toml", "t_ned = 100\n")]);
+    assert!(e.contains("`t_ned`") && e.contains("`t_end`"), "{e}");
+}
+
+#[test]
+fn wrong_types_and_non_finite_values_are_refused() {
+    let e = refused(&["simulate", "s.toml"], &[("s.toml", "t_end = \"two days\"\n")]);
+    assert!(e.contains("`t_end` must be a number"), "{e}");
+    let e = refused(&["simulate", "s.toml"], &[("s.toml", "[params]\nretry = nan\n")]);
+    assert!(e.contains("`retry`") && e.contains("finite"), "{e}");
+    let e = refused(&["simulate", "--set", "give_up=inf"], &[]);
+    assert!(e.contains("`give_up` = inf"), "{e}");
+    let e = refused(&["simulate", "--shock", "abc"], &[]);
+    assert!(e.contains("--shock") && e.contains("abc"), "{e}");
+}
+
+#[test]
+fn out_of_range_values_name_the_range() {
+    let e = refused(&["simulate", "--set", "sign_off=-0.01"], &[]);
+    assert_eq!(e, "error: `sign_off` = -0.01 is out of range: must be finite and >= 0");
+    let e = refused(&["simulate", "--set", "eligible=1.5"], &[]);
+    assert!(e.contains("`eligible` = 1.5") && e.contains("in [0, 1]"), "{e}");
+    let e = refused(&["simulate", "--shock", "1"], &[]);
+    assert!(e.contains("`shock.fraction` = 1") && e.contains("[0, 1)"), "{e}");
+    let e = refused(&["simulate", "--sn-shock", "-0.2"], &[]);
+    assert!(e.contains("`shock.sn_fraction`"), "{e}");
+    let e = refused(&["simulate", "--shock", "0.2", "--shock-at", "5000"], &[]);
+    assert!(e.contains("`shock.at`"), "{e}");
+    let e = refused(&["simulate", "--dt", "0"], &[]);
+    assert!(e.contains("`dt` = 0"), "{e}");
+    let e = refused(&["simulate", "--rtol", "0"], &[]);
+    assert!(e.contains("`rtol` = 0"), "{e}");
+    let e = refused(&["simulate", "--method", "euler"], &[]);
+    assert!(e.contains("unknown method `euler`"), "{e}");
+}
+
+#[test]
+fn interventions_out_of_order_or_after_the_end_are_refused() {
+    let text = "t_end = 2880\n[[intervention]]\nat = 1000.0\nset = { dedicated = 1e-3 }\n\
+                [[intervention]]\nat = 500.0\nset = { retry = 1.0 }\n";
+    let e = refused(&["simulate", "s.toml"], &[("s.toml", text)]);
+    assert!(e.contains("time order"), "{e}");
+    let text = "t_end = 2880\n[[intervention]]\nat = 3000.0\nset = { dedicated = 1e-3 }\n";
+    let e = refused(&["simulate", "s.toml"], &[("s.toml", text)]);
+    assert!(e.contains("intervention 1: at") && e.contains("t_end"), "{e}");
+    let text = "[[intervention]]\nat = 30.0\nset = { dedicatd = 1e-3 }\n";
+    let e = refused(&["simulate", "s.toml"], &[("s.toml", text)]);
+    assert!(e.contains("`dedicated`"), "{e}");
+}
+
+#[test]
+fn unreadable_scenario_is_refused() {
+    let e = refused(&["simulate", "missing.toml"], &[]);
+    assert!(e.contains("missing.toml"), "{e}");
+    let e = refused(&["simulate", "bad.toml"], &[("bad.toml", "t_end = = 3\n")]);
+    assert!(e.contains("invalid TOML"), "{e}");
+}
+
+#[test]
+fn existing_output_is_kept_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("run.csv");
+    std::fs::write(&target, "precious\n").unwrap();
+    let out = selfheal(&["simulate", "--out", "run.csv"], dir.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1);
+    assert!(stderr.contains("already exists") && stderr.contains("--force"));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+
+    let out = selfheal(
+        &["simulate", "--shock", "0.4", "--out", "run.csv", "--force", "--summary", "s.json"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = std::fs::read_to_string(&target).unwrap();
+    assert!(csv.starts_with("t,peers,supernodes,queue,offline,utilisation\n"));
+    assert_eq!(csv.lines().count(), 1 + 289);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
+    assert_eq!(json["scenario"]["shock"]["fraction"], 0.4);
+    assert_eq!(json["tolerances"]["rtol"], 1e-6);
+    assert!(json["selfheal_version"].is_string());
+    assert!(json["summary"]["stats"]["steps"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn absolute_output_scales_populations_by_the_user_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate", "--dt", "1440", "--set", "dedicated=2e-5"];
+        args.extend(extra);
+        let out = selfheal(&args, dir.path());
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let frac = run(&[]);
+    let abs = run(&["--absolute"]);
+    for (f, a) in frac.lines().skip(1).zip(abs.lines().skip(1)) {
+        let f: Vec<f64> = f.split(',').map(|v| v.parse().unwrap()).collect();
+        let a: Vec<f64> = a.split(',').map(|v| v.parse().unwrap()).collect();
+        for i in 1..5 {
+            assert!((a[i] - f[i] * 24e6).abs() <= 1e-9 * a[i].abs());
+        }
+        assert_eq!(a[5], f[5], "utilisation is not a population");
+    }
+}
+
+#[test]
+fn params_lists_every_parameter_with_unit_default_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = selfheal(&["params"], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1 + 16);
+    let retry = text.lines().find(|l| l.starts_with("retry ")).unwrap();
+    assert!(retry.contains("1/min") && retry.contains("4") && retry.contains("> 0"));
+}
