@@ -23,9 +23,16 @@ fn refused(args: &[&str], files: &[(&str, &str)]) -> String {
     let out = selfheal(&full, dir.path());
     assert!(!out.status.success(), "{args:?} succeeded");
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{args:?}: not one line:\n{stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: not one line:\n{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!dir.path().join("out.csv").exists(), "{args:?} left an output file");
+    assert!(
+        !dir.path().join("out.csv").exists(),
+        "{args:?} left an output file"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -38,24 +45,45 @@ fn refused(args: &[&str], files: &[(&str, &str)]) -> String {
 #[test]
 fn unknown_parameter_suggests_the_nearest_name() {
     let e = refused(&["simulate", "--set", "retyr=2"], &[]);
-    assert_eq!(e, "error: unknown parameter `retyr` (did you mean `retry`?)");
-    let e = refused(&["simulate", "s.toml"], &[("s.toml", "[params]\nsn_capacty = 500.0\n")]);
-    assert!(e.contains("`sn_capacty`") && e.contains("`sn_capacity`"), "{e}");
+    assert_eq!(
+        e,
+        "error: unknown parameter `retyr` (did you mean `retry`?)"
+    );
+    let e = refused(
+        &["simulate", "s.toml"],
+        &[("s.toml", "[params]\nsn_capacty = 500.0\n")],
+    );
+    assert!(
+        e.contains("`sn_capacty`") && e.contains("`sn_capacity`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_toml_key_suggests_the_nearest_key() {
-    let e = refused(&["simulate", "s.toml"], &[("s.toml", "[shock]\nfractoin = 0.5\n")]);
-    assert!(e.contains("unknown key `fractoin`") && e.contains("`fraction`"), "{e}");
+    let e = refused(
+        &["simulate", "s.toml"],
+        &[("s.toml", "[shock]\nfractoin = 0.5\n")],
+    );
+    assert!(
+        e.contains("unknown key `fractoin`") && e.contains("`fraction`"),
+        "{e}"
+    );
     let e = refused(&["simulate", "s.toml"], &[("s.toml", "t_ned = 100\n")]);
     assert!(e.contains("`t_ned`") && e.contains("`t_end`"), "{e}");
 }
 
 #[test]
 fn wrong_types_and_non_finite_values_are_refused() {
-    let e = refused(&["simulate", "s.toml"], &[("s.toml", "t_end = \"two days\"\n")]);
+    let e = refused(
+        &["simulate", "s.toml"],
+        &[("s.toml", "t_end = \"two days\"\n")],
+    );
     assert!(e.contains("`t_end` must be a number"), "{e}");
-    let e = refused(&["simulate", "s.toml"], &[("s.toml", "[params]\nretry = nan\n")]);
+    let e = refused(
+        &["simulate", "s.toml"],
+        &[("s.toml", "[params]\nretry = nan\n")],
+    );
     assert!(e.contains("`retry`") && e.contains("finite"), "{e}");
     let e = refused(&["simulate", "--set", "give_up=inf"], &[]);
     assert!(e.contains("`give_up` = inf"), "{e}");
@@ -66,11 +94,20 @@ fn wrong_types_and_non_finite_values_are_refused() {
 #[test]
 fn out_of_range_values_name_the_range() {
     let e = refused(&["simulate", "--set", "sign_off=-0.01"], &[]);
-    assert_eq!(e, "error: `sign_off` = -0.01 is out of range: must be finite and >= 0");
+    assert_eq!(
+        e,
+        "error: `sign_off` = -0.01 is out of range: must be finite and >= 0"
+    );
     let e = refused(&["simulate", "--set", "eligible=1.5"], &[]);
-    assert!(e.contains("`eligible` = 1.5") && e.contains("in [0, 1]"), "{e}");
+    assert!(
+        e.contains("`eligible` = 1.5") && e.contains("in [0, 1]"),
+        "{e}"
+    );
     let e = refused(&["simulate", "--shock", "1"], &[]);
-    assert!(e.contains("`shock.fraction` = 1") && e.contains("[0, 1)"), "{e}");
+    assert!(
+        e.contains("`shock.fraction` = 1") && e.contains("[0, 1)"),
+        "{e}"
+    );
     let e = refused(&["simulate", "--sn-shock", "-0.2"], &[]);
     assert!(e.contains("`shock.sn_fraction`"), "{e}");
     let e = refused(&["simulate", "--shock", "0.2", "--shock-at", "5000"], &[]);
@@ -91,7 +128,10 @@ fn interventions_out_of_order_or_after_the_end_are_refused() {
     assert!(e.contains("time order"), "{e}");
     let text = "t_end = 2880\n[[intervention]]\nat = 3000.0\nset = { dedicated = 1e-3 }\n";
     let e = refused(&["simulate", "s.toml"], &[("s.toml", text)]);
-    assert!(e.contains("intervention 1: at") && e.contains("t_end"), "{e}");
+    assert!(
+        e.contains("intervention 1: at") && e.contains("t_end"),
+        "{e}"
+    );
     let text = "[[intervention]]\nat = 30.0\nset = { dedicatd = 1e-3 }\n";
     let e = refused(&["simulate", "s.toml"], &[("s.toml", text)]);
     assert!(e.contains("`dedicated`"), "{e}");
@@ -118,10 +158,23 @@ fn existing_output_is_kept_unless_forced() {
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
 
     let out = selfheal(
-        &["simulate", "--shock", "0.4", "--out", "run.csv", "--force", "--summary", "s.json"],
+        &[
+            "simulate",
+            "--shock",
+            "0.4",
+            "--out",
+            "run.csv",
+            "--force",
+            "--summary",
+            "s.json",
+        ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let csv = std::fs::read_to_string(&target).unwrap();
     assert!(csv.starts_with("t,peers,supernodes,queue,offline,utilisation\n"));
     assert_eq!(csv.lines().count(), 1 + 289);

@@ -54,10 +54,20 @@ struct ScenarioArgs {
     #[arg(long, allow_negative_numbers = true, value_name = "T")]
     t_end: Option<f64>,
     /// Relative tolerance.
-    #[arg(long, allow_negative_numbers = true, value_name = "R", default_value_t = 1e-6)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "R",
+        default_value_t = 1e-6
+    )]
     rtol: f64,
     /// Absolute tolerance.
-    #[arg(long, allow_negative_numbers = true, value_name = "A", default_value_t = 1e-12)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "A",
+        default_value_t = 1e-12
+    )]
     atol: f64,
     /// Integration method: auto, rosenbrock, dopri5 or dop853.
     #[arg(long, value_name = "METHOD", default_value = "auto")]
@@ -69,7 +79,12 @@ struct SimulateArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
     /// Output interval (minutes).
-    #[arg(long, allow_negative_numbers = true, value_name = "D", default_value_t = 10.0)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "D",
+        default_value_t = 10.0
+    )]
     dt: f64,
     /// Populations as user counts (fraction × population) instead of fractions.
     #[arg(long)]
