@@ -41,3 +41,8 @@ pub mod simulate;
 pub mod solve;
 
 pub use error::Error;
+
+/// The README's Rust example, compiled and run by `cargo test`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

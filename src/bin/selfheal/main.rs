@@ -215,15 +215,27 @@ fn run_params() -> Result<(), Error> {
                 s.name,
                 s.symbol,
                 s.unit,
-                format!("{:.6}", s.default)
-                    .trim_end_matches('0')
-                    .trim_end_matches('.'),
+                significant(s.default, 6),
                 s.range_text(),
                 s.meaning
             ),
         )?;
     }
     Ok(())
+}
+
+/// `v` with `digits` significant digits, without trailing zeros.
+fn significant(v: f64, digits: i32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let prec = (digits - 1 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.prec$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 fn run_simulate(args: &SimulateArgs) -> Result<(), Error> {
