@@ -2,40 +2,9 @@
 //! dense output, and the stiff linear case.
 
 use nalgebra::{Const, DimMin, SVector};
-use selfheal::model::{Bound, Model, ParamSpec, Scalar, StateSpec, System};
+use selfheal::model::textbook::Logistic;
+use selfheal::model::{Model, ParamSpec, Scalar, StateSpec, System};
 use selfheal::solve::{integrate, Dense, Method, SolveOptions, SolverStats, Tolerances};
-
-/// Logistic growth x' = r x (1 − x); x(t) = 1 / (1 + (1/x0 − 1) e^{−rt}).
-struct Logistic;
-const RATE: [ParamSpec; 1] = [ParamSpec {
-    name: "rate",
-    symbol: "r",
-    unit: "1/min",
-    default: 1.0,
-    lower: Bound::Closed(0.0),
-    upper: Bound::Unbounded,
-    meaning: "growth rate",
-}];
-impl Model<1> for Logistic {
-    fn name(&self) -> &str {
-        "logistic"
-    }
-    fn states(&self) -> [StateSpec; 1] {
-        [StateSpec {
-            name: "x",
-            meaning: "share",
-        }]
-    }
-    fn params(&self) -> &[ParamSpec] {
-        &RATE
-    }
-    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
-        SVector::from([p[0] * x[0] * (T::from(1.0) - x[0])])
-    }
-    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
-        SVector::from([1.0])
-    }
-}
 
 fn logistic_exact(x0: f64, t: f64) -> f64 {
     1.0 / (1.0 + (1.0 / x0 - 1.0) * (-t).exp())

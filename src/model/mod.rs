@@ -8,6 +8,7 @@
 mod p2p;
 mod params;
 pub mod safe;
+pub mod textbook;
 
 pub use p2p::{P2p, P2pIdx};
 pub use params::{Bound, ParamSet, ParamSpec};
@@ -278,39 +279,8 @@ pub fn param_derivative<M: Model<N>, const N: usize>(
 
 #[cfg(test)]
 mod tests {
+    use super::textbook::Logistic;
     use super::*;
-    use crate::model::params::Bound;
-
-    struct Logistic;
-    const R: [ParamSpec; 1] = [ParamSpec {
-        name: "rate",
-        symbol: "r",
-        unit: "1/min",
-        default: 1.0,
-        lower: Bound::Closed(0.0),
-        upper: Bound::Unbounded,
-        meaning: "growth rate",
-    }];
-    impl Model<1> for Logistic {
-        fn name(&self) -> &str {
-            "logistic"
-        }
-        fn states(&self) -> [StateSpec; 1] {
-            [StateSpec {
-                name: "x",
-                meaning: "share",
-            }]
-        }
-        fn params(&self) -> &[ParamSpec] {
-            &R
-        }
-        fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
-            SVector::from([p[0] * x[0] * (T::from(1.0) - x[0])])
-        }
-        fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
-            SVector::from([1.0])
-        }
-    }
 
     #[test]
     fn flow_derivatives_match_hand_differentiated_logistic() {
@@ -327,8 +297,7 @@ mod tests {
         assert!((g[0] - x2).abs() < 1e-16);
         assert!((j[0] - x3).abs() < 1e-16);
         // ∂f/∂r = x (1 − x).
-        assert!(
-            (sys.param_derivative(0.0, &SVector::from([x]), 0)[0] - x * (1.0 - x)).abs() < 1e-16
-        );
+        let dr = sys.param_derivative(0.0, &SVector::from([x]), 0)[0];
+        assert!((dr - x * (1.0 - x)).abs() < 1e-16);
     }
 }

@@ -17,12 +17,13 @@ struct Recorder<'s, 'a, 'o, M, const N: usize> {
     last: (f64, [SVector<f64, N>; 4]),
     derivative_passes: usize,
     observer: &'s mut Observer<'o, N>,
-    accepted: usize,
     stopped: bool,
 }
 
+// Implemented on the mutable borrow: the solver owns what it is given, and the recorder's
+// last point is needed after the run.
 impl<M: Model<N>, const N: usize> ode_solvers::System<f64, SVector<f64, N>>
-    for Recorder<'_, '_, '_, M, N>
+    for &mut Recorder<'_, '_, '_, M, N>
 {
     fn system(&self, t: f64, y: &SVector<f64, N>, dy: &mut SVector<f64, N>) {
         *dy = self.sys.f(t, y);
@@ -35,7 +36,6 @@ impl<M: Model<N>, const N: usize> ode_solvers::System<f64, SVector<f64, N>>
         let right = [*y, *dy, g, j];
         let seg = Segment::hermite(t0, t, left, right);
         self.last = (t, right);
-        self.accepted += 1;
         if (self.observer)(&seg) {
             self.stopped = true;
         }
@@ -65,7 +65,6 @@ pub fn integrate<M: Model<N>, const N: usize>(
         last: (t0, [y0, f0, g0, j0]),
         derivative_passes: 0,
         observer,
-        accepted: 0,
         stopped: false,
     };
     let (rtol, atol) = (opts.tol.rtol, opts.tol.atol);
@@ -156,17 +155,5 @@ pub fn integrate<M: Model<N>, const N: usize>(
         Err(ode_solvers::dop_shared::IntegrationError::MaxNumStepReached { .. }) => {
             Err(fail(SolverFailure::TooManySteps(opts.max_steps)))
         }
-    }
-}
-
-impl<M: Model<N>, const N: usize> ode_solvers::System<f64, SVector<f64, N>>
-    for &mut Recorder<'_, '_, '_, M, N>
-{
-    fn system(&self, t: f64, y: &SVector<f64, N>, dy: &mut SVector<f64, N>) {
-        (**self).system(t, y, dy)
-    }
-
-    fn solout(&mut self, t: f64, y: &SVector<f64, N>, dy: &SVector<f64, N>) -> bool {
-        (**self).solout(t, y, dy)
     }
 }
