@@ -6,6 +6,7 @@ use crate::model::{Model, System};
 use crate::solve::{integrate, Method, SolveOptions, SolverStats};
 use nalgebra::{Complex, SMatrix, SVector};
 use nalgebra::{Const, DimMin};
+use serde::Serialize;
 
 /// Weights for scaled norms: each component measured relative to its own size, with a floor
 /// far below the smallest population of interest (supernodes reach ~3e-8 when collapsed).
@@ -140,8 +141,12 @@ pub struct Settled<const N: usize> {
     pub stability: Stability,
 }
 
+/// Relative distance (per component) within which a state may count as settled on an
+/// equilibrium.
+pub const SETTLE_RADIUS: f64 = 0.01;
+
 /// Whether `x` has settled: Newton from `x` reaches a stable equilibrium `x*` that is within
-/// 0.1 % of `x` in every component (relative, floor 1e-14), and there the linear part of the
+/// [`SETTLE_RADIUS`] of `x` in every component (relative, floor 1e-14), and there the linear part of the
 /// flow dominates — `|f(x) − J(x*)(x − x*)| ≤ 0.1 |J(x*)(x − x*)|` componentwise-scaled — so the
 /// state decays onto `x*` at the rate of the linearisation instead of drifting away.
 pub fn settled<M: Model<N>, const N: usize>(
@@ -155,13 +160,13 @@ where
     let fx = sys.f(0.0, x);
     let j = sys.jacobian(0.0, x);
     let dx = j.lu().solve(&(-fx))?;
-    let w = weights(x, 1e-3, 1e-14);
+    let w = weights(x, SETTLE_RADIUS, 1e-14);
     if scaled_norm(&dx, &w) > 1.0 {
         return None;
     }
     let root = newton(sys, *x, 30).ok()?;
     let e = x - root.x;
-    if scaled_norm(&e, &weights(&root.x, 1e-3, 1e-14)) > 1.0 {
+    if scaled_norm(&e, &weights(&root.x, SETTLE_RADIUS, 1e-14)) > 1.0 {
         return None;
     }
     let a = sys.jacobian(0.0, &root.x);
@@ -232,8 +237,8 @@ where
 /// declaring a state undecided: 1000 days.
 pub const SETTLE_HORIZON: f64 = 1.44e6;
 
-/// The healthy state: integrate from the model's nominal state to rest, polish with Newton,
-/// and check stability.
+/// The healthy state: the stable equilibrium with the most of the watched state (online peers),
+/// among [`all_equilibria`].
 ///
 /// ```
 /// use selfheal::{analysis::healthy_state, model::{Model, ParamSet, P2p}};
@@ -245,8 +250,193 @@ pub fn healthy_state<M: Model<N>, const N: usize>(model: &M, p: &[f64]) -> Resul
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
+    let eq = all_equilibria(model, p)?;
+    eq.into_iter()
+        .find(|e| e.kind == Kind::Stable)
+        .map(|e| Settled {
+            equilibrium: e.x,
+            stability: e.stability,
+        })
+        .ok_or_else(|| {
+            Error::Invalid(
+                "no healthy state: the model has no stable equilibrium with these parameters (it may oscillate)"
+                    .into(),
+            )
+        })
+}
+
+/// How an equilibrium behaves, from its eigenvalues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Every eigenvalue has negative real part.
+    Stable,
+    /// Some, not all, eigenvalues have positive real part (`unstable_dims` of them).
+    Saddle,
+    /// Every eigenvalue has positive real part.
+    Unstable,
+    /// An eigenvalue sits on the imaginary axis (to rounding): stability is undecided.
+    NonHyperbolic,
+}
+
+/// An equilibrium with its residual and stability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Equilibrium<const N: usize> {
+    /// The state.
+    pub x: SVector<f64, N>,
+    /// Max-norm of `f(x)`.
+    pub residual: f64,
+    /// Eigenvalues and their summary.
+    pub stability: Stability,
+    /// Classification.
+    pub kind: Kind,
+    /// Whether the slowest dynamics rotate (a complex leading eigenvalue pair): focus, else node.
+    pub focus: bool,
+}
+
+impl<const N: usize> Equilibrium<N> {
+    /// Classifies a converged root.
+    pub fn classify<M: Model<N>>(sys: &System<'_, M, N>, x: SVector<f64, N>) -> Self {
+        let j = sys.jacobian(0.0, &x);
+        let stability = Stability::of(&j);
+        let scale = stability
+            .eigenvalues
+            .iter()
+            .map(|l| l.norm())
+            .fold(0.0, f64::max);
+        let zero = 1e-12 * scale.max(1e-300);
+        let kind = if stability.eigenvalues.iter().any(|l| l.re.abs() <= zero) {
+            Kind::NonHyperbolic
+        } else if stability.unstable_dims == 0 {
+            Kind::Stable
+        } else if stability.unstable_dims == N {
+            Kind::Unstable
+        } else {
+            Kind::Saddle
+        };
+        // The leading eigenvalue: largest real part.
+        let lead = stability
+            .eigenvalues
+            .iter()
+            .copied()
+            .max_by(|a, b| a.re.total_cmp(&b.re));
+        let focus = lead.is_some_and(|l| l.im.abs() > 1e-9 * l.norm());
+        Self {
+            residual: sys.f(0.0, &x).amax(),
+            x,
+            stability,
+            kind,
+            focus,
+        }
+    }
+
+    /// `stable node`, `saddle (1 unstable)`, `unstable focus`, ….
+    pub fn describe(&self) -> String {
+        let shape = if self.focus { "focus" } else { "node" };
+        match self.kind {
+            Kind::Stable => format!("stable {shape}"),
+            Kind::Unstable => format!("unstable {shape}"),
+            Kind::Saddle => format!("saddle ({} unstable)", self.stability.unstable_dims),
+            Kind::NonHyperbolic => "non-hyperbolic".into(),
+        }
+    }
+}
+
+/// Number of quasi-random starts of the equilibrium search.
+pub const SEARCH_STARTS: usize = 96;
+
+/// The `k`-th point of the Halton sequence in base `b`.
+fn halton(mut k: usize, b: usize) -> f64 {
+    let (mut f, mut r) = (1.0, 0.0);
+    while k > 0 {
+        f /= b as f64;
+        r += f * (k % b) as f64;
+        k /= b;
+    }
+    r
+}
+
+/// One deflated Newton solve: Newton on `m(x)·f(x)` with `m = Π_k (1/d_k² + 1)`, `d_k` the
+/// scaled distance to known root `k`, so that known roots repel the iteration.
+fn deflated_newton<M: Model<N>, const N: usize>(
+    sys: &System<'_, M, N>,
+    x0: SVector<f64, N>,
+    known: &[SVector<f64, N>],
+) -> Option<SVector<f64, N>>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let mut x = x0;
+    for _ in 0..60 {
+        let fx = sys.f(0.0, &x);
+        if !fx.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        let j = sys.jacobian(0.0, &x);
+        let u = j.lu().solve(&(-fx))?;
+        // ∇ ln m = Σ_k −2 (x − r_k)/w_k² / (d_k² (1 + d_k²)).
+        let mut grad = SVector::<f64, N>::zeros();
+        for r in known {
+            let w = r.map(|v| v.abs() + 1e-12);
+            let e = (x - r).component_div(&w);
+            let d2 = e.norm_squared();
+            if d2 == 0.0 {
+                return None;
+            }
+            grad -= e.component_div(&w) * (2.0 / (d2 * (1.0 + d2)));
+        }
+        let denom = 1.0 - grad.dot(&u);
+        let step = if denom.abs() > 1e-12 { u / denom } else { u };
+        // Stay feasible: shorten the step until the new point is inside the region.
+        let mut lambda = 1.0;
+        let mut next = None;
+        for _ in 0..50 {
+            let xn = x + step * lambda;
+            if sys.model.feasible(&xn) {
+                next = Some(xn);
+                break;
+            }
+            lambda *= 0.5;
+        }
+        let xn = next?;
+        let moved = scaled_norm(&(xn - x), &weights(&xn, 1e-10, 1e-16));
+        x = xn;
+        if moved <= 1.0 {
+            return Some(x);
+        }
+    }
+    None
+}
+
+/// Every equilibrium of the model in its feasible region that the search finds: deflated Newton
+/// from quasi-random (Halton) starts spread over the model's [`Model::search_box`], from its
+/// nominal state and from where the flow comes to rest from there; each root polished by plain
+/// Newton (exact Jacobian, LU), deduplicated, classified, and sorted with the most of the
+/// watched state (peers) first.
+///
+/// ```
+/// use selfheal::analysis::equilibria::{all_equilibria, Kind};
+/// use selfheal::model::{Model, ParamSet, P2p};
+/// let p = ParamSet::defaults(P2p.params());
+/// let eq = all_equilibria(&P2p, p.values()).unwrap();
+/// let kinds: Vec<Kind> = eq.iter().map(|e| e.kind).collect();
+/// assert_eq!(kinds, [Kind::Stable, Kind::Saddle, Kind::Stable]);
+/// assert!(eq[2].x[0] + eq[2].x[1] < 0.01); // collapsed: under 1 % of users online
+/// ```
+pub fn all_equilibria<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+) -> Result<Vec<Equilibrium<N>>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    model.validate(p)?;
     let sys = System::new(model, p);
-    let opts = SolveOptions {
+    let bx = model.search_box(p);
+    const PRIMES: [usize; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
+    let mut starts: Vec<SVector<f64, N>> = vec![model.nominal_state(p)];
+    // Where the flow settles from the nominal state is usually the healthy state.
+    let rest_opts = SolveOptions {
         method: Method::Rosenbrock,
         tol: crate::solve::Tolerances {
             rtol: 1e-8,
@@ -254,17 +444,52 @@ where
         },
         ..Default::default()
     };
-    let x0 = model.nominal_state(p);
     let mut stats = SolverStats::default();
-    match integrate_to_rest(&sys, 0.0, x0, SETTLE_HORIZON, &opts, &mut stats, |_| {})? {
-        Some((s, _)) => Ok(s),
-        None => Err(Error::Invalid(format!(
-            "no healthy state: from the nominal state {:?} the model did not settle on a stable equilibrium within {} minutes ({} steps); it may oscillate",
-            x0.as_slice(),
-            SETTLE_HORIZON,
-            SETTLE_MAX_STEPS
-        ))),
+    if let Ok(Some((s, _))) = integrate_to_rest(
+        &sys,
+        0.0,
+        starts[0],
+        SETTLE_HORIZON,
+        &rest_opts,
+        &mut stats,
+        |_| {},
+    ) {
+        starts.push(s.equilibrium);
     }
+    for k in 1..=SEARCH_STARTS {
+        let x = SVector::<f64, N>::from_fn(|i, _| {
+            let u = halton(k, PRIMES[i % PRIMES.len()]);
+            let r = bx[i];
+            if r.log {
+                (r.lo.ln() + u * (r.hi.ln() - r.lo.ln())).exp()
+            } else {
+                r.lo + u * (r.hi - r.lo)
+            }
+        });
+        if model.feasible(&x) {
+            starts.push(x);
+        }
+    }
+    let mut roots: Vec<SVector<f64, N>> = vec![];
+    for x0 in starts {
+        let Some(candidate) = deflated_newton(&sys, x0, &roots) else {
+            continue;
+        };
+        let Ok(polished) = newton(&sys, candidate, 30) else {
+            continue;
+        };
+        let x = polished.x;
+        if model.feasible(&x) && !roots.iter().any(|r| same_point(r, &x)) {
+            roots.push(x);
+        }
+    }
+    let w = model.watched();
+    let mut eq: Vec<Equilibrium<N>> = roots
+        .into_iter()
+        .map(|x| Equilibrium::classify(&sys, x))
+        .collect();
+    eq.sort_by(|a, b| b.x[w].total_cmp(&a.x[w]));
+    Ok(eq)
 }
 
 /// Whether two equilibria are the same point (every component within 1e-6 relative, floor

@@ -1,6 +1,11 @@
-//! Analyses on any [`crate::model::Model`]: equilibria and their stability, settling, and the
-//! healthy state.
+//! Analyses on any [`crate::model::Model`]: equilibria and their stability, settling, the
+//! healthy state, and tipping by shocks.
 
 pub mod equilibria;
+pub mod tipping;
 
-pub use equilibria::{healthy_state, newton, settled, NewtonResult, Settled, Stability};
+pub use equilibria::{
+    all_equilibria, healthy_state, newton, settled, Equilibrium, Kind, NewtonResult, Settled,
+    Stability,
+};
+pub use tipping::{critical_shock, critical_window, CriticalShock, CriticalWindow, TippingOptions};

@@ -31,6 +31,17 @@ pub fn re<T: Scalar>(x: T) -> f64 {
 /// stack, so Jacobians never allocate).
 pub const MAX_PARAMS: usize = 64;
 
+/// A range of one state in which equilibria are sought.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchRange {
+    /// Lower end.
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
+    /// Sample logarithmically (for populations spanning orders of magnitude; `lo > 0`).
+    pub log: bool,
+}
+
 /// Name and meaning of one state variable.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StateSpec {
@@ -80,6 +91,20 @@ pub trait Model<const N: usize>: Sync {
     /// A state in the fully working regime from which the healthy state is reached by
     /// integrating to rest (the start of the healthy-state search).
     fn nominal_state(&self, p: &[f64]) -> SVector<f64, N>;
+
+    /// Where to look for equilibria: one range per state, sampled linearly or logarithmically.
+    /// The default spans ±10 × (1 + |nominal|) around zero, linearly.
+    fn search_box(&self, p: &[f64]) -> [SearchRange; N] {
+        let x = self.nominal_state(p);
+        std::array::from_fn(|i| {
+            let r = 10.0 * (1.0 + x[i].abs());
+            SearchRange {
+                lo: -r,
+                hi: r,
+                log: false,
+            }
+        })
+    }
 
     /// Whether `f` does not depend on `t` (then `∂f/∂t` is never evaluated).
     fn autonomous(&self) -> bool {

@@ -1,7 +1,7 @@
 //! The reference model: online peers, supernodes and the login queue (MODEL.md).
 
 use super::safe::hill_ratio;
-use super::{Bound, Model, ParamSpec, Scalar, StateSpec};
+use super::{Bound, Model, ParamSpec, Scalar, SearchRange, StateSpec};
 use crate::error::Error;
 use nalgebra::SVector;
 
@@ -185,6 +185,17 @@ impl Model<3> for P2p {
         let n = if l + d > 0.0 { l / (l + d) } else { 0.5 };
         let s = (p[SnRatio as usize] * n).min(1.0 - n);
         SVector::from([n, s, 0.0])
+    }
+
+    fn search_box(&self, _p: &[f64]) -> [SearchRange; 3] {
+        // Healthy supernodes are ~1e-3 and collapsed ones ~3e-8: sample every population on a
+        // log scale down far below both.
+        let log = |lo: f64| SearchRange {
+            lo,
+            hi: 1.0,
+            log: true,
+        };
+        [log(1e-8), log(1e-12), log(1e-10)]
     }
 
     fn feasible(&self, x: &SVector<f64, 3>) -> bool {

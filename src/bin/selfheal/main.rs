@@ -1,6 +1,8 @@
 //! The `selfheal` command line: parse, call the library, print.
 
 use clap::{Args, Parser, Subcommand};
+use selfheal::analysis::equilibria::{all_equilibria, Kind};
+use selfheal::analysis::tipping::{critical_shock, critical_window, TippingOptions};
 use selfheal::model::{Model, P2p};
 use selfheal::output::{check_target, trajectory_csv, write_atomic};
 use selfheal::scenario::{Scenario, Shock};
@@ -28,6 +30,42 @@ enum Command {
     Simulate(Box<SimulateArgs>),
     /// Print the reference model's parameter table.
     Params,
+    /// Find every equilibrium and its stability (CSV, most peers first).
+    Equilibria(Box<EquilibriaArgs>),
+    /// The smallest instantaneous reboot fraction after which the network does not recover.
+    CriticalShock(Box<CriticalShockArgs>),
+    /// For a reboot fraction above f*, the shortest spread of the wave that is still absorbed.
+    CriticalWindow(Box<CriticalWindowArgs>),
+}
+
+#[derive(Args)]
+struct EquilibriaArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Write the CSV here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct CriticalShockArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Absolute tolerance on f*.
+    #[arg(long, value_name = "T", default_value_t = 1e-6)]
+    tol: f64,
+}
+
+#[derive(Args)]
+struct CriticalWindowArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Relative tolerance on W*.
+    #[arg(long, value_name = "T", default_value_t = 1e-6)]
+    tol: f64,
 }
 
 /// Flags every command shares: the scenario and the solver.
@@ -183,6 +221,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => run_simulate(&args),
         Command::Params => run_params(),
+        Command::Equilibria(args) => run_equilibria(&args),
+        Command::CriticalShock(args) => run_critical_shock(&args),
+        Command::CriticalWindow(args) => run_critical_window(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -346,4 +387,142 @@ fn write_summary_json(
             .map_err(|e| Error::Invalid(format!("writing JSON: {e}")))?;
         writeln!(w).map_err(|e| Error::Invalid(format!("writing JSON: {e}")))
     })
+}
+
+/// Options for the tipping analyses: the scenario's solver settings, with `auto` meaning the
+/// stiff method (every trial ends near an equilibrium, where the model is stiff).
+fn tipping_options(solve: SolveOptions, tol: f64) -> TippingOptions {
+    let mut opts = TippingOptions { tol, solve };
+    if solve.method == Method::Auto {
+        opts.solve.method = Method::Rosenbrock;
+    }
+    opts
+}
+
+fn write_out(
+    out: &Option<PathBuf>,
+    force: bool,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), Error>,
+) -> Result<(), Error> {
+    match out {
+        Some(path) => write_atomic(path, force, write),
+        None => write(&mut std::io::stdout().lock()),
+    }
+}
+
+fn run_equilibria(args: &EquilibriaArgs) -> Result<(), Error> {
+    let (sc, _) = args.scenario.build()?;
+    if let Some(p) = &args.out {
+        check_target(p, args.force)?;
+    }
+    let started = std::time::Instant::now();
+    let eq = all_equilibria(&P2p, sc.params.values())?;
+    let elapsed = started.elapsed();
+    write_out(&args.out, args.force, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
+        csv.write_record([
+            "peers",
+            "supernodes",
+            "queue",
+            "stable",
+            "max_real_eig",
+            "kind",
+            "unstable_dims",
+            "residual",
+            "eigenvalues",
+        ])
+        .map_err(err)?;
+        for e in &eq {
+            let eigs: Vec<String> = e
+                .stability
+                .eigenvalues
+                .iter()
+                .map(|l| {
+                    if l.im == 0.0 {
+                        format!("{:e}", l.re)
+                    } else {
+                        format!("{:e}{:+e}i", l.re, l.im)
+                    }
+                })
+                .collect();
+            csv.write_record([
+                format!("{}", e.x[0]),
+                format!("{}", e.x[1]),
+                format!("{}", e.x[2]),
+                format!("{}", e.kind == Kind::Stable),
+                format!("{:e}", e.stability.max_real),
+                e.describe(),
+                format!("{}", e.stability.unstable_dims),
+                format!("{:e}", e.residual),
+                eigs.join(" "),
+            ])
+            .map_err(err)?;
+        }
+        csv.flush()
+            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+    })?;
+    eprintln!(
+        "{} equilibria in {:.2} ms",
+        eq.len(),
+        elapsed.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn run_critical_shock(args: &CriticalShockArgs) -> Result<(), Error> {
+    let (sc, solve) = args.scenario.build()?;
+    let opts = tipping_options(solve, args.tol);
+    let started = std::time::Instant::now();
+    let cs = critical_shock(&P2p, sc.params.values(), &opts)?;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "bracket: [{:.9}, {:.9}] (recovers, collapses)",
+        cs.bracket.0, cs.bracket.1
+    );
+    if let Some(s) = &cs.saddle {
+        eprintln!(
+            "saddle crossed: peers {:.6}, supernodes {:.6e}, queue {:.6e}; unstable eigenvalue {:.6e}/min",
+            s.x[0], s.x[1], s.x[2], s.stability.max_real
+        );
+    }
+    eprintln!(
+        "{} trials, {} steps, {} rhs evaluations; {:.2} ms",
+        cs.trials,
+        cs.stats.steps,
+        cs.stats.rhs_evals,
+        elapsed.as_secs_f64() * 1e3
+    );
+    match cs.value {
+        Some(f) => println!("{f}"),
+        None => println!("none"),
+    }
+    Ok(())
+}
+
+fn run_critical_window(args: &CriticalWindowArgs) -> Result<(), Error> {
+    let (sc, solve) = args.scenario.build()?;
+    let f = sc.shock.map(|s| s.fraction).ok_or_else(|| {
+        Error::Invalid("critical-window needs --shock F (or a [shock] in the scenario)".into())
+    })?;
+    let opts = tipping_options(solve, args.tol);
+    let started = std::time::Instant::now();
+    let cw = critical_window(&P2p, sc.params.values(), f, &opts)?;
+    let elapsed = started.elapsed();
+    eprintln!("critical shock f* = {:.6}", cw.critical_shock);
+    eprintln!(
+        "bracket: [{:.6}, {:.6}] min (tips, absorbed)",
+        cw.bracket.0, cw.bracket.1
+    );
+    eprintln!(
+        "{} trials, {} steps; {:.2} ms",
+        cw.trials,
+        cw.stats.steps,
+        elapsed.as_secs_f64() * 1e3
+    );
+    match cw.value {
+        Some(w) => println!("{w}"),
+        None => println!("none"),
+    }
+    Ok(())
 }
