@@ -15,7 +15,7 @@ pub use params::{Bound, ParamSet, ParamSpec};
 
 use crate::error::Error;
 use nalgebra::{SMatrix, SVector};
-use num_dual::{Dual2_64, Dual64, DualNum};
+use num_dual::{Dual2_64, Dual64, DualNum, HyperDual64};
 
 /// The scalar a right-hand side is written in: `f64`, or a dual number carrying derivatives.
 pub trait Scalar: DualNum<Primitive = f64> + Copy {}
@@ -269,6 +269,33 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
             .f_dual(Dual64::from_re(t), &xd, &pd[..np])
             .map(|v| v.eps);
         (g, curvature + jg)
+    }
+
+    /// The exact Jacobian together with `∂f/∂p_k` (N + 1 forward-mode passes).
+    pub fn jacobian_with_param(
+        &self,
+        t: f64,
+        x: &SVector<f64, N>,
+        k: usize,
+    ) -> (SMatrix<f64, N, N>, SVector<f64, N>) {
+        (self.jacobian(t, x), self.param_derivative(t, x, k))
+    }
+
+    /// The second derivative `D²f[(a, α), (b, β)]` of `f` in the state and in parameter `k`,
+    /// along directions `(a, α)` and `(b, β)` (one hyper-dual pass).
+    pub fn second_derivative(
+        &self,
+        t: f64,
+        x: &SVector<f64, N>,
+        k: usize,
+        (a, alpha): (&SVector<f64, N>, f64),
+        (b, beta): (&SVector<f64, N>, f64),
+    ) -> SVector<f64, N> {
+        let mut pd = dual_params::<HyperDual64>(self.p);
+        pd[k] = HyperDual64::new(self.p[k], alpha, beta, 0.0);
+        let xd = SVector::<HyperDual64, N>::from_fn(|i, _| HyperDual64::new(x[i], a[i], b[i], 0.0));
+        let d = self.f_dual(HyperDual64::from_re(t), &xd, &pd[..self.p.len()]);
+        d.map(|v| v.eps1eps2)
     }
 
     /// `∂f/∂p_k` by automatic differentiation.

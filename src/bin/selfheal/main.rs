@@ -1,6 +1,7 @@
 //! The `selfheal` command line: parse, call the library, print.
 
 use clap::{Args, Parser, Subcommand};
+use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
 use selfheal::analysis::equilibria::{all_equilibria, Kind};
 use selfheal::analysis::tipping::{critical_shock, critical_window, TippingOptions};
 use selfheal::model::{Model, P2p};
@@ -36,6 +37,28 @@ enum Command {
     CriticalShock(Box<CriticalShockArgs>),
     /// For a reboot fraction above f*, the shortest spread of the wave that is still absorbed.
     CriticalWindow(Box<CriticalWindowArgs>),
+    /// Continue every equilibrium branch in one parameter; locate folds and Hopf points.
+    Continue(Box<ContinueArgs>),
+}
+
+#[derive(Args)]
+struct ContinueArgs {
+    /// The parameter to vary.
+    param: String,
+    /// Start value (branches start from every equilibrium here).
+    #[arg(long, allow_negative_numbers = true, value_name = "A")]
+    from: f64,
+    /// End value (either side of A).
+    #[arg(long, allow_negative_numbers = true, value_name = "B")]
+    to: f64,
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Write the CSV here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -224,9 +247,12 @@ fn main() -> ExitCode {
         Command::Equilibria(args) => run_equilibria(&args),
         Command::CriticalShock(args) => run_critical_shock(&args),
         Command::CriticalWindow(args) => run_critical_window(&args),
+        Command::Continue(args) => run_continue(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that stops early (`| head`) is not an error of ours.
+        Err(e) if e.to_string().contains("Broken pipe") => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -524,5 +550,74 @@ fn run_critical_window(args: &CriticalWindowArgs) -> Result<(), Error> {
         Some(w) => println!("{w}"),
         None => println!("none"),
     }
+    Ok(())
+}
+
+fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
+    let (sc, _) = args.scenario.build()?;
+    let k = sc.params.index(&args.param)?;
+    if let Some(p) = &args.out {
+        check_target(p, args.force)?;
+    }
+    let started = std::time::Instant::now();
+    let c = continue_equilibria(
+        &P2p,
+        sc.params.values(),
+        k,
+        args.from,
+        args.to,
+        &ContinuationOptions::default(),
+    )?;
+    let elapsed = started.elapsed();
+    write_out(&args.out, args.force, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
+        csv.write_record([
+            c.param.as_str(),
+            "peers",
+            "supernodes",
+            "queue",
+            "stable",
+            "point",
+            "branch",
+            "max_real_eig",
+        ])
+        .map_err(err)?;
+        for (b, br) in c.branches.iter().enumerate() {
+            for pt in &br.points {
+                csv.write_record([
+                    format!("{}", pt.mu),
+                    format!("{}", pt.x[0]),
+                    format!("{}", pt.x[1]),
+                    format!("{}", pt.x[2]),
+                    format!("{}", pt.stable),
+                    pt.special.map_or(String::new(), |s| s.name().to_string()),
+                    format!("{}", b + 1),
+                    format!("{:e}", pt.max_real),
+                ])
+                .map_err(err)?;
+            }
+        }
+        csv.flush()
+            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+    })?;
+    for (b, p) in c.special_points() {
+        eprintln!(
+            "{} at {} = {} on branch {} (peers {:.6}, supernodes {:.6e}, queue {:.6e})",
+            p.special.map_or("", |s| s.name()),
+            c.param,
+            p.mu,
+            b + 1,
+            p.x[0],
+            p.x[1],
+            p.x[2]
+        );
+    }
+    eprintln!(
+        "{} branches, {} steps; {:.2} ms",
+        c.branches.len(),
+        c.steps,
+        elapsed.as_secs_f64() * 1e3
+    );
     Ok(())
 }

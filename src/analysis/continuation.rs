@@ -1,0 +1,600 @@
+//! Continuation of equilibrium branches in one parameter: pseudo-arclength steps in scaled
+//! variables, stability along the branch, and folds (saddle-nodes) and Hopf points detected and
+//! located precisely.
+//!
+//! - **Scaling.** Each step works in `w = u/σ` with `σ` the current size of every unknown (for
+//!   states the model samples logarithmically, their own magnitude; for others a floor from the
+//!   search box; for the parameter its magnitude or the range), so supernodes at 1e-8 move as
+//!   visibly as peers at 0.3 and a step cannot jump between branches unnoticed.
+//! - **Steps.** Tangent predictor, Newton corrector on the bordered system, adaptive step
+//!   length from the corrector's effort and the turn of the tangent.
+//! - **Folds** are detected where the parameter component of the tangent changes sign and
+//!   located by Newton on the Moore–Spence system `f = 0, J·v = 0, ⟨l, v⟩ = 1` with exact second
+//!   derivatives (hyper-dual numbers), to 1e-9 relative or better.
+//! - **Hopf points** are detected where a complex pair of eigenvalues crosses the imaginary axis
+//!   and located by Brent's method on the pair's real part along the corrected branch.
+
+use crate::analysis::equilibria::{all_equilibria, same_point, Equilibrium, Stability};
+use crate::error::Error;
+use crate::model::{Model, System};
+use nalgebra::{Const, DMatrix, DVector, DimMin, SVector};
+use serde::Serialize;
+
+/// A special point on a branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpecialPoint {
+    /// Saddle-node: the branch turns back in the parameter.
+    Fold,
+    /// A complex pair of eigenvalues crosses the imaginary axis.
+    Hopf,
+}
+
+impl SpecialPoint {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpecialPoint::Fold => "fold",
+            SpecialPoint::Hopf => "hopf",
+        }
+    }
+}
+
+/// One point of a branch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BranchPoint<const N: usize> {
+    /// Parameter value.
+    pub mu: f64,
+    /// Equilibrium state.
+    pub x: SVector<f64, N>,
+    /// Every eigenvalue has negative real part.
+    pub stable: bool,
+    /// Largest real part of the eigenvalues.
+    pub max_real: f64,
+    /// Set on located special points.
+    pub special: Option<SpecialPoint>,
+}
+
+/// A branch of equilibria, in the order it was traced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Branch<const N: usize> {
+    /// Points: every accepted step, plus the located special points in their place.
+    pub points: Vec<BranchPoint<N>>,
+    /// Indices (into the start equilibria) of the equilibria this branch passes through at the
+    /// start value: the first is where it started.
+    pub starts: Vec<usize>,
+}
+
+/// Options of a continuation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContinuationOptions {
+    /// First step length (scaled arclength).
+    pub ds: f64,
+    /// Smallest step length before the branch counts as lost.
+    pub ds_min: f64,
+    /// Largest step length.
+    pub ds_max: f64,
+    /// Most steps per branch.
+    pub max_steps: usize,
+}
+
+impl Default for ContinuationOptions {
+    fn default() -> Self {
+        Self {
+            ds: 0.02,
+            ds_min: 1e-9,
+            ds_max: 0.2,
+            max_steps: 5000,
+        }
+    }
+}
+
+/// Every branch through the equilibria at the start value, with the special points found.
+#[derive(Debug, Clone)]
+pub struct Continuation<const N: usize> {
+    /// Name of the parameter.
+    pub param: String,
+    /// The branches.
+    pub branches: Vec<Branch<N>>,
+    /// The equilibria at the start value.
+    pub start_equilibria: Vec<Equilibrium<N>>,
+    /// Steps taken over all branches.
+    pub steps: usize,
+}
+
+impl<const N: usize> Continuation<N> {
+    /// Every located special point, with its branch index.
+    pub fn special_points(&self) -> impl Iterator<Item = (usize, &BranchPoint<N>)> {
+        self.branches
+            .iter()
+            .enumerate()
+            .flat_map(|(b, br)| br.points.iter().map(move |p| (b, p)))
+            .filter(|(_, p)| p.special.is_some())
+    }
+
+    /// The parameter values of the folds, in increasing order.
+    pub fn folds(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self
+            .special_points()
+            .filter(|(_, p)| p.special == Some(SpecialPoint::Fold))
+            .map(|(_, p)| p.mu)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+}
+
+/// Scales of the unknowns `(x, μ)` at a point.
+fn scales<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    x: &SVector<f64, N>,
+    mu: f64,
+    mu_range: f64,
+) -> DVector<f64> {
+    let bx = model.search_box(p);
+    let mut s = DVector::zeros(N + 1);
+    for i in 0..N {
+        let r = bx[i];
+        let floor = if r.log {
+            r.lo.max(1e-300)
+        } else {
+            1e-3 * (r.hi - r.lo).abs().max(1e-300)
+        };
+        s[i] = x[i].abs().max(floor);
+    }
+    s[N] = mu.abs().max(1e-3 * mu_range).max(1e-300);
+    s
+}
+
+struct Tracer<'a, M, const N: usize> {
+    model: &'a M,
+    p: Vec<f64>,
+    k: usize,
+    lo: f64,
+    hi: f64,
+}
+
+impl<M: Model<N>, const N: usize> Tracer<'_, M, N>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    fn with_mu(&self, mu: f64) -> Vec<f64> {
+        let mut p = self.p.clone();
+        p[self.k] = mu;
+        p
+    }
+
+    /// `[J, f_μ]` at `(x, μ)`, as a dynamic `N × (N+1)` matrix, and `f`.
+    fn jac(&self, x: &SVector<f64, N>, mu: f64) -> (DMatrix<f64>, SVector<f64, N>) {
+        let p = self.with_mu(mu);
+        let sys = System::new(self.model, &p);
+        let (j, fp) = sys.jacobian_with_param(0.0, x, self.k);
+        let mut a = DMatrix::zeros(N, N + 1);
+        for r in 0..N {
+            for c in 0..N {
+                a[(r, c)] = j[(r, c)];
+            }
+            a[(r, N)] = fp[r];
+        }
+        (a, sys.f(0.0, x))
+    }
+
+    fn stability(&self, x: &SVector<f64, N>, mu: f64) -> Stability {
+        let p = self.with_mu(mu);
+        Stability::of(&System::new(self.model, &p).jacobian(0.0, x))
+    }
+
+    fn point(&self, x: SVector<f64, N>, mu: f64, special: Option<SpecialPoint>) -> BranchPoint<N> {
+        let st = self.stability(&x, mu);
+        BranchPoint {
+            mu,
+            x,
+            stable: st.is_stable(),
+            max_real: st.max_real,
+            special,
+        }
+    }
+
+    /// Unit tangent (unscaled, in `(x, μ)`) at a point, oriented along `prev` (scaled by `s`).
+    fn tangent(
+        &self,
+        x: &SVector<f64, N>,
+        mu: f64,
+        s: &DVector<f64>,
+        prev: &DVector<f64>,
+    ) -> Option<DVector<f64>> {
+        let (a, _) = self.jac(x, mu);
+        let mut m = DMatrix::zeros(N + 1, N + 1);
+        for r in 0..N {
+            for c in 0..=N {
+                m[(r, c)] = a[(r, c)] * s[c];
+            }
+        }
+        let prev_s = prev.component_div(s);
+        let prev_s = prev_s.normalize();
+        for c in 0..=N {
+            m[(N, c)] = prev_s[c];
+        }
+        let mut rhs = DVector::zeros(N + 1);
+        rhs[N] = 1.0;
+        let tau = m.lu().solve(&rhs)?;
+        let t = tau.component_mul(s);
+        let t = t.normalize();
+        Some(if t.component_div(s).dot(&prev_s) < 0.0 {
+            -t
+        } else {
+            t
+        })
+    }
+
+    /// Newton corrector on `f = 0`, `⟨τ, (u − u_pred)/σ⟩ = 0`; returns the point and iterations.
+    fn correct(
+        &self,
+        pred: &DVector<f64>,
+        tau_s: &DVector<f64>,
+        s: &DVector<f64>,
+    ) -> Option<(SVector<f64, N>, f64, usize)> {
+        let mut u = pred.clone();
+        for it in 1..=10 {
+            let x = SVector::<f64, N>::from_fn(|i, _| u[i]);
+            if !self.model.feasible(&x) {
+                return None;
+            }
+            let (a, f) = self.jac(&x, u[N]);
+            let mut m = DMatrix::zeros(N + 1, N + 1);
+            let mut rhs = DVector::zeros(N + 1);
+            for r in 0..N {
+                for c in 0..=N {
+                    m[(r, c)] = a[(r, c)] * s[c];
+                }
+                rhs[r] = -f[r];
+            }
+            for c in 0..=N {
+                m[(N, c)] = tau_s[c];
+            }
+            rhs[N] = -tau_s.dot(&(&u - pred).component_div(s));
+            let dw = m.lu().solve(&rhs)?;
+            if !dw.iter().all(|v| v.is_finite()) {
+                return None;
+            }
+            u += dw.component_mul(s);
+            if dw.amax() <= 1e-11 {
+                let x = SVector::<f64, N>::from_fn(|i, _| u[i]);
+                return self.model.feasible(&x).then_some((x, u[N], it));
+            }
+        }
+        None
+    }
+
+    /// Newton at fixed μ (to land exactly on a range end).
+    fn at_mu(&self, x0: SVector<f64, N>, mu: f64) -> Option<SVector<f64, N>> {
+        let p = self.with_mu(mu);
+        crate::analysis::equilibria::newton(&System::new(self.model, &p), x0, 30)
+            .ok()
+            .map(|r| r.x)
+    }
+
+    /// Moore–Spence Newton for a fold near `(x, μ)` with null-vector guess `v`.
+    fn locate_fold(
+        &self,
+        x0: SVector<f64, N>,
+        mu0: f64,
+        v0: SVector<f64, N>,
+        s: &DVector<f64>,
+    ) -> Option<(SVector<f64, N>, f64)> {
+        let sx = SVector::<f64, N>::from_fn(|i, _| s[i]);
+        // Work with v in scaled coordinates so that ⟨l, v⟩ = 1 is well balanced.
+        let mut x = x0;
+        let mut mu = mu0;
+        let mut v = v0.component_div(&sx);
+        let l = v / v.norm_squared();
+        let n = 2 * N + 1;
+        for _ in 0..30 {
+            let p = self.with_mu(mu);
+            let sys = System::new(self.model, &p);
+            let (j, fp) = sys.jacobian_with_param(0.0, &x, self.k);
+            let f = sys.f(0.0, &x);
+            let vu = v.component_mul(&sx); // unscaled null vector
+            let jv = j * vu;
+            let mut m = DMatrix::zeros(n, n);
+            let mut rhs = DVector::zeros(n);
+            for r in 0..N {
+                rhs[r] = -f[r];
+                rhs[N + r] = -jv[r];
+            }
+            rhs[2 * N] = -(l.dot(&v) - 1.0);
+            let zero = SVector::<f64, N>::zeros();
+            for c in 0..N {
+                let mut e = zero;
+                e[c] = 1.0;
+                // ∂(J v)/∂x_c = D²f[(v, 0), (e_c, 0)]
+                let col = sys.second_derivative(0.0, &x, self.k, (&vu, 0.0), (&e, 0.0));
+                for r in 0..N {
+                    m[(r, c)] = j[(r, c)] * sx[c];
+                    m[(N + r, c)] = col[r] * sx[c];
+                    m[(N + r, N + c)] = j[(r, c)] * sx[c];
+                }
+                m[(2 * N, N + c)] = l[c];
+            }
+            let col_mu = sys.second_derivative(0.0, &x, self.k, (&vu, 0.0), (&zero, 1.0));
+            for r in 0..N {
+                m[(r, 2 * N)] = fp[r] * s[N];
+                m[(N + r, 2 * N)] = col_mu[r] * s[N];
+            }
+            let d = m.lu().solve(&rhs)?;
+            for i in 0..N {
+                x[i] += d[i] * sx[i];
+                v[i] += d[N + i];
+            }
+            mu += d[2 * N] * s[N];
+            if !self.model.feasible(&x) || !mu.is_finite() {
+                return None;
+            }
+            let dx = (0..N).map(|i| d[i].abs()).fold(0.0, f64::max);
+            if dx <= 1e-13 && d[2 * N].abs() <= 1e-13 {
+                return Some((x, mu));
+            }
+        }
+        None
+    }
+
+    /// Real part of the eigenvalue pair nearest the imaginary axis among complex ones.
+    fn hopf_test(&self, x: &SVector<f64, N>, mu: f64) -> Option<f64> {
+        self.stability(x, mu)
+            .eigenvalues
+            .iter()
+            .filter(|l| l.im.abs() > 1e-12 * l.norm().max(1e-300))
+            .map(|l| l.re)
+            .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+    }
+
+    /// Traces one branch from an equilibrium at `lo`-side start, towards the inside of the
+    /// range first.
+    fn trace(
+        &self,
+        x0: SVector<f64, N>,
+        mu0: f64,
+        toward: f64,
+        opts: &ContinuationOptions,
+        steps: &mut usize,
+    ) -> Result<Vec<BranchPoint<N>>, Error> {
+        let range = (self.hi - self.lo).abs();
+        let mut x = x0;
+        let mut mu = mu0;
+        let mut s = scales(self.model, &self.p, &x, mu, range);
+        let mut guess = DVector::zeros(N + 1);
+        guess[N] = toward.signum() * s[N];
+        let mut t = self.tangent(&x, mu, &s, &guess).ok_or_else(|| {
+            Error::Invalid(format!(
+                "the continuation cannot start at {:?}: singular Jacobian",
+                x.as_slice()
+            ))
+        })?;
+        if t[N] * toward < 0.0 {
+            t = -t;
+        }
+        let mut pts = vec![self.point(x, mu, None)];
+        let mut h = opts.ds;
+        let mut last_hopf = self.hopf_test(&x, mu);
+        for _ in 0..opts.max_steps {
+            let u = DVector::from_fn(N + 1, |i, _| if i < N { x[i] } else { mu });
+            let tau_s = t.component_div(&s).normalize();
+            let pred = &u + tau_s.component_mul(&s) * h;
+            let corrected = self.correct(&pred, &tau_s, &s).and_then(|(xn, mun, it)| {
+                let sn = scales(self.model, &self.p, &xn, mun, range);
+                let tn = self.tangent(&xn, mun, &sn, &t)?;
+                // Reject sharp turns: a jump to another branch shows up as one.
+                let cos = tn
+                    .component_div(&sn)
+                    .normalize()
+                    .dot(&t.component_div(&sn).normalize());
+                (cos > 0.9).then_some((xn, mun, it, sn, tn))
+            });
+            let Some((xn, mun, it, sn, tn)) = corrected else {
+                h *= 0.5;
+                if h < opts.ds_min {
+                    return Err(Error::Invalid(format!(
+                        "lost the branch at {} = {mu}, state {:?}: the corrector fails even for tiny steps",
+                        self.name(),
+                        x.as_slice()
+                    )));
+                }
+                continue;
+            };
+            *steps += 1;
+            // Left the range: land exactly on its end and stop.
+            let (a, b) = (self.lo.min(self.hi), self.lo.max(self.hi));
+            if mun < a || mun > b {
+                let end = if mun < a { a } else { b };
+                let frac = (end - mu) / (mun - mu);
+                let guess = x + (xn - x) * frac;
+                if let Some(xe) = self.at_mu(guess, end) {
+                    pts.push(self.point(xe, end, None));
+                }
+                return Ok(pts);
+            }
+            // Fold: the parameter component of the tangent changes sign.
+            if t[N] * tn[N] < 0.0 {
+                let v0 = if tn[N].abs() < t[N].abs() {
+                    SVector::<f64, N>::from_fn(|i, _| tn[i])
+                } else {
+                    SVector::<f64, N>::from_fn(|i, _| t[i])
+                };
+                let (xg, mg) = if tn[N].abs() < t[N].abs() {
+                    (xn, mun)
+                } else {
+                    (x, mu)
+                };
+                if let Some((xf, mf)) = self.locate_fold(xg, mg, v0, &sn) {
+                    pts.push(self.point(xf, mf, Some(SpecialPoint::Fold)));
+                }
+            }
+            // Hopf: a complex pair's real part changes sign.
+            let hopf = self.hopf_test(&xn, mun);
+            if let (Some(h0), Some(h1)) = (last_hopf, hopf) {
+                if h0 * h1 < 0.0 {
+                    if let Some((xh, mh)) = self.locate_hopf(&u, &tau_s, &s, h, h0) {
+                        pts.push(self.point(xh, mh, Some(SpecialPoint::Hopf)));
+                    }
+                }
+            }
+            last_hopf = hopf;
+            pts.push(self.point(xn, mun, None));
+            x = xn;
+            mu = mun;
+            s = sn;
+            t = tn;
+            h = if it <= 3 {
+                (h * 1.5).min(opts.ds_max)
+            } else if it >= 6 {
+                h * 0.6
+            } else {
+                h
+            };
+        }
+        Ok(pts)
+    }
+
+    /// Brent on the critical pair's real part along the step from `u` (scaled tangent `tau_s`).
+    fn locate_hopf(
+        &self,
+        u: &DVector<f64>,
+        tau_s: &DVector<f64>,
+        s: &DVector<f64>,
+        h: f64,
+        g0: f64,
+    ) -> Option<(SVector<f64, N>, f64)> {
+        let at = |a: f64| -> Option<(SVector<f64, N>, f64, f64)> {
+            let pred = u + tau_s.component_mul(s) * a;
+            let (x, mu, _) = self.correct(&pred, tau_s, s)?;
+            Some((x, mu, self.hopf_test(&x, mu)?))
+        };
+        let (mut lo, mut glo) = (0.0, g0);
+        let (mut hi, mut ghi) = (h, at(h)?.2);
+        if glo * ghi > 0.0 {
+            return None;
+        }
+        // Illinois regula falsi on the arclength.
+        let mut side = 0;
+        for _ in 0..100 {
+            let m = (lo * ghi - hi * glo) / (ghi - glo);
+            let (x, mu, g) = at(m)?;
+            if g == 0.0 || (hi - lo).abs() <= 1e-14 * h.max(1e-300) || g.abs() < 1e-15 {
+                return Some((x, mu));
+            }
+            if g * glo < 0.0 {
+                hi = m;
+                ghi = g;
+                if side == -1 {
+                    glo *= 0.5;
+                }
+                side = -1;
+            } else {
+                lo = m;
+                glo = g;
+                if side == 1 {
+                    ghi *= 0.5;
+                }
+                side = 1;
+            }
+        }
+        at(0.5 * (lo + hi)).map(|(x, mu, _)| (x, mu))
+    }
+
+    fn name(&self) -> &str {
+        self.model.params()[self.k].name
+    }
+}
+
+/// Continues every equilibrium branch through the equilibria at `from` in parameter `k`
+/// (index in the model's table) across `[from, to]` (either direction), merging branches that
+/// turn out to be one.
+///
+/// ```
+/// use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
+/// use selfheal::model::textbook::Cusp;
+/// use selfheal::model::{Model, ParamSet};
+/// // x' = μ + x − x³ has folds at μ = ±2/(3√3).
+/// let p = ParamSet::defaults(Cusp.params());
+/// let c = continue_equilibria(&Cusp, p.values(), 0, -1.0, 1.0, &ContinuationOptions::default()).unwrap();
+/// let folds = c.folds();
+/// let exact = 2.0 / (3.0 * 3f64.sqrt());
+/// assert_eq!(folds.len(), 2);
+/// assert!((folds[0] + exact).abs() < 1e-9 && (folds[1] - exact).abs() < 1e-9);
+/// ```
+pub fn continue_equilibria<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    k: usize,
+    from: f64,
+    to: f64,
+    opts: &ContinuationOptions,
+) -> Result<Continuation<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let spec = model
+        .params()
+        .get(k)
+        .ok_or_else(|| Error::Invalid(format!("parameter index {k} is out of range")))?;
+    for (name, v) in [("--from", from), ("--to", to)] {
+        spec.check(v).map_err(|_| Error::OutOfRange {
+            name: format!("{} {name}", spec.name),
+            value: v,
+            range: spec.range_text(),
+        })?;
+    }
+    if from == to {
+        return Err(Error::Invalid(format!(
+            "empty range for {}: --from and --to are both {from}",
+            spec.name
+        )));
+    }
+    let mut p0 = p.to_vec();
+    p0[k] = from;
+    let start_equilibria = all_equilibria(model, &p0)?;
+    if start_equilibria.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no equilibrium at {} = {from} to continue from",
+            spec.name
+        )));
+    }
+    let tracer = Tracer {
+        model,
+        p: p0,
+        k,
+        lo: from,
+        hi: to,
+    };
+    let mut branches: Vec<Branch<N>> = vec![];
+    let mut covered = vec![false; start_equilibria.len()];
+    let mut steps = 0;
+    for (i, e) in start_equilibria.iter().enumerate() {
+        if covered[i] {
+            continue;
+        }
+        covered[i] = true;
+        let points = tracer.trace(e.x, from, to - from, opts, &mut steps)?;
+        let mut starts = vec![i];
+        // Merge: a branch that comes back to `from` through another start equilibrium is one
+        // branch with it.
+        if let Some(last) = points.last() {
+            if last.mu == from {
+                for (j, f) in start_equilibria.iter().enumerate() {
+                    if !covered[j] && same_point(&f.x, &last.x) {
+                        covered[j] = true;
+                        starts.push(j);
+                    }
+                }
+            }
+        }
+        branches.push(Branch { points, starts });
+    }
+    Ok(Continuation {
+        param: spec.name.to_string(),
+        branches,
+        start_equilibria,
+        steps,
+    })
+}
