@@ -146,3 +146,41 @@ impl Model<2> for DoubleWell {
         finite(x)
     }
 }
+
+/// The Hopf normal form `x' = μx − y − x(x² + y²)`, `y' = x + μy − y(x² + y²)`: the origin is an
+/// equilibrium for every `μ`, with eigenvalues `μ ± i`, so a Hopf point sits at `μ = 0`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HopfNormalForm;
+
+const HOPF: [ParamSpec; 1] = [param("mu", -1.0, "distance from the Hopf point")];
+
+impl Model<2> for HopfNormalForm {
+    fn name(&self) -> &str {
+        "hopf-normal-form"
+    }
+    fn states(&self) -> [StateSpec; 2] {
+        [
+            X,
+            StateSpec {
+                name: "y",
+                meaning: "state",
+            },
+        ]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        &HOPF
+    }
+    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 2>, p: &[T]) -> SVector<T, 2> {
+        let r2 = x[0] * x[0] + x[1] * x[1];
+        SVector::from([
+            p[0] * x[0] - x[1] - x[0] * r2,
+            x[0] + p[0] * x[1] - x[1] * r2,
+        ])
+    }
+    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
+        SVector::zeros()
+    }
+    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+        finite(x)
+    }
+}

@@ -1,0 +1,317 @@
+//! Equilibria, continuation and tipping against textbook answers and against second methods.
+
+use nalgebra::SVector;
+use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions, SpecialPoint};
+use selfheal::analysis::equilibria::{all_equilibria, Kind};
+use selfheal::analysis::tipping::{
+    critical_shock, critical_window, fate, Landscape, TippingOptions,
+};
+use selfheal::model::textbook::{Cusp, DoubleWell, HopfNormalForm, SaddleNode};
+use selfheal::model::{Model, P2p, ParamSet, System};
+use selfheal::scenario::{Scenario, Shock};
+use selfheal::simulate::{simulate, Outcome, SimOptions};
+use selfheal::solve::{Method, SolveOptions, SolverStats, Tolerances};
+
+fn defaults() -> Vec<f64> {
+    ParamSet::defaults(P2p.params()).values().to_vec()
+}
+
+fn tight() -> SimOptions {
+    SimOptions {
+        solve: SolveOptions {
+            method: Method::Rosenbrock,
+            tol: Tolerances {
+                rtol: 1e-11,
+                atol: 1e-16,
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn textbook_equilibria_are_all_found_and_classified() {
+    // x' = μ + x − x³ at μ = 0: −1, 0, 1 (stable, unstable, stable).
+    let eq = all_equilibria(&Cusp, &[0.0, 1.0]).unwrap();
+    let xs: Vec<f64> = eq.iter().map(|e| e.x[0]).collect();
+    assert_eq!(xs.len(), 3, "{xs:?}");
+    for (x, want) in xs.iter().zip([1.0, 0.0, -1.0]) {
+        assert!((x - want).abs() < 1e-12, "{xs:?}");
+    }
+    let kinds: Vec<Kind> = eq.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [Kind::Stable, Kind::Unstable, Kind::Stable]);
+    // x' = μ + x² at μ = −1/4: ±1/2.
+    let eq = all_equilibria(&SaddleNode, &[-0.25]).unwrap();
+    assert_eq!(eq.len(), 2);
+    assert!((eq[0].x[0] - 0.5).abs() < 1e-12 && (eq[1].x[0] + 0.5).abs() < 1e-12);
+    // The planar double well: two stable nodes and the saddle at the origin.
+    let eq = all_equilibria(&DoubleWell, &[]).unwrap();
+    assert_eq!(eq.len(), 3);
+    let saddle = eq.iter().find(|e| e.kind == Kind::Saddle).unwrap();
+    assert!(saddle.x.norm() < 1e-12);
+    assert_eq!(saddle.stability.unstable_dims, 1);
+    assert_eq!(eq.iter().filter(|e| e.kind == Kind::Stable).count(), 2);
+}
+
+#[test]
+fn reference_model_has_three_equilibria_that_zero_the_right_hand_side() {
+    let p = defaults();
+    let eq = all_equilibria(&P2p, &p).unwrap();
+    assert_eq!(eq.len(), 3);
+    assert_eq!(eq[0].kind, Kind::Stable);
+    assert_eq!(eq[1].kind, Kind::Saddle);
+    assert_eq!(eq[1].stability.unstable_dims, 1);
+    assert_eq!(eq[2].kind, Kind::Stable);
+    for e in &eq {
+        assert!(P2p.rhs(0.0, &e.x, &p).amax() < 1e-12, "{:?}", e.x);
+        assert!(e.x.iter().all(|v| *v > 0.0) && e.x.sum() < 1.0);
+    }
+    // Collapsed: fewer than 1 % of users online.
+    assert!(eq[2].x[0] + eq[2].x[1] < 0.01);
+}
+
+#[test]
+fn stability_agrees_with_long_simulations_from_nearby_points() {
+    let p = defaults();
+    let eq = all_equilibria(&P2p, &p).unwrap();
+    let sys = System::new(&P2p, &p);
+    for e in &eq {
+        for sign in [1.0, -1.0] {
+            // Perturb by 1e-3 of each component.
+            let start = e.x + e.x * (1e-3 * sign);
+            let mut sc = Scenario::new(&P2p);
+            sc.initial = Some(start.iter().copied().collect());
+            sc.t_end = 20000.0;
+            let sim = simulate(&P2p, &sc, &tight()).unwrap();
+            let end = sim.dense.eval(20000.0).unwrap();
+            let back = (end - e.x).component_div(&e.x).amax() < 1e-4;
+            assert_eq!(
+                back,
+                e.kind == Kind::Stable,
+                "{} at {:?}: ended at {:?}",
+                e.describe(),
+                e.x.as_slice(),
+                end.as_slice()
+            );
+        }
+        assert!(sys.f(0.0, &e.x).amax() < 1e-12);
+    }
+}
+
+#[test]
+fn critical_shock_separates_fates_found_by_plain_simulation() {
+    let p = defaults();
+    let cs = critical_shock(&P2p, &p, &TippingOptions::default()).unwrap();
+    let f = cs.value.unwrap();
+    assert!(
+        f > 0.3 && f < 0.6,
+        "MODEL.md puts f* in (0.3, 0.6), got {f}"
+    );
+    // Independent check: simulations at much tighter tolerance just either side.
+    for (shock, want) in [
+        (f - 2e-6, Outcome::Recovered),
+        (f + 2e-6, Outcome::Collapsed),
+    ] {
+        let mut sc = Scenario::new(&P2p);
+        sc.shock = Some(Shock::instantaneous(shock));
+        sc.t_end = 3000.0;
+        let out = simulate(&P2p, &sc, &tight()).unwrap().summary.outcome;
+        assert_eq!(out, want, "shock {shock}");
+    }
+    // The reported saddle is the model's one saddle.
+    let saddle = cs.saddle.unwrap();
+    assert_eq!(saddle.kind, Kind::Saddle);
+}
+
+#[test]
+fn trajectories_near_critical_shock_linger_by_the_saddle_at_its_unstable_rate() {
+    // On the saddle's stable manifold the time spent near it grows like ln(1/|f − f*|)/λu:
+    // each tenfold approach to f* adds ln(10)/λu of lingering.
+    let p = defaults();
+    let opts = TippingOptions {
+        tol: 1e-9,
+        solve: SolveOptions {
+            method: Method::Rosenbrock,
+            tol: Tolerances {
+                rtol: 1e-10,
+                atol: 1e-15,
+            },
+            ..Default::default()
+        },
+    };
+    let cs = critical_shock(&P2p, &p, &opts).unwrap();
+    let f = cs.value.unwrap();
+    let landscape = Landscape::new(&P2p, &p).unwrap();
+    let lambda = landscape.rates()[0];
+    let sys = System::new(&P2p, &p);
+    let h = landscape.healthy_state();
+    let exit = |delta: f64| {
+        let x0 = P2p.reboot_jump(&h, &p, f - delta, f - delta).unwrap();
+        let mut st = SolverStats::default();
+        let r = fate(&sys, x0, &landscape, &opts.solve, &mut st).unwrap();
+        assert_eq!(r.outcome, Outcome::Recovered);
+        r.saddle_exit.unwrap().1
+    };
+    let (t5, t6, t7) = (exit(1e-5), exit(1e-6), exit(1e-7));
+    let per_decade = std::f64::consts::LN_10 / lambda;
+    for d in [t6 - t5, t7 - t6] {
+        assert!(
+            (d - per_decade).abs() < 0.1 * per_decade,
+            "{d} vs {per_decade}"
+        );
+    }
+}
+
+#[test]
+fn critical_window_separates_absorbed_and_tipping_waves() {
+    let p = defaults();
+    let cw = critical_window(&P2p, &p, 0.5, &TippingOptions::default()).unwrap();
+    let w = cw.value.unwrap();
+    for (window, want) in [
+        (w * 0.999, Outcome::Collapsed),
+        (w * 1.001, Outcome::Recovered),
+    ] {
+        let mut sc = Scenario::new(&P2p);
+        sc.shock = Some(Shock {
+            at: 0.0,
+            fraction: 0.5,
+            sn_fraction: 0.5,
+            window,
+        });
+        sc.t_end = 3000.0;
+        let out = simulate(&P2p, &sc, &tight()).unwrap().summary.outcome;
+        assert_eq!(out, want, "window {window}");
+    }
+    // Below f*, no window is critical.
+    assert!(critical_window(&P2p, &p, 0.2, &TippingOptions::default()).is_err());
+}
+
+#[test]
+fn folds_of_the_normal_forms_are_located_exactly() {
+    let o = ContinuationOptions::default();
+    // x' = μ + x²: from μ = −1 (two equilibria) to 1: one branch through the fold at 0.
+    let c = continue_equilibria(&SaddleNode, &[-1.0], 0, -1.0, 1.0, &o).unwrap();
+    assert_eq!(c.branches.len(), 1, "the two equilibria lie on one branch");
+    assert_eq!(c.branches[0].starts.len(), 2);
+    let folds = c.folds();
+    assert_eq!(folds.len(), 1);
+    assert!(folds[0].abs() < 1e-12, "{folds:?}");
+    // Walking down works the same way: from μ = 1 (no equilibria) there is nothing to follow.
+    assert!(continue_equilibria(&SaddleNode, &[-1.0], 0, 1.0, -1.0, &o).is_err());
+    // Cusp with λ = 2: folds at ±2(2/3)^{3/2}.
+    let c = continue_equilibria(&Cusp, &[0.0, 2.0], 0, 3.0, -3.0, &o).unwrap();
+    let exact = 2.0 * (2.0f64 / 3.0).powf(1.5);
+    let folds = c.folds();
+    assert_eq!(folds.len(), 2);
+    assert!((folds[0] + exact).abs() < 1e-9 * exact && (folds[1] - exact).abs() < 1e-9 * exact);
+}
+
+#[test]
+fn hopf_point_of_the_normal_form_is_located_at_zero() {
+    let c = continue_equilibria(
+        &HopfNormalForm,
+        &[-1.0],
+        0,
+        -1.0,
+        0.5,
+        &ContinuationOptions::default(),
+    )
+    .unwrap();
+    let hopf: Vec<f64> = c
+        .special_points()
+        .filter(|(_, p)| p.special == Some(SpecialPoint::Hopf))
+        .map(|(_, p)| p.mu)
+        .collect();
+    assert_eq!(hopf.len(), 1);
+    assert!(hopf[0].abs() < 1e-9, "{hopf:?}");
+}
+
+/// Counts equilibria at a parameter value.
+fn count(name: &str, v: f64) -> usize {
+    let mut ps = ParamSet::defaults(P2p.params());
+    ps.set(name, v).unwrap();
+    all_equilibria(&P2p, ps.values()).unwrap().len()
+}
+
+#[test]
+fn reference_folds_match_where_the_equilibrium_count_changes() {
+    let ps = ParamSet::defaults(P2p.params());
+    let k = ps.index("sn_capacity").unwrap();
+    let c = continue_equilibria(
+        &P2p,
+        ps.values(),
+        k,
+        300.0,
+        20000.0,
+        &ContinuationOptions::default(),
+    )
+    .unwrap();
+    let folds = c.folds();
+    assert_eq!(folds.len(), 2, "{folds:?}");
+    // Brute force: three equilibria strictly between the folds, one just outside.
+    for (v, want) in [
+        (folds[0] * (1.0 - 1e-4), 1),
+        (folds[0] * (1.0 + 1e-4), 3),
+        (folds[1] * (1.0 - 1e-4), 3),
+        (folds[1] * (1.0 + 1e-4), 1),
+    ] {
+        assert_eq!(count("sn_capacity", v), want, "sn_capacity = {v}");
+    }
+    // At each fold the Jacobian is singular: one eigenvalue vanishes.
+    for (_, pt) in c
+        .special_points()
+        .filter(|(_, p)| p.special == Some(SpecialPoint::Fold))
+    {
+        let mut q = ps.values().to_vec();
+        q[k] = pt.mu;
+        let j = selfheal::model::jacobian(&P2p, 0.0, &pt.x, &q);
+        let smallest = j
+            .complex_eigenvalues()
+            .iter()
+            .map(|l| l.norm())
+            .fold(f64::INFINITY, f64::min);
+        let largest = j
+            .complex_eigenvalues()
+            .iter()
+            .map(|l| l.norm())
+            .fold(0.0, f64::max);
+        assert!(smallest < 1e-10 * largest, "{smallest:e} vs {largest:e}");
+        assert!(P2p.rhs(0.0, &pt.x, &q).amax() < 1e-13);
+    }
+}
+
+#[test]
+fn continuation_refuses_empty_ranges_and_unknown_starts() {
+    let ps = ParamSet::defaults(P2p.params());
+    let k = ps.index("sn_capacity").unwrap();
+    let o = ContinuationOptions::default();
+    let e = continue_equilibria(&P2p, ps.values(), k, 500.0, 500.0, &o).unwrap_err();
+    assert!(e.to_string().contains("empty range"), "{e}");
+    let e = continue_equilibria(&P2p, ps.values(), k, -5.0, 500.0, &o).unwrap_err();
+    assert!(e.to_string().contains("sn_capacity"), "{e}");
+}
+
+#[test]
+fn no_stable_state_is_a_clear_error() {
+    // An oscillating parameter set: no stable equilibrium to start from.
+    let mut ps = ParamSet::defaults(P2p.params());
+    for (n, v) in [
+        ("sn_capacity", 216.5),
+        ("retry", 8.22),
+        ("give_up", 0.0339),
+        ("dedicated", 8.04e-4),
+        ("promotion", 0.0374),
+    ] {
+        ps.set(n, v).unwrap();
+    }
+    let eq = all_equilibria(&P2p, ps.values()).unwrap();
+    assert!(
+        eq.iter().all(|e| e.kind != Kind::Stable),
+        "{:?}",
+        eq.iter().map(|e| e.describe()).collect::<Vec<_>>()
+    );
+    let e = critical_shock(&P2p, ps.values(), &TippingOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("no stable equilibrium"), "{e}");
+    let _ = SVector::<f64, 3>::zeros();
+}
