@@ -147,6 +147,71 @@ fn scales<M: Model<N>, const N: usize>(
     s
 }
 
+/// Unit tangent (unscaled) of a curve `G(u) = 0` whose Jacobian `a` is `m × (m+1)`, from the
+/// bordered system in scaled variables `u/s`, oriented along `prev`.
+fn curve_tangent(a: &DMatrix<f64>, s: &DVector<f64>, prev: &DVector<f64>) -> Option<DVector<f64>> {
+    let n = s.len();
+    let mut m = DMatrix::zeros(n, n);
+    for r in 0..n - 1 {
+        for c in 0..n {
+            m[(r, c)] = a[(r, c)] * s[c];
+        }
+    }
+    let prev_s = prev.component_div(s).normalize();
+    for c in 0..n {
+        m[(n - 1, c)] = prev_s[c];
+    }
+    let mut rhs = DVector::zeros(n);
+    rhs[n - 1] = 1.0;
+    let tau = m.lu().solve(&rhs)?;
+    let t = tau.component_mul(s).normalize();
+    if !t.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    Some(if t.component_div(s).dot(&prev_s) < 0.0 {
+        -t
+    } else {
+        t
+    })
+}
+
+/// Pseudo-arclength Newton corrector for `G(u) = 0`: `eval` gives `(G, ∂G/∂u)`; the extra
+/// equation keeps the scaled correction orthogonal to the scaled tangent `tau_s`. Converges when
+/// the scaled update is below 1e-11; returns the point and the iterations used.
+fn curve_correct(
+    eval: &dyn Fn(&DVector<f64>) -> Option<(DVector<f64>, DMatrix<f64>)>,
+    pred: &DVector<f64>,
+    tau_s: &DVector<f64>,
+    s: &DVector<f64>,
+) -> Option<(DVector<f64>, usize)> {
+    let n = s.len();
+    let mut u = pred.clone();
+    for it in 1..=10 {
+        let (g, a) = eval(&u)?;
+        let mut m = DMatrix::zeros(n, n);
+        let mut rhs = DVector::zeros(n);
+        for r in 0..n - 1 {
+            for c in 0..n {
+                m[(r, c)] = a[(r, c)] * s[c];
+            }
+            rhs[r] = -g[r];
+        }
+        for c in 0..n {
+            m[(n - 1, c)] = tau_s[c];
+        }
+        rhs[n - 1] = -tau_s.dot(&(&u - pred).component_div(s));
+        let dw = m.lu().solve(&rhs)?;
+        if !dw.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        u += dw.component_mul(s);
+        if dw.amax() <= 1e-11 {
+            return Some((u, it));
+        }
+    }
+    None
+}
+
 struct Tracer<'a, M, const N: usize> {
     model: &'a M,
     p: Vec<f64>,
@@ -204,28 +269,7 @@ where
         s: &DVector<f64>,
         prev: &DVector<f64>,
     ) -> Option<DVector<f64>> {
-        let (a, _) = self.jac(x, mu);
-        let mut m = DMatrix::zeros(N + 1, N + 1);
-        for r in 0..N {
-            for c in 0..=N {
-                m[(r, c)] = a[(r, c)] * s[c];
-            }
-        }
-        let prev_s = prev.component_div(s);
-        let prev_s = prev_s.normalize();
-        for c in 0..=N {
-            m[(N, c)] = prev_s[c];
-        }
-        let mut rhs = DVector::zeros(N + 1);
-        rhs[N] = 1.0;
-        let tau = m.lu().solve(&rhs)?;
-        let t = tau.component_mul(s);
-        let t = t.normalize();
-        Some(if t.component_div(s).dot(&prev_s) < 0.0 {
-            -t
-        } else {
-            t
-        })
+        curve_tangent(&self.jac(x, mu).0, s, prev)
     }
 
     /// Newton corrector on `f = 0`, `⟨τ, (u − u_pred)/σ⟩ = 0`; returns the point and iterations.
@@ -235,36 +279,17 @@ where
         tau_s: &DVector<f64>,
         s: &DVector<f64>,
     ) -> Option<(SVector<f64, N>, f64, usize)> {
-        let mut u = pred.clone();
-        for it in 1..=10 {
+        let eval = |u: &DVector<f64>| {
             let x = SVector::<f64, N>::from_fn(|i, _| u[i]);
             if !self.model.feasible(&x) {
                 return None;
             }
             let (a, f) = self.jac(&x, u[N]);
-            let mut m = DMatrix::zeros(N + 1, N + 1);
-            let mut rhs = DVector::zeros(N + 1);
-            for r in 0..N {
-                for c in 0..=N {
-                    m[(r, c)] = a[(r, c)] * s[c];
-                }
-                rhs[r] = -f[r];
-            }
-            for c in 0..=N {
-                m[(N, c)] = tau_s[c];
-            }
-            rhs[N] = -tau_s.dot(&(&u - pred).component_div(s));
-            let dw = m.lu().solve(&rhs)?;
-            if !dw.iter().all(|v| v.is_finite()) {
-                return None;
-            }
-            u += dw.component_mul(s);
-            if dw.amax() <= 1e-11 {
-                let x = SVector::<f64, N>::from_fn(|i, _| u[i]);
-                return self.model.feasible(&x).then_some((x, u[N], it));
-            }
-        }
-        None
+            Some((DVector::from_column_slice(f.as_slice()), a))
+        };
+        let (u, it) = curve_correct(&eval, pred, tau_s, s)?;
+        let x = SVector::<f64, N>::from_fn(|i, _| u[i]);
+        self.model.feasible(&x).then_some((x, u[N], it))
     }
 
     /// Newton at fixed μ (to land exactly on a range end).

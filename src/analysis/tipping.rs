@@ -457,3 +457,132 @@ where
         stats,
     })
 }
+
+/// The smallest parameter step that brings a collapsed network back.
+#[derive(Debug, Clone)]
+pub struct Rescue<const N: usize> {
+    /// Name of the parameter.
+    pub param: String,
+    /// Its value before the rescue.
+    pub from_value: f64,
+    /// The rescuing value closest to the current one (`None` when none in the searched range).
+    pub value: Option<f64>,
+    /// Final bracket `[fails, rescues]`.
+    pub bracket: (f64, f64),
+    /// The collapsed state the rescue starts from.
+    pub collapsed: SVector<f64, N>,
+    /// Number of trials integrated.
+    pub trials: usize,
+    /// Solver work over all trials.
+    pub stats: SolverStats,
+}
+
+/// From the collapsed state (the stable equilibrium with the fewest peers), the value of
+/// parameter `k` closest to its current value that, set as a step, brings the network back to
+/// the healthy state of the new parameters; searched upwards first (doubling, to the parameter's
+/// upper bound or 10⁶ times its value), then downwards. Resolved to `opts.tol` relative.
+pub fn rescue<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    k: usize,
+    opts: &TippingOptions,
+) -> Result<Rescue<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    check_tol(opts.tol)?;
+    let spec = *model
+        .params()
+        .get(k)
+        .ok_or_else(|| Error::Invalid(format!("parameter index {k} is out of range")))?;
+    let landscape = Landscape::new(model, p)?;
+    let collapsed = landscape
+        .equilibria
+        .iter()
+        .rev()
+        .find(|e| e.kind == Kind::Stable && !same_point(&e.x, &landscape.healthy_state()))
+        .map(|e| e.x)
+        .ok_or_else(|| {
+            Error::Invalid(
+                "no collapsed state to rescue: with these parameters the only stable state is the healthy one"
+                    .into(),
+            )
+        })?;
+    let v0 = p[k];
+    let mut stats = SolverStats::default();
+    let mut trials = 0;
+    let mut trial = |v: f64| -> Result<Outcome, Error> {
+        trials += 1;
+        let mut q = p.to_vec();
+        q[k] = v;
+        let Ok(l) = Landscape::new(model, &q) else {
+            // No healthy state at this value: certainly no rescue.
+            return Ok(Outcome::Collapsed);
+        };
+        let sys = System::new(model, &q);
+        Ok(fate(&sys, collapsed, &l, &opts.solve, &mut stats)?.outcome)
+    };
+    let admissible = |v: f64| spec.admits(v);
+    // Search outwards from v0 in each direction for a value that rescues.
+    let mut found = None;
+    for up in [true, false] {
+        let mut last = v0;
+        let mut v = v0;
+        for _ in 0..60 {
+            v = match (up, v > 0.0) {
+                (true, true) => v * 2.0,
+                (true, false) => 1e-9_f64.max(v.abs() * 2.0),
+                (false, _) => v / 2.0,
+            };
+            if !admissible(v) || (up && v > 1e6 * v0.abs().max(1.0)) || (!up && v < v0.abs() * 1e-9)
+            {
+                break;
+            }
+            if trial(v)? == Outcome::Recovered {
+                found = Some((last, v));
+                break;
+            }
+            last = v;
+        }
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some((fails, rescues)) = found else {
+        return Ok(Rescue {
+            param: spec.name.into(),
+            from_value: v0,
+            value: None,
+            bracket: (v0, v0),
+            collapsed,
+            trials,
+            stats,
+        });
+    };
+    // Bisect (geometrically when both ends are positive) to the relative tolerance.
+    let (mut a, mut b) = (fails, rescues);
+    while (b - a).abs() > opts.tol * b.abs().max(f64::MIN_POSITIVE) {
+        let m = if a > 0.0 && b > 0.0 {
+            (a * b).sqrt()
+        } else {
+            0.5 * (a + b)
+        };
+        if m == a || m == b {
+            break;
+        }
+        if trial(m)? == Outcome::Recovered {
+            b = m;
+        } else {
+            a = m;
+        }
+    }
+    Ok(Rescue {
+        param: spec.name.into(),
+        from_value: v0,
+        value: Some(b),
+        bracket: (a, b),
+        collapsed,
+        trials,
+        stats,
+    })
+}

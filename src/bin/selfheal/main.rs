@@ -3,10 +3,10 @@
 use clap::{Args, Parser, Subcommand};
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
 use selfheal::analysis::equilibria::{all_equilibria, Kind};
-use selfheal::analysis::tipping::{critical_shock, critical_window, TippingOptions};
+use selfheal::analysis::tipping::{critical_shock, critical_window, rescue, TippingOptions};
 use selfheal::model::{Model, P2p};
 use selfheal::output::{check_target, trajectory_csv, write_atomic};
-use selfheal::scenario::{Scenario, Shock};
+use selfheal::scenario::{Intervention, Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions, Simulation};
 use selfheal::solve::{Method, SolveOptions, Tolerances};
 use selfheal::Error;
@@ -39,6 +39,36 @@ enum Command {
     CriticalWindow(Box<CriticalWindowArgs>),
     /// Continue every equilibrium branch in one parameter; locate folds and Hopf points.
     Continue(Box<ContinueArgs>),
+    /// The smallest step in a parameter that brings a collapsed network back.
+    Rescue(Box<RescueArgs>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FromState {
+    /// The stable equilibrium with the fewest peers.
+    Collapsed,
+}
+
+#[derive(Args)]
+struct RescueArgs {
+    /// The parameter to step.
+    param: String,
+    /// Time of the step (minutes).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "T",
+        default_value_t = 0.0
+    )]
+    at: f64,
+    /// The state the network is in when the step is made.
+    #[arg(long, value_enum, default_value = "collapsed")]
+    from_state: FromState,
+    /// Relative tolerance on the rescuing value.
+    #[arg(long, value_name = "TOL", default_value_t = 1e-6)]
+    tol: f64,
+    #[command(flatten)]
+    scenario: ScenarioArgs,
 }
 
 #[derive(Args)]
@@ -248,6 +278,7 @@ fn main() -> ExitCode {
         Command::CriticalShock(args) => run_critical_shock(&args),
         Command::CriticalWindow(args) => run_critical_window(&args),
         Command::Continue(args) => run_continue(&args),
+        Command::Rescue(args) => run_rescue(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -619,5 +650,73 @@ fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
         c.steps,
         elapsed.as_secs_f64() * 1e3
     );
+    Ok(())
+}
+
+fn run_rescue(args: &RescueArgs) -> Result<(), Error> {
+    let (sc, solve) = args.scenario.build()?;
+    let k = sc.params.index(&args.param)?;
+    if !(args.at.is_finite() && args.at >= 0.0) {
+        return Err(Error::OutOfRange {
+            name: "--at".into(),
+            value: args.at,
+            range: "finite and >= 0".into(),
+        });
+    }
+    let FromState::Collapsed = args.from_state;
+    let opts = tipping_options(solve, args.tol);
+    let started = std::time::Instant::now();
+    let r = rescue(&P2p, sc.params.values(), k, &opts)?;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "collapsed state: peers {:.6e}, supernodes {:.6e}, queue {:.6e}",
+        r.collapsed[0], r.collapsed[1], r.collapsed[2]
+    );
+    let Some(v) = r.value else {
+        eprintln!(
+            "no value of {} within the searched range brings the network back ({} trials)",
+            r.param, r.trials
+        );
+        println!("none");
+        return Ok(());
+    };
+    eprintln!(
+        "bracket: [{}, {}] (fails, rescues); {} was {}",
+        r.bracket.0, r.bracket.1, r.param, r.from_value
+    );
+    // How long recovery takes at the threshold and with a 10 % margin beyond it.
+    let margin = if r.bracket.1 >= r.bracket.0 {
+        v * 1.1
+    } else {
+        v / 1.1
+    };
+    for (label, value) in [("at the threshold", v), ("with a 10% margin", margin)] {
+        let mut run = sc.clone();
+        run.shock = None;
+        run.initial = Some(r.collapsed.iter().copied().collect());
+        run.interventions = vec![Intervention {
+            at: args.at,
+            set: vec![(k, value)],
+        }];
+        run.t_end = args.at + 100.0 * 1440.0;
+        let sim: Simulation<3> = simulate(
+            &P2p,
+            &run,
+            &SimOptions {
+                solve: opts.solve,
+                ..Default::default()
+            },
+        )?;
+        match sim.summary.recovery_time {
+            Some(t) => eprintln!(
+                "recovery {label} ({} = {value:.6e}): peers back to 95% of healthy {:.1} min after the step",
+                r.param,
+                t - args.at
+            ),
+            None => eprintln!("recovery {label} ({} = {value:.6e}): not within 100 days", r.param),
+        }
+    }
+    eprintln!("{} trials; {:.2} ms", r.trials, elapsed.as_secs_f64() * 1e3);
+    println!("{v}");
     Ok(())
 }
