@@ -149,7 +149,11 @@ fn scales<M: Model<N>, const N: usize>(
 
 /// Unit tangent (unscaled) of a curve `G(u) = 0` whose Jacobian `a` is `m × (m+1)`, from the
 /// bordered system in scaled variables `u/s`, oriented along `prev`.
-fn curve_tangent(a: &DMatrix<f64>, s: &DVector<f64>, prev: &DVector<f64>) -> Option<DVector<f64>> {
+pub(crate) fn curve_tangent(
+    a: &DMatrix<f64>,
+    s: &DVector<f64>,
+    prev: &DVector<f64>,
+) -> Option<DVector<f64>> {
     let n = s.len();
     let mut m = DMatrix::zeros(n, n);
     for r in 0..n - 1 {
@@ -178,7 +182,7 @@ fn curve_tangent(a: &DMatrix<f64>, s: &DVector<f64>, prev: &DVector<f64>) -> Opt
 /// Pseudo-arclength Newton corrector for `G(u) = 0`: `eval` gives `(G, ∂G/∂u)`; the extra
 /// equation keeps the scaled correction orthogonal to the scaled tangent `tau_s`. Converges when
 /// the scaled update is below 1e-11; returns the point and the iterations used.
-fn curve_correct(
+pub(crate) fn curve_correct(
     eval: &dyn Fn(&DVector<f64>) -> Option<(DVector<f64>, DMatrix<f64>)>,
     pred: &DVector<f64>,
     tau_s: &DVector<f64>,

@@ -1,6 +1,7 @@
 //! The `selfheal` command line: parse, call the library, print.
 
 use clap::{Args, Parser, Subcommand};
+use selfheal::analysis::codim2::fold_curves;
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
 use selfheal::analysis::equilibria::{all_equilibria, Kind};
 use selfheal::analysis::tipping::{critical_shock, critical_window, rescue, TippingOptions};
@@ -41,6 +42,43 @@ enum Command {
     Continue(Box<ContinueArgs>),
     /// The smallest step in a parameter that brings a collapsed network back.
     Rescue(Box<RescueArgs>),
+    /// Folds met in P1, each continued in the plane (P1, P2): the edges of the bistable region.
+    FoldCurve(Box<FoldCurveArgs>),
+}
+
+/// `A:B` for a parameter range.
+fn parse_range(text: &str) -> Result<(f64, f64), String> {
+    let (a, b) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected START:END, got `{text}`"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("`{v}` is not a number"))
+    };
+    Ok((num(a)?, num(b)?))
+}
+
+#[derive(Args)]
+struct FoldCurveArgs {
+    /// The parameter in which folds are first found.
+    p1: String,
+    /// The second parameter.
+    p2: String,
+    /// Range of P1 in which to find folds, A:B.
+    #[arg(long, value_name = "A:B", value_parser = parse_range, allow_hyphen_values = true)]
+    p1_range: (f64, f64),
+    /// Range of P2 over which to follow them, C:D (must contain the current value of P2).
+    #[arg(long, value_name = "C:D", value_parser = parse_range, allow_hyphen_values = true)]
+    p2_range: (f64, f64),
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Write the CSV here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -279,6 +317,7 @@ fn main() -> ExitCode {
         Command::CriticalWindow(args) => run_critical_window(&args),
         Command::Continue(args) => run_continue(&args),
         Command::Rescue(args) => run_rescue(&args),
+        Command::FoldCurve(args) => run_fold_curve(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -718,5 +757,69 @@ fn run_rescue(args: &RescueArgs) -> Result<(), Error> {
     }
     eprintln!("{} trials; {:.2} ms", r.trials, elapsed.as_secs_f64() * 1e3);
     println!("{v}");
+    Ok(())
+}
+
+fn run_fold_curve(args: &FoldCurveArgs) -> Result<(), Error> {
+    let (sc, _) = args.scenario.build()?;
+    let k1 = sc.params.index(&args.p1)?;
+    let k2 = sc.params.index(&args.p2)?;
+    if let Some(p) = &args.out {
+        check_target(p, args.force)?;
+    }
+    let started = std::time::Instant::now();
+    let fc = fold_curves(
+        &P2p,
+        sc.params.values(),
+        k1,
+        args.p1_range,
+        k2,
+        args.p2_range,
+        &ContinuationOptions::default(),
+    )?;
+    let elapsed = started.elapsed();
+    write_out(&args.out, args.force, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
+        csv.write_record([
+            fc.p1.as_str(),
+            fc.p2.as_str(),
+            "peers",
+            "supernodes",
+            "queue",
+            "point",
+            "curve",
+        ])
+        .map_err(err)?;
+        for (c, curve) in fc.curves.iter().enumerate() {
+            for pt in &curve.points {
+                csv.write_record([
+                    format!("{}", pt.mu1),
+                    format!("{}", pt.mu2),
+                    format!("{}", pt.x[0]),
+                    format!("{}", pt.x[1]),
+                    format!("{}", pt.x[2]),
+                    if pt.cusp {
+                        "cusp".into()
+                    } else {
+                        String::new()
+                    },
+                    format!("{}", c + 1),
+                ])
+                .map_err(err)?;
+            }
+        }
+        csv.flush()
+            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+    })?;
+    for cusp in fc.cusps() {
+        eprintln!("cusp at {} = {}, {} = {}", fc.p1, cusp.mu1, fc.p2, cusp.mu2);
+    }
+    eprintln!(
+        "{} fold curves, {} steps; {:.2} ms",
+        fc.curves.len(),
+        fc.steps,
+        elapsed.as_secs_f64() * 1e3
+    );
     Ok(())
 }

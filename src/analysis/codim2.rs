@@ -1,0 +1,473 @@
+//! Two-parameter fold curves: the edges of the bistable region in a parameter plane, traced by
+//! pseudo-arclength continuation of the Moore–Spence system `f = 0, J·v = 0, ⟨l, v⟩ = 1` in
+//! `(x, v, μ1, μ2)`, with cusps (where two fold curves meet) detected where the fold's
+//! normal-form coefficient `a = ⟨w, D²f[v, v]⟩` (`w` the left null vector, `⟨w, v⟩ = 1`)
+//! changes sign, and located by regula falsi along the curve.
+
+use super::continuation::{
+    continue_equilibria, curve_correct, curve_tangent, ContinuationOptions, SpecialPoint,
+};
+use crate::error::Error;
+use crate::model::{Model, System};
+use nalgebra::{Const, DMatrix, DVector, DimMin, SVector};
+
+/// One point of a fold curve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldPoint<const N: usize> {
+    /// First parameter.
+    pub mu1: f64,
+    /// Second parameter.
+    pub mu2: f64,
+    /// The state at the fold.
+    pub x: SVector<f64, N>,
+    /// Whether this is a located cusp.
+    pub cusp: bool,
+}
+
+/// A traced fold curve: points in order along it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldCurve<const N: usize> {
+    /// The points.
+    pub points: Vec<FoldPoint<N>>,
+}
+
+/// Every fold curve through the folds met in the first parameter.
+#[derive(Debug, Clone)]
+pub struct FoldCurves<const N: usize> {
+    /// First parameter's name.
+    pub p1: String,
+    /// Second parameter's name.
+    pub p2: String,
+    /// The curves.
+    pub curves: Vec<FoldCurve<N>>,
+    /// Steps over all curves.
+    pub steps: usize,
+}
+
+impl<const N: usize> FoldCurves<N> {
+    /// The located cusps.
+    pub fn cusps(&self) -> impl Iterator<Item = &FoldPoint<N>> {
+        self.curves
+            .iter()
+            .flat_map(|c| c.points.iter())
+            .filter(|p| p.cusp)
+    }
+}
+
+struct FoldTracer<'a, M, const N: usize> {
+    model: &'a M,
+    p: Vec<f64>,
+    k1: usize,
+    k2: usize,
+    /// Scale of the null vector's components (fixed along the curve).
+    sv: SVector<f64, N>,
+    /// Normalisation vector: ⟨l, v⟩ = 1 in scaled components.
+    l: SVector<f64, N>,
+}
+
+impl<M: Model<N>, const N: usize> FoldTracer<'_, M, N>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    fn unpack(&self, u: &DVector<f64>) -> (SVector<f64, N>, SVector<f64, N>, Vec<f64>) {
+        let x = SVector::<f64, N>::from_fn(|i, _| u[i]);
+        let v = SVector::<f64, N>::from_fn(|i, _| u[N + i]);
+        let mut p = self.p.clone();
+        p[self.k1] = u[2 * N];
+        p[self.k2] = u[2 * N + 1];
+        (x, v, p)
+    }
+
+    /// `G(u)` and its `(2N+1) × (2N+2)` Jacobian.
+    fn eval(&self, u: &DVector<f64>) -> Option<(DVector<f64>, DMatrix<f64>)> {
+        let (x, v, p) = self.unpack(u);
+        if !self.model.feasible(&x) || !p.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        let sys = System::new(self.model, &p);
+        let f = sys.f(0.0, &x);
+        let j = sys.jacobian(0.0, &x);
+        let vu = v.component_mul(&self.sv);
+        let jv = j * vu;
+        let n = 2 * N + 1;
+        let mut g = DVector::zeros(n);
+        let mut a = DMatrix::zeros(n, n + 1);
+        let zero = SVector::<f64, N>::zeros();
+        for r in 0..N {
+            g[r] = f[r];
+            g[N + r] = jv[r];
+        }
+        g[2 * N] = self.l.dot(&v) - 1.0;
+        for c in 0..N {
+            let mut e = zero;
+            e[c] = 1.0;
+            let col = sys.second_derivative(0.0, &x, self.k1, (&vu, 0.0), (&e, 0.0));
+            for r in 0..N {
+                a[(r, c)] = j[(r, c)];
+                a[(N + r, c)] = col[r];
+                a[(N + r, N + c)] = j[(r, c)] * self.sv[c];
+            }
+            a[(2 * N, N + c)] = self.l[c];
+        }
+        for (col, k) in [(2 * N, self.k1), (2 * N + 1, self.k2)] {
+            let fp = sys.param_derivative(0.0, &x, k);
+            let jvp = sys.second_derivative(0.0, &x, k, (&vu, 0.0), (&zero, 1.0));
+            for r in 0..N {
+                a[(r, col)] = fp[r];
+                a[(N + r, col)] = jvp[r];
+            }
+        }
+        Some((g, a))
+    }
+
+    fn scales(&self, u: &DVector<f64>, r1: f64, r2: f64) -> DVector<f64> {
+        let bx = self.model.search_box(&self.p);
+        DVector::from_fn(2 * N + 2, |i, _| {
+            if i < N {
+                let floor = if bx[i].log {
+                    bx[i].lo
+                } else {
+                    1e-3 * (bx[i].hi - bx[i].lo).abs()
+                };
+                u[i].abs().max(floor).max(1e-300)
+            } else if i < 2 * N {
+                1.0
+            } else if i == 2 * N {
+                u[i].abs().max(1e-3 * r1).max(1e-300)
+            } else {
+                u[i].abs().max(1e-3 * r2).max(1e-300)
+            }
+        })
+    }
+
+    /// The cusp test `a = ⟨w, D²f[v, v]⟩ / |v|` with `J^T w = 0`, `⟨w, v⟩ = 1`; `w` from the
+    /// bordered system `[[J^T, v], [v^T, 0]]`, which is regular at a fold.
+    fn cusp_test(&self, u: &DVector<f64>) -> Option<f64> {
+        let (x, v, p) = self.unpack(u);
+        let sys = System::new(self.model, &p);
+        let j = sys.jacobian(0.0, &x);
+        let vu = v.component_mul(&self.sv);
+        let mut m = DMatrix::zeros(N + 1, N + 1);
+        for r in 0..N {
+            for c in 0..N {
+                m[(r, c)] = j[(c, r)];
+            }
+            m[(r, N)] = vu[r];
+            m[(N, r)] = vu[r];
+        }
+        let mut rhs = DVector::zeros(N + 1);
+        rhs[N] = 1.0;
+        let sol = m.lu().solve(&rhs)?;
+        let w = SVector::<f64, N>::from_fn(|i, _| sol[i]);
+        let q = sys.second_derivative(0.0, &x, self.k1, (&vu, 0.0), (&vu, 0.0));
+        Some(w.dot(&q) / vu.norm())
+    }
+
+    fn point(&self, u: &DVector<f64>, cusp: bool) -> FoldPoint<N> {
+        FoldPoint {
+            mu1: u[2 * N],
+            mu2: u[2 * N + 1],
+            x: SVector::<f64, N>::from_fn(|i, _| u[i]),
+            cusp,
+        }
+    }
+
+    /// Newton with one parameter fixed (`which` = 0 for μ1, 1 for μ2) on the square system in
+    /// the other unknowns.
+    fn at_fixed(&self, mut u: DVector<f64>, which: usize, value: f64) -> Option<DVector<f64>> {
+        let fixed = 2 * N + which;
+        u[fixed] = value;
+        let free: Vec<usize> = (0..2 * N + 2).filter(|i| *i != fixed).collect();
+        for _ in 0..30 {
+            let (g, a) = self.eval(&u)?;
+            let m = a.select_columns(free.iter());
+            let d = m.lu().solve(&(-g))?;
+            for (k, i) in free.iter().enumerate() {
+                u[*i] += d[k];
+            }
+            let s = self.scales(&u, 1.0, 1.0);
+            if free
+                .iter()
+                .enumerate()
+                .all(|(k, i)| d[k].abs() <= 1e-12 * s[*i])
+            {
+                return Some(u);
+            }
+        }
+        None
+    }
+
+    /// Traces one direction from `u0`; stops, landing exactly on the edge, when μ1 leaves
+    /// `[a, b]` or μ2 leaves `[c, d]`.
+    fn trace(
+        &self,
+        u0: &DVector<f64>,
+        dir: f64,
+        bounds: [(f64, f64); 2],
+        opts: &ContinuationOptions,
+        steps: &mut usize,
+    ) -> Vec<FoldPoint<N>> {
+        let r1 = (bounds[0].1 - bounds[0].0).abs();
+        let r2 = (bounds[1].1 - bounds[1].0).abs();
+        let mut u = u0.clone();
+        let mut s = self.scales(&u, r1, r2);
+        let mut guess = DVector::zeros(2 * N + 2);
+        guess[2 * N + 1] = dir * s[2 * N + 1];
+        let Some(mut t) = self
+            .eval(&u)
+            .and_then(|(_, a)| curve_tangent(&a, &s, &guess))
+        else {
+            return vec![];
+        };
+        if t[2 * N + 1] * dir < 0.0 {
+            t = -t;
+        }
+        let mut pts = vec![];
+        let mut h = opts.ds;
+        let mut last_a = self.cusp_test(&u);
+        let eval = |w: &DVector<f64>| self.eval(w);
+        for _ in 0..opts.max_steps {
+            let tau_s = t.component_div(&s).normalize();
+            let pred = &u + tau_s.component_mul(&s) * h;
+            let next = curve_correct(&eval, &pred, &tau_s, &s).and_then(|(un, it)| {
+                let sn = self.scales(&un, r1, r2);
+                let (_, a) = self.eval(&un)?;
+                let tn = curve_tangent(&a, &sn, &t)?;
+                let cos = tn
+                    .component_div(&sn)
+                    .normalize()
+                    .dot(&t.component_div(&sn).normalize());
+                (cos > 0.9).then_some((un, it, sn, tn))
+            });
+            let Some((un, it, sn, tn)) = next else {
+                h *= 0.5;
+                if h < opts.ds_min {
+                    break;
+                }
+                continue;
+            };
+            *steps += 1;
+            // Left the window: land exactly on the edge crossed first and stop.
+            let mut exit: Option<(f64, usize, f64)> = None;
+            for (which, (lo, hi)) in bounds.iter().enumerate() {
+                let (lo, hi) = (lo.min(*hi), lo.max(*hi));
+                let (v0, v1) = (u[2 * N + which], un[2 * N + which]);
+                if v1 < lo || v1 > hi {
+                    let edge = if v1 < lo { lo } else { hi };
+                    let frac = (edge - v0) / (v1 - v0);
+                    if exit.is_none_or(|e| frac < e.0) {
+                        exit = Some((frac, which, edge));
+                    }
+                }
+            }
+            if let Some((frac, which, edge)) = exit {
+                if let Some(ue) = self.at_fixed(&u + (&un - &u) * frac, which, edge) {
+                    pts.push(self.point(&ue, false));
+                }
+                break;
+            }
+            if !self.model.params()[self.k1].admits(un[2 * N]) {
+                break;
+            }
+            let a_new = self.cusp_test(&un);
+            if let (Some(a0), Some(a1)) = (last_a, a_new) {
+                if a0 * a1 < 0.0 {
+                    // A sign change through zero is a cusp; one through a pole (where the left
+                    // and right null vectors become orthogonal, as at a Bogdanov–Takens point)
+                    // is not.
+                    if let Some((uc, ac)) = self.locate_cusp(&u, &tau_s, &s, h, a0, a1) {
+                        if ac.abs() <= 1e-6 * a0.abs().max(a1.abs()) {
+                            pts.push(self.point(&uc, true));
+                        }
+                    }
+                }
+            }
+            last_a = a_new;
+            pts.push(self.point(&un, false));
+            u = un;
+            s = sn;
+            t = tn;
+            h = if it <= 3 {
+                (h * 1.5).min(opts.ds_max)
+            } else if it >= 6 {
+                h * 0.6
+            } else {
+                h
+            };
+        }
+        pts
+    }
+
+    fn locate_cusp(
+        &self,
+        u: &DVector<f64>,
+        tau_s: &DVector<f64>,
+        s: &DVector<f64>,
+        h: f64,
+        a0: f64,
+        a1: f64,
+    ) -> Option<(DVector<f64>, f64)> {
+        let eval = |w: &DVector<f64>| self.eval(w);
+        let at = |z: f64| -> Option<(DVector<f64>, f64)> {
+            let pred = u + tau_s.component_mul(s) * z;
+            let (w, _) = curve_correct(&eval, &pred, tau_s, s)?;
+            let a = self.cusp_test(&w)?;
+            Some((w, a))
+        };
+        let (mut lo, mut glo, mut hi, mut ghi) = (0.0, a0, h, a1);
+        let mut side = 0;
+        let mut best = None;
+        for _ in 0..100 {
+            let m = (lo * ghi - hi * glo) / (ghi - glo);
+            let (w, g) = at(m)?;
+            best = Some((w, g));
+            if g == 0.0 || (hi - lo).abs() <= 1e-13 * h {
+                break;
+            }
+            if g * glo < 0.0 {
+                hi = m;
+                ghi = g;
+                if side == -1 {
+                    glo *= 0.5;
+                }
+                side = -1;
+            } else {
+                lo = m;
+                glo = g;
+                if side == 1 {
+                    ghi *= 0.5;
+                }
+                side = 1;
+            }
+        }
+        best
+    }
+}
+
+/// The folds met by continuation in parameter `k1` over `[a, b]` (at the current value of
+/// `k2`), each continued in the plane `(k1, k2)` while `k2` stays in `[c, d]`; curves that pass
+/// through another starting fold are traced once.
+///
+/// ```
+/// use selfheal::analysis::codim2::fold_curves;
+/// use selfheal::model::textbook::Cusp;
+/// use selfheal::analysis::continuation::ContinuationOptions;
+/// // x' = μ + λx − x³: folds at μ = ±2(λ/3)^{3/2} meet in a cusp at the origin.
+/// let fc = fold_curves(&Cusp, &[0.0, 1.0], 0, (-1.0, 1.0), 1, (-0.5, 1.0),
+///                      &ContinuationOptions::default()).unwrap();
+/// let cusp: Vec<_> = fc.cusps().collect();
+/// assert_eq!(cusp.len(), 1);
+/// assert!(cusp[0].mu1.abs() < 1e-8 && cusp[0].mu2.abs() < 1e-8);
+/// ```
+pub fn fold_curves<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    k1: usize,
+    (a, b): (f64, f64),
+    k2: usize,
+    (c, d): (f64, f64),
+    opts: &ContinuationOptions,
+) -> Result<FoldCurves<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let specs = model.params();
+    let (s1, s2) = (specs[k1], specs[k2]);
+    if k1 == k2 {
+        return Err(Error::Invalid(format!(
+            "fold curves need two different parameters, got `{}` twice",
+            s1.name
+        )));
+    }
+    if c == d {
+        return Err(Error::Invalid(format!(
+            "empty range for {}: both ends are {c}",
+            s2.name
+        )));
+    }
+    for v in [c, d] {
+        s2.check(v)?;
+    }
+    let mu2_0 = p[k2];
+    if mu2_0 < c.min(d) || mu2_0 > c.max(d) {
+        return Err(Error::OutOfRange {
+            name: s2.name.into(),
+            value: mu2_0,
+            range: format!(
+                "inside the range [{}, {}] to start the fold curves",
+                c.min(d),
+                c.max(d)
+            ),
+        });
+    }
+    let one = continue_equilibria(model, p, k1, a, b, opts)?;
+    let folds: Vec<_> = one
+        .special_points()
+        .filter(|(_, pt)| pt.special == Some(SpecialPoint::Fold))
+        .map(|(_, pt)| pt.clone())
+        .collect();
+    let mut curves: Vec<FoldCurve<N>> = vec![];
+    let mut steps = 0;
+    for fold in &folds {
+        // Already on a traced curve? Look for a crossing of μ2_0 near this fold's μ1.
+        let on_curve = curves.iter().any(|cv| {
+            cv.points.windows(2).any(|w| {
+                let (p0, p1) = (&w[0], &w[1]);
+                let (d0, d1) = (p0.mu2 - mu2_0, p1.mu2 - mu2_0);
+                if d0 * d1 > 0.0 || d0 == d1 {
+                    return false;
+                }
+                let f = d0 / (d0 - d1);
+                let mu1 = p0.mu1 + f * (p1.mu1 - p0.mu1);
+                (mu1 - fold.mu).abs() <= 1e-4 * fold.mu.abs().max(1e-12)
+            })
+        });
+        if on_curve {
+            continue;
+        }
+        let mut q = p.to_vec();
+        q[k1] = fold.mu;
+        // Null vector of the column-scaled Jacobian J·diag(|x|): scaled components.
+        let sv = fold.x.map(|xi| xi.abs().max(1e-300));
+        let j = System::new(model, &q).jacobian(0.0, &fold.x);
+        let js = DMatrix::from_fn(N, N, |r, c| j[(r, c)] * sv[c]);
+        let svd = js.svd(false, true);
+        let Some(vt) = svd.v_t else { continue };
+        let kmin = (0..N)
+            .min_by(|x, y| svd.singular_values[*x].total_cmp(&svd.singular_values[*y]))
+            .unwrap_or(0);
+        let vs = SVector::<f64, N>::from_fn(|i, _| vt[(kmin, i)]);
+        let tracer = FoldTracer {
+            model,
+            p: q.clone(),
+            k1,
+            k2,
+            sv,
+            l: vs,
+        };
+        let mut u0 = DVector::zeros(2 * N + 2);
+        for i in 0..N {
+            u0[i] = fold.x[i];
+            u0[N + i] = vs[i];
+        }
+        u0[2 * N] = fold.mu;
+        u0[2 * N + 1] = mu2_0;
+        let Some(u0) = tracer.at_fixed(u0, 1, mu2_0) else {
+            continue;
+        };
+        let bounds = [(a, b), (c, d)];
+        let mut back = tracer.trace(&u0, -1.0, bounds, opts, &mut steps);
+        back.reverse();
+        let fwd = tracer.trace(&u0, 1.0, bounds, opts, &mut steps);
+        let mut points = back;
+        points.push(tracer.point(&u0, false));
+        points.extend(fwd);
+        curves.push(FoldCurve { points });
+    }
+    Ok(FoldCurves {
+        p1: s1.name.into(),
+        p2: s2.name.into(),
+        curves,
+        steps,
+    })
+}
