@@ -179,11 +179,14 @@ pub(crate) fn curve_tangent(
     })
 }
 
+/// A curve's defining map: `u ↦ (G(u), ∂G/∂u)`, `None` outside the domain.
+pub(crate) type CurveEval<'a> = dyn Fn(&DVector<f64>) -> Option<(DVector<f64>, DMatrix<f64>)> + 'a;
+
 /// Pseudo-arclength Newton corrector for `G(u) = 0`: `eval` gives `(G, ∂G/∂u)`; the extra
 /// equation keeps the scaled correction orthogonal to the scaled tangent `tau_s`. Converges when
 /// the scaled update is below 1e-11; returns the point and the iterations used.
 pub(crate) fn curve_correct(
-    eval: &dyn Fn(&DVector<f64>) -> Option<(DVector<f64>, DMatrix<f64>)>,
+    eval: &CurveEval<'_>,
     pred: &DVector<f64>,
     tau_s: &DVector<f64>,
     s: &DVector<f64>,
