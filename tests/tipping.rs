@@ -315,3 +315,93 @@ fn no_stable_state_is_a_clear_error() {
     assert!(e.to_string().contains("no stable equilibrium"), "{e}");
     let _ = SVector::<f64, 3>::zeros();
 }
+
+#[test]
+fn cusp_of_the_normal_form_and_fold_curve_shape() {
+    use selfheal::analysis::codim2::fold_curves;
+    // x' = μ + λx − x³: the fold curve is μ = ±2(λ/3)^{3/2}, meeting in a cusp at (0, 0).
+    let fc = fold_curves(
+        &Cusp,
+        &[0.0, 1.0],
+        0,
+        (-1.0, 1.0),
+        1,
+        (-0.5, 2.0),
+        &ContinuationOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        fc.curves.len(),
+        1,
+        "both folds lie on one curve through the cusp"
+    );
+    for pt in fc.curves.iter().flat_map(|c| c.points.iter()) {
+        let exact = 2.0 * (pt.mu2 / 3.0).max(0.0).powf(1.5);
+        assert!(
+            (pt.mu1.abs() - exact).abs() < 1e-9,
+            "({}, {})",
+            pt.mu1,
+            pt.mu2
+        );
+    }
+    let cusps: Vec<_> = fc.cusps().collect();
+    assert_eq!(cusps.len(), 1);
+    assert!(cusps[0].mu1.abs() < 1e-9 && cusps[0].mu2.abs() < 1e-9);
+}
+
+#[test]
+fn reference_cusp_bounds_the_bistable_region() {
+    use selfheal::analysis::codim2::fold_curves;
+    let ps = ParamSet::defaults(P2p.params());
+    let (k1, k2) = (
+        ps.index("sn_capacity").unwrap(),
+        ps.index("dedicated").unwrap(),
+    );
+    let o = ContinuationOptions::default();
+    let fc = fold_curves(&P2p, ps.values(), k1, (20.0, 20000.0), k2, (0.0, 0.05), &o).unwrap();
+    let cusps: Vec<_> = fc.cusps().collect();
+    assert_eq!(cusps.len(), 1);
+    let (kc, dc) = (cusps[0].mu1, cusps[0].mu2);
+    // Second method: one-parameter continuation in sn_capacity (fine steps) either side of the
+    // cusp's dedicated capacity: two folds close to it below, none above.
+    let fine = ContinuationOptions { ds_max: 0.005, ..o };
+    let folds_at = |d: f64| {
+        let mut q = ps.values().to_vec();
+        q[k2] = d;
+        continue_equilibria(&P2p, &q, k1, 0.5 * kc, 2.0 * kc, &fine)
+            .unwrap()
+            .folds()
+    };
+    let below = folds_at(dc * 0.98);
+    assert_eq!(below.len(), 2, "{below:?}");
+    assert!(
+        below.iter().all(|f| (f / kc - 1.0).abs() < 0.05),
+        "{below:?} vs {kc}"
+    );
+    assert!(folds_at(dc * 1.02).is_empty());
+}
+
+#[test]
+fn rescue_value_separates_fates_by_plain_simulation() {
+    use selfheal::analysis::tipping::rescue;
+    use selfheal::scenario::Intervention;
+    let ps = ParamSet::defaults(P2p.params());
+    let k = ps.index("dedicated").unwrap();
+    let r = rescue(&P2p, ps.values(), k, &TippingOptions::default()).unwrap();
+    let v = r.value.unwrap();
+    assert!(v > ps.values()[k]);
+    for (value, want) in [
+        (v * 0.999, Outcome::Collapsed),
+        (v * 1.001, Outcome::Recovered),
+    ] {
+        let mut sc = Scenario::new(&P2p);
+        sc.initial = Some(r.collapsed.iter().copied().collect());
+        sc.interventions = vec![Intervention {
+            at: 0.0,
+            set: vec![(k, value)],
+        }];
+        sc.t_end = 3000.0;
+        let out = simulate(&P2p, &sc, &tight()).unwrap().summary.outcome;
+        assert_eq!(out, want, "dedicated = {value}");
+    }
+}

@@ -409,7 +409,7 @@ where
     let mut curves: Vec<FoldCurve<N>> = vec![];
     let mut steps = 0;
     for fold in &folds {
-        // Already on a traced curve? Look for a crossing of μ2_0 near this fold's μ1.
+        // Already on a traced curve? Look for a crossing of μ2_0 near this fold's point.
         let on_curve = curves.iter().any(|cv| {
             cv.points.windows(2).any(|w| {
                 let (p0, p1) = (&w[0], &w[1]);
@@ -419,7 +419,9 @@ where
                 }
                 let f = d0 / (d0 - d1);
                 let mu1 = p0.mu1 + f * (p1.mu1 - p0.mu1);
-                (mu1 - fold.mu).abs() <= 1e-4 * fold.mu.abs().max(1e-12)
+                let x = p0.x + (p1.x - p0.x) * f;
+                let near = |a: f64, b: f64| (a - b).abs() <= 1e-2 * a.abs().max(b.abs()).max(1e-12);
+                near(mu1, fold.mu) && (0..N).all(|i| near(x[i], fold.x[i]))
             })
         });
         if on_curve {

@@ -307,6 +307,74 @@ where
             .map(|r| r.x)
     }
 
+    /// Locates the fold inside one step: Moore–Spence Newton from the end nearer to it, accepted
+    /// only if it lands inside the step (close fold pairs near a cusp would otherwise both converge
+    /// to the same fold); otherwise regula falsi on the tangent's parameter component along the
+    /// step, each point corrected onto the branch.
+    #[allow(clippy::too_many_arguments)]
+    fn fold_in_step(
+        &self,
+        u: &DVector<f64>,
+        tau_s: &DVector<f64>,
+        s: &DVector<f64>,
+        h: f64,
+        (x0, mu0, t0): (&SVector<f64, N>, f64, &DVector<f64>),
+        (x1, mu1, t1): (&SVector<f64, N>, f64, &DVector<f64>),
+    ) -> Option<(SVector<f64, N>, f64)> {
+        let (xg, mg, tg) = if t1[N].abs() < t0[N].abs() {
+            (x1, mu1, t1)
+        } else {
+            (x0, mu0, t0)
+        };
+        let v0 = SVector::<f64, N>::from_fn(|i, _| tg[i]);
+        let inside = |xf: &SVector<f64, N>| {
+            // Scaled position of the fold along the step's chord.
+            let d = (x1 - x0).component_div(&SVector::<f64, N>::from_fn(|i, _| s[i]));
+            let e = (xf - x0).component_div(&SVector::<f64, N>::from_fn(|i, _| s[i]));
+            let dd = d.norm_squared();
+            dd == 0.0 || (-0.05..=1.05).contains(&(e.dot(&d) / dd))
+        };
+        if let Some((xf, mf)) = self.locate_fold(*xg, mg, v0, s) {
+            if inside(&xf) {
+                return Some((xf, mf));
+            }
+        }
+        // Fallback: regula falsi on the parameter component of the tangent.
+        let at = |a: f64| -> Option<(SVector<f64, N>, f64, f64)> {
+            let pred = u + tau_s.component_mul(s) * a;
+            let (x, mu, _) = self.correct(&pred, tau_s, s)?;
+            let t = self.tangent(&x, mu, s, &tau_s.component_mul(s))?;
+            Some((x, mu, t[N]))
+        };
+        let (mut lo, mut glo, mut hi, mut ghi) = (0.0, t0[N], h, t1[N]);
+        let mut best = None;
+        let mut side = 0;
+        for _ in 0..200 {
+            let m = (lo * ghi - hi * glo) / (ghi - glo);
+            let (x, mu, g) = at(m)?;
+            best = Some((x, mu));
+            if g == 0.0 || (hi - lo).abs() <= 1e-15 * h {
+                break;
+            }
+            if g * glo < 0.0 {
+                hi = m;
+                ghi = g;
+                if side == -1 {
+                    glo *= 0.5;
+                }
+                side = -1;
+            } else {
+                lo = m;
+                glo = g;
+                if side == 1 {
+                    ghi *= 0.5;
+                }
+                side = 1;
+            }
+        }
+        best
+    }
+
     /// Moore–Spence Newton for a fold near `(x, μ)` with null-vector guess `v`.
     fn locate_fold(
         &self,
@@ -448,17 +516,9 @@ where
             }
             // Fold: the parameter component of the tangent changes sign.
             if t[N] * tn[N] < 0.0 {
-                let v0 = if tn[N].abs() < t[N].abs() {
-                    SVector::<f64, N>::from_fn(|i, _| tn[i])
-                } else {
-                    SVector::<f64, N>::from_fn(|i, _| t[i])
-                };
-                let (xg, mg) = if tn[N].abs() < t[N].abs() {
-                    (xn, mun)
-                } else {
-                    (x, mu)
-                };
-                if let Some((xf, mf)) = self.locate_fold(xg, mg, v0, &sn) {
+                if let Some((xf, mf)) =
+                    self.fold_in_step(&u, &tau_s, &s, h, (&x, mu, &t), (&xn, mun, &tn))
+                {
                     pts.push(self.point(xf, mf, Some(SpecialPoint::Fold)));
                 }
             }
