@@ -19,7 +19,10 @@ fn refused(args: &[&str], files: &[(&str, &str)]) -> String {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let mut full = args.to_vec();
-    full.extend(["--out", "out.csv"]);
+    // Commands that write a file are asked to write one, which must not appear.
+    if ["simulate", "equilibria", "continue", "fold-curve"].contains(&args[0]) {
+        full.extend(["--out", "out.csv"]);
+    }
     let out = selfheal(&full, dir.path());
     assert!(!out.status.success(), "{args:?} succeeded");
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -217,4 +220,135 @@ fn params_lists_every_parameter_with_unit_default_and_range() {
     assert_eq!(text.lines().count(), 1 + 16);
     let retry = text.lines().find(|l| l.starts_with("retry ")).unwrap();
     assert!(retry.contains("1/min") && retry.contains("4") && retry.contains("> 0"));
+}
+
+fn ok(args: &[&str]) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = selfheal(args, dir.path());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
+
+#[test]
+fn equilibria_lists_three_with_most_peers_first() {
+    let (out, _) = ok(&["equilibria"]);
+    let mut lines = out.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("peers,supernodes,queue,stable,max_real_eig"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3);
+    let peers: Vec<f64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert!(peers[0] > peers[1] && peers[1] > peers[2]);
+    let stable: Vec<&str> = rows.iter().map(|r| r[3]).collect();
+    assert_eq!(stable, ["true", "false", "true"]);
+}
+
+#[test]
+fn critical_shock_prints_the_value_last_and_none_when_nothing_tips() {
+    let (out, err) = ok(&["critical-shock"]);
+    let f: f64 = out.lines().last().unwrap().parse().unwrap();
+    assert!(f > 0.3 && f < 0.6);
+    assert!(err.contains("saddle") && err.contains("bracket"));
+    // Above the upper fold in capacity there is no collapsed state: every shock heals.
+    let (out, _) = ok(&["critical-shock", "--set", "sn_capacity=10000"]);
+    assert_eq!(out.lines().last().unwrap(), "none");
+    let e = refused(&["critical-shock", "--tol", "0"], &[]);
+    assert!(e.contains("`tol` = 0"), "{e}");
+}
+
+#[test]
+fn critical_window_needs_a_shock_above_critical() {
+    let (out, _) = ok(&["critical-window", "--shock", "0.5"]);
+    let w: f64 = out.lines().last().unwrap().parse().unwrap();
+    assert!(w > 0.0 && w < 60.0, "{w}");
+    let e = refused(&["critical-window", "--shock", "0.2"], &[]);
+    assert!(e.contains("above the critical shock"), "{e}");
+    let e = refused(&["critical-window"], &[]);
+    assert!(e.contains("--shock"), "{e}");
+}
+
+#[test]
+fn continue_writes_branches_with_located_folds() {
+    let (out, err) = ok(&["continue", "sn_capacity", "--from", "1000", "--to", "300"]);
+    let mut lines = out.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("sn_capacity,peers,supernodes,queue,stable,point,branch"));
+    let folds: Vec<&str> = lines
+        .filter(|l| l.split(',').nth(5) == Some("fold"))
+        .collect();
+    assert_eq!(folds.len(), 1, "{out}");
+    assert!(err.contains("fold at sn_capacity"));
+    let e = refused(
+        &["continue", "sn_capacity", "--from", "500", "--to", "500"],
+        &[],
+    );
+    assert!(e.contains("empty range"), "{e}");
+    let e = refused(
+        &["continue", "sn_capacty", "--from", "500", "--to", "600"],
+        &[],
+    );
+    assert!(e.contains("did you mean `sn_capacity`"), "{e}");
+}
+
+#[test]
+fn fold_curve_marks_the_cusp() {
+    let (out, err) = ok(&[
+        "fold-curve",
+        "sn_capacity",
+        "dedicated",
+        "--p1-range",
+        "20:20000",
+        "--p2-range",
+        "0:0.05",
+    ]);
+    assert!(out.starts_with("sn_capacity,dedicated,peers,supernodes,queue,point"));
+    assert_eq!(out.lines().filter(|l| l.contains(",cusp,")).count(), 1);
+    assert!(err.contains("cusp at sn_capacity"));
+    let e = refused(
+        &[
+            "fold-curve",
+            "sn_capacity",
+            "dedicated",
+            "--p1-range",
+            "300:20000",
+            "--p2-range",
+            "1:2",
+        ],
+        &[],
+    );
+    assert!(e.contains("dedicated"), "{e}");
+}
+
+#[test]
+fn rescue_prints_the_smallest_step_and_the_recovery_time() {
+    let (out, err) = ok(&["rescue", "dedicated"]);
+    let v: f64 = out.lines().last().unwrap().parse().unwrap();
+    assert!(v > 1e-5 && v < 1e-3, "{v}");
+    assert!(err.contains("min after the step"), "{err}");
+}
+
+#[test]
+fn no_stable_equilibrium_is_one_clear_line() {
+    let e = refused(
+        &[
+            "critical-shock",
+            "--set",
+            "sn_capacity=216.5",
+            "--set",
+            "retry=8.22",
+            "--set",
+            "give_up=0.0339",
+            "--set",
+            "dedicated=8.04e-4",
+            "--set",
+            "promotion=0.0374",
+        ],
+        &[],
+    );
+    assert!(e.contains("no stable equilibrium"), "{e}");
 }
