@@ -352,3 +352,10 @@ fn no_stable_equilibrium_is_one_clear_line() {
     );
     assert!(e.contains("no stable equilibrium"), "{e}");
 }
+
+#[test]
+fn a_branch_that_cannot_be_followed_is_one_clear_line() {
+    // With nobody signing on, every population sits at zero, where the branch degenerates.
+    let e = refused(&["continue", "sign_on", "--from", "0", "--to", "0.01"], &[]);
+    assert!(e.contains("lost the branch at sign_on = 0"), "{e}");
+}
