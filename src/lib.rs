@@ -39,6 +39,7 @@ pub mod output;
 pub mod scenario;
 pub mod simulate;
 pub mod solve;
+pub mod sweep;
 
 pub use error::Error;
 

@@ -137,6 +137,22 @@ pub fn simulate<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
+    simulate_with(model, sc, opts, &mut |p: &[f64]| {
+        healthy_state(model, p).map(|s| s.equilibrium)
+    })
+}
+
+/// [`simulate`] with the healthy state of a parameter vector supplied by the caller (for
+/// example from a cache shared by the rows of a sweep).
+pub fn simulate_with<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    opts: &SimOptions,
+    healthy_of: &mut dyn FnMut(&[f64]) -> Result<SVector<f64, N>, Error>,
+) -> Result<Simulation<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
     sc.validate(model)?;
     opts.solve.tol.validate()?;
     if !(opts.dt.is_finite() && opts.dt > 0.0) {
@@ -147,8 +163,7 @@ where
         });
     }
     let mut p = sc.params.values().to_vec();
-    let healthy = healthy_state(model, &p)?;
-    let x_h = healthy.equilibrium;
+    let x_h = healthy_of(&p)?;
     let mut x = match &sc.initial {
         Some(v) => SVector::from_iterator(v.iter().copied()),
         None => x_h,
@@ -233,7 +248,7 @@ where
     let final_healthy = if p == sc.params.values() {
         x_h
     } else {
-        healthy_state(model, &p)?.equilibrium
+        healthy_of(&p)?
     };
     let (outcome, settled_on, settled_at) = match &rest {
         Some((Settled { equilibrium, .. }, ts)) => {

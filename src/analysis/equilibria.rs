@@ -367,7 +367,7 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
     let mut x = x0;
-    for _ in 0..60 {
+    for _ in 0..30 {
         let fx = sys.f(0.0, &x);
         if !fx.iter().all(|v| v.is_finite()) {
             return None;

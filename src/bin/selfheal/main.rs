@@ -10,6 +10,7 @@ use selfheal::output::{check_target, trajectory_csv, write_atomic};
 use selfheal::scenario::{Intervention, Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions, Simulation};
 use selfheal::solve::{Method, SolveOptions, Tolerances};
+use selfheal::sweep::{merge, run_to_file, Axis, Design, Metric, Range, RunFile, Shard, Sweep};
 use selfheal::Error;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,75 @@ enum Command {
     Rescue(Box<RescueArgs>),
     /// Folds met in P1, each continued in the plane (P1, P2): the edges of the bistable region.
     FoldCurve(Box<FoldCurveArgs>),
+    /// Run many scenarios (a grid or a sample) and write one CSV row of metrics per scenario.
+    Sweep(Box<SweepArgs>),
+    /// Join the shards of a sweep into exactly the file a single run writes.
+    Merge(MergeArgs),
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// A grid axis NAME=START:STOP:COUNT (repeatable; the first axis varies slowest).
+    #[arg(
+        long = "grid",
+        value_name = "NAME=START:STOP:COUNT",
+        allow_hyphen_values = true
+    )]
+    grid: Vec<String>,
+    /// Space this grid axis logarithmically (repeatable).
+    #[arg(long = "log", value_name = "NAME")]
+    log: Vec<String>,
+    /// Sample instead of a grid: lhs, sobol or random.
+    #[arg(long, value_name = "METHOD", conflicts_with = "grid")]
+    sample: Option<String>,
+    /// Number of sample points.
+    #[arg(long, value_name = "N", requires = "sample")]
+    n: Option<usize>,
+    /// A sampled range NAME=LO:HI (repeatable).
+    #[arg(
+        long = "range",
+        value_name = "NAME=LO:HI",
+        allow_hyphen_values = true,
+        requires = "sample"
+    )]
+    range: Vec<String>,
+    /// Seed of the sample.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+    /// Metrics, comma-separated: outcome, min_peers, t_min_peers, recovery_time, peak_queue,
+    /// peak_utilisation, critical_shock, critical_window, n_equilibria.
+    #[arg(long, value_name = "LIST")]
+    metric: String,
+    /// The CSV to write (its fingerprint goes beside it as FILE.sweep.json).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Worker threads (0: every core).
+    #[arg(long, value_name = "T", default_value_t = 0)]
+    threads: usize,
+    /// Compute only the K-th of N deterministic parts.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Complete an interrupted run of the same sweep.
+    #[arg(long, conflicts_with = "force")]
+    resume: bool,
+    /// Replace an existing output.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The shard files, in any order.
+    #[arg(required = true)]
+    shards: Vec<PathBuf>,
+    /// The merged CSV.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Replace an existing output.
+    #[arg(long)]
+    force: bool,
 }
 
 /// `A:B` for a parameter range.
@@ -318,6 +388,8 @@ fn main() -> ExitCode {
         Command::Continue(args) => run_continue(&args),
         Command::Rescue(args) => run_rescue(&args),
         Command::FoldCurve(args) => run_fold_curve(&args),
+        Command::Sweep(args) => run_sweep(&args),
+        Command::Merge(args) => run_merge(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -821,5 +893,74 @@ fn run_fold_curve(args: &FoldCurveArgs) -> Result<(), Error> {
         fc.steps,
         elapsed.as_secs_f64() * 1e3
     );
+    Ok(())
+}
+
+fn run_sweep(args: &SweepArgs) -> Result<(), Error> {
+    let (sc, solve) = args.scenario.build()?;
+    let design = match &args.sample {
+        None => {
+            if args.grid.is_empty() {
+                return Err(Error::Invalid(
+                    "sweep needs --grid NAME=START:STOP:COUNT or --sample METHOD".into(),
+                ));
+            }
+            let mut axes = args
+                .grid
+                .iter()
+                .map(|g| Axis::parse(g, &sc))
+                .collect::<Result<Vec<_>, _>>()?;
+            for name in &args.log {
+                let axis = axes.iter_mut().find(|a| &a.name == name).ok_or_else(|| {
+                    Error::Invalid(format!("--log {name}: no grid axis of that name"))
+                })?;
+                axis.set_log()?;
+            }
+            Design::Grid(axes)
+        }
+        Some(method) => {
+            let n = args
+                .n
+                .ok_or_else(|| Error::Invalid("--sample needs --n N".into()))?;
+            let ranges = args
+                .range
+                .iter()
+                .map(|r| Range::parse(r, &sc))
+                .collect::<Result<Vec<_>, _>>()?;
+            Design::Sample {
+                sampler: method.parse()?,
+                n,
+                ranges,
+                seed: args.seed,
+            }
+        }
+    };
+    let metrics = Metric::parse_list(&args.metric)?;
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    let mut sweep = Sweep::new(&P2p, sc, design, metrics)?;
+    sweep.sim.solve = solve;
+    sweep.tipping = tipping_options(solve, sweep.tipping.tol);
+    let mode = if args.resume {
+        RunFile::Resume
+    } else if args.force {
+        RunFile::Force
+    } else {
+        RunFile::Fresh
+    };
+    let started = std::time::Instant::now();
+    let written = run_to_file(&sweep, &args.out, mode, shard, args.threads)?;
+    let el = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{written} rows computed in {el:.2} s ({:.0} rows/s); {} rows in the sweep{}",
+        written as f64 / el.max(1e-9),
+        sweep.len(),
+        shard.map_or(String::new(), |s| format!(", shard {}/{}", s.k, s.n))
+    );
+    Ok(())
+}
+
+fn run_merge(args: &MergeArgs) -> Result<(), Error> {
+    let rows = merge(&args.shards, &args.out, args.force)?;
+    eprintln!("{rows} rows merged into {}", args.out.display());
     Ok(())
 }

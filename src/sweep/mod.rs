@@ -1,0 +1,358 @@
+//! Sweeps: many scenarios from one base, varied along grid axes or sampled ranges, each row
+//! reduced to metrics. Rows are a pure function of the sweep and the row index, so any subset
+//! (a shard, a resumed tail) can be computed alone and the output is the same whatever the
+//! number of threads.
+//!
+//! ```
+//! use selfheal::model::P2p;
+//! use selfheal::scenario::Scenario;
+//! use selfheal::sweep::{Axis, Design, Metric, Sweep};
+//! let base = Scenario::new(&P2p);
+//! let design = Design::Grid(vec![Axis::parse("shock=0.2:0.6:3", &base).unwrap()]);
+//! let sweep = Sweep::new(&P2p, base, design, vec![Metric::Outcome, Metric::MinPeers]).unwrap();
+//! let mut rows = vec![];
+//! sweep.run(0..sweep.len(), 1, |_, row| { rows.push(row.to_vec()); Ok(()) }).unwrap();
+//! assert_eq!(sweep.header(), ["shock", "outcome", "min_peers", "status"]);
+//! assert_eq!(rows[0][1], "recovered"); // 0.2 is absorbed
+//! assert_eq!(rows[2][1], "collapsed"); // 0.6 tips the network
+//! ```
+
+mod design;
+mod output;
+
+pub use design::{Axis, Design, Quantity, Range, Sampler, SOBOL_DIMS};
+pub use output::{merge, run_to_file, Fingerprint, RunFile, Shard};
+
+use crate::analysis::tipping::{critical_shock, critical_window, Landscape, TippingOptions};
+use crate::error::{suggest, Error};
+use crate::model::Model;
+use crate::scenario::Scenario;
+use crate::simulate::{simulate_with, SimOptions};
+use nalgebra::{Const, DimMin, SVector};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A quantity computed for each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// recovered / collapsed / undecided.
+    Outcome,
+    /// Lowest peers over the run.
+    MinPeers,
+    /// When peers were lowest (minutes).
+    TMinPeers,
+    /// Recovery time (minutes; empty when peers never return).
+    RecoveryTime,
+    /// Highest queue over the run.
+    PeakQueue,
+    /// Highest utilisation over the run.
+    PeakUtilisation,
+    /// The critical shock of the row's parameters (empty when none below 1).
+    CriticalShock,
+    /// The critical window for the row's shock fraction (minutes; empty when none).
+    CriticalWindow,
+    /// Number of equilibria of the row's parameters.
+    NEquilibria,
+}
+
+impl Metric {
+    /// Every metric, in documentation order.
+    pub const ALL: [Metric; 9] = [
+        Metric::Outcome,
+        Metric::MinPeers,
+        Metric::TMinPeers,
+        Metric::RecoveryTime,
+        Metric::PeakQueue,
+        Metric::PeakUtilisation,
+        Metric::CriticalShock,
+        Metric::CriticalWindow,
+        Metric::NEquilibria,
+    ];
+
+    /// The column name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Outcome => "outcome",
+            Metric::MinPeers => "min_peers",
+            Metric::TMinPeers => "t_min_peers",
+            Metric::RecoveryTime => "recovery_time",
+            Metric::PeakQueue => "peak_queue",
+            Metric::PeakUtilisation => "peak_utilisation",
+            Metric::CriticalShock => "critical_shock",
+            Metric::CriticalWindow => "critical_window",
+            Metric::NEquilibria => "n_equilibria",
+        }
+    }
+
+    /// Parses a comma-separated list.
+    pub fn parse_list(text: &str) -> Result<Vec<Metric>, Error> {
+        let mut out = vec![];
+        for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let m = Metric::ALL
+                .into_iter()
+                .find(|m| m.name() == name)
+                .ok_or_else(|| Error::UnknownKey {
+                    key: name.into(),
+                    table: "--metric".into(),
+                    hint: suggest(name, Metric::ALL.iter().map(|m| m.name())),
+                })?;
+            if out.contains(&m) {
+                return Err(Error::Invalid(format!("metric `{name}` is listed twice")));
+            }
+            out.push(m);
+        }
+        if out.is_empty() {
+            return Err(Error::Invalid("--metric needs at least one metric".into()));
+        }
+        Ok(out)
+    }
+
+    fn needs_simulation(self) -> bool {
+        matches!(
+            self,
+            Metric::Outcome
+                | Metric::MinPeers
+                | Metric::TMinPeers
+                | Metric::RecoveryTime
+                | Metric::PeakQueue
+                | Metric::PeakUtilisation
+        )
+    }
+}
+
+/// A sweep: the base scenario, what varies, what is measured, and how rows are solved.
+pub struct Sweep<'m, M, const N: usize> {
+    model: &'m M,
+    base: Scenario,
+    design: Design,
+    metrics: Vec<Metric>,
+    /// Simulation options of every row.
+    pub sim: SimOptions,
+    /// Options of the tipping metrics.
+    pub tipping: TippingOptions,
+}
+
+/// Per-worker memo of what depends on the parameters alone.
+#[derive(Default)]
+pub struct RowCache<const N: usize> {
+    landscapes: HashMap<Vec<u64>, Result<Arc<Landscape<N>>, String>>,
+    critical: HashMap<Vec<u64>, Result<Option<f64>, String>>,
+}
+
+/// Entries kept per cache before it is cleared (memory stays flat on huge sweeps).
+const CACHE_LIMIT: usize = 4096;
+
+fn key(p: &[f64]) -> Vec<u64> {
+    p.iter().map(|v| v.to_bits()).collect()
+}
+
+impl<const N: usize> RowCache<N> {
+    fn landscape<M: Model<N>>(&mut self, model: &M, p: &[f64]) -> Result<Arc<Landscape<N>>, Error>
+    where
+        Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    {
+        if self.landscapes.len() > CACHE_LIMIT {
+            self.landscapes.clear();
+        }
+        self.landscapes
+            .entry(key(p))
+            .or_insert_with(|| {
+                Landscape::new(model, p)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(Error::Invalid)
+    }
+}
+
+impl<'m, M: Model<N>, const N: usize> Sweep<'m, M, N>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    /// A sweep with default solver options.
+    pub fn new(
+        model: &'m M,
+        base: Scenario,
+        design: Design,
+        metrics: Vec<Metric>,
+    ) -> Result<Self, Error> {
+        design.validate()?;
+        if metrics.is_empty() {
+            return Err(Error::Invalid("a sweep needs at least one metric".into()));
+        }
+        Ok(Self {
+            model,
+            base,
+            design,
+            metrics,
+            sim: SimOptions::default(),
+            tipping: TippingOptions::default(),
+        })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.design.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.design.is_empty()
+    }
+
+    /// The design.
+    pub fn design(&self) -> &Design {
+        &self.design
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &[Metric] {
+        &self.metrics
+    }
+
+    /// The base scenario.
+    pub fn base(&self) -> &Scenario {
+        &self.base
+    }
+
+    /// Column names: one per axis, one per metric, then `status`.
+    pub fn header(&self) -> Vec<String> {
+        let mut h: Vec<String> = self.design.columns().into_iter().map(|(n, _)| n).collect();
+        h.extend(self.metrics.iter().map(|m| m.name().to_string()));
+        h.push("status".into());
+        h
+    }
+
+    /// The scenario of row `i` (errors name the offending value).
+    pub fn scenario(&self, i: usize) -> Result<Scenario, Error> {
+        let mut sc = self.base.clone();
+        let cols = self.design.columns();
+        let point = self.design.point(i);
+        // Supernode fractions after peer fractions: `shock` sets both, `sn_shock` then wins.
+        for pass in [false, true] {
+            for ((_, q), v) in cols.iter().zip(&point) {
+                if (*q == Quantity::SnShock) == pass {
+                    q.apply(&mut sc, *v)?;
+                }
+            }
+        }
+        sc.validate(self.model)?;
+        Ok(sc)
+    }
+
+    /// Row `i` as CSV fields. A failing row carries its error in `status`, never aborts.
+    pub fn row(&self, i: usize, cache: &mut RowCache<N>) -> Vec<String> {
+        let point = self.design.point(i);
+        let mut fields: Vec<String> = point.iter().map(|v| format!("{v}")).collect();
+        match self.metrics_of(i, cache) {
+            Ok(values) => {
+                fields.extend(values);
+                fields.push("ok".into());
+            }
+            Err(e) => {
+                fields.extend(self.metrics.iter().map(|_| String::new()));
+                fields.push(e.to_string());
+            }
+        }
+        fields
+    }
+
+    fn metrics_of(&self, i: usize, cache: &mut RowCache<N>) -> Result<Vec<String>, Error> {
+        let sc = self.scenario(i)?;
+        let p = sc.params.values().to_vec();
+        let sim = if self.metrics.iter().any(|m| m.needs_simulation()) {
+            let mut healthy = |q: &[f64]| -> Result<SVector<f64, N>, Error> {
+                Ok(cache.landscape(self.model, q)?.healthy_state())
+            };
+            Some(simulate_with(self.model, &sc, &self.sim, &mut healthy)?)
+        } else {
+            None
+        };
+        let num = |v: f64| format!("{v}");
+        let opt = |v: Option<f64>| v.map_or(String::new(), num);
+        let mut out = Vec::with_capacity(self.metrics.len());
+        for m in &self.metrics {
+            let s = sim.as_ref().map(|s| &s.summary);
+            out.push(match m {
+                Metric::Outcome => s.map_or(String::new(), |s| s.outcome.name().to_string()),
+                Metric::MinPeers => s.map_or(String::new(), |s| num(s.min_peers)),
+                Metric::TMinPeers => s.map_or(String::new(), |s| num(s.t_min_peers)),
+                Metric::RecoveryTime => opt(s.and_then(|s| s.recovery_time)),
+                Metric::PeakQueue => s.map_or(String::new(), |s| {
+                    num(s.peaks.get(2).or(s.peaks.last()).map_or(f64::NAN, |p| p.0))
+                }),
+                Metric::PeakUtilisation => opt(s.and_then(|s| s.peak_utilisation.map(|u| u.0))),
+                Metric::CriticalShock => {
+                    if cache.critical.len() > CACHE_LIMIT {
+                        cache.critical.clear();
+                    }
+                    let v = cache
+                        .critical
+                        .entry(key(&p))
+                        .or_insert_with(|| {
+                            critical_shock(self.model, &p, &self.tipping)
+                                .map(|c| c.value)
+                                .map_err(|e| e.to_string())
+                        })
+                        .clone()
+                        .map_err(Error::Invalid)?;
+                    opt(v)
+                }
+                Metric::CriticalWindow => {
+                    let f = sc.shock.map(|s| s.fraction).ok_or_else(|| {
+                        Error::Invalid(
+                            "critical_window needs a shock (an axis or the scenario's)".into(),
+                        )
+                    })?;
+                    opt(critical_window(self.model, &p, f, &self.tipping)?.value)
+                }
+                Metric::NEquilibria => {
+                    format!("{}", cache.landscape(self.model, &p)?.equilibria.len())
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Computes rows `range` on `threads` threads (0: all cores) and hands them to `sink` in row
+    /// order, in chunks, so memory stays flat however many rows there are.
+    pub fn run(
+        &self,
+        range: std::ops::Range<usize>,
+        threads: usize,
+        mut sink: impl FnMut(usize, &[String]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+        let workers = pool.current_num_threads().max(1);
+        // One cache per worker thread, kept across chunks (uncontended locks).
+        let caches: Vec<std::sync::Mutex<RowCache<N>>> =
+            (0..workers).map(|_| Default::default()).collect();
+        let chunk = 256 * workers;
+        let mut start = range.start;
+        while start < range.end {
+            let end = (start + chunk).min(range.end);
+            let rows: Vec<Vec<String>> = pool.install(|| {
+                (start..end)
+                    .into_par_iter()
+                    .map(|i| {
+                        let w = rayon::current_thread_index().unwrap_or(0) % workers;
+                        let mut cache = caches[w].lock().unwrap_or_else(|e| e.into_inner());
+                        self.row(i, &mut cache)
+                    })
+                    .collect()
+            });
+            for (k, row) in rows.iter().enumerate() {
+                sink(start + k, row)?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,397 @@
+//! Sweep files: rows appended in order and flushed whole, a fingerprint beside the CSV, resume,
+//! shards and their merge.
+
+use super::Sweep;
+use crate::error::Error;
+use crate::model::Model;
+use nalgebra::{Const, DimMin};
+use serde_json::{json, Value};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, IsTerminal, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The `K`-th of `N` deterministic parts of a sweep (K from 1): rows
+/// `[⌊(K−1)·R/N⌋, ⌊K·R/N⌋)` of `R`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which part, from 1.
+    pub k: usize,
+    /// How many parts.
+    pub n: usize,
+}
+
+impl Shard {
+    /// Parses `K/N`.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let bad = || Error::Invalid(format!("--shard `{text}`: expected K/N with 1 <= K <= N"));
+        let (k, n) = text.split_once('/').ok_or_else(bad)?;
+        let k: usize = k.trim().parse().map_err(|_| bad())?;
+        let n: usize = n.trim().parse().map_err(|_| bad())?;
+        if k == 0 || n == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(Self { k, n })
+    }
+
+    /// The rows of this shard out of `total`.
+    pub fn rows(&self, total: usize) -> std::ops::Range<usize> {
+        let at = |j: usize| ((j as u128 * total as u128) / self.n as u128) as usize;
+        at(self.k - 1)..at(self.k)
+    }
+}
+
+/// What identifies a sweep's output: its full definition, the row count and the shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fingerprint(pub Value);
+
+impl Fingerprint {
+    /// The fingerprint of a sweep (and shard).
+    pub fn of<M: Model<N>, const N: usize>(sweep: &Sweep<'_, M, N>, shard: Option<Shard>) -> Self
+    where
+        Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    {
+        Fingerprint(json!({
+            "format": "selfheal-sweep-1",
+            "model": sweep.model.name(),
+            "scenario": sweep.base().to_json(),
+            "design": sweep.design(),
+            "metrics": sweep.metrics(),
+            "simulation": sweep.sim,
+            "tipping": { "tol": sweep.tipping.tol, "solve": sweep.tipping.solve },
+            "rows": sweep.len(),
+            "shard": shard.map(|s| format!("{}/{}", s.k, s.n)),
+        }))
+    }
+
+    /// The file beside a sweep's CSV that holds its fingerprint.
+    pub fn path_for(csv: &Path) -> PathBuf {
+        let mut name = csv.as_os_str().to_owned();
+        name.push(".sweep.json");
+        PathBuf::from(name)
+    }
+
+    fn read(csv: &Path) -> Result<Self, Error> {
+        let side = Self::path_for(csv);
+        let text = std::fs::read_to_string(&side).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: no readable sweep fingerprint beside it ({}: {e})",
+                csv.display(),
+                side.display()
+            ))
+        })?;
+        serde_json::from_str(&text)
+            .map(Fingerprint)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))
+    }
+
+    fn write(&self, csv: &Path) -> Result<(), Error> {
+        let side = Self::path_for(csv);
+        crate::output::write_atomic(&side, true, |w| {
+            serde_json::to_writer_pretty(&mut *w, &self.0)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))?;
+            writeln!(w).map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))
+        })
+    }
+
+    /// The first place where two fingerprints differ, as `key: this vs that`.
+    pub fn difference(&self, other: &Fingerprint) -> Option<String> {
+        fn walk(path: &str, a: &Value, b: &Value) -> Option<String> {
+            match (a, b) {
+                (Value::Object(x), Value::Object(y)) => {
+                    let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                    keys.sort();
+                    keys.dedup();
+                    keys.into_iter().find_map(|k| {
+                        let p = if path.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{path}.{k}")
+                        };
+                        walk(
+                            &p,
+                            x.get(k).unwrap_or(&Value::Null),
+                            y.get(k).unwrap_or(&Value::Null),
+                        )
+                    })
+                }
+                _ if a == b => None,
+                _ => Some(format!("{path}: {a} vs {b}")),
+            }
+        }
+        walk("", &self.0, &other.0)
+    }
+}
+
+/// How to treat an existing output file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFile {
+    /// Refuse an existing file.
+    Fresh,
+    /// Compute exactly the rows it lacks (it must come from the same sweep).
+    Resume,
+    /// Start again, replacing it.
+    Force,
+}
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
+}
+
+/// One CSV record as bytes.
+fn record(fields: &[String]) -> Result<Vec<u8>, Error> {
+    let mut w = csv::WriterBuilder::new().from_writer(vec![]);
+    w.write_record(fields)
+        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))?;
+    w.into_inner()
+        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+}
+
+/// Counts the complete rows after the header and cuts off a partial last line; `None` for a
+/// file without a complete header (it is then written anew).
+fn complete_rows(path: &Path, header: &[u8]) -> Result<Option<usize>, Error> {
+    let file = File::open(path).map_err(|e| io(path, e))?;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let n = reader
+        .read_until(b'\n', &mut line)
+        .map_err(|e| io(path, e))?;
+    if n == 0 || (line.last() != Some(&b'\n') && header.starts_with(&line)) {
+        return Ok(None);
+    }
+    if line != header {
+        return Err(Error::Invalid(format!(
+            "{}: its header differs from this sweep's; it was written by a different sweep",
+            path.display()
+        )));
+    }
+    let mut good_len = n as u64;
+    let mut rows = 0;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| io(path, e))?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        good_len += n as u64;
+        rows += 1;
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    file.set_len(good_len).map_err(|e| io(path, e))?;
+    Ok(Some(rows))
+}
+
+/// Runs a sweep (or one shard of it) into a CSV file, appending rows in order and flushing them
+/// whole; with `Resume`, only the rows the file lacks. Returns the number of rows computed.
+pub fn run_to_file<M: Model<N>, const N: usize>(
+    sweep: &Sweep<'_, M, N>,
+    path: &Path,
+    mode: RunFile,
+    shard: Option<Shard>,
+    threads: usize,
+) -> Result<usize, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let total = sweep.len();
+    let range = shard.map_or(0..total, |s| s.rows(total));
+    let fingerprint = Fingerprint::of(sweep, shard);
+    let header = record(&sweep.header())?;
+    let exists = path.exists();
+    let mut done = 0;
+    let mut append = false;
+    match (exists, mode) {
+        (true, RunFile::Fresh) => {
+            return Err(Error::Invalid(format!(
+                "{} already exists; pass --resume to complete it or --force to replace it",
+                path.display()
+            )))
+        }
+        (true, RunFile::Resume) => {
+            let old = Fingerprint::read(path)?;
+            if let Some(diff) = old.difference(&fingerprint) {
+                return Err(Error::Invalid(format!(
+                    "{} was written by a different sweep ({diff}); use another --out or --force",
+                    path.display()
+                )));
+            }
+            if let Some(rows) = complete_rows(path, &header)? {
+                done = rows;
+                append = true;
+            }
+            if done > range.len() {
+                return Err(Error::Invalid(format!(
+                    "{} holds {done} rows, more than this sweep's {}",
+                    path.display(),
+                    range.len()
+                )));
+            }
+        }
+        _ => {}
+    }
+    fingerprint.write(path)?;
+    let mut file = if append {
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| io(path, e))?;
+        f.seek(SeekFrom::End(0)).map_err(|e| io(path, e))?;
+        f
+    } else {
+        let mut f = File::create(path).map_err(|e| io(path, e))?;
+        f.write_all(&header).map_err(|e| io(path, e))?;
+        f.flush().map_err(|e| io(path, e))?;
+        f
+    };
+    let start = range.start + done;
+    let todo = range.end - start;
+    let progress = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut written = 0usize;
+    let mut buf: Vec<u8> = Vec::new();
+    sweep.run(start..range.end, threads, |i, row| {
+        buf.extend(record(row)?);
+        written += 1;
+        // Whole chunks reach the file in one write.
+        if written % 256 == 0 || i + 1 == range.end {
+            file.write_all(&buf).map_err(|e| io(path, e))?;
+            file.flush().map_err(|e| io(path, e))?;
+            buf.clear();
+            if progress {
+                let el = started.elapsed().as_secs_f64();
+                let eta = el / written as f64 * (todo - written) as f64;
+                let width = 30;
+                let filled = width * written / todo.max(1);
+                eprint!(
+                    "\r[{}{}] {}/{} rows, {:.0} s elapsed, ETA {:.0} s ",
+                    "#".repeat(filled),
+                    ".".repeat(width - filled),
+                    done + written,
+                    range.len(),
+                    el,
+                    eta
+                );
+            }
+        }
+        Ok(())
+    })?;
+    if !buf.is_empty() {
+        file.write_all(&buf).map_err(|e| io(path, e))?;
+        file.flush().map_err(|e| io(path, e))?;
+    }
+    if progress && todo > 0 {
+        eprintln!();
+    }
+    file.sync_all().map_err(|e| io(path, e))?;
+    Ok(written)
+}
+
+/// Joins complete shards into exactly the file a single run writes, with its fingerprint.
+pub fn merge(shards: &[PathBuf], out: &Path, force: bool) -> Result<usize, Error> {
+    if shards.is_empty() {
+        return Err(Error::Invalid("merge needs at least one shard".into()));
+    }
+    let mut parts = vec![];
+    for path in shards {
+        let fp = Fingerprint::read(path)?;
+        let shard = fp.0["shard"]
+            .as_str()
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{} is not a shard (no --shard in its fingerprint)",
+                    path.display()
+                ))
+            })
+            .and_then(Shard::parse)?;
+        parts.push((shard, fp, path.clone()));
+    }
+    parts.sort_by_key(|(s, _, _)| s.k);
+    let n = parts[0].0.n;
+    let mut base = parts[0].1.clone();
+    base.0["shard"] = Value::Null;
+    for (k, (s, fp, path)) in parts.iter().enumerate() {
+        if s.n != n {
+            return Err(Error::Invalid(format!(
+                "{} is shard {}/{}, but {} is shard {}/{n}",
+                path.display(),
+                s.k,
+                s.n,
+                parts[0].2.display(),
+                parts[0].0.k
+            )));
+        }
+        let mut mine = fp.clone();
+        mine.0["shard"] = Value::Null;
+        if let Some(diff) = mine.difference(&base) {
+            return Err(Error::Invalid(format!(
+                "{} comes from a different sweep than {} ({diff})",
+                path.display(),
+                parts[0].2.display()
+            )));
+        }
+        if s.k != k + 1 {
+            return Err(Error::Invalid(format!(
+                "shard {}/{n} is missing or given twice",
+                k + 1
+            )));
+        }
+    }
+    if parts.len() != n {
+        return Err(Error::Invalid(format!(
+            "shard {}/{n} is missing",
+            parts.len() + 1
+        )));
+    }
+    let total = base.0["rows"].as_u64().unwrap_or(0) as usize;
+    let mut header: Option<Vec<u8>> = None;
+    let mut bodies = vec![];
+    for (s, _, path) in &parts {
+        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        let cut = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
+        let (h, body) = bytes.split_at(cut);
+        match &header {
+            None => header = Some(h.to_vec()),
+            Some(h0) if h0 != h => {
+                return Err(Error::Invalid(format!(
+                    "{}: header differs from the first shard's",
+                    path.display()
+                )))
+            }
+            _ => {}
+        }
+        let rows = body.iter().filter(|b| **b == b'\n').count();
+        let want = s.rows(total).len();
+        if rows != want || body.last().is_some_and(|b| *b != b'\n') {
+            return Err(Error::Invalid(format!(
+                "{} holds {rows} complete rows of {want}: finish it with --resume first",
+                path.display()
+            )));
+        }
+        bodies.push(body.to_vec());
+    }
+    crate::output::write_atomic(out, force, |w| {
+        let err = |e: std::io::Error| Error::Io {
+            path: out.display().to_string(),
+            source: e,
+        };
+        w.write_all(header.as_deref().unwrap_or_default())
+            .map_err(err)?;
+        for b in &bodies {
+            w.write_all(b).map_err(err)?;
+        }
+        Ok(())
+    })?;
+    base.write(out)?;
+    Ok(total)
+}
