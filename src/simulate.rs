@@ -142,13 +142,16 @@ where
     })
 }
 
+/// Supplies the healthy state of a parameter vector.
+pub type HealthyOf<'a, const N: usize> = dyn FnMut(&[f64]) -> Result<SVector<f64, N>, Error> + 'a;
+
 /// [`simulate`] with the healthy state of a parameter vector supplied by the caller (for
 /// example from a cache shared by the rows of a sweep).
 pub fn simulate_with<M: Model<N>, const N: usize>(
     model: &M,
     sc: &Scenario,
     opts: &SimOptions,
-    healthy_of: &mut dyn FnMut(&[f64]) -> Result<SVector<f64, N>, Error>,
+    healthy_of: &mut HealthyOf<'_, N>,
 ) -> Result<Simulation<N>, Error>
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,

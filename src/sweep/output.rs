@@ -261,7 +261,7 @@ where
         buf.extend(record(row)?);
         written += 1;
         // Whole chunks reach the file in one write.
-        if written % 256 == 0 || i + 1 == range.end {
+        if written.is_multiple_of(256) || i + 1 == range.end {
             file.write_all(&buf).map_err(|e| io(path, e))?;
             file.flush().map_err(|e| io(path, e))?;
             buf.clear();
