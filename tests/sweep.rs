@@ -1,0 +1,480 @@
+//! Sweeps: row order, determinism across threads, resume after a kill, shards and merge, and the
+//! refusals.
+
+use selfheal::model::P2p;
+use selfheal::scenario::Scenario;
+use selfheal::simulate::{simulate, SimOptions};
+use selfheal::sweep::{Axis, Design, Metric, Range, Sampler, Sweep};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn selfheal(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_selfheal"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(args: &[&str], dir: &Path) -> String {
+    let out = selfheal(args, dir);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{args:?}: {err}");
+    err
+}
+
+fn refused(args: &[&str], dir: &Path) -> String {
+    let out = selfheal(args, dir);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    err.trim_end().to_string()
+}
+
+#[test]
+fn grid_rows_come_first_axis_slowest_and_match_single_simulations() {
+    let base = Scenario::new(&P2p);
+    let axes = vec![
+        Axis::parse("shock=0.2:0.6:3", &base).unwrap(),
+        Axis::parse("sn_capacity=800:1200:2", &base).unwrap(),
+    ];
+    let sweep = Sweep::new(
+        &P2p,
+        base.clone(),
+        Design::Grid(axes),
+        vec![Metric::MinPeers],
+    )
+    .unwrap();
+    let mut rows = vec![];
+    sweep
+        .run(0..sweep.len(), 2, |i, r| {
+            rows.push((i, r.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    let want = [
+        (0.2, 800.0),
+        (0.2, 1200.0),
+        (0.4, 800.0),
+        (0.4, 1200.0),
+        (0.6, 800.0),
+        (0.6, 1200.0),
+    ];
+    assert_eq!(rows.len(), 6);
+    for ((i, r), (f, k)) in rows.iter().zip(want) {
+        assert_eq!(r[0].parse::<f64>().unwrap(), f, "row {i}");
+        assert_eq!(r[1].parse::<f64>().unwrap(), k, "row {i}");
+        // The metric equals a plain simulation of the same scenario.
+        let mut sc = base.clone();
+        sc.shock = Some(selfheal::scenario::Shock::instantaneous(f));
+        sc.params.set("sn_capacity", k).unwrap();
+        let m = simulate(&P2p, &sc, &SimOptions::default())
+            .unwrap()
+            .summary
+            .min_peers;
+        assert_eq!(r[2].parse::<f64>().unwrap(), m);
+        assert_eq!(r[3], "ok");
+    }
+}
+
+#[test]
+fn log_axes_and_single_points() {
+    let base = Scenario::new(&P2p);
+    let mut a = Axis::parse("dedicated=1e-6:1e-2:5", &base).unwrap();
+    a.set_log().unwrap();
+    let v: Vec<f64> = (0..5).map(|j| a.value(j)).collect();
+    for (x, want) in v.iter().zip([1e-6, 1e-5, 1e-4, 1e-3, 1e-2]) {
+        assert!((x / want - 1.0).abs() < 1e-12, "{v:?}");
+    }
+    let one = Axis::parse("retry=2:2:1", &base).unwrap();
+    assert_eq!(one.value(0), 2.0);
+    // Descending axes walk down.
+    let down = Axis::parse("sn_capacity=1000:300:8", &base).unwrap();
+    assert_eq!((down.value(0), down.value(7)), (1000.0, 300.0));
+    assert!(Axis::parse("retry=2:3:1", &base).is_err());
+    assert!(Axis::parse("retry=1:2:0", &base).is_err());
+    let mut z = Axis::parse("dedicated=0:1e-3:4", &base).unwrap();
+    assert!(z.set_log().is_err());
+}
+
+#[test]
+fn latin_hypercube_uses_every_stratum_once_and_points_depend_only_on_seed_and_row() {
+    let base = Scenario::new(&P2p);
+    let ranges = vec![
+        Range::parse("shock=0:0.9", &base).unwrap(),
+        Range::parse("sn_capacity=300:3000", &base).unwrap(),
+    ];
+    let n = 200;
+    let d = Design::Sample {
+        sampler: Sampler::Lhs,
+        n,
+        ranges: ranges.clone(),
+        seed: 7,
+    };
+    for (dim, r) in ranges.iter().enumerate() {
+        let mut seen = vec![false; n];
+        for i in 0..n {
+            let u = (d.point(i)[dim] - r.lo) / (r.hi - r.lo);
+            let s = (u * n as f64) as usize;
+            assert!(!seen[s], "stratum {s} of {} twice", r.name);
+            seen[s] = true;
+        }
+    }
+    // Same seed, same points; another seed, other points.
+    assert_eq!(d.point(17), d.point(17));
+    let other = Design::Sample {
+        sampler: Sampler::Lhs,
+        n,
+        ranges,
+        seed: 8,
+    };
+    assert_ne!(d.point(17), other.point(17));
+}
+
+#[test]
+fn output_is_byte_identical_whatever_the_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &'static str, threads: &'static str| {
+        vec![
+            "sweep",
+            "--sample",
+            "sobol",
+            "--n",
+            "300",
+            "--range",
+            "shock=0.2:0.6",
+            "--range",
+            "sn_capacity=600:3000",
+            "--metric",
+            "outcome,min_peers,peak_queue,n_equilibria",
+            "--out",
+            out,
+            "--threads",
+            threads,
+        ]
+    };
+    ok(&args("one.csv", "1"), dir.path());
+    ok(&args("two.csv", "2"), dir.path());
+    let a = std::fs::read(dir.path().join("one.csv")).unwrap();
+    let b = std::fs::read(dir.path().join("two.csv")).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(String::from_utf8(a).unwrap().lines().count(), 301);
+}
+
+#[test]
+fn resume_after_a_kill_completes_exactly_the_missing_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "sweep",
+        "--grid",
+        "shock=0.05:0.95:4000",
+        "--metric",
+        "outcome,min_peers,recovery_time",
+        "--threads",
+        "2",
+    ];
+    let mut full = args.to_vec();
+    full.extend(["--out", "full.csv"]);
+    ok(&full, dir.path());
+    let mut part = args.to_vec();
+    part.extend(["--out", "part.csv"]);
+    // Kill -9 part-way (if the run is quicker than the kill, resume simply has nothing to do).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selfheal"))
+        .args(&part)
+        .current_dir(dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Whatever the kill left, cut a row in half as a crash inside a write would.
+    let path = dir.path().join("part.csv");
+    let text = std::fs::read(&path).unwrap();
+    if text.len() > 200 {
+        std::fs::write(&path, &text[..text.len() - 7]).unwrap();
+    }
+    // Without --resume (or --force) the existing file is refused and kept.
+    let e = refused(&part, dir.path());
+    assert!(e.contains("--resume"), "{e}");
+    let mut resume = part.clone();
+    resume.push("--resume");
+    ok(&resume, dir.path());
+    let a = std::fs::read(dir.path().join("full.csv")).unwrap();
+    let b = std::fs::read(&path).unwrap();
+    assert!(a == b, "resumed file differs from the uninterrupted run");
+    // Resuming a finished file computes nothing and changes nothing.
+    ok(&resume, dir.path());
+    assert_eq!(std::fs::read(&path).unwrap(), a);
+}
+
+#[test]
+fn resuming_a_file_of_another_sweep_says_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(
+        &[
+            "sweep",
+            "--grid",
+            "shock=0.1:0.5:5",
+            "--metric",
+            "outcome",
+            "--out",
+            "s.csv",
+        ],
+        dir.path(),
+    );
+    let e = refused(
+        &[
+            "sweep",
+            "--grid",
+            "shock=0.1:0.5:6",
+            "--metric",
+            "outcome",
+            "--out",
+            "s.csv",
+            "--resume",
+        ],
+        dir.path(),
+    );
+    assert!(e.contains("different sweep") && e.contains("count"), "{e}");
+    let e = refused(
+        &[
+            "sweep",
+            "--grid",
+            "shock=0.1:0.5:5",
+            "--metric",
+            "min_peers",
+            "--out",
+            "s.csv",
+            "--resume",
+        ],
+        dir.path(),
+    );
+    assert!(e.contains("metrics"), "{e}");
+}
+
+#[test]
+fn shards_from_several_processes_merge_into_the_single_run_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "sweep",
+        "--sample",
+        "lhs",
+        "--n",
+        "250",
+        "--range",
+        "shock=0.1:0.7",
+        "--seed",
+        "3",
+        "--metric",
+        "outcome,min_peers",
+    ];
+    let mut single = base.to_vec();
+    single.extend(["--out", "single.csv"]);
+    ok(&single, dir.path());
+    let children: Vec<_> = (1..=3)
+        .map(|k| {
+            let mut a: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+            a.extend([
+                "--shard".into(),
+                format!("{k}/3"),
+                "--out".into(),
+                format!("part{k}.csv"),
+                "--threads".into(),
+                "1".into(),
+            ]);
+            Command::new(env!("CARGO_BIN_EXE_selfheal"))
+                .args(&a)
+                .current_dir(dir.path())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    ok(
+        &[
+            "merge",
+            "part3.csv",
+            "part1.csv",
+            "part2.csv",
+            "--out",
+            "merged.csv",
+        ],
+        dir.path(),
+    );
+    let a = std::fs::read(dir.path().join("single.csv")).unwrap();
+    let b = std::fs::read(dir.path().join("merged.csv")).unwrap();
+    assert!(a == b, "merged shards differ from the single run");
+    // The merged file's fingerprint is the single run's: it can be resumed like one.
+    let fa = std::fs::read(dir.path().join("single.csv.sweep.json")).unwrap();
+    let fb = std::fs::read(dir.path().join("merged.csv.sweep.json")).unwrap();
+    assert_eq!(fa, fb);
+    // A missing shard is refused.
+    let e = refused(
+        &["merge", "part1.csv", "part2.csv", "--out", "m2.csv"],
+        dir.path(),
+    );
+    assert!(e.contains("shard 3/3 is missing"), "{e}");
+}
+
+#[test]
+fn bad_sweeps_are_refused_with_one_line_and_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &[
+                "sweep",
+                "--grid",
+                "shock=0.1:0.5:0",
+                "--metric",
+                "outcome",
+                "--out",
+                "x.csv",
+            ],
+            "COUNT must be at least 1",
+        ),
+        (
+            &[
+                "sweep",
+                "--grid",
+                "dedicated=0:1e-3:3",
+                "--log",
+                "dedicated",
+                "--metric",
+                "outcome",
+                "--out",
+                "x.csv",
+            ],
+            "START and STOP > 0",
+        ),
+        (
+            &[
+                "sweep",
+                "--grid",
+                "shock=0.1:0.5:3",
+                "--metric",
+                "outcom",
+                "--out",
+                "x.csv",
+            ],
+            "did you mean `outcome`",
+        ),
+        (
+            &[
+                "sweep",
+                "--grid",
+                "retyr=1:2:3",
+                "--metric",
+                "outcome",
+                "--out",
+                "x.csv",
+            ],
+            "did you mean `retry`",
+        ),
+        (
+            &[
+                "sweep",
+                "--grid",
+                "shock=0.1:0.5:3",
+                "--metric",
+                "outcome",
+                "--out",
+                "x.csv",
+                "--shard",
+                "4/3",
+            ],
+            "1 <= K <= N",
+        ),
+        (
+            &[
+                "sweep",
+                "--grid",
+                "shock=0.1:0.5:3",
+                "--metric",
+                "outcome",
+                "--out",
+                "x.csv",
+                "--shard",
+                "0/3",
+            ],
+            "1 <= K <= N",
+        ),
+        (
+            &[
+                "sweep",
+                "--grid",
+                "shock=0.1:0.5:3",
+                "--metric",
+                "outcome",
+                "--out",
+                "no/such/dir/x.csv",
+            ],
+            "no/such/dir",
+        ),
+        (
+            &[
+                "sweep",
+                "--sample",
+                "sobol",
+                "--n",
+                "0",
+                "--range",
+                "shock=0:1",
+                "--metric",
+                "outcome",
+                "--out",
+                "x.csv",
+            ],
+            "--n must be at least 1",
+        ),
+        (
+            &[
+                "sweep",
+                "--sample",
+                "halton",
+                "--n",
+                "5",
+                "--range",
+                "shock=0:1",
+                "--metric",
+                "outcome",
+                "--out",
+                "x.csv",
+            ],
+            "unknown sampler",
+        ),
+    ];
+    for (args, want) in cases {
+        let e = refused(args, dir.path());
+        assert!(e.contains(want), "{args:?}: {e}");
+        assert!(!dir.path().join("x.csv").exists(), "{args:?} left a file");
+    }
+}
+
+#[test]
+fn failing_rows_record_their_error_and_the_sweep_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // shock 1.0 is out of range: that row fails, the others are computed.
+    ok(
+        &[
+            "sweep",
+            "--grid",
+            "shock=0.5:1.0:2",
+            "--metric",
+            "outcome",
+            "--out",
+            "f.csv",
+        ],
+        dir.path(),
+    );
+    let text = std::fs::read_to_string(dir.path().join("f.csv")).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows[1].ends_with(",ok"), "{text}");
+    assert!(
+        rows[2].contains("shock.fraction") && rows[2].contains("[0, 1)"),
+        "{text}"
+    );
+}
