@@ -193,6 +193,7 @@ where
     });
 
     let mut dense = Dense::default();
+    dense.segments.reserve(256);
     let mut stats = SolverStats::default();
     let mut reboot = None;
     let mut t = 0.0;
@@ -315,7 +316,7 @@ fn extremum<const N: usize>(segs: &[Segment<N>], i: usize, max: bool) -> (f64, f
     best
 }
 
-/// Peak utilisation: the largest value at step ends and at eight interior points of each step,
+/// Peak utilisation: the largest value at step ends and at three interior points of each step,
 /// refined by golden-section search around the best.
 fn peak_utilisation<M: Model<N>, const N: usize>(
     model: &M,
@@ -323,10 +324,18 @@ fn peak_utilisation<M: Model<N>, const N: usize>(
     segs: &[Segment<N>],
 ) -> Option<(f64, f64)> {
     let mut best: Option<(f64, f64, usize, f64)> = None;
+    let mut p = sc.params_at(0.0);
+    let mut next_iv = sc.interventions.iter().filter(|iv| iv.at <= 0.0).count();
     for (k, s) in segs.iter().enumerate() {
-        let p = sc.params_at(s.t0);
-        for j in 0..=8 {
-            let th = j as f64 / 8.0;
+        // Parameters change only at interventions: update in place when one is passed.
+        while next_iv < sc.interventions.len() && sc.interventions[next_iv].at <= s.t0 {
+            for &(i, v) in &sc.interventions[next_iv].set {
+                p[i] = v;
+            }
+            next_iv += 1;
+        }
+        for j in 0..=4 {
+            let th = j as f64 / 4.0;
             let u = model.utilisation(&s.eval(s.time(th)), &p)?;
             if best.is_none_or(|b| u > b.0) {
                 best = Some((u, s.time(th), k, th));
@@ -341,7 +350,7 @@ fn peak_utilisation<M: Model<N>, const N: usize>(
             .utilisation(&s.eval(s.time(th)), &p)
             .unwrap_or(f64::NAN)
     };
-    let (mut a, mut b) = ((th - 0.125).max(0.0), (th + 0.125).min(1.0));
+    let (mut a, mut b) = ((th - 0.25).max(0.0), (th + 0.25).min(1.0));
     let g = 0.5 * (5f64.sqrt() - 1.0);
     for _ in 0..60 {
         let c = b - g * (b - a);

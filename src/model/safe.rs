@@ -6,11 +6,31 @@
 
 use super::Scalar;
 
-/// `x^n` for `x ≥ 0`, through `powi` when `n` is a small integer (exact, and faster).
+/// `x^n` for `x ≥ 0`: by repeated squaring when `n` is a small positive integer (exact, and
+/// several times faster than `powf`), else through `powf`.
 #[inline]
 pub fn pow<T: Scalar>(x: T, n: f64) -> T {
-    if n.fract() == 0.0 && n.abs() <= 64.0 {
-        x.powi(n as i32)
+    let k = n as i32;
+    if k as f64 == n && (1..=64).contains(&k) {
+        let mut base = x;
+        let mut e = k as u32;
+        let mut acc: Option<T> = None;
+        loop {
+            if e & 1 == 1 {
+                acc = Some(match acc {
+                    Some(a) => a * base,
+                    None => base,
+                });
+            }
+            e >>= 1;
+            if e == 0 {
+                break;
+            }
+            base = base * base;
+        }
+        acc.unwrap_or(x)
+    } else if n == 0.0 {
+        T::from(1.0)
     } else if x.re() == 0.0 {
         // powf's derivative formula divides by x; the value is 0 for n > 0.
         T::from(0.0)

@@ -155,7 +155,7 @@ impl<const N: usize> Segment<N> {
     }
 
     /// Interior stationary points `θ ∈ (0, 1)` of component `i`, in increasing order.
-    pub fn stationary(&self, i: usize) -> Vec<f64> {
+    pub fn stationary(&self, i: usize) -> Roots {
         let q = self.slope_coeffs(i);
         let mut roots = if q[3..].iter().all(|v| *v == 0.0) {
             quadratic_roots(q[2], q[1], q[0])
@@ -163,7 +163,7 @@ impl<const N: usize> Segment<N> {
             // Higher-degree slope: bracket sign changes on a fine grid, then refine.
             let slope = |th: f64| q.iter().rev().fold(0.0, |acc, c| acc * th + c);
             let m = 64;
-            let mut r = vec![];
+            let mut r = Roots::default();
             let mut prev = (0.0, slope(0.0));
             for k in 1..=m {
                 let th = k as f64 / m as f64;
@@ -177,8 +177,8 @@ impl<const N: usize> Segment<N> {
             }
             r
         };
-        roots.retain(|r| *r > 0.0 && *r < 1.0);
-        roots.sort_by(f64::total_cmp);
+        roots.retain(|r| r > 0.0 && r < 1.0);
+        roots.sort();
         roots
     }
 
@@ -209,24 +209,74 @@ impl<const N: usize> Segment<N> {
 }
 
 /// Real roots of `a·x² + b·x + c`, computed without cancellation.
-fn quadratic_roots(a: f64, b: f64, c: f64) -> Vec<f64> {
+fn quadratic_roots(a: f64, b: f64, c: f64) -> Roots {
+    let mut r = Roots::default();
     let scale = a.abs().max(b.abs()).max(c.abs());
     if scale == 0.0 {
-        return vec![];
+        return r;
     }
     if a.abs() <= 1e-14 * scale {
-        return if b != 0.0 { vec![-c / b] } else { vec![] };
+        if b != 0.0 {
+            r.push(-c / b);
+        }
+        return r;
     }
     let disc = b * b - 4.0 * a * c;
     if disc < 0.0 {
-        return vec![];
+        return r;
     }
     let q = -0.5 * (b + b.signum() * disc.sqrt());
-    let mut r = vec![q / a];
+    r.push(q / a);
     if q != 0.0 {
         r.push(c / q);
     }
     r
+}
+
+/// A few roots on the stack (a degree-6 polynomial has at most 6 in (0, 1)).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Roots {
+    len: usize,
+    r: [f64; 8],
+}
+
+impl Roots {
+    fn push(&mut self, v: f64) {
+        if self.len < self.r.len() {
+            self.r[self.len] = v;
+            self.len += 1;
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(f64) -> bool) {
+        let mut n = 0;
+        for k in 0..self.len {
+            if keep(self.r[k]) {
+                self.r[n] = self.r[k];
+                n += 1;
+            }
+        }
+        self.len = n;
+    }
+
+    fn sort(&mut self) {
+        self.r[..self.len].sort_by(f64::total_cmp);
+    }
+}
+
+impl std::ops::Deref for Roots {
+    type Target = [f64];
+    fn deref(&self) -> &[f64] {
+        &self.r[..self.len]
+    }
+}
+
+impl IntoIterator for Roots {
+    type Item = f64;
+    type IntoIter = std::iter::Take<std::array::IntoIter<f64, 8>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.r.into_iter().take(self.len)
+    }
 }
 
 /// Root of an increasing-through-zero function on `[lo, hi]` (g(lo) < 0 ≤ g(hi)) by

@@ -132,8 +132,10 @@ where
         };
         let e = SMatrix::<f64, N, N>::identity() * (1.0 / (h * GAMMA)) - j;
         stats.lu_decomps += 1;
-        let lu = e.lu();
-        let solve = |b: SVector<f64, N>| lu.solve(&b);
+        // Six solves per step with one matrix: form its inverse once from the LU factors and
+        // apply it as a matrix-vector product.
+        let inv = e.lu().try_inverse();
+        let solve = |b: SVector<f64, N>| inv.as_ref().map(|m| m * b);
         let inv_h = 1.0 / h;
 
         let Some(u1) = solve(f0 + ft * (h * D1)) else {
