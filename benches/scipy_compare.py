@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Peer comparison: the 48-hour default scenario after an instantaneous 0.5 reboot wave, solved
+by selfheal (Rust) and by SciPy's solve_ivp (LSODA, RK45, Radau) on the same equations, in one run.
+
+Prints, per method and tolerance: the median time per solve, right-hand-side evaluations, and the
+error against a tight reference (the largest relative error over the hourly states of peers,
+supernodes and queue), because equal tolerance is not equal accuracy.
+
+    pip install numpy scipy
+    python3 benches/scipy_compare.py [--repeats 7]
+
+The reference is SciPy's Radau at rtol 1e-13 (a method this crate does not use); it is checked
+against selfheal's Rosenbrock at rtol 1e-12 and the script reports how far apart the two are.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def hill_ratio(num, den, n):
+    """(r^n/(1+r^n), 1/(1+r^n)) for r = num/den, evaluated on the safe side of 1."""
+    if den <= 0.0:
+        return 1.0, 0.0
+    if num <= den:
+        t = (num / den) ** n
+        return t / (1.0 + t), 1.0 / (1.0 + t)
+    t = (den / num) ** n
+    return 1.0 / (1.0 + t), t / (1.0 + t)
+
+
+def make_rhs(p):
+    lam, dlt, dls = p["sign_on"], p["sign_off"], p["sn_sign_off"]
+    r, th, a, kap, s0 = p["retry"], p["give_up"], p["peer_load"], p["sn_capacity"], p["dedicated"]
+    m, phi0, rhoc, nn = p["success_steepness"], p["overload_rate"], p["overload_threshold"], p["overload_steepness"]
+    gam, elig, sig, k = p["promotion"], p["eligible"], p["sn_ratio"], p["need_steepness"]
+
+    def rhs(_t, x):
+        n, s, q = x
+        off = 1.0 - n - s - q
+        load = a * n + r * q
+        tot = s + s0
+        cap = kap * tot
+        _, succ = hill_ratio(load, cap, m)
+        over, _ = hill_ratio(load, cap * rhoc, nn)
+        phi = phi0 * over
+        g = r * q * succ
+        d = phi * s * n / tot if tot > 0 else 0.0
+        _, need = hill_ratio(s, sig * n, k)
+        pr = gam * elig * n * need
+        return [g - dlt * n - d - pr, pr - dls * s - phi * s, lam * off + d + phi * s - g - th * q]
+
+    return rhs
+
+
+def scipy_solve(rhs, x0, method, rtol, atol):
+    t_eval = np.arange(0.0, 2880.0 + 1e-9, 60.0)
+    return solve_ivp(rhs, (0.0, 2880.0), x0, method=method, rtol=rtol, atol=atol, t_eval=t_eval)
+
+
+def max_rel_error(states, ref):
+    worst = 0.0
+    for x, y in zip(states, ref):
+        for a, b in zip(x, y):
+            worst = max(worst, abs(a - b) / max(abs(b), 1e-300))
+    return worst
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7, help="SciPy solves per configuration (median)")
+    args = ap.parse_args()
+
+    out = subprocess.run(
+        ["cargo", "run", "--release", "--quiet", "--example", "peer_timing"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    rust = json.loads(out)
+    p, x0 = rust["params"], rust["x0"]
+    rhs = make_rhs(p)
+
+    ref = scipy_solve(rhs, x0, "Radau", 1e-13, 1e-16)
+    if not ref.success:
+        sys.exit(f"reference solve failed: {ref.message}")
+    ref_states = ref.y.T.tolist()
+    tight = [r for r in rust["runs"] if r["method"] == "rosenbrock" and r["rtol"] == 1e-12]
+    if tight:
+        print(f"reference (Radau, rtol 1e-13) vs selfheal rosenbrock at rtol 1e-12: "
+              f"max relative difference {max_rel_error(tight[0]['hourly'], ref_states):.2e}")
+
+    rows = []
+    for r in rust["runs"]:
+        if r["rtol"] in (1e-6, 1e-8):
+            rows.append(("selfheal " + r["method"], r["rtol"], r["median_seconds"], r["rhs_evals"],
+                         max_rel_error(r["hourly"], ref_states)))
+    for method in ("LSODA", "RK45", "Radau"):
+        for rtol in (1e-6, 1e-8):
+            times, sol = [], None
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                sol = scipy_solve(rhs, x0, method, rtol, 1e-12)
+                times.append(time.perf_counter() - t)
+            times.sort()
+            err = max_rel_error(sol.y.T.tolist(), ref_states) if sol.success else math.nan
+            rows.append(("scipy " + method, rtol, times[len(times) // 2], sol.nfev, err))
+
+    print(f"{'solver':<22} {'rtol':>6} {'time/solve':>12} {'rhs evals':>10} {'max rel error':>14}")
+    for name, rtol, sec, nfev, err in rows:
+        print(f"{name:<22} {rtol:>6.0e} {sec * 1e3:>9.3f} ms {nfev:>10} {err:>14.2e}")
+
+    def find(name, rtol):
+        return next(r for r in rows if r[0] == name and r[1] == rtol)
+
+    for rtol in (1e-6, 1e-8):
+        ours, lsoda = find("selfheal rosenbrock", rtol), find("scipy LSODA", rtol)
+        print(f"rtol {rtol:.0e}: scipy LSODA / selfheal rosenbrock time per solve = {lsoda[2] / ours[2]:.0f}x "
+              f"(errors {lsoda[4]:.1e} vs {ours[4]:.1e})")
+
+
+if __name__ == "__main__":
+    main()
