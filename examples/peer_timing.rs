@@ -10,7 +10,11 @@ use selfheal::solve::{integrate, Dense, Method, SolveOptions, SolverStats, Toler
 use serde_json::json;
 use std::time::Instant;
 
-fn solve(p: &[f64], x0: SVector<f64, 3>, opts: &SolveOptions) -> Result<(Dense<3>, SolverStats), String> {
+fn solve(
+    p: &[f64],
+    x0: SVector<f64, 3>,
+    opts: &SolveOptions,
+) -> Result<(Dense<3>, SolverStats), String> {
     let sys = System::new(&P2p, p);
     let mut dense = Dense::default();
     let mut stats = SolverStats::default();
@@ -31,12 +35,17 @@ fn main() {
         for method in [Method::Rosenbrock, Method::Dopri5, Method::Dop853] {
             let opts = SolveOptions {
                 method,
-                tol: Tolerances { rtol, atol: 1e-12_f64.min(rtol * 1e-6) },
+                tol: Tolerances {
+                    rtol,
+                    atol: 1e-12_f64.min(rtol * 1e-6),
+                },
                 stiffness_detection: false,
                 max_steps: 2_000_000,
                 ..Default::default()
             };
-            let Ok((dense, stats)) = solve(&p, x0, &opts) else { continue };
+            let Ok((dense, stats)) = solve(&p, x0, &opts) else {
+                continue;
+            };
             // Median of repeated solves (the observer keeps the dense output, as users do).
             let reps = if rtol < 1e-9 { 21 } else { 101 };
             let mut times: Vec<f64> = (0..reps)
@@ -49,7 +58,14 @@ fn main() {
                 .collect();
             times.sort_by(f64::total_cmp);
             let hourly: Vec<Vec<f64>> = (0..=48)
-                .map(|k| dense.eval(60.0 * k as f64).unwrap().iter().copied().collect())
+                .map(|k| {
+                    dense
+                        .eval(60.0 * k as f64)
+                        .unwrap()
+                        .iter()
+                        .copied()
+                        .collect()
+                })
                 .collect();
             runs.push(json!({
                 "method": method.name(), "rtol": rtol, "atol": opts.tol.atol,
