@@ -36,6 +36,10 @@ pub mod analysis;
 pub mod error;
 pub mod model;
 pub mod output;
+#[cfg(feature = "plot")]
+pub mod plot;
+#[cfg(feature = "plot")]
+pub mod report;
 pub mod scenario;
 pub mod simulate;
 pub mod solve;

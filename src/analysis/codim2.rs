@@ -400,12 +400,22 @@ where
             ),
         });
     }
-    let one = continue_equilibria(model, p, k1, a, b, opts)?;
-    let folds: Vec<_> = one
-        .special_points()
-        .filter(|(_, pt)| pt.special == Some(SpecialPoint::Fold))
-        .map(|(_, pt)| pt.clone())
-        .collect();
+    // Folds met over [a, b]: branches from the equilibria at both ends, so that a branch not
+    // connected to one end within the range is still found from the other.
+    let mut folds: Vec<_> = vec![];
+    for (from, to) in [(a, b), (b, a)] {
+        let Ok(one) = continue_equilibria(model, p, k1, from, to, opts) else {
+            continue;
+        };
+        for (_, pt) in one.special_points() {
+            let dup = folds.iter().any(|f: &super::continuation::BranchPoint<N>| {
+                (f.mu - pt.mu).abs() <= 1e-7 * f.mu.abs().max(1e-300)
+            });
+            if pt.special == Some(SpecialPoint::Fold) && !dup {
+                folds.push(pt.clone());
+            }
+        }
+    }
     let mut curves: Vec<FoldCurve<N>> = vec![];
     let mut steps = 0;
     for fold in &folds {

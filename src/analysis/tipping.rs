@@ -586,3 +586,53 @@ where
         stats,
     })
 }
+
+/// A slice of the healthy basin's boundary: for each value of state `i` in `along`, the value of
+/// state `j` (searched geometrically in `[lo, hi]`, to 1e-4 relative) at which the fate flips,
+/// with every other state held at `base`. Points where the fate does not flip inside the
+/// search interval are left out.
+#[allow(clippy::too_many_arguments)]
+pub fn basin_boundary_slice<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    landscape: &Landscape<N>,
+    base: SVector<f64, N>,
+    (i, along): (usize, &[f64]),
+    (j, lo, hi): (usize, f64, f64),
+    opts: &SolveOptions,
+) -> Result<Vec<(f64, f64)>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let sys = System::new(model, p);
+    let mut stats = SolverStats::default();
+    let mut out = vec![];
+    for &v in along {
+        let at = |w: f64, stats: &mut SolverStats| -> Result<Option<Outcome>, Error> {
+            let mut x = base;
+            x[i] = v;
+            x[j] = w;
+            if !model.feasible(&x) {
+                return Ok(None);
+            }
+            Ok(Some(fate(&sys, x, landscape, opts, stats)?.outcome))
+        };
+        let (Some(a), Some(b)) = (at(lo, &mut stats)?, at(hi, &mut stats)?) else {
+            continue;
+        };
+        if a == b || a == Outcome::Undecided || b == Outcome::Undecided {
+            continue;
+        }
+        let (mut l, mut h) = (lo, hi);
+        while h / l > 1.0 + 1e-4 {
+            let m = (l * h).sqrt();
+            match at(m, &mut stats)? {
+                Some(o) if o == a => l = m,
+                Some(_) => h = m,
+                None => break,
+            }
+        }
+        out.push((v, (l * h).sqrt()));
+    }
+    Ok(out)
+}

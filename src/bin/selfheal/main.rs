@@ -49,6 +49,21 @@ enum Command {
     Sweep(Box<SweepArgs>),
     /// Join the shards of a sweep into exactly the file a single run writes.
     Merge(MergeArgs),
+    /// Simulate, find equilibria, f* and tipping points, and write CSVs, figures and report.md.
+    Report(Box<ReportArgs>),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Scenario file (default: data/skype2007.toml).
+    scenario: Option<PathBuf>,
+    /// Directory for the report (its own files are replaced, nothing else is touched).
+    #[arg(long, value_name = "DIR", default_value = "report")]
+    out: PathBuf,
+    /// Observed online users to draw beside the model (CSV: time, online_users[, note]);
+    /// default for the default scenario: data/skype2007_online.csv.
+    #[arg(long, value_name = "FILE.csv")]
+    data: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -390,6 +405,7 @@ fn main() -> ExitCode {
         Command::FoldCurve(args) => run_fold_curve(&args),
         Command::Sweep(args) => run_sweep(&args),
         Command::Merge(args) => run_merge(&args),
+        Command::Report(args) => run_report(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -962,5 +978,44 @@ fn run_sweep(args: &SweepArgs) -> Result<(), Error> {
 fn run_merge(args: &MergeArgs) -> Result<(), Error> {
     let rows = merge(&args.shards, &args.out, args.force)?;
     eprintln!("{rows} rows merged into {}", args.out.display());
+    Ok(())
+}
+
+fn run_report(args: &ReportArgs) -> Result<(), Error> {
+    let default = PathBuf::from("data/skype2007.toml");
+    let path = args.scenario.clone().unwrap_or(default.clone());
+    let sc = Scenario::from_file(&P2p, &path)?;
+    let data = match (&args.data, args.scenario.is_none()) {
+        (Some(d), _) => Some(d.clone()),
+        (None, true) => Some(PathBuf::from("data/skype2007_online.csv")).filter(|p| p.exists()),
+        _ => None,
+    };
+    let observed = match (&data, &sc.start) {
+        (Some(d), Some(start)) => selfheal::report::read_observations(d, start)?,
+        (Some(d), None) => {
+            return Err(Error::Invalid(format!(
+                "{}: observations need the scenario's `start` (the clock time of t = 0)",
+                d.display()
+            )))
+        }
+        _ => vec![],
+    };
+    let started = std::time::Instant::now();
+    let r = selfheal::report::write_report(&sc, &path.display().to_string(), &observed, &args.out)?;
+    eprintln!(
+        "outcome: {}; critical shock: {}; folds in sn_capacity: {:?}; strongest lever: {}",
+        r.outcome.name(),
+        r.critical_shock
+            .map_or("none".into(), |f| format!("{f:.4}")),
+        r.capacity_folds,
+        r.levers.first().map_or("-", |l| l.0.as_str())
+    );
+    eprintln!(
+        "wrote {} files in {} ({:.1} s); start with {}",
+        r.files.len(),
+        args.out.display(),
+        started.elapsed().as_secs_f64(),
+        args.out.join("report.md").display()
+    );
     Ok(())
 }

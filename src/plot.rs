@@ -1,0 +1,856 @@
+//! Figures (feature `plot`, on by default): the outage time series, the bifurcation diagram, the
+//! tipping map and the phase portrait, as SVG or PNG, and inline in Jupyter (evcxr).
+//!
+//! Each figure is built from plain data (so any model's results can be drawn) and rendered on
+//! demand: [`Figure::to_svg`], [`Figure::save`] (by extension, `.svg` or `.png`, written whole or
+//! not at all), [`Figure::evcxr_display`].
+
+use crate::error::Error;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+const FONT: &str = "sans-serif";
+static FONT_ONCE: Once = Once::new();
+
+/// Registers the bundled DejaVu Sans as the figures' font (no system fonts needed).
+fn register_font() {
+    FONT_ONCE.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+        // The bundled font is valid; a failure would only leave text unrendered.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, bytes);
+    });
+}
+
+/// A named series of `(x, y)` points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// The points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The outage time series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outage {
+    /// Title.
+    pub title: String,
+    /// Peers, supernodes, queue… against time in hours, as fractions of users.
+    pub series: Vec<Series>,
+    /// Users per unit fraction (secondary axis).
+    pub population: f64,
+    /// The reboot wave as `[start, end]` hours (equal for an instantaneous wave).
+    pub shock: Option<(f64, f64)>,
+    /// Interventions: hour and label.
+    pub interventions: Vec<(f64, String)>,
+    /// Observed online users (hours, users), drawn as points, if any.
+    pub observed: Vec<(f64, f64)>,
+}
+
+/// One branch of a bifurcation diagram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BranchLine {
+    /// `(parameter, peers, stable)` in order along the branch.
+    pub points: Vec<(f64, f64, bool)>,
+}
+
+/// The bifurcation diagram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bifurcation {
+    /// Title.
+    pub title: String,
+    /// Parameter name (x axis).
+    pub param: String,
+    /// The branches.
+    pub branches: Vec<BranchLine>,
+    /// Special points: parameter, peers, kind (`fold`, `hopf`).
+    pub special: Vec<(f64, f64, String)>,
+    /// The parameter's value in the scenario, marked by a vertical line.
+    pub current: Option<f64>,
+}
+
+/// A tipping map over two swept quantities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TippingMap {
+    /// Title.
+    pub title: String,
+    /// x quantity name and its grid values.
+    pub x: (String, Vec<f64>),
+    /// y quantity name and its grid values.
+    pub y: (String, Vec<f64>),
+    /// Values, row-major with x slowest (`z[i * ny + j]` at `x[i], y[j]`); NaN where undefined.
+    pub z: Vec<f64>,
+    /// What z is (colour bar label); categories `(value, label)` if z is categorical.
+    pub z_label: String,
+    /// Category labels for categorical values (e.g. 0 = collapsed, 1 = recovered).
+    pub categories: Vec<(f64, String)>,
+    /// Curves drawn over the map (e.g. fold curves), with labels.
+    pub curves: Vec<Series>,
+    /// The scenario's own point.
+    pub point: Option<(f64, f64)>,
+    /// Whether x and y (and curves and point) are given as log10 of the values: the axes then
+    /// label the values themselves.
+    pub log_axes: bool,
+}
+
+/// A phase portrait: peers against supernodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    /// Title.
+    pub title: String,
+    /// Equilibria: peers, supernodes, label.
+    pub equilibria: Vec<(f64, f64, String)>,
+    /// Trajectories (peers, supernodes) with whether they recover.
+    pub trajectories: Vec<(Vec<(f64, f64)>, bool)>,
+    /// A slice of the basin boundary (the saddle's stable manifold), with its label.
+    pub boundary: Option<Series>,
+}
+
+/// What a figure draws.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plot {
+    /// Time series.
+    Outage(Outage),
+    /// Branches against a parameter.
+    Bifurcation(Bifurcation),
+    /// Outcome or critical value over a plane.
+    TippingMap(TippingMap),
+    /// Peers against supernodes.
+    Phase(Phase),
+}
+
+/// A figure: a plot and its size in pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// What is drawn.
+    pub plot: Plot,
+    /// Width (pixels).
+    pub width: u32,
+    /// Height (pixels).
+    pub height: u32,
+}
+
+type Res = Result<(), String>;
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+impl Figure {
+    /// A figure of the default size (900 × 560, readable at 800 px width).
+    pub fn new(plot: Plot) -> Self {
+        Self {
+            plot,
+            width: 900,
+            height: 560,
+        }
+    }
+
+    /// The figure as an SVG document.
+    pub fn to_svg(&self) -> Result<String, Error> {
+        register_font();
+        let mut buf = String::new();
+        {
+            let root =
+                SVGBackend::with_string(&mut buf, (self.width, self.height)).into_drawing_area();
+            self.render(&root)
+                .map_err(|e| Error::Invalid(format!("drawing the figure: {e}")))?;
+            root.present()
+                .map_err(|e| Error::Invalid(format!("drawing the figure: {e}")))?;
+        }
+        Ok(buf)
+    }
+
+    /// Writes the figure to `path` (`.svg` or `.png`), through a temporary file renamed at the
+    /// end; replaces an existing file.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("svg") => {
+                let svg = self.to_svg()?;
+                crate::output::write_atomic(path, true, |w| {
+                    w.write_all(svg.as_bytes()).map_err(|e| Error::Io {
+                        path: path.display().to_string(),
+                        source: e,
+                    })
+                })
+            }
+            Some("png") => {
+                register_font();
+                let tmp = path.with_extension(format!("{}.tmp.png", std::process::id()));
+                let result = (|| {
+                    let root =
+                        BitMapBackend::new(&tmp, (self.width, self.height)).into_drawing_area();
+                    self.render(&root)?;
+                    root.present().map_err(err)
+                })();
+                match result {
+                    Ok(()) => std::fs::rename(&tmp, path).map_err(|e| Error::Io {
+                        path: path.display().to_string(),
+                        source: e,
+                    }),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        Err(Error::Invalid(format!(
+                            "{}: drawing the figure: {e}",
+                            path.display()
+                        )))
+                    }
+                }
+            }
+            _ => Err(Error::Invalid(format!(
+                "{}: figures are written as .svg or .png",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Shows the figure inline in a Jupyter notebook run by the evcxr kernel.
+    pub fn evcxr_display(&self) {
+        match self.to_svg() {
+            Ok(svg) => println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{svg}\nEVCXR_END_CONTENT"),
+            Err(e) => eprintln!("{e}"),
+        }
+    }
+
+    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Res {
+        root.fill(&WHITE).map_err(err)?;
+        match &self.plot {
+            Plot::Outage(o) => draw_outage(root, o),
+            Plot::Bifurcation(b) => draw_bifurcation(root, b),
+            Plot::TippingMap(m) => draw_map(root, m),
+            Plot::Phase(p) => draw_phase(root, p),
+        }
+    }
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+];
+
+/// A log-axis range covering the positive values, padded to whole decades.
+fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+    for v in values.filter(|v| v.is_finite() && *v > 0.0) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (1e-9, 1.0);
+    }
+    (
+        10f64.powf(lo.log10().floor()),
+        10f64.powf(hi.log10().ceil()).max(lo * 10.0),
+    )
+}
+
+fn draw_outage<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Outage) -> Res {
+    let t_max = o
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let (lo, hi) = log_range(
+        o.series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .chain(o.observed.iter().map(|p| p.1 / o.population)),
+    );
+    let hi = hi.min(1.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(&o.title, (FONT, 19))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(78)
+        .right_y_label_area_size(86)
+        .build_cartesian_2d(0.0..t_max, (lo..hi).log_scale())
+        .map_err(err)?
+        .set_secondary_coord(
+            0.0..t_max,
+            (lo * o.population..hi * o.population).log_scale(),
+        );
+    chart
+        .configure_mesh()
+        .x_desc("time (hours)")
+        .y_desc("fraction of users")
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()
+        .map_err(err)?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("users")
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .y_label_formatter(&|v| human(*v))
+        .draw()
+        .map_err(err)?;
+    if let Some((a, b)) = o.shock {
+        let shade = RGBColor(250, 200, 120).mix(0.45);
+        let b = if b > a { b } else { a + t_max * 0.004 };
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(a, lo), (b, hi)],
+                shade.filled(),
+            )))
+            .map_err(err)?
+            .label("reboot wave")
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], shade.filled()));
+    }
+    for (k, (t, label)) in o.interventions.iter().enumerate() {
+        let style = ShapeStyle::from(&BLACK).stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(vec![(*t, lo), (*t, hi)], 8, 6, style))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (*t + t_max * 0.005, lo * 10f64.powf(0.6 + 0.35 * k as f64)),
+                (FONT, 15).into_font(),
+            )))
+            .map_err(err)?;
+    }
+    for (k, s) in o.series.iter().enumerate() {
+        let c = PALETTE[k % PALETTE.len()];
+        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.1 > 0.0).collect();
+        chart
+            .draw_series(LineSeries::new(pts, c.stroke_width(3)))
+            .map_err(err)?
+            .label(&s.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
+    }
+    if !o.observed.is_empty() {
+        chart
+            .draw_secondary_series(
+                o.observed
+                    .iter()
+                    .map(|(t, u)| Circle::new((*t, *u), 5, BLACK.filled())),
+            )
+            .map_err(err)?
+            .label("observed online users")
+            .legend(|(x, y)| Circle::new((x + 9, y), 5, BLACK.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
+/// 2400000 → "2.4M".
+fn human(v: f64) -> String {
+    let trim = |x: f64| {
+        let s = format!("{x:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{}M", trim(v / 1e6))
+    } else if a >= 1e3 {
+        format!("{}k", trim(v / 1e3))
+    } else if a >= 1.0 {
+        trim(v)
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+fn draw_bifurcation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &Bifurcation) -> Res {
+    let xs = b
+        .branches
+        .iter()
+        .flat_map(|br| br.points.iter().map(|p| p.0));
+    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, c), x| {
+        (a.min(x), c.max(x))
+    });
+    let (x0, x1) = if x0 < x1 {
+        (x0, x1)
+    } else {
+        (x0 - 1.0, x0 + 1.0)
+    };
+    let (lo, hi) = log_range(
+        b.branches
+            .iter()
+            .flat_map(|br| br.points.iter().map(|p| p.1)),
+    );
+    let log_x = x0 > 0.0 && x1 / x0 > 20.0;
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(&b.title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(78);
+    if log_x {
+        let mut chart = builder
+            .build_cartesian_2d((x0..x1).log_scale(), (lo..hi).log_scale())
+            .map_err(err)?;
+        mesh(&mut chart, &b.param, "peers (fraction of users)")?;
+        draw_branches_log(&mut chart, b, lo, hi)?;
+        legend(&mut chart)
+    } else {
+        let mut chart = builder
+            .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
+            .map_err(err)?;
+        mesh(&mut chart, &b.param, "peers (fraction of users)")?;
+        draw_branches(&mut chart, b, lo, hi)?;
+        legend(&mut chart)
+    }
+}
+
+fn mesh<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x: &str,
+    y: &str,
+) -> Res
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x)
+        .y_desc(y)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .x_label_formatter(&|v| human_or_plain(*v))
+        .draw()
+        .map_err(err)
+}
+
+/// A value with four significant digits, in scientific notation when very large or small.
+fn human_or_plain(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let a = v.abs();
+    if !(1e-3..1e6).contains(&a) {
+        return format!("{v:.2e}");
+    }
+    let digits = (3 - a.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn legend<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+) -> Res
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
+/// Splits a branch into runs of equal stability.
+fn runs(points: &[(f64, f64, bool)]) -> Vec<(bool, Vec<(f64, f64)>)> {
+    let mut out: Vec<(bool, Vec<(f64, f64)>)> = vec![];
+    for (k, p) in points.iter().enumerate() {
+        match out.last_mut() {
+            Some((s, v)) if *s == p.2 => v.push((p.0, p.1)),
+            _ => {
+                // Start the new run at the previous point so the curve has no gap.
+                let mut v = vec![];
+                if k > 0 {
+                    v.push((points[k - 1].0, points[k - 1].1));
+                }
+                v.push((p.0, p.1));
+                out.push((p.2, v));
+            }
+        }
+    }
+    out
+}
+
+macro_rules! branches_body {
+    ($chart:expr, $b:expr, $lo:expr, $hi:expr) => {{
+        let mut stable_done = false;
+        let mut unstable_done = false;
+        for br in &$b.branches {
+            for (stable, pts) in runs(&br.points) {
+                let c = if stable { PALETTE[0] } else { PALETTE[1] };
+                if stable {
+                    let s = $chart
+                        .draw_series(LineSeries::new(pts, c.stroke_width(3)))
+                        .map_err(err)?;
+                    if !stable_done {
+                        s.label("stable").legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
+                        });
+                        stable_done = true;
+                    }
+                } else {
+                    let s = $chart
+                        .draw_series(DashedLineSeries::new(pts, 7, 5, c.stroke_width(2)))
+                        .map_err(err)?;
+                    if !unstable_done {
+                        s.label("unstable (dashed)").legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                        });
+                        unstable_done = true;
+                    }
+                }
+            }
+        }
+        if let Some(v) = $b.current {
+            $chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(v, $lo), (v, $hi)],
+                    6,
+                    4,
+                    ShapeStyle::from(&RGBColor(60, 60, 60)).stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("this scenario: {}", human_or_plain(v)))
+                .legend(|(x, y)| {
+                    PathElement::new(
+                        vec![(x, y), (x + 18, y)],
+                        RGBColor(60, 60, 60).stroke_width(2),
+                    )
+                });
+        }
+        for (k, (x, y, kind)) in $b.special.iter().enumerate() {
+            let c = if kind == "fold" { BLACK } else { PALETTE[3] };
+            let s = $chart
+                .draw_series(std::iter::once(Circle::new((*x, *y), 7, c.filled())))
+                .map_err(err)?;
+            // Every special point gets a legend entry with its value.
+            let label = format!("{kind} at {}", human_or_plain(*x));
+            let _ = k;
+            s.label(label)
+                .legend(move |(px, py)| Circle::new((px + 9, py), 6, c.filled()));
+        }
+        Ok(())
+    }};
+}
+
+fn draw_branches<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<
+        'a,
+        DB,
+        Cartesian2d<
+            plotters::coord::types::RangedCoordf64,
+            plotters::coord::combinators::LogCoord<f64>,
+        >,
+    >,
+    b: &Bifurcation,
+    lo: f64,
+    hi: f64,
+) -> Res {
+    branches_body!(chart, b, lo, hi)
+}
+
+fn draw_branches_log<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<
+        'a,
+        DB,
+        Cartesian2d<
+            plotters::coord::combinators::LogCoord<f64>,
+            plotters::coord::combinators::LogCoord<f64>,
+        >,
+    >,
+    b: &Bifurcation,
+    lo: f64,
+    hi: f64,
+) -> Res {
+    branches_body!(chart, b, lo, hi)
+}
+
+/// Blue (low) to yellow (high) through green.
+fn colour(u: f64) -> RGBColor {
+    let u = u.clamp(0.0, 1.0);
+    let stops = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let x = u * (stops.len() - 1) as f64;
+    let k = (x.floor() as usize).min(stops.len() - 2);
+    let f = x - k as f64;
+    let (a, b) = (stops[k], stops[k + 1]);
+    let mix = |p: f64, q: f64| (p + (q - p) * f).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -> Res {
+    let (xs, ys) = (&m.x.1, &m.y.1);
+    if xs.is_empty() || ys.is_empty() || m.z.len() != xs.len() * ys.len() {
+        return Err("tipping map: z must hold one value per grid point".into());
+    }
+    let (main, bar) = root.split_horizontally(root.dim_in_pixel().0 as i32 - 130);
+    let edges = |v: &[f64]| -> Vec<f64> {
+        let n = v.len();
+        if n == 1 {
+            return vec![v[0] - 0.5, v[0] + 0.5];
+        }
+        let mut e = vec![v[0] - (v[1] - v[0]) / 2.0];
+        for k in 0..n - 1 {
+            e.push((v[k] + v[k + 1]) / 2.0);
+        }
+        e.push(v[n - 1] + (v[n - 1] - v[n - 2]) / 2.0);
+        e
+    };
+    let (ex, ey) = (edges(xs), edges(ys));
+    let (x0, x1) = (ex[0].min(ex[ex.len() - 1]), ex[0].max(ex[ex.len() - 1]));
+    let (y0, y1) = (ey[0].min(ey[ey.len() - 1]), ey[0].max(ey[ey.len() - 1]));
+    let finite: Vec<f64> = m.z.iter().copied().filter(|v| v.is_finite()).collect();
+    let (zmin, zmax) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(*v), b.max(*v))
+        });
+    let span = if zmax > zmin { zmax - zmin } else { 1.0 };
+    let mut chart = ChartBuilder::on(&main)
+        .caption(&m.title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(78)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(&m.x.0)
+        .y_desc(&m.y.0)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .x_label_formatter(&|v| human_or_plain(if m.log_axes { 10f64.powf(*v) } else { *v }))
+        .y_label_formatter(&|v| human_or_plain(if m.log_axes { 10f64.powf(*v) } else { *v }))
+        .draw()
+        .map_err(err)?;
+    let grey = RGBColor(200, 200, 200);
+    chart
+        .draw_series((0..xs.len()).flat_map(|i| {
+            let (ex, ey) = (&ex, &ey);
+            (0..ys.len()).map(move |j| {
+                let z = m.z[i * ys.len() + j];
+                let c = if z.is_finite() {
+                    colour((z - zmin) / span)
+                } else {
+                    grey
+                };
+                Rectangle::new([(ex[i], ey[j]), (ex[i + 1], ey[j + 1])], c.filled())
+            })
+        }))
+        .map_err(err)?;
+    for cv in &m.curves {
+        let c = WHITE;
+        let pts: Vec<(f64, f64)> = cv
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| *x >= x0 && *x <= x1 && *y >= y0 && *y <= y1)
+            .collect();
+        let s = chart
+            .draw_series(LineSeries::new(pts, c.stroke_width(3)))
+            .map_err(err)?;
+        if !cv.label.is_empty() {
+            s.label(&cv.label).legend(move |(x, y)| {
+                PathElement::new(
+                    vec![(x, y), (x + 18, y)],
+                    RGBColor(90, 90, 90).stroke_width(3),
+                )
+            });
+        }
+    }
+    if let Some(p) = m.point {
+        chart
+            .draw_series(std::iter::once(Cross::new(p, 9, RED.stroke_width(3))))
+            .map_err(err)?
+            .label("this scenario")
+            .legend(|(x, y)| Cross::new((x + 9, y), 6, RED.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    // Colour bar, or category swatches.
+    let (w, h) = bar.dim_in_pixel();
+    let (w, h) = (w as i32, h as i32);
+    if !m.categories.is_empty() {
+        for (k, (v, label)) in m.categories.iter().enumerate() {
+            let y = 80 + 40 * k as i32;
+            let c = colour((v - zmin) / span);
+            bar.draw(&Rectangle::new([(10, y), (34, y + 24)], c.filled()))
+                .map_err(err)?;
+            bar.draw(&Text::new(
+                label.clone(),
+                (40, y + 4),
+                (FONT, 15).into_font(),
+            ))
+            .map_err(err)?;
+        }
+        bar.draw(&Rectangle::new(
+            [
+                (10, 80 + 40 * m.categories.len() as i32),
+                (34, 104 + 40 * m.categories.len() as i32),
+            ],
+            grey.filled(),
+        ))
+        .map_err(err)?;
+        bar.draw(&Text::new(
+            "error",
+            (40, 84 + 40 * m.categories.len() as i32),
+            (FONT, 15).into_font(),
+        ))
+        .map_err(err)?;
+    } else {
+        let (top, bottom) = (70, h - 70);
+        for y in top..bottom {
+            let u = 1.0 - (y - top) as f64 / (bottom - top) as f64;
+            bar.draw(&Rectangle::new([(14, y), (40, y + 1)], colour(u).filled()))
+                .map_err(err)?;
+        }
+        bar.draw(&Text::new(
+            human_or_plain(zmax),
+            (46, top - 6),
+            (FONT, 14).into_font(),
+        ))
+        .map_err(err)?;
+        bar.draw(&Text::new(
+            human_or_plain(zmin),
+            (46, bottom - 8),
+            (FONT, 14).into_font(),
+        ))
+        .map_err(err)?;
+        bar.draw(&Text::new(
+            m.z_label.clone(),
+            (6, 40),
+            (FONT, 15).into_font(),
+        ))
+        .map_err(err)?;
+        bar.draw(&Text::new(
+            "grey: none",
+            (6, bottom + 20),
+            (FONT, 13).into_font(),
+        ))
+        .map_err(err)?;
+    }
+    let _ = w;
+    Ok(())
+}
+
+fn draw_phase<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Phase) -> Res {
+    let all_n = p
+        .trajectories
+        .iter()
+        .flat_map(|t| t.0.iter().map(|q| q.0))
+        .chain(p.equilibria.iter().map(|e| e.0));
+    let all_s = p
+        .trajectories
+        .iter()
+        .flat_map(|t| t.0.iter().map(|q| q.1))
+        .chain(p.equilibria.iter().map(|e| e.1));
+    let (n0, n1) = log_range(all_n);
+    let (s0, s1) = log_range(all_s);
+    let mut chart = ChartBuilder::on(root)
+        .caption(&p.title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(78)
+        .build_cartesian_2d((n0..n1.min(1.0)).log_scale(), (s0..s1.min(1.0)).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("peers (fraction of users)")
+        .y_desc("supernodes (fraction of users)")
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .x_label_formatter(&|v| format!("{v:.0e}"))
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()
+        .map_err(err)?;
+    let (mut rec_done, mut col_done) = (false, false);
+    for (pts, recovers) in &p.trajectories {
+        let c = if *recovers { PALETTE[2] } else { PALETTE[1] };
+        let s = chart
+            .draw_series(LineSeries::new(
+                pts.iter().copied().filter(|q| q.0 > 0.0 && q.1 > 0.0),
+                c.stroke_width(2),
+            ))
+            .map_err(err)?;
+        if *recovers && !rec_done {
+            s.label("trajectory that recovers").legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+            });
+            rec_done = true;
+        } else if !*recovers && !col_done {
+            s.label("trajectory that collapses").legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+            });
+            col_done = true;
+        }
+        if let Some(first) = pts.first() {
+            chart
+                .draw_series(std::iter::once(Circle::new(*first, 4, c.filled())))
+                .map_err(err)?;
+        }
+    }
+    if let Some(b) = &p.boundary {
+        let c = BLACK;
+        chart
+            .draw_series(DashedLineSeries::new(
+                b.points.clone(),
+                7,
+                5,
+                c.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(&b.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    }
+    for (n, s, label) in &p.equilibria {
+        let c = if label.contains("saddle") {
+            PALETTE[4]
+        } else {
+            BLACK
+        };
+        chart
+            .draw_series(std::iter::once(Circle::new((*n, *s), 8, c.filled())))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (*n * 1.15, *s * 1.3),
+                (FONT, 16).into_font(),
+            )))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}

@@ -1,0 +1,704 @@
+//! The report a newcomer reads first: simulate a scenario of the reference model, find its
+//! equilibria, critical shock and tipping points, and write the CSVs, four figures and a short
+//! `report.md` that says in plain words what they mean.
+
+use crate::analysis::codim2::fold_curves;
+use crate::analysis::continuation::{
+    continue_equilibria, Continuation, ContinuationOptions, SpecialPoint,
+};
+use crate::analysis::tipping::{
+    basin_boundary_slice, critical_shock, critical_window, Landscape, TippingOptions,
+};
+use crate::error::Error;
+use crate::model::{Model, P2p, System};
+use crate::output::{trajectory_csv, write_atomic};
+use crate::plot::{Bifurcation, BranchLine, Figure, Outage, Phase, Plot, Series, TippingMap};
+use crate::scenario::{Scenario, Shock};
+use crate::simulate::{simulate, Outcome, SimOptions};
+use crate::solve::SolverStats;
+use crate::sweep::{Axis, Design, Metric, Sweep};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Observed online users: minutes from the scenario's t = 0, users, and a note.
+pub type Observation = (f64, f64, String);
+
+/// What the report found (the numbers its text is made of).
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Files written, in order.
+    pub files: Vec<PathBuf>,
+    /// Outcome of the scenario.
+    pub outcome: Outcome,
+    /// Critical shock of the initial parameters.
+    pub critical_shock: Option<f64>,
+    /// Folds in supernode capacity.
+    pub capacity_folds: Vec<f64>,
+    /// Folds in dedicated capacity.
+    pub dedicated_folds: Vec<f64>,
+    /// Elasticities of f*: (parameter, d f*/d ln p), largest magnitude first.
+    pub levers: Vec<(String, Option<f64>)>,
+}
+
+/// Parses `YYYY-MM-DDTHH:MM[:SS]Z` (UTC) into seconds since 1970-01-01.
+pub fn parse_utc(text: &str) -> Result<f64, Error> {
+    let bad = || {
+        Error::Invalid(format!(
+            "`{text}` is not a UTC time such as 2007-08-16T22:15:00Z"
+        ))
+    };
+    let t = text.trim();
+    let t = t
+        .strip_suffix('Z')
+        .or_else(|| t.strip_suffix("+00:00"))
+        .ok_or_else(bad)?;
+    let (date, time) = t.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|v| v.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let hms: Vec<f64> = time
+        .split(':')
+        .map(|v| v.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    if d.len() != 3 || !(2..=3).contains(&hms.len()) {
+        return Err(bad());
+    }
+    let (y, m, day) = (d[0], d[1], d[2]);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hms[0] >= 24.0 || hms[1] >= 60.0 {
+        return Err(bad());
+    }
+    // Days from the civil date (proleptic Gregorian calendar).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(
+        days as f64 * 86400.0
+            + hms[0] * 3600.0
+            + hms[1] * 60.0
+            + hms.get(2).copied().unwrap_or(0.0),
+    )
+}
+
+/// Reads observed online users (`time`, `online_users`, optional `note`) relative to `start`.
+pub fn read_observations(path: &Path, start: &str) -> Result<Vec<Observation>, Error> {
+    let t0 = parse_utc(start)?;
+    let mut rd = csv::Reader::from_path(path)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let headers = rd
+        .headers()
+        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?
+        .clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| Error::Invalid(format!("{}: missing column `{name}`", path.display())))
+    };
+    let (ct, cu) = (col("time")?, col("online_users")?);
+    let cn = headers.iter().position(|h| h == "note");
+    let mut out = vec![];
+    for (k, rec) in rd.records().enumerate() {
+        let rec = rec.map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+        let t = parse_utc(&rec[ct])
+            .map_err(|e| Error::Invalid(format!("{} row {}: {e}", path.display(), k + 2)))?;
+        let u: f64 = rec[cu].trim().parse().map_err(|_| {
+            Error::Invalid(format!(
+                "{} row {}: `{}` is not a count",
+                path.display(),
+                k + 2,
+                &rec[cu]
+            ))
+        })?;
+        if !(u.is_finite() && u >= 0.0) {
+            return Err(Error::Invalid(format!(
+                "{} row {}: counts must be >= 0",
+                path.display(),
+                k + 2
+            )));
+        }
+        out.push((
+            (t - t0) / 60.0,
+            u,
+            cn.map_or(String::new(), |c| rec[c].to_string()),
+        ));
+    }
+    Ok(out)
+}
+
+fn csv_err(e: csv::Error) -> Error {
+    Error::Invalid(format!("writing CSV: {e}"))
+}
+
+fn write_continuation(path: &Path, c: &Continuation<3>) -> Result<(), Error> {
+    write_atomic(path, true, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record([
+            c.param.as_str(),
+            "peers",
+            "supernodes",
+            "queue",
+            "stable",
+            "point",
+            "branch",
+        ])
+        .map_err(csv_err)?;
+        for (b, br) in c.branches.iter().enumerate() {
+            for pt in &br.points {
+                csv.write_record([
+                    format!("{}", pt.mu),
+                    format!("{}", pt.x[0]),
+                    format!("{}", pt.x[1]),
+                    format!("{}", pt.x[2]),
+                    format!("{}", pt.stable),
+                    pt.special.map_or(String::new(), |s| s.name().into()),
+                    format!("{}", b + 1),
+                ])
+                .map_err(csv_err)?;
+            }
+        }
+        csv.flush()
+            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+    })
+}
+
+fn folds_of(c: &Continuation<3>) -> Vec<f64> {
+    c.folds()
+}
+
+fn users(x: f64, population: f64) -> String {
+    let u = x * population;
+    if u >= 1e6 {
+        format!("{:.2} million", u / 1e6)
+    } else if u >= 1e3 {
+        format!("{:.0} thousand", u / 1e3)
+    } else {
+        format!("{u:.0}")
+    }
+}
+
+/// Writes the report for `sc` into `dir` (created if missing). Only the report's own files are
+/// written (and replaced); nothing else in `dir` is touched.
+pub fn write_report(
+    sc: &Scenario,
+    scenario_label: &str,
+    observed: &[Observation],
+    dir: &Path,
+) -> Result<Report, Error> {
+    sc.validate(&P2p)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    let mut files = vec![];
+    let mut file = |name: &str| {
+        let p = dir.join(name);
+        files.push(p.clone());
+        p
+    };
+    let p0 = sc.params.values().to_vec();
+    let specs = sc.params.specs();
+    let idx = |n: &str| sc.params.index(n);
+    let (kc, kd) = (idx("sn_capacity")?, idx("dedicated")?);
+    let (kappa, s0) = (p0[kc], p0[kd]);
+    let pop = sc.population;
+
+    // The scenario itself.
+    let opts = SimOptions::default();
+    let sim = simulate(&P2p, sc, &opts)?;
+    let s = &sim.summary;
+    write_atomic(&file("trajectory.csv"), true, |w| {
+        trajectory_csv(w, &P2p, sc, &sim, 10.0, false)
+    })?;
+    let hours = |t: f64| t / 60.0;
+    let names = ["peers", "supernodes", "queue"];
+    let series: Vec<Series> = (0..3)
+        .map(|i| Series {
+            label: names[i].into(),
+            points: sim
+                .sample(10.0)
+                .iter()
+                .map(|(t, x)| (hours(*t), x[i]))
+                .collect(),
+        })
+        .collect();
+    let outage = Figure::new(Plot::Outage(Outage {
+        title: sc.name.clone(),
+        series,
+        population: pop,
+        shock: sc.shock.map(|sh| (hours(sh.at), hours(sh.at + sh.window))),
+        interventions: sc
+            .interventions
+            .iter()
+            .map(|iv| {
+                let what: Vec<String> = iv
+                    .set
+                    .iter()
+                    .map(|(i, v)| format!("{} = {v}", specs[*i].name))
+                    .collect();
+                (hours(iv.at), what.join(", "))
+            })
+            .collect(),
+        observed: observed
+            .iter()
+            .filter(|o| o.0 >= 0.0 && o.0 <= sc.t_end)
+            .map(|o| (hours(o.0), o.1.max(1.0)))
+            .collect(),
+    }));
+    outage.save(&file("outage.svg"))?;
+    outage.save(&file("outage.png"))?;
+
+    // Equilibria and the critical shock of the parameters at t = 0.
+    let landscape = Landscape::new(&P2p, &p0)?;
+    write_atomic(&file("equilibria.csv"), true, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record([
+            "peers",
+            "supernodes",
+            "queue",
+            "stable",
+            "max_real_eig",
+            "kind",
+        ])
+        .map_err(csv_err)?;
+        for e in &landscape.equilibria {
+            csv.write_record([
+                format!("{}", e.x[0]),
+                format!("{}", e.x[1]),
+                format!("{}", e.x[2]),
+                format!("{}", e.stability.is_stable()),
+                format!("{:e}", e.stability.max_real),
+                e.describe(),
+            ])
+            .map_err(csv_err)?;
+        }
+        csv.flush()
+            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+    })?;
+    let topts = TippingOptions::default();
+    let cs = critical_shock(&P2p, &p0, &topts)?;
+    let fstar = cs.value;
+    let window = match (sc.shock, fstar) {
+        (Some(sh), Some(f)) if sh.fraction > f && sh.window > 0.0 => {
+            critical_window(&P2p, &p0, sh.fraction, &topts)
+                .ok()
+                .and_then(|w| w.value)
+        }
+        _ => None,
+    };
+
+    // Branches in supernode capacity and in dedicated capacity.
+    let copts = ContinuationOptions::default();
+    let cap = continue_equilibria(&P2p, &p0, kc, kappa / 10.0, kappa * 20.0, &copts)?;
+    write_continuation(&file("continuation_sn_capacity.csv"), &cap)?;
+    let ded_hi = (s0 * 100.0).max(1e-3);
+    // From the scenario's value up: near S0 = 0 the collapsed state sits at vanishing sizes.
+    let ded = continue_equilibria(&P2p, &p0, kd, s0.max(1e-7), ded_hi, &copts)?;
+    write_continuation(&file("continuation_dedicated.csv"), &ded)?;
+    let (cap_folds, ded_folds) = (folds_of(&cap), folds_of(&ded));
+    let bif = Figure::new(Plot::Bifurcation(Bifurcation {
+        title: "Equilibria against supernode capacity".into(),
+        param: "sn_capacity (requests per minute per supernode)".into(),
+        branches: cap
+            .branches
+            .iter()
+            .map(|b| BranchLine {
+                points: b
+                    .points
+                    .iter()
+                    .filter(|p| p.special.is_none())
+                    .map(|p| (p.mu, p.x[0], p.stable))
+                    .collect(),
+            })
+            .collect(),
+        special: cap
+            .special_points()
+            .map(|(_, p)| {
+                (
+                    p.mu,
+                    p.x[0],
+                    p.special.map_or("", SpecialPoint::name).to_string(),
+                )
+            })
+            .collect(),
+        current: Some(kappa),
+    }));
+    bif.save(&file("bifurcation.svg"))?;
+    bif.save(&file("bifurcation.png"))?;
+
+    // Tipping map: critical shock over (capacity, dedicated capacity), fold curves on top.
+    let base = {
+        let mut b = sc.clone();
+        b.interventions.clear();
+        b.shock = None;
+        b
+    };
+    let (klo, khi) = (kappa / 4.0, kappa * 12.0);
+    let (dlo, dhi) = (s0.max(1e-7) / 10.0, s0.max(1e-7) * 200.0);
+    let n = 24;
+    let mut ax = Axis::parse(&format!("sn_capacity={klo}:{khi}:{n}"), &base)?;
+    ax.set_log()?;
+    let mut ay = Axis::parse(&format!("dedicated={dlo}:{dhi}:{n}"), &base)?;
+    ay.set_log()?;
+    let (xs, ys): (Vec<f64>, Vec<f64>) = (
+        (0..n).map(|j| ax.value(j)).collect(),
+        (0..n).map(|j| ay.value(j)).collect(),
+    );
+    let sweep = Sweep::new(
+        &P2p,
+        base,
+        Design::Grid(vec![ax, ay]),
+        vec![Metric::CriticalShock],
+    )?;
+    let mut z = vec![f64::NAN; n * n];
+    write_atomic(&file("tipping_map.csv"), true, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(sweep.header()).map_err(csv_err)?;
+        sweep.run(0..sweep.len(), 0, |i, row| {
+            z[i] = row[2].parse().unwrap_or(f64::NAN);
+            csv.write_record(row).map_err(csv_err)
+        })?;
+        csv.flush()
+            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+    })?;
+    let fc = fold_curves(
+        &P2p,
+        &{
+            let mut q = p0.clone();
+            q[kd] = s0.clamp(dlo, dhi);
+            q
+        },
+        kc,
+        (klo / 4.0, khi * 4.0),
+        kd,
+        (dlo, dhi),
+        &copts,
+    )
+    .ok();
+    let mut curves: Vec<Series> = vec![];
+    if let Some(fc) = &fc {
+        for (k, c) in fc.curves.iter().enumerate() {
+            curves.push(Series {
+                label: if k == 0 {
+                    "folds: edges of the bistable region".into()
+                } else {
+                    String::new()
+                },
+                points: c
+                    .points
+                    .iter()
+                    .map(|p| (p.mu1.log10(), p.mu2.log10()))
+                    .collect(),
+            });
+        }
+    }
+    let map = Figure::new(Plot::TippingMap(TippingMap {
+        title: "Critical shock f* over capacity and dedicated capacity".into(),
+        x: (
+            "sn_capacity (log scale)".into(),
+            xs.iter().map(|v| v.log10()).collect(),
+        ),
+        y: (
+            "dedicated (log scale)".into(),
+            ys.iter().map(|v| v.log10()).collect(),
+        ),
+        z,
+        z_label: "f*".into(),
+        categories: vec![],
+        curves,
+        point: Some((kappa.log10(), s0.max(1e-300).log10())),
+        log_axes: true,
+    }));
+    map.save(&file("tipping_map.svg"))?;
+    map.save(&file("tipping_map.png"))?;
+
+    // Phase portrait: trajectories either side of the boundary, and a slice of it.
+    let sys = System::new(&P2p, &p0);
+    let healthy = landscape.healthy_state();
+    let saddle = landscape.saddles().next().cloned();
+    let mut trajectories = vec![];
+    if let Some(f) = fstar {
+        for df in [-0.2, -0.05, -0.01, 0.01, 0.05, 0.2] {
+            let fr = f + df;
+            if !(0.0..1.0).contains(&fr) {
+                continue;
+            }
+            let x0 = P2p.reboot_jump(&healthy, &p0, fr, fr)?;
+            let mut pts = vec![(x0[0], x0[1])];
+            let mut stats = SolverStats::default();
+            let fate = crate::analysis::equilibria::integrate_to_rest(
+                &sys,
+                0.0,
+                x0,
+                crate::analysis::equilibria::SETTLE_HORIZON,
+                &topts.solve,
+                &mut stats,
+                |seg| {
+                    for th in [0.25, 0.5, 0.75, 1.0] {
+                        let x = seg.eval(seg.time(th));
+                        pts.push((x[0], x[1]));
+                    }
+                },
+            )?;
+            let recovers = fate.is_some_and(|(st, _)| {
+                crate::analysis::equilibria::same_point(&st.equilibrium, &healthy)
+            });
+            trajectories.push((pts, recovers));
+        }
+    }
+    let boundary = match &saddle {
+        Some(sd) => {
+            let collapsed = landscape.equilibria.last().map_or(1e-4, |e| e.x[0]);
+            let along: Vec<f64> = (0..24)
+                .map(|k| {
+                    let (a, b) = (collapsed.ln(), (healthy[0] * 1.2).ln());
+                    (a + (b - a) * k as f64 / 23.0).exp()
+                })
+                .collect();
+            let pts = basin_boundary_slice(
+                &P2p,
+                &p0,
+                &landscape,
+                sd.x,
+                (0, &along),
+                (1, 1e-9, 0.05),
+                &topts.solve,
+            )?;
+            Some(Series {
+                label: format!("basin boundary (slice at queue = {:.2e})", sd.x[2]),
+                points: pts,
+            })
+        }
+        None => None,
+    };
+    let phase = Figure::new(Plot::Phase(Phase {
+        title: "Phase portrait: peers against supernodes".into(),
+        equilibria: landscape
+            .equilibria
+            .iter()
+            .map(|e| {
+                let label = if crate::analysis::equilibria::same_point(&e.x, &healthy) {
+                    "healthy".to_string()
+                } else if e.kind == crate::analysis::equilibria::Kind::Saddle {
+                    "saddle".to_string()
+                } else {
+                    "collapsed".to_string()
+                };
+                (e.x[0], e.x[1], label)
+            })
+            .collect(),
+        trajectories,
+        boundary,
+    }));
+    phase.save(&file("phase.svg"))?;
+    phase.save(&file("phase.png"))?;
+
+    // Levers: elasticity of f* to each parameter, d f*/d ln p by a ±10 % central difference.
+    let mut levers = vec![];
+    for name in [
+        "sn_capacity",
+        "dedicated",
+        "retry",
+        "give_up",
+        "promotion",
+        "sign_on",
+        "overload_threshold",
+    ] {
+        let k = idx(name)?;
+        let v = p0[k];
+        let e = if v > 0.0 {
+            let at = |m: f64| {
+                let mut q = p0.clone();
+                q[k] = v * m;
+                critical_shock(&P2p, &q, &topts).ok().and_then(|c| c.value)
+            };
+            match (at(1.1), at(1.0 / 1.1)) {
+                (Some(a), Some(b)) => Some((a - b) / (2.0 * 1.1f64.ln())),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        levers.push((name.to_string(), e));
+    }
+    levers.sort_by(|a, b| {
+        b.1.map_or(0.0, f64::abs)
+            .total_cmp(&a.1.map_or(0.0, f64::abs))
+    });
+
+    // The words.
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# {}\n", sc.name);
+    let _ = writeln!(
+        w,
+        "Scenario: `{scenario_label}` · {} users · {} hours simulated · written by selfheal {}.\n",
+        users(1.0, pop),
+        sc.t_end / 60.0,
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(w, "## Does the network heal itself?\n");
+    let shock_txt = match sc.shock {
+        Some(Shock {
+            at,
+            fraction,
+            sn_fraction,
+            window,
+        }) => format!(
+            "a reboot wave of {:.0} % of peers and {:.0} % of supernodes at hour {:.1}{}",
+            fraction * 100.0,
+            sn_fraction * 100.0,
+            at / 60.0,
+            if window > 0.0 {
+                format!(", spread over {window:.0} minutes")
+            } else {
+                ", all at once".into()
+            }
+        ),
+        None => "no reboot wave".into(),
+    };
+    let verdict = match s.outcome {
+        Outcome::Recovered => "**it recovers**",
+        Outcome::Collapsed => "**it does not recover**: it settles in the collapsed state",
+        Outcome::Undecided => "**undecided**: it had not settled within the horizon",
+    };
+    let _ = writeln!(w, "After {shock_txt}, {verdict}{}. Online peers fall to {} ({:.4} of users) at hour {:.1}; the login queue peaks at {}.",
+        if sc.interventions.is_empty() { String::new() } else { " (with the scenario's interventions)".into() },
+        users(s.min_peers, pop), s.min_peers, s.t_min_peers / 60.0, users(s.peaks[2].0, pop));
+    match s.recovery_time {
+        Some(t) if t > 0.0 => {
+            let _ = writeln!(
+                w,
+                "Peers are back at 95 % of their healthy level {:.1} hours after the wave began.",
+                t / 60.0
+            );
+        }
+        Some(_) => {
+            let _ = writeln!(w, "Peers never fell below 95 % of their healthy level.");
+        }
+        None => {
+            let _ = writeln!(w, "Peers never return to 95 % of their healthy level.");
+        }
+    }
+    let _ = writeln!(w, "\n![Outage time series](outage.svg)\n");
+    let _ = writeln!(w, "*Peers, supernodes and the login queue as fractions of users (left, log scale) and as users (right); the shaded band is the reboot wave, dashed lines are interventions{}.*\n",
+        if observed.is_empty() { "" } else { ", dots are the public online-user readings" });
+    let _ = writeln!(w, "## How far is it from tipping?\n");
+    let _ = writeln!(w, "With the parameters in force at the start, the network has {} equilibria (`equilibria.csv`): {}.",
+        landscape.equilibria.len(),
+        landscape.equilibria.iter().map(|e| format!("{} with {} peers", e.describe(), users(e.x[0], pop))).collect::<Vec<_>>().join("; "));
+    match fstar {
+        Some(f) => {
+            let _ = writeln!(w, "\nThe **critical shock is f\\* = {f:.4}**: an instantaneous reboot of more than {:.1} % of peers and supernodes tips it into the collapsed state, from which it does not come back by itself.", f * 100.0);
+            if let Some(sh) = sc.shock {
+                let _ = writeln!(
+                    w,
+                    "This scenario's wave ({:.0} %) is {}.",
+                    sh.fraction * 100.0,
+                    if sh.fraction > f {
+                        format!("{:.1} points above it", (sh.fraction - f) * 100.0)
+                    } else {
+                        format!("{:.1} points below it", (f - sh.fraction) * 100.0)
+                    }
+                );
+                if let Some(wc) = window {
+                    let _ = writeln!(w, "Spread over more than **{wc:.1} minutes** a wave of this size would be absorbed; this one is spread over {:.0}.", sh.window);
+                }
+            }
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "\nNo instantaneous reboot below 100 % tips the network: it always heals itself."
+            );
+        }
+    }
+    let _ = writeln!(w, "\nIn supernode capacity (`continuation_sn_capacity.csv`) the branches of equilibria fold at {}.",
+        if cap_folds.is_empty() { "no value in the range".into() } else { cap_folds.iter().map(|v| format!("κ = {v:.1}")).collect::<Vec<_>>().join(" and ") });
+    if cap_folds.len() == 2 {
+        let _ = writeln!(w, "Below {:.0} requests per minute per supernode the healthy state does not exist; above {:.0} the collapsed state does not exist and every outage heals; in between (this scenario has κ = {kappa}) the network is bistable and a large enough trigger causes a lasting outage.", cap_folds[0], cap_folds[1]);
+    }
+    let _ = writeln!(
+        w,
+        "In dedicated capacity (`continuation_dedicated.csv`): {}.",
+        if ded_folds.is_empty() {
+            "no fold in the range".into()
+        } else {
+            ded_folds
+                .iter()
+                .map(|v| {
+                    format!(
+                        "a fold at S0 = {v:.3e} (about {} supernodes' worth)",
+                        users(*v, pop)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    let _ = writeln!(w, "\n![Bifurcation diagram](bifurcation.svg)\n");
+    let _ = writeln!(w, "*Online peers at each equilibrium against supernode capacity: stable branches solid, unstable dashed, folds and Hopf points marked with their values; the vertical line is this scenario.*\n");
+    let _ = writeln!(w, "![Tipping map](tipping_map.svg)\n");
+    let _ = writeln!(w, "*The critical shock over supernode capacity and dedicated capacity (`tipping_map.csv`); grey where no shock below 1 tips the network. The white curves are where equilibria fold: the edges of the bistable region. The cross is this scenario.*\n");
+    let _ = writeln!(w, "![Phase portrait](phase.svg)\n");
+    let _ = writeln!(w, "*Trajectories after reboot waves just below (green) and above (red) the critical shock, in the plane of peers and supernodes, with the equilibria and a slice of the basin boundary (the saddle's stable manifold at the saddle's queue length).*\n");
+    let _ = writeln!(w, "## Which lever moves the tipping point most?\n");
+    let _ = writeln!(w, "Change in the critical shock for a 1 % change of each parameter (d f\\* / d ln p, by ±10 % central differences; positive means raising the parameter makes the network harder to tip):\n");
+    let _ = writeln!(w, "| parameter | d f\\* / d ln p |\n|---|---|");
+    for (name, e) in &levers {
+        let _ = writeln!(
+            w,
+            "| `{name}` | {} |",
+            e.map_or("(f* undefined nearby)".into(), |v| format!(
+                "{:+.4} per 1 %",
+                v / 100.0
+            ))
+        );
+    }
+    if let Some((name, Some(_))) = levers.first() {
+        let _ = writeln!(w, "\nThe strongest lever here is **`{name}`**.");
+    }
+    let _ = writeln!(w, "\n## Files\n");
+    for f in files_list() {
+        let _ = writeln!(w, "- `{f}`");
+    }
+    write_atomic(&dir.join("report.md"), true, |wr| {
+        wr.write_all(md.as_bytes()).map_err(|e| Error::Io {
+            path: "report.md".into(),
+            source: e,
+        })
+    })?;
+    files.push(dir.join("report.md"));
+    Ok(Report {
+        files,
+        outcome: s.outcome,
+        critical_shock: fstar,
+        capacity_folds: cap_folds,
+        dedicated_folds: ded_folds,
+        levers,
+    })
+}
+
+/// The files `write_report` writes, relative to its directory.
+pub fn files_list() -> [&'static str; 14] {
+    [
+        "trajectory.csv",
+        "equilibria.csv",
+        "continuation_sn_capacity.csv",
+        "continuation_dedicated.csv",
+        "tipping_map.csv",
+        "outage.svg",
+        "outage.png",
+        "bifurcation.svg",
+        "bifurcation.png",
+        "tipping_map.svg",
+        "tipping_map.png",
+        "phase.svg",
+        "phase.png",
+        "report.md",
+    ]
+}
