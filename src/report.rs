@@ -14,7 +14,7 @@ use crate::model::{Model, P2p, System};
 use crate::output::{trajectory_csv, write_atomic};
 use crate::plot::{Bifurcation, BranchLine, Figure, Outage, Phase, Plot, Series, TippingMap};
 use crate::scenario::{Scenario, Shock};
-use crate::simulate::{simulate, Outcome, SimOptions};
+use crate::simulate::{simulate, Outcome, SimOptions, Simulation};
 use crate::solve::SolverStats;
 use crate::sweep::{Axis, Design, Metric, Sweep};
 use std::fmt::Write as _;
@@ -181,6 +181,75 @@ fn users(x: f64, population: f64) -> String {
     }
 }
 
+/// The outage time series of a simulated scenario of the reference model, with the wave, the
+/// interventions and (optionally) observed online users.
+pub fn outage_figure(sc: &Scenario, sim: &Simulation<3>, observed: &[Observation]) -> Figure {
+    let hours = |t: f64| t / 60.0;
+    let names = ["peers", "supernodes", "queue"];
+    let samples = sim.sample(10.0);
+    let series: Vec<Series> = (0..3)
+        .map(|i| Series {
+            label: names[i].into(),
+            points: samples.iter().map(|(t, x)| (hours(*t), x[i])).collect(),
+        })
+        .collect();
+    let specs = sc.params.specs();
+    Figure::new(Plot::Outage(Outage {
+        title: sc.name.clone(),
+        series,
+        population: sc.population,
+        shock: sc.shock.map(|sh| (hours(sh.at), hours(sh.at + sh.window))),
+        interventions: sc
+            .interventions
+            .iter()
+            .map(|iv| {
+                let what: Vec<String> = iv
+                    .set
+                    .iter()
+                    .map(|(i, v)| format!("{} = {v}", specs[*i].name))
+                    .collect();
+                (hours(iv.at), what.join(", "))
+            })
+            .collect(),
+        observed: observed
+            .iter()
+            .filter(|o| o.0 >= 0.0 && o.0 <= sc.t_end)
+            .map(|o| (hours(o.0), o.1.max(1.0)))
+            .collect(),
+    }))
+}
+
+/// The bifurcation diagram (peers at each equilibrium) of a continuation of the reference model.
+pub fn bifurcation_figure(c: &Continuation<3>, title: &str, current: Option<f64>) -> Figure {
+    Figure::new(Plot::Bifurcation(Bifurcation {
+        title: title.into(),
+        param: c.param.clone(),
+        branches: c
+            .branches
+            .iter()
+            .map(|b| BranchLine {
+                points: b
+                    .points
+                    .iter()
+                    .filter(|p| p.special.is_none())
+                    .map(|p| (p.mu, p.x[0], p.stable))
+                    .collect(),
+            })
+            .collect(),
+        special: c
+            .special_points()
+            .map(|(_, p)| {
+                (
+                    p.mu,
+                    p.x[0],
+                    p.special.map_or("", SpecialPoint::name).to_string(),
+                )
+            })
+            .collect(),
+        current,
+    }))
+}
+
 /// Writes the report for `sc` into `dir` (created if missing). Only the report's own files are
 /// written (and replaced); nothing else in `dir` is touched.
 pub fn write_report(
@@ -201,7 +270,6 @@ pub fn write_report(
         p
     };
     let p0 = sc.params.values().to_vec();
-    let specs = sc.params.specs();
     let idx = |n: &str| sc.params.index(n);
     let (kc, kd) = (idx("sn_capacity")?, idx("dedicated")?);
     let (kappa, s0) = (p0[kc], p0[kd]);
@@ -214,41 +282,7 @@ pub fn write_report(
     write_atomic(&file("trajectory.csv"), true, |w| {
         trajectory_csv(w, &P2p, sc, &sim, 10.0, false)
     })?;
-    let hours = |t: f64| t / 60.0;
-    let names = ["peers", "supernodes", "queue"];
-    let series: Vec<Series> = (0..3)
-        .map(|i| Series {
-            label: names[i].into(),
-            points: sim
-                .sample(10.0)
-                .iter()
-                .map(|(t, x)| (hours(*t), x[i]))
-                .collect(),
-        })
-        .collect();
-    let outage = Figure::new(Plot::Outage(Outage {
-        title: sc.name.clone(),
-        series,
-        population: pop,
-        shock: sc.shock.map(|sh| (hours(sh.at), hours(sh.at + sh.window))),
-        interventions: sc
-            .interventions
-            .iter()
-            .map(|iv| {
-                let what: Vec<String> = iv
-                    .set
-                    .iter()
-                    .map(|(i, v)| format!("{} = {v}", specs[*i].name))
-                    .collect();
-                (hours(iv.at), what.join(", "))
-            })
-            .collect(),
-        observed: observed
-            .iter()
-            .filter(|o| o.0 >= 0.0 && o.0 <= sc.t_end)
-            .map(|o| (hours(o.0), o.1.max(1.0)))
-            .collect(),
-    }));
+    let outage = outage_figure(sc, &sim, observed);
     outage.save(&file("outage.svg"))?;
     outage.save(&file("outage.png"))?;
 
@@ -300,33 +334,7 @@ pub fn write_report(
     let ded = continue_equilibria(&P2p, &p0, kd, s0.max(1e-7), ded_hi, &copts)?;
     write_continuation(&file("continuation_dedicated.csv"), &ded)?;
     let (cap_folds, ded_folds) = (folds_of(&cap), folds_of(&ded));
-    let bif = Figure::new(Plot::Bifurcation(Bifurcation {
-        title: "Equilibria against supernode capacity".into(),
-        param: "sn_capacity (requests per minute per supernode)".into(),
-        branches: cap
-            .branches
-            .iter()
-            .map(|b| BranchLine {
-                points: b
-                    .points
-                    .iter()
-                    .filter(|p| p.special.is_none())
-                    .map(|p| (p.mu, p.x[0], p.stable))
-                    .collect(),
-            })
-            .collect(),
-        special: cap
-            .special_points()
-            .map(|(_, p)| {
-                (
-                    p.mu,
-                    p.x[0],
-                    p.special.map_or("", SpecialPoint::name).to_string(),
-                )
-            })
-            .collect(),
-        current: Some(kappa),
-    }));
+    let bif = bifurcation_figure(&cap, "Equilibria against supernode capacity", Some(kappa));
     bif.save(&file("bifurcation.svg"))?;
     bif.save(&file("bifurcation.png"))?;
 

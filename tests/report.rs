@@ -1,0 +1,123 @@
+//! The report and its figures: the right files, whole and readable, and numbers that match the
+//! library's own analyses.
+
+use selfheal::analysis::tipping::{critical_shock, TippingOptions};
+use selfheal::model::P2p;
+use selfheal::report::{files_list, parse_utc, read_observations, write_report};
+use selfheal::scenario::{Scenario, Shock};
+
+#[test]
+fn report_writes_its_files_and_touches_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("notes.txt");
+    std::fs::write(&keep, "mine").unwrap();
+    std::fs::write(dir.path().join("report.md"), "stale").unwrap();
+    let mut sc = Scenario::new(&P2p);
+    sc.shock = Some(Shock::instantaneous(0.5));
+    let r = write_report(&sc, "test", &[], dir.path()).unwrap();
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "mine");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = files_list().iter().map(|s| s.to_string()).collect();
+    want.push("notes.txt".into());
+    want.sort();
+    assert_eq!(names, want, "no temporary or extra files");
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("does not recover"),
+        "a 0.5 wave tips the default network:\n{md}"
+    );
+    // The numbers are the library's own.
+    let p = sc.params.values().to_vec();
+    let f = critical_shock(&P2p, &p, &TippingOptions::default())
+        .unwrap()
+        .value
+        .unwrap();
+    assert_eq!(r.critical_shock, Some(f));
+    assert!(md.contains(&format!("f\\* = {f:.4}")));
+    assert_eq!(r.capacity_folds.len(), 2);
+    for svg in [
+        "outage.svg",
+        "bifurcation.svg",
+        "tipping_map.svg",
+        "phase.svg",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
+        assert!(text.contains("<text"), "{svg} has no text");
+    }
+    assert!(std::fs::read_to_string(dir.path().join("outage.svg"))
+        .unwrap()
+        .contains("time (hours)"));
+    for png in [
+        "outage.png",
+        "bifurcation.png",
+        "tipping_map.png",
+        "phase.png",
+    ] {
+        let b = std::fs::read(dir.path().join(png)).unwrap();
+        assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{png}");
+        let w = u32::from_be_bytes([b[16], b[17], b[18], b[19]]);
+        let h = u32::from_be_bytes([b[20], b[21], b[22], b[23]]);
+        assert_eq!((w, h), (900, 560), "{png}");
+    }
+}
+
+#[test]
+fn utc_times_parse_to_the_epoch_count() {
+    // 2007-08-16T00:00:00Z is 1187222400 s after 1970-01-01 (13741 days).
+    assert_eq!(parse_utc("2007-08-16T00:00:00Z").unwrap(), 1_187_222_400.0);
+    assert_eq!(parse_utc("1970-01-01T00:00:00Z").unwrap(), 0.0);
+    assert_eq!(parse_utc("2000-03-01T12:30Z").unwrap(), 951_913_800.0);
+    assert!(parse_utc("2007-08-16 22:15").is_err());
+    assert!(parse_utc("2007-13-01T00:00:00Z").is_err());
+}
+
+#[test]
+fn observations_are_read_relative_to_the_start_and_bad_files_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("obs.csv");
+    std::fs::write(
+        &path,
+        "time,online_users,note\n2007-08-16T22:15:00Z,149608,screenshot\n",
+    )
+    .unwrap();
+    let obs = read_observations(&path, "2007-08-16T00:00:00Z").unwrap();
+    assert_eq!(obs, vec![(1335.0, 149_608.0, "screenshot".to_string())]);
+    std::fs::write(&path, "time,users\n2007-08-16T22:15:00Z,1\n").unwrap();
+    let e = read_observations(&path, "2007-08-16T00:00:00Z")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing column `online_users`"), "{e}");
+    std::fs::write(&path, "time,online_users\nyesterday,1\n").unwrap();
+    assert!(read_observations(&path, "2007-08-16T00:00:00Z")
+        .unwrap_err()
+        .to_string()
+        .contains("row 2"));
+    std::fs::write(&path, "time,online_users\n2007-08-16T22:15:00Z,-5\n").unwrap();
+    assert!(read_observations(&path, "2007-08-16T00:00:00Z")
+        .unwrap_err()
+        .to_string()
+        .contains(">= 0"));
+}
+
+#[test]
+fn report_cli_refuses_a_missing_scenario_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_selfheal"))
+        .args(["report", "missing.toml", "--out", "r"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("missing.toml"));
+    assert!(!dir.path().join("r").exists());
+}
