@@ -9,6 +9,7 @@ use crate::error::Error;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 use std::sync::Once;
 
@@ -314,8 +315,12 @@ fn draw_outage<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Outage) ->
         chart
             .draw_series(std::iter::once(Text::new(
                 label.clone(),
-                (*t + t_max * 0.005, lo * 10f64.powf(0.6 + 0.35 * k as f64)),
-                (FONT, 15).into_font(),
+                // Left of the line, low in the plot, clear of the legend box.
+                (
+                    *t - t_max * 0.006,
+                    lo * (hi / lo).powf(0.3 + 0.06 * k as f64),
+                ),
+                TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center)),
             )))
             .map_err(err)?;
     }
