@@ -96,3 +96,86 @@ pub fn trajectory_csv<M: Model<N>, const N: usize>(
         .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))?;
     Ok(())
 }
+
+fn csv_error(e: csv::Error) -> Error {
+    Error::Invalid(format!("writing CSV: {e}"))
+}
+
+/// Writes equilibria as CSV: the states, then
+/// `stable,max_real_eig,kind,unstable_dims,residual,eigenvalues`.
+pub fn equilibria_csv<M: Model<N>, const N: usize>(
+    out: &mut dyn Write,
+    model: &M,
+    eq: &[crate::analysis::Equilibrium<N>],
+) -> Result<(), Error> {
+    let mut csv = csv::Writer::from_writer(out);
+    let mut header: Vec<String> = model.states().iter().map(|s| s.name.to_string()).collect();
+    header.extend(
+        [
+            "stable",
+            "max_real_eig",
+            "kind",
+            "unstable_dims",
+            "residual",
+            "eigenvalues",
+        ]
+        .map(String::from),
+    );
+    csv.write_record(&header).map_err(csv_error)?;
+    for e in eq {
+        let eigs: Vec<String> = e
+            .stability
+            .eigenvalues
+            .iter()
+            .map(|l| {
+                if l.im == 0.0 {
+                    format!("{:e}", l.re)
+                } else {
+                    format!("{:e}{:+e}i", l.re, l.im)
+                }
+            })
+            .collect();
+        let mut row: Vec<String> = e.x.iter().map(|v| format!("{v}")).collect();
+        row.extend([
+            format!("{}", e.kind == crate::analysis::Kind::Stable),
+            format!("{:e}", e.stability.max_real),
+            e.describe(),
+            format!("{}", e.stability.unstable_dims),
+            format!("{:e}", e.residual),
+            eigs.join(" "),
+        ]);
+        csv.write_record(&row).map_err(csv_error)?;
+    }
+    csv.flush()
+        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+}
+
+/// Writes a continuation as CSV: the parameter, the states, then
+/// `stable,point,branch,max_real_eig`; one row per accepted step of every branch, `point` set
+/// (`fold`, `hopf`) on located special points.
+pub fn continuation_csv<M: Model<N>, const N: usize>(
+    out: &mut dyn Write,
+    model: &M,
+    c: &crate::analysis::continuation::Continuation<N>,
+) -> Result<(), Error> {
+    let mut csv = csv::Writer::from_writer(out);
+    let mut header = vec![c.param.clone()];
+    header.extend(model.states().iter().map(|s| s.name.to_string()));
+    header.extend(["stable", "point", "branch", "max_real_eig"].map(String::from));
+    csv.write_record(&header).map_err(csv_error)?;
+    for (b, br) in c.branches.iter().enumerate() {
+        for pt in &br.points {
+            let mut row = vec![format!("{}", pt.mu)];
+            row.extend(pt.x.iter().map(|v| format!("{v}")));
+            row.extend([
+                format!("{}", pt.stable),
+                pt.special.map_or(String::new(), |s| s.name().to_string()),
+                format!("{}", b + 1),
+                format!("{:e}", pt.max_real),
+            ]);
+            csv.write_record(&row).map_err(csv_error)?;
+        }
+    }
+    csv.flush()
+        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+}

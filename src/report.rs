@@ -11,7 +11,7 @@ use crate::analysis::tipping::{
 };
 use crate::error::Error;
 use crate::model::{Model, P2p, System};
-use crate::output::{trajectory_csv, write_atomic};
+use crate::output::{continuation_csv, equilibria_csv, trajectory_csv, write_atomic};
 use crate::plot::{Bifurcation, BranchLine, Figure, Outage, Phase, Plot, Series, TippingMap};
 use crate::scenario::{Scenario, Shock};
 use crate::simulate::{simulate, Outcome, SimOptions, Simulation};
@@ -135,39 +135,7 @@ fn csv_err(e: csv::Error) -> Error {
 }
 
 fn write_continuation(path: &Path, c: &Continuation<3>) -> Result<(), Error> {
-    write_atomic(path, true, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        csv.write_record([
-            c.param.as_str(),
-            "peers",
-            "supernodes",
-            "queue",
-            "stable",
-            "point",
-            "branch",
-        ])
-        .map_err(csv_err)?;
-        for (b, br) in c.branches.iter().enumerate() {
-            for pt in &br.points {
-                csv.write_record([
-                    format!("{}", pt.mu),
-                    format!("{}", pt.x[0]),
-                    format!("{}", pt.x[1]),
-                    format!("{}", pt.x[2]),
-                    format!("{}", pt.stable),
-                    pt.special.map_or(String::new(), |s| s.name().into()),
-                    format!("{}", b + 1),
-                ])
-                .map_err(csv_err)?;
-            }
-        }
-        csv.flush()
-            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
-    })
-}
-
-fn folds_of(c: &Continuation<3>) -> Vec<f64> {
-    c.folds()
+    write_atomic(path, true, |w| continuation_csv(w, &P2p, c))
 }
 
 fn users(x: f64, population: f64) -> String {
@@ -289,29 +257,7 @@ pub fn write_report(
     // Equilibria and the critical shock of the parameters at t = 0.
     let landscape = Landscape::new(&P2p, &p0)?;
     write_atomic(&file("equilibria.csv"), true, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        csv.write_record([
-            "peers",
-            "supernodes",
-            "queue",
-            "stable",
-            "max_real_eig",
-            "kind",
-        ])
-        .map_err(csv_err)?;
-        for e in &landscape.equilibria {
-            csv.write_record([
-                format!("{}", e.x[0]),
-                format!("{}", e.x[1]),
-                format!("{}", e.x[2]),
-                format!("{}", e.stability.is_stable()),
-                format!("{:e}", e.stability.max_real),
-                e.describe(),
-            ])
-            .map_err(csv_err)?;
-        }
-        csv.flush()
-            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+        equilibria_csv(w, &P2p, &landscape.equilibria)
     })?;
     let topts = TippingOptions::default();
     let cs = critical_shock(&P2p, &p0, &topts)?;
@@ -333,7 +279,7 @@ pub fn write_report(
     // From the scenario's value up: near S0 = 0 the collapsed state sits at vanishing sizes.
     let ded = continue_equilibria(&P2p, &p0, kd, s0.max(1e-7), ded_hi, &copts)?;
     write_continuation(&file("continuation_dedicated.csv"), &ded)?;
-    let (cap_folds, ded_folds) = (folds_of(&cap), folds_of(&ded));
+    let (cap_folds, ded_folds) = (cap.folds(), ded.folds());
     let bif = bifurcation_figure(&cap, "Equilibria against supernode capacity", Some(kappa));
     bif.save(&file("bifurcation.svg"))?;
     bif.save(&file("bifurcation.png"))?;

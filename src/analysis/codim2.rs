@@ -5,7 +5,8 @@
 //! changes sign, and located by regula falsi along the curve.
 
 use super::continuation::{
-    continue_equilibria, curve_correct, curve_tangent, ContinuationOptions, SpecialPoint,
+    continue_equilibria, curve_correct, curve_tangent, regula_falsi, ContinuationOptions,
+    SpecialPoint,
 };
 use crate::error::Error;
 use crate::model::{Model, System};
@@ -314,33 +315,7 @@ where
             let a = self.cusp_test(&w)?;
             Some((w, a))
         };
-        let (mut lo, mut glo, mut hi, mut ghi) = (0.0, a0, h, a1);
-        let mut side = 0;
-        let mut best = None;
-        for _ in 0..100 {
-            let m = (lo * ghi - hi * glo) / (ghi - glo);
-            let (w, g) = at(m)?;
-            best = Some((w, g));
-            if g == 0.0 || (hi - lo).abs() <= 1e-13 * h {
-                break;
-            }
-            if g * glo < 0.0 {
-                hi = m;
-                ghi = g;
-                if side == -1 {
-                    glo *= 0.5;
-                }
-                side = -1;
-            } else {
-                lo = m;
-                glo = g;
-                if side == 1 {
-                    ghi *= 0.5;
-                }
-                side = 1;
-            }
-        }
-        best
+        regula_falsi(h, (a0, a1), 1e-13, at)
     }
 }
 

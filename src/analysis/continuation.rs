@@ -219,6 +219,48 @@ pub(crate) fn curve_correct(
     None
 }
 
+/// Illinois regula falsi for a sign change of a test function along a curve: `at(a)` returns
+/// the curve point at arclength `a ∈ [0, h]` (corrected onto the curve) and the test value
+/// there; `g0`, `g1` are the values at the ends. Stops when the bracket is below `rel·h` or the
+/// test value vanishes; returns the last point and its test value.
+pub(crate) fn regula_falsi<P>(
+    h: f64,
+    (g0, g1): (f64, f64),
+    rel: f64,
+    at: impl Fn(f64) -> Option<(P, f64)>,
+) -> Option<(P, f64)> {
+    let (mut lo, mut glo, mut hi, mut ghi) = (0.0, g0, h, g1);
+    if glo * ghi > 0.0 {
+        return None;
+    }
+    let mut best = None;
+    let mut side = 0;
+    for _ in 0..200 {
+        let m = (lo * ghi - hi * glo) / (ghi - glo);
+        let (p, g) = at(m)?;
+        best = Some((p, g));
+        if g == 0.0 || (hi - lo).abs() <= rel * h {
+            break;
+        }
+        if g * glo < 0.0 {
+            hi = m;
+            ghi = g;
+            if side == -1 {
+                glo *= 0.5;
+            }
+            side = -1;
+        } else {
+            lo = m;
+            glo = g;
+            if side == 1 {
+                ghi *= 0.5;
+            }
+            side = 1;
+        }
+    }
+    best
+}
+
 struct Tracer<'a, M, const N: usize> {
     model: &'a M,
     p: Vec<f64>,
@@ -340,39 +382,13 @@ where
             }
         }
         // Fallback: regula falsi on the parameter component of the tangent.
-        let at = |a: f64| -> Option<(SVector<f64, N>, f64, f64)> {
+        let at = |a: f64| -> Option<((SVector<f64, N>, f64), f64)> {
             let pred = u + tau_s.component_mul(s) * a;
             let (x, mu, _) = self.correct(&pred, tau_s, s)?;
             let t = self.tangent(&x, mu, s, &tau_s.component_mul(s))?;
-            Some((x, mu, t[N]))
+            Some(((x, mu), t[N]))
         };
-        let (mut lo, mut glo, mut hi, mut ghi) = (0.0, t0[N], h, t1[N]);
-        let mut best = None;
-        let mut side = 0;
-        for _ in 0..200 {
-            let m = (lo * ghi - hi * glo) / (ghi - glo);
-            let (x, mu, g) = at(m)?;
-            best = Some((x, mu));
-            if g == 0.0 || (hi - lo).abs() <= 1e-15 * h {
-                break;
-            }
-            if g * glo < 0.0 {
-                hi = m;
-                ghi = g;
-                if side == -1 {
-                    glo *= 0.5;
-                }
-                side = -1;
-            } else {
-                lo = m;
-                glo = g;
-                if side == 1 {
-                    ghi *= 0.5;
-                }
-                side = 1;
-            }
-        }
-        best
+        regula_falsi(h, (t0[N], t1[N]), 1e-15, at).map(|(p, _)| p)
     }
 
     /// Moore–Spence Newton for a fold near `(x, μ)` with null-vector guess `v`.
@@ -548,7 +564,8 @@ where
         Ok(pts)
     }
 
-    /// Brent on the critical pair's real part along the step from `u` (scaled tangent `tau_s`).
+    /// Regula falsi on the critical pair's real part along the step from `u` (scaled tangent
+    /// `tau_s`), each point corrected onto the branch.
     fn locate_hopf(
         &self,
         u: &DVector<f64>,
@@ -557,41 +574,13 @@ where
         h: f64,
         g0: f64,
     ) -> Option<(SVector<f64, N>, f64)> {
-        let at = |a: f64| -> Option<(SVector<f64, N>, f64, f64)> {
+        let at = |a: f64| -> Option<((SVector<f64, N>, f64), f64)> {
             let pred = u + tau_s.component_mul(s) * a;
             let (x, mu, _) = self.correct(&pred, tau_s, s)?;
-            Some((x, mu, self.hopf_test(&x, mu)?))
+            Some(((x, mu), self.hopf_test(&x, mu)?))
         };
-        let (mut lo, mut glo) = (0.0, g0);
-        let (mut hi, mut ghi) = (h, at(h)?.2);
-        if glo * ghi > 0.0 {
-            return None;
-        }
-        // Illinois regula falsi on the arclength.
-        let mut side = 0;
-        for _ in 0..100 {
-            let m = (lo * ghi - hi * glo) / (ghi - glo);
-            let (x, mu, g) = at(m)?;
-            if g == 0.0 || (hi - lo).abs() <= 1e-14 * h.max(1e-300) || g.abs() < 1e-15 {
-                return Some((x, mu));
-            }
-            if g * glo < 0.0 {
-                hi = m;
-                ghi = g;
-                if side == -1 {
-                    glo *= 0.5;
-                }
-                side = -1;
-            } else {
-                lo = m;
-                glo = g;
-                if side == 1 {
-                    ghi *= 0.5;
-                }
-                side = 1;
-            }
-        }
-        at(0.5 * (lo + hi)).map(|(x, mu, _)| (x, mu))
+        let g1 = at(h)?.1;
+        regula_falsi(h, (g0, g1), 1e-14, at).map(|(p, _)| p)
     }
 
     fn name(&self) -> &str {

@@ -120,6 +120,11 @@ fn shock_of(sc: &mut Scenario) -> &mut Shock {
     sc.shock.get_or_insert(Shock::instantaneous(0.0))
 }
 
+/// A finite number from text.
+fn finite(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
 /// A grid axis: `COUNT` points from `START` to `STOP` inclusive, linear or logarithmic.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Axis {
@@ -148,13 +153,7 @@ impl Axis {
         if parts.len() != 3 {
             return Err(bad("expected NAME=START:STOP:COUNT"));
         }
-        let num = |s: &str| {
-            s.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| bad(&format!("`{s}` is not a finite number")))
-        };
+        let num = |s: &str| finite(s).ok_or_else(|| bad(&format!("`{s}` is not a finite number")));
         let (start, stop) = (num(parts[0])?, num(parts[1])?);
         let count: usize = parts[2]
             .trim()
@@ -230,13 +229,7 @@ impl Range {
         let (a, b) = spec
             .split_once(':')
             .ok_or_else(|| bad("expected NAME=LO:HI"))?;
-        let num = |s: &str| {
-            s.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| bad(&format!("`{s}` is not a finite number")))
-        };
+        let num = |s: &str| finite(s).ok_or_else(|| bad(&format!("`{s}` is not a finite number")));
         let (lo, hi) = (num(a)?, num(b)?);
         if lo > hi {
             return Err(bad("LO must not exceed HI"));

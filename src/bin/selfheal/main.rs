@@ -3,10 +3,12 @@
 use clap::{Args, Parser, Subcommand};
 use selfheal::analysis::codim2::fold_curves;
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
-use selfheal::analysis::equilibria::{all_equilibria, Kind};
+use selfheal::analysis::equilibria::all_equilibria;
 use selfheal::analysis::tipping::{critical_shock, critical_window, rescue, TippingOptions};
 use selfheal::model::{Model, P2p};
-use selfheal::output::{check_target, trajectory_csv, write_atomic};
+use selfheal::output::{
+    check_target, continuation_csv, equilibria_csv, trajectory_csv, write_atomic,
+};
 use selfheal::scenario::{Intervention, Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions, Simulation};
 use selfheal::solve::{Method, SolveOptions, Tolerances};
@@ -602,50 +604,7 @@ fn run_equilibria(args: &EquilibriaArgs) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let eq = all_equilibria(&P2p, sc.params.values())?;
     let elapsed = started.elapsed();
-    write_out(&args.out, args.force, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
-        csv.write_record([
-            "peers",
-            "supernodes",
-            "queue",
-            "stable",
-            "max_real_eig",
-            "kind",
-            "unstable_dims",
-            "residual",
-            "eigenvalues",
-        ])
-        .map_err(err)?;
-        for e in &eq {
-            let eigs: Vec<String> = e
-                .stability
-                .eigenvalues
-                .iter()
-                .map(|l| {
-                    if l.im == 0.0 {
-                        format!("{:e}", l.re)
-                    } else {
-                        format!("{:e}{:+e}i", l.re, l.im)
-                    }
-                })
-                .collect();
-            csv.write_record([
-                format!("{}", e.x[0]),
-                format!("{}", e.x[1]),
-                format!("{}", e.x[2]),
-                format!("{}", e.kind == Kind::Stable),
-                format!("{:e}", e.stability.max_real),
-                e.describe(),
-                format!("{}", e.stability.unstable_dims),
-                format!("{:e}", e.residual),
-                eigs.join(" "),
-            ])
-            .map_err(err)?;
-        }
-        csv.flush()
-            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
-    })?;
+    write_out(&args.out, args.force, |w| equilibria_csv(w, &P2p, &eq))?;
     eprintln!(
         "{} equilibria in {:.2} ms",
         eq.len(),
@@ -727,38 +686,7 @@ fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
         &ContinuationOptions::default(),
     )?;
     let elapsed = started.elapsed();
-    write_out(&args.out, args.force, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
-        csv.write_record([
-            c.param.as_str(),
-            "peers",
-            "supernodes",
-            "queue",
-            "stable",
-            "point",
-            "branch",
-            "max_real_eig",
-        ])
-        .map_err(err)?;
-        for (b, br) in c.branches.iter().enumerate() {
-            for pt in &br.points {
-                csv.write_record([
-                    format!("{}", pt.mu),
-                    format!("{}", pt.x[0]),
-                    format!("{}", pt.x[1]),
-                    format!("{}", pt.x[2]),
-                    format!("{}", pt.stable),
-                    pt.special.map_or(String::new(), |s| s.name().to_string()),
-                    format!("{}", b + 1),
-                    format!("{:e}", pt.max_real),
-                ])
-                .map_err(err)?;
-            }
-        }
-        csv.flush()
-            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
-    })?;
+    write_out(&args.out, args.force, |w| continuation_csv(w, &P2p, &c))?;
     for (b, p) in c.special_points() {
         eprintln!(
             "{} at {} = {} on branch {} (peers {:.6}, supernodes {:.6e}, queue {:.6e})",
