@@ -159,6 +159,9 @@ impl<const N: usize> Segment<N> {
         let q = self.slope_coeffs(i);
         let mut roots = if q[3..].iter().all(|v| *v == 0.0) {
             quadratic_roots(q[2], q[1], q[0])
+        } else if bernstein_one_sign(&q) {
+            // Every Bernstein coefficient on [0, 1] has one sign: no stationary point inside.
+            Roots::default()
         } else {
             // Higher-degree slope: bracket sign changes on a fine grid, then refine.
             let slope = |th: f64| q.iter().rev().fold(0.0, |acc, c| acc * th + c);
@@ -206,6 +209,34 @@ impl<const N: usize> Segment<N> {
         }
         None
     }
+}
+
+/// Whether the polynomial `Σ q_j θ^j` (degree 6) has Bernstein coefficients of one strict sign
+/// on `[0, 1]`, which proves it has no root there (the polynomial is a convex combination of
+/// them).
+fn bernstein_one_sign(q: &[f64; 7]) -> bool {
+    const N: usize = 6;
+    // binom[n][k]
+    const C: [f64; 7] = [1.0, 6.0, 15.0, 20.0, 15.0, 6.0, 1.0];
+    let binom = |n: usize, k: usize| -> f64 {
+        let mut r = 1.0;
+        for i in 0..k {
+            r = r * (n - i) as f64 / (i + 1) as f64;
+        }
+        r
+    };
+    let mut sign = 0.0;
+    for k in 0..=N {
+        let mut b = 0.0;
+        for (j, qj) in q.iter().enumerate().take(k + 1) {
+            b += binom(k, j) / C[j] * qj;
+        }
+        if b == 0.0 || (sign != 0.0 && b.signum() != sign) {
+            return false;
+        }
+        sign = b.signum();
+    }
+    true
 }
 
 /// Real roots of `a·x² + b·x + c`, computed without cancellation.
@@ -374,6 +405,30 @@ mod tests {
         if let Some(t) = up {
             assert!(y(t).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn bernstein_test_never_hides_a_root() {
+        // Random degree-6 polynomials: if the test says "no root in [0, 1]", a fine scan agrees.
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        };
+        for _ in 0..2000 {
+            let q: [f64; 7] = std::array::from_fn(|_| next());
+            if bernstein_one_sign(&q) {
+                let p = |t: f64| q.iter().rev().fold(0.0, |a, c| a * t + c);
+                let s0 = p(0.0).signum();
+                assert!((0..=1000).all(|k| p(k as f64 / 1000.0).signum() == s0));
+            }
+        }
+        // (θ − 1/2)² + 0.01 has no root but a dip: the test may decline, never lie.
+        let q = [0.26, -1.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        let _ = bernstein_one_sign(&q);
+        assert!(!bernstein_one_sign(&[-0.1, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]));
     }
 
     #[test]

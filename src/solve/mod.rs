@@ -236,7 +236,7 @@ where
         .iter()
         .map(|l| l.norm())
         .fold(0.0, f64::max);
-    radius * (t1 - t0) > 500.0
+    radius * (t1 - t0) > 100.0
 }
 
 /// Integrates `sys` from `(t0, y0)` to `t1` with the chosen method, handing every accepted step
