@@ -43,6 +43,7 @@ pub mod report;
 pub mod scenario;
 pub mod simulate;
 pub mod solve;
+pub mod stochastic;
 pub mod sweep;
 
 pub use error::Error;

@@ -1,0 +1,412 @@
+//! The reference model as a continuous-time Markov chain on integer counts of `M` users:
+//! exact simulation (Gillespie's direct method) for small `M`, tau-leaping for large `M`.
+//!
+//! Each flow of MODEL.md becomes a transition whose rate is `M` times the fluid flow, evaluated
+//! at the current fractions: sign-on (offline → queue), sign-off (peer → offline), supernode
+//! sign-off (supernode → offline), login (queue → peer), give-up (queue → offline), promotion
+//! (peer → supernode), and overload shutdown (supernode → queue). A shutdown moves the supernode
+//! **and a batch of its peers** into the queue at once: each of the `n` peers is attached to one
+//! of the `s + S0·M` serving units uniformly, so the batch is drawn Binomial(n, 1/(s + S0·M)),
+//! whose mean reproduces the fluid disconnect flow `φ·S·N/(S + S0)`. The reboot wave reboots
+//! each peer with probability `f` and each supernode with probability `c` (binomial draws), and
+//! the surviving peers attached to rebooted supernodes — Binomial(n', k/(s + S0·M)) for `k`
+//! rebooted supernodes — rejoin the queue with them. Spread waves are per-machine hazards.
+//! Interventions switch parameters at their times. Every run is seeded from `(seed, run)` alone,
+//! so results do not depend on the number of threads.
+
+use crate::analysis::tipping::{fate, Landscape, TippingOptions};
+use crate::error::Error;
+use crate::model::{P2p, P2pIdx, System};
+use crate::scenario::Scenario;
+use crate::simulate::Outcome;
+use crate::solve::SolverStats;
+use nalgebra::SVector;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Binomial, Distribution, Poisson};
+use rayon::prelude::*;
+
+/// How runs are simulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StochasticMethod {
+    /// Exact event-by-event simulation.
+    Exact,
+    /// Tau-leaping with steps that change no population by more than about 1 %.
+    TauLeap,
+    /// Exact below 10^5 users, tau-leaping above.
+    Auto,
+}
+
+/// One run's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// Run index.
+    pub run: usize,
+    /// Lowest peer fraction.
+    pub min_peers: f64,
+    /// Fate of the final state (the fluid model from there decides the side of the saddle).
+    pub outcome: Outcome,
+    /// Recovery time (minutes), as for the fluid model; `None` if peers never returned.
+    pub recovery_time: Option<f64>,
+    /// Peer fractions on the output grid (every `dt` minutes).
+    pub peers: Vec<f64>,
+    /// Number of transitions (exact) or leaps (tau-leaping).
+    pub events: u64,
+}
+
+/// Counts of peers, supernodes, queue; offline is the rest of `m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Peers.
+    pub n: u64,
+    /// Supernodes.
+    pub s: u64,
+    /// Queue.
+    pub q: u64,
+    /// Users.
+    pub m: u64,
+}
+
+impl Counts {
+    /// Offline users.
+    pub fn offline(&self) -> u64 {
+        self.m - self.n - self.s - self.q
+    }
+    fn fractions(&self) -> SVector<f64, 3> {
+        let m = self.m as f64;
+        SVector::from([self.n as f64 / m, self.s as f64 / m, self.q as f64 / m])
+    }
+}
+
+/// Rates (per minute) of the seven transitions at `c` with parameters `p`.
+fn rates(c: &Counts, p: &[f64]) -> [f64; 7] {
+    use P2pIdx::*;
+    let g = |i: P2pIdx| p[i as usize];
+    let x = c.fractions();
+    let (n, s, q) = (c.n as f64, c.s as f64, c.q as f64);
+    let load = g(PeerLoad) * x[0] + g(Retry) * x[2];
+    let cap = g(SnCapacity) * (x[1] + g(Dedicated));
+    let (_, success) = crate::model::safe::hill_ratio(load, cap, g(SuccessSteepness));
+    let (over, _) =
+        crate::model::safe::hill_ratio(load, cap * g(OverloadThreshold), g(OverloadSteepness));
+    let (_, need) = crate::model::safe::hill_ratio(x[1], g(SnRatio) * x[0], g(NeedSteepness));
+    [
+        g(SignOn) * c.offline() as f64,
+        g(SignOff) * n,
+        g(SnSignOff) * s,
+        g(Retry) * q * success,
+        g(GiveUp) * q,
+        g(Promotion) * g(Eligible) * n * need,
+        g(OverloadRate) * over * s,
+    ]
+    .map(|r| if r.is_finite() { r.max(0.0) } else { 0.0 })
+}
+
+fn binomial(rng: &mut Xoshiro256PlusPlus, n: u64, p: f64) -> u64 {
+    if n == 0 || p <= 0.0 {
+        return 0;
+    }
+    if p >= 1.0 {
+        return n;
+    }
+    Binomial::new(n, p).map(|b| b.sample(rng)).unwrap_or(0)
+}
+
+fn poisson(rng: &mut Xoshiro256PlusPlus, mean: f64) -> u64 {
+    if mean <= 0.0 {
+        return 0;
+    }
+    Poisson::new(mean)
+        .map(|d: Poisson<f64>| d.sample(rng) as u64)
+        .unwrap_or(0)
+}
+
+/// Peers orphaned when `k` of the serving units go down.
+fn orphans(rng: &mut Xoshiro256PlusPlus, c: &Counts, k: u64, p: &[f64]) -> u64 {
+    let units = c.s as f64 + p[P2pIdx::Dedicated as usize] * c.m as f64;
+    if units <= 0.0 {
+        return 0;
+    }
+    binomial(rng, c.n, (k as f64 / units).min(1.0))
+}
+
+/// Applies transition `j` `k` times (tau-leaping clamps to what is available).
+fn apply(rng: &mut Xoshiro256PlusPlus, c: &mut Counts, j: usize, k: u64, p: &[f64]) {
+    match j {
+        0 => {
+            let k = k.min(c.offline());
+            c.q += k;
+        }
+        1 => {
+            let k = k.min(c.n);
+            c.n -= k;
+        }
+        2 => {
+            let k = k.min(c.s);
+            c.s -= k;
+        }
+        3 => {
+            let k = k.min(c.q);
+            c.q -= k;
+            c.n += k;
+        }
+        4 => {
+            let k = k.min(c.q);
+            c.q -= k;
+        }
+        5 => {
+            let k = k.min(c.n);
+            c.n -= k;
+            c.s += k;
+        }
+        _ => {
+            let k = k.min(c.s);
+            let b = orphans(rng, c, k, p);
+            c.s -= k;
+            c.n -= b;
+            c.q += k + b;
+        }
+    }
+}
+
+/// Runs `runs` stochastic realisations of a scenario with `m` users; run `i` is seeded from
+/// `(seed, i)` only.
+pub fn simulate_runs(
+    sc: &Scenario,
+    m: u64,
+    runs: usize,
+    seed: u64,
+    method: StochasticMethod,
+    dt: f64,
+) -> Result<Vec<Run>, Error> {
+    sc.validate(&P2p)?;
+    if m == 0 {
+        return Err(Error::OutOfRange {
+            name: "population".into(),
+            value: 0.0,
+            range: "at least 1".into(),
+        });
+    }
+    if runs == 0 {
+        return Err(Error::OutOfRange {
+            name: "runs".into(),
+            value: 0.0,
+            range: "at least 1".into(),
+        });
+    }
+    let p0 = sc.params.values().to_vec();
+    let land0 = Landscape::new(&P2p, &p0)?;
+    let pf = sc.final_params();
+    let land_f = Landscape::new(&P2p, pf.values())?;
+    let healthy = land0.healthy_state();
+    let exact = match method {
+        StochasticMethod::Exact => true,
+        StochasticMethod::TauLeap => false,
+        StochasticMethod::Auto => m < 100_000,
+    };
+    (0..runs)
+        .into_par_iter()
+        .map(|run| {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(
+                seed ^ (run as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            one_run(sc, m, run, exact, dt, &healthy, &land_f, &mut rng)
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn one_run(
+    sc: &Scenario,
+    m: u64,
+    run: usize,
+    exact: bool,
+    dt: f64,
+    healthy: &SVector<f64, 3>,
+    land_f: &Landscape<3>,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Run, Error> {
+    let mf = m as f64;
+    let round = |x: f64| (x * mf).round().max(0.0) as u64;
+    let start = match &sc.initial {
+        Some(v) => SVector::from_iterator(v.iter().copied()),
+        None => *healthy,
+    };
+    let mut c = Counts {
+        n: round(start[0]),
+        s: round(start[1]),
+        q: round(start[2]),
+        m,
+    };
+    if c.n + c.s + c.q > m {
+        c.q = m - c.n.min(m) - c.s.min(m - c.n.min(m));
+    }
+    let mut p = sc.params.values().to_vec();
+    let mut t = 0.0;
+    let mut next_iv = 0;
+    let shock = sc.shock;
+    let mut shock_done = shock.is_none();
+    let (eta_p, eta_s) = shock
+        .filter(|s| s.window > 0.0)
+        .map_or((0.0, 0.0), |s| s.hazards());
+    let mut grid = vec![];
+    let mut next_out: f64 = 0.0;
+    let mut min_peers = f64::INFINITY;
+    let level = 0.95 * healthy[0];
+    let from = shock.map_or(0.0, |s| s.at);
+    let (mut fell, mut back): (Option<f64>, Option<f64>) = (None, None);
+    let mut events = 0u64;
+    let observe = |t: f64,
+                   c: &Counts,
+                   min_peers: &mut f64,
+                   fell: &mut Option<f64>,
+                   back: &mut Option<f64>| {
+        let x = c.n as f64 / mf;
+        *min_peers = min_peers.min(x);
+        if t >= from {
+            if fell.is_none() && x < level {
+                *fell = Some(t);
+            } else if fell.is_some() && back.is_none() && x >= level {
+                *back = Some(t);
+            }
+        }
+    };
+    while t < sc.t_end {
+        // Next deterministic time: output, shock, window end, intervention, end.
+        let mut t_next = sc.t_end.min(next_out.max(t));
+        if let Some(s) = shock {
+            if !shock_done && s.at >= t {
+                t_next = t_next.min(s.at);
+            }
+            if s.window > 0.0 && s.at + s.window > t {
+                t_next = t_next.min(s.at + s.window);
+            }
+        }
+        if let Some(iv) = sc.interventions.get(next_iv) {
+            t_next = t_next.min(iv.at);
+        }
+        // Scheduled actions at t.
+        while next_out <= t + 1e-12 && next_out <= sc.t_end {
+            grid.push(c.n as f64 / mf);
+            next_out += dt;
+        }
+        while let Some(iv) = sc.interventions.get(next_iv) {
+            if iv.at > t + 1e-12 {
+                break;
+            }
+            for &(i, v) in &iv.set {
+                p[i] = v;
+            }
+            next_iv += 1;
+        }
+        if let Some(s) = shock {
+            if !shock_done && s.at <= t + 1e-12 && s.window == 0.0 {
+                let kn = binomial(rng, c.n, s.fraction);
+                let ks = binomial(rng, c.s, s.sn_fraction);
+                c.n -= kn;
+                let b = orphans(rng, &c, ks, &p);
+                c.s -= ks;
+                c.n -= b;
+                c.q += kn + ks + b;
+                shock_done = true;
+            }
+            if !shock_done && s.window > 0.0 && t >= s.at + s.window - 1e-12 {
+                shock_done = true;
+            }
+        }
+        observe(t, &c, &mut min_peers, &mut fell, &mut back);
+        if t_next <= t {
+            t_next = (t + dt).min(sc.t_end);
+        }
+        let in_window = shock
+            .is_some_and(|s| s.window > 0.0 && t >= s.at - 1e-12 && t < s.at + s.window - 1e-12);
+        // Advance to t_next by events (exact) or leaps.
+        while t < t_next {
+            let mut r = rates(&c, &p).to_vec();
+            if in_window {
+                r.push(eta_p * c.n as f64);
+                r.push(eta_s * c.s as f64);
+            }
+            let total: f64 = r.iter().sum();
+            if exact {
+                if total <= 0.0 {
+                    t = t_next;
+                    break;
+                }
+                let wait = -(1.0 - rng.random::<f64>()).ln() / total;
+                if t + wait > t_next {
+                    t = t_next;
+                    break;
+                }
+                t += wait;
+                let mut u = rng.random::<f64>() * total;
+                let mut j = 0;
+                while j + 1 < r.len() && u >= r[j] {
+                    u -= r[j];
+                    j += 1;
+                }
+                fire(rng, &mut c, j, 1, &p);
+                events += 1;
+            } else {
+                // Step so that no population changes by more than ~1 % in expectation.
+                let sizes = [c.n.max(1), c.s.max(1), c.q.max(1), c.offline().max(1)];
+                let smallest = *sizes.iter().min().unwrap_or(&1) as f64;
+                let tau = if total > 0.0 {
+                    (0.01 * smallest.max(10.0) / total).max(1e-3)
+                } else {
+                    t_next - t
+                };
+                let tau = tau.min(t_next - t);
+                for (j, rj) in r.iter().enumerate() {
+                    let k = poisson(rng, rj * tau);
+                    if k > 0 {
+                        fire(rng, &mut c, j, k, &p);
+                    }
+                }
+                t += tau;
+                events += 1;
+            }
+            observe(t, &c, &mut min_peers, &mut fell, &mut back);
+        }
+    }
+    while grid.len() < (sc.t_end / dt).floor() as usize + 1 {
+        grid.push(c.n as f64 / mf);
+    }
+    // Which side of the saddle: the fluid model from the final state decides.
+    let pf = sc.final_params();
+    let sys = System::new(&P2p, pf.values());
+    let mut st = SolverStats::default();
+    let f = fate(
+        &sys,
+        c.fractions(),
+        land_f,
+        &TippingOptions::default().solve,
+        &mut st,
+    )?;
+    let recovery_time = match (fell, back) {
+        (None, _) => Some(0.0),
+        (Some(_), Some(b)) => Some(b - from),
+        (Some(_), None) => None,
+    };
+    Ok(Run {
+        run,
+        min_peers,
+        outcome: f.outcome,
+        recovery_time,
+        peers: grid,
+        events,
+    })
+}
+
+/// Fires transition `j` (0–6 the model's, 7 a peer reboot, 8 a supernode reboot) `k` times.
+fn fire(rng: &mut Xoshiro256PlusPlus, c: &mut Counts, j: usize, k: u64, p: &[f64]) {
+    match j {
+        7 => {
+            let k = k.min(c.n);
+            c.n -= k;
+            c.q += k;
+        }
+        8 => apply(rng, c, 6, k, p),
+        _ => apply(rng, c, j, k, p),
+    }
+}
