@@ -663,11 +663,16 @@ fn run_critical_shock(args: &CriticalShockArgs) -> Result<(), Error> {
         cs.stats.rhs_evals,
         elapsed.as_secs_f64() * 1e3
     );
-    match cs.value {
-        Some(f) => println!("{f}"),
+    print_result(cs.value);
+    Ok(())
+}
+
+/// The result line of an analysis: the value, or `none`.
+fn print_result(v: Option<f64>) {
+    match v {
+        Some(v) => println!("{v}"),
         None => println!("none"),
     }
-    Ok(())
 }
 
 fn run_critical_window(args: &CriticalWindowArgs) -> Result<(), Error> {
@@ -690,10 +695,7 @@ fn run_critical_window(args: &CriticalWindowArgs) -> Result<(), Error> {
         cw.stats.steps,
         elapsed.as_secs_f64() * 1e3
     );
-    match cw.value {
-        Some(w) => println!("{w}"),
-        None => println!("none"),
-    }
+    print_result(cw.value);
     Ok(())
 }
 
