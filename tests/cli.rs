@@ -301,9 +301,9 @@ fn fold_curve_marks_the_cusp() {
         "fold-curve",
         "sn_capacity",
         "dedicated",
-        "--p1-range",
+        "--p1",
         "20:20000",
-        "--p2-range",
+        "--p2",
         "0:0.05",
     ]);
     assert!(out.starts_with("sn_capacity,dedicated,peers,supernodes,queue,point"));
@@ -314,9 +314,9 @@ fn fold_curve_marks_the_cusp() {
             "fold-curve",
             "sn_capacity",
             "dedicated",
-            "--p1-range",
+            "--p1",
             "300:20000",
-            "--p2-range",
+            "--p2",
             "1:2",
         ],
         &[],

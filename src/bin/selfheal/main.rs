@@ -175,14 +175,16 @@ fn parse_range(text: &str) -> Result<(f64, f64), String> {
 #[derive(Args)]
 struct FoldCurveArgs {
     /// The parameter in which folds are first found.
+    #[arg(id = "P1", value_name = "P1")]
     p1: String,
     /// The second parameter.
+    #[arg(id = "P2", value_name = "P2")]
     p2: String,
     /// Range of P1 in which to find folds, A:B.
-    #[arg(long, value_name = "A:B", value_parser = parse_range, allow_hyphen_values = true)]
+    #[arg(long = "p1", id = "p1_range", value_name = "A:B", value_parser = parse_range, allow_hyphen_values = true)]
     p1_range: (f64, f64),
     /// Range of P2 over which to follow them, C:D (must contain the current value of P2).
-    #[arg(long, value_name = "C:D", value_parser = parse_range, allow_hyphen_values = true)]
+    #[arg(long = "p2", id = "p2_range", value_name = "C:D", value_parser = parse_range, allow_hyphen_values = true)]
     p2_range: (f64, f64),
     #[command(flatten)]
     scenario: ScenarioArgs,
