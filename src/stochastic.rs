@@ -285,11 +285,8 @@ fn one_run(
         if let Some(iv) = sc.interventions.get(next_iv) {
             t_next = t_next.min(iv.at);
         }
-        // Scheduled actions at t.
-        while next_out <= t + 1e-12 && next_out <= sc.t_end {
-            grid.push(c.n as f64 / mf);
-            next_out += dt;
-        }
+        // Scheduled actions at t: interventions, then the wave, then output (which, as in the
+        // fluid output, holds the state after a wave at that time).
         while let Some(iv) = sc.interventions.get(next_iv) {
             if iv.at > t + 1e-12 {
                 break;
@@ -313,6 +310,10 @@ fn one_run(
             if !shock_done && s.window > 0.0 && t >= s.at + s.window - 1e-12 {
                 shock_done = true;
             }
+        }
+        while next_out <= t + 1e-12 && next_out <= sc.t_end {
+            grid.push(c.n as f64 / mf);
+            next_out += dt;
         }
         observe(t, &c, &mut min_peers, &mut fell, &mut back);
         if t_next <= t {
@@ -409,4 +410,26 @@ fn fire(rng: &mut Xoshiro256PlusPlus, c: &mut Counts, j: usize, k: u64, p: &[f64
         8 => apply(rng, c, 6, k, p),
         _ => apply(rng, c, j, k, p),
     }
+}
+
+/// Quantiles of the peer fraction across runs at each output time: rows
+/// `(t, [q05, q25, q50, q75, q95])` (linear interpolation between order statistics).
+pub fn peer_quantiles(runs: &[Run], dt: f64) -> Vec<(f64, [f64; 5])> {
+    let len = runs.iter().map(|r| r.peers.len()).min().unwrap_or(0);
+    (0..len)
+        .map(|k| {
+            let mut v: Vec<f64> = runs.iter().map(|r| r.peers[k]).collect();
+            v.sort_by(f64::total_cmp);
+            let q = |p: f64| {
+                let x = p * (v.len() - 1) as f64;
+                let (i, f) = (x.floor() as usize, x.fract());
+                if i + 1 < v.len() {
+                    v[i] * (1.0 - f) + v[i + 1] * f
+                } else {
+                    v[i]
+                }
+            };
+            (k as f64 * dt, [q(0.05), q(0.25), q(0.5), q(0.75), q(0.95)])
+        })
+        .collect()
 }

@@ -84,3 +84,19 @@ fn zero_population_is_refused() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn quantiles_are_ordered_and_bracket_the_median_run() {
+    let sc = scenario();
+    let runs = simulate_runs(&sc, 20_000, 21, 9, StochasticMethod::Exact, 60.0).unwrap();
+    let q = selfheal::stochastic::peer_quantiles(&runs, 60.0);
+    assert_eq!(q.len(), runs[0].peers.len());
+    for (k, (t, v)) in q.iter().enumerate() {
+        assert_eq!(*t, 60.0 * k as f64);
+        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{v:?}");
+        // With 21 runs the median is the 11th value exactly.
+        let mut col: Vec<f64> = runs.iter().map(|r| r.peers[k]).collect();
+        col.sort_by(f64::total_cmp);
+        assert_eq!(v[2], col[10]);
+    }
+}

@@ -73,6 +73,13 @@ struct StochasticArgs {
     /// exact, tau or auto (exact below 10^5 users).
     #[arg(long, value_name = "METHOD", default_value = "auto")]
     stochastic_method: String,
+    /// Also write quantiles of peers across runs every --dt minutes (CSV
+    /// `t,q05,q25,q50,q75,q95`).
+    #[arg(long, value_name = "FILE")]
+    quantiles: Option<PathBuf>,
+    /// Output interval of the quantile file (minutes).
+    #[arg(long, value_name = "D", default_value_t = 10.0)]
+    dt: f64,
     /// Write the CSV here instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -995,8 +1002,34 @@ fn run_stochastic(args: &StochasticArgs) -> Result<(), Error> {
     if let Some(p) = &args.out {
         check_target(p, args.force)?;
     }
+    if let Some(p) = &args.quantiles {
+        check_target(p, args.force)?;
+    }
+    if !(args.dt.is_finite() && args.dt > 0.0) {
+        return Err(Error::OutOfRange {
+            name: "dt".into(),
+            value: args.dt,
+            range: "finite and > 0".into(),
+        });
+    }
     let started = std::time::Instant::now();
-    let runs = simulate_runs(&sc, args.population, args.runs, args.seed, method, 10.0)?;
+    let runs = simulate_runs(&sc, args.population, args.runs, args.seed, method, args.dt)?;
+    if let Some(path) = &args.quantiles {
+        let rows = selfheal::stochastic::peer_quantiles(&runs, args.dt);
+        write_atomic(path, args.force, |w| {
+            let mut csv = csv::Writer::from_writer(w);
+            let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
+            csv.write_record(["t", "q05", "q25", "q50", "q75", "q95"])
+                .map_err(err)?;
+            for (t, q) in &rows {
+                let mut rec = vec![format!("{t}")];
+                rec.extend(q.iter().map(|v| format!("{v}")));
+                csv.write_record(&rec).map_err(err)?;
+            }
+            csv.flush()
+                .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+        })?;
+    }
     write_out(&args.out, args.force, |w| {
         let mut csv = csv::Writer::from_writer(w);
         let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
