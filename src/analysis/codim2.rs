@@ -5,8 +5,8 @@
 //! changes sign, and located by regula falsi along the curve.
 
 use super::continuation::{
-    continue_equilibria, curve_correct, curve_tangent, regula_falsi, ContinuationOptions,
-    SpecialPoint,
+    continue_equilibria, curve_correct, curve_tangent, keeps_direction, regula_falsi,
+    ContinuationOptions, SpecialPoint,
 };
 use crate::error::Error;
 use crate::model::{Model, System};
@@ -234,11 +234,7 @@ where
                 let sn = self.scales(&un, r1, r2);
                 let (_, a) = self.eval(&un)?;
                 let tn = curve_tangent(&a, &sn, &t)?;
-                let cos = tn
-                    .component_div(&sn)
-                    .normalize()
-                    .dot(&t.component_div(&sn).normalize());
-                (cos > 0.9).then_some((un, it, sn, tn))
+                keeps_direction(&t, &tn, &sn).then_some((un, it, sn, tn))
             });
             let Some((un, it, sn, tn)) = next else {
                 h *= 0.5;
@@ -288,13 +284,7 @@ where
             u = un;
             s = sn;
             t = tn;
-            h = if it <= 3 {
-                (h * 1.5).min(opts.ds_max)
-            } else if it >= 6 {
-                h * 0.6
-            } else {
-                h
-            };
+            h = opts.next_step(h, it);
         }
         pts
     }

@@ -89,6 +89,29 @@ impl Default for ContinuationOptions {
     }
 }
 
+impl ContinuationOptions {
+    /// The next step length after a corrector that took `iterations`: grow when it converged
+    /// easily, shrink when it struggled.
+    pub(crate) fn next_step(&self, h: f64, iterations: usize) -> f64 {
+        if iterations <= 3 {
+            (h * 1.5).min(self.ds_max)
+        } else if iterations >= 6 {
+            h * 0.6
+        } else {
+            h
+        }
+    }
+}
+
+/// Whether two tangents (unscaled) are close enough in the scaled variables `s` for a step to
+/// count as staying on its branch; a jump to another branch shows up as a sharp turn.
+pub(crate) fn keeps_direction(t0: &DVector<f64>, t1: &DVector<f64>, s: &DVector<f64>) -> bool {
+    t1.component_div(s)
+        .normalize()
+        .dot(&t0.component_div(s).normalize())
+        > 0.9
+}
+
 /// Every branch through the equilibria at the start value, with the special points found.
 #[derive(Debug, Clone)]
 pub struct Continuation<const N: usize> {
@@ -500,12 +523,7 @@ where
             let corrected = self.correct(&pred, &tau_s, &s).and_then(|(xn, mun, it)| {
                 let sn = scales(self.model, &self.p, &xn, mun, range);
                 let tn = self.tangent(&xn, mun, &sn, &t)?;
-                // Reject sharp turns: a jump to another branch shows up as one.
-                let cos = tn
-                    .component_div(&sn)
-                    .normalize()
-                    .dot(&t.component_div(&sn).normalize());
-                (cos > 0.9).then_some((xn, mun, it, sn, tn))
+                keeps_direction(&t, &tn, &sn).then_some((xn, mun, it, sn, tn))
             });
             let Some((xn, mun, it, sn, tn)) = corrected else {
                 h *= 0.5;
@@ -553,13 +571,7 @@ where
             mu = mun;
             s = sn;
             t = tn;
-            h = if it <= 3 {
-                (h * 1.5).min(opts.ds_max)
-            } else if it >= 6 {
-                h * 0.6
-            } else {
-                h
-            };
+            h = opts.next_step(h, it);
         }
         Ok(pts)
     }

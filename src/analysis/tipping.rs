@@ -106,8 +106,6 @@ pub struct Fate {
     /// The saddle (index among [`Landscape::saddles`]) the trajectory lingered by longest, with
     /// the last time it was within [`SADDLE_NEIGHBOURHOOD`] of it.
     pub saddle_exit: Option<(usize, f64)>,
-    /// Closest approach to any of the saddles (relative distance, see `saddle_distance`).
-    pub closest_approach: f64,
 }
 
 /// Relative size (per component) of the neighbourhood of a saddle in which a trajectory counts
@@ -134,12 +132,9 @@ where
 {
     let saddles: Vec<SVector<f64, N>> = landscape.saddles().map(|s| s.x).collect();
     let mut exits: Vec<Option<f64>> = vec![None; saddles.len()];
-    let mut closest_approach = f64::INFINITY;
     let mut look = |t: f64, x: &SVector<f64, N>| {
         for (k, s) in saddles.iter().enumerate() {
-            let d = saddle_distance(x, s);
-            closest_approach = closest_approach.min(d);
-            if d <= SADDLE_NEIGHBOURHOOD {
+            if saddle_distance(x, s) <= SADDLE_NEIGHBOURHOOD {
                 exits[k] = Some(t);
             }
         }
@@ -166,13 +161,11 @@ where
             },
             settled_at: t,
             saddle_exit,
-            closest_approach,
         },
         None => Fate {
             outcome: Outcome::Undecided,
             settled_at: SETTLE_HORIZON,
             saddle_exit,
-            closest_approach,
         },
     })
 }
