@@ -80,12 +80,8 @@ struct StochasticArgs {
     /// Output interval of the quantile file (minutes).
     #[arg(long, value_name = "D", default_value_t = 10.0)]
     dt: f64,
-    /// Write the CSV here instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
-    /// Replace an existing output file.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args)]
@@ -195,12 +191,8 @@ struct FoldCurveArgs {
     p2_range: (f64, f64),
     #[command(flatten)]
     scenario: ScenarioArgs,
-    /// Write the CSV here instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
-    /// Replace an existing output file.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -243,10 +235,17 @@ struct ContinueArgs {
     to: f64,
     #[command(flatten)]
     scenario: ScenarioArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Where a command's CSV goes.
+#[derive(Args)]
+struct OutputArgs {
     /// Write the CSV here instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Replace an existing output file.
+    /// Replace existing output files.
     #[arg(long)]
     force: bool,
 }
@@ -255,12 +254,8 @@ struct ContinueArgs {
 struct EquilibriaArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
-    /// Write the CSV here instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
-    /// Replace an existing output file.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args)]
@@ -634,13 +629,15 @@ fn write_out(
 
 fn run_equilibria(args: &EquilibriaArgs) -> Result<(), Error> {
     let (sc, _) = args.scenario.build()?;
-    if let Some(p) = &args.out {
-        check_target(p, args.force)?;
+    if let Some(p) = &args.output.out {
+        check_target(p, args.output.force)?;
     }
     let started = std::time::Instant::now();
     let eq = all_equilibria(&P2p, sc.params.values())?;
     let elapsed = started.elapsed();
-    write_out(&args.out, args.force, |w| equilibria_csv(w, &P2p, &eq))?;
+    write_out(&args.output.out, args.output.force, |w| {
+        equilibria_csv(w, &P2p, &eq)
+    })?;
     eprintln!(
         "{} equilibria in {:.2} ms",
         eq.len(),
@@ -711,8 +708,8 @@ fn run_critical_window(args: &CriticalWindowArgs) -> Result<(), Error> {
 fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
     let (sc, _) = args.scenario.build()?;
     let k = sc.params.index(&args.param)?;
-    if let Some(p) = &args.out {
-        check_target(p, args.force)?;
+    if let Some(p) = &args.output.out {
+        check_target(p, args.output.force)?;
     }
     let started = std::time::Instant::now();
     let c = continue_equilibria(
@@ -724,7 +721,9 @@ fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
         &ContinuationOptions::default(),
     )?;
     let elapsed = started.elapsed();
-    write_out(&args.out, args.force, |w| continuation_csv(w, &P2p, &c))?;
+    write_out(&args.output.out, args.output.force, |w| {
+        continuation_csv(w, &P2p, &c)
+    })?;
     for (b, p) in c.special_points() {
         eprintln!(
             "{} at {} = {} on branch {} (peers {:.6}, supernodes {:.6e}, queue {:.6e})",
@@ -818,8 +817,8 @@ fn run_fold_curve(args: &FoldCurveArgs) -> Result<(), Error> {
     let (sc, _) = args.scenario.build()?;
     let k1 = sc.params.index(&args.p1)?;
     let k2 = sc.params.index(&args.p2)?;
-    if let Some(p) = &args.out {
-        check_target(p, args.force)?;
+    if let Some(p) = &args.output.out {
+        check_target(p, args.output.force)?;
     }
     let started = std::time::Instant::now();
     let fc = fold_curves(
@@ -832,7 +831,7 @@ fn run_fold_curve(args: &FoldCurveArgs) -> Result<(), Error> {
         &ContinuationOptions::default(),
     )?;
     let elapsed = started.elapsed();
-    write_out(&args.out, args.force, |w| {
+    write_out(&args.output.out, args.output.force, |w| {
         let mut csv = csv::Writer::from_writer(w);
         let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
         csv.write_record([
@@ -999,11 +998,11 @@ fn run_stochastic(args: &StochasticArgs) -> Result<(), Error> {
             )))
         }
     };
-    if let Some(p) = &args.out {
-        check_target(p, args.force)?;
+    if let Some(p) = &args.output.out {
+        check_target(p, args.output.force)?;
     }
     if let Some(p) = &args.quantiles {
-        check_target(p, args.force)?;
+        check_target(p, args.output.force)?;
     }
     if !(args.dt.is_finite() && args.dt > 0.0) {
         return Err(Error::OutOfRange {
@@ -1016,7 +1015,7 @@ fn run_stochastic(args: &StochasticArgs) -> Result<(), Error> {
     let runs = simulate_runs(&sc, args.population, args.runs, args.seed, method, args.dt)?;
     if let Some(path) = &args.quantiles {
         let rows = selfheal::stochastic::peer_quantiles(&runs, args.dt);
-        write_atomic(path, args.force, |w| {
+        write_atomic(path, args.output.force, |w| {
             let mut csv = csv::Writer::from_writer(w);
             let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
             csv.write_record(["t", "q05", "q25", "q50", "q75", "q95"])
@@ -1030,7 +1029,7 @@ fn run_stochastic(args: &StochasticArgs) -> Result<(), Error> {
                 .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
         })?;
     }
-    write_out(&args.out, args.force, |w| {
+    write_out(&args.output.out, args.output.force, |w| {
         let mut csv = csv::Writer::from_writer(w);
         let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
         csv.write_record(["run", "min_peers", "outcome", "recovery_time"])
