@@ -9,6 +9,7 @@ use crate::analysis::continuation::{
 use crate::analysis::tipping::{
     basin_boundary_slice, critical_shock, critical_window, Landscape, TippingOptions,
 };
+use crate::calibrate::{read_readings, Weighting};
 use crate::error::Error;
 use crate::model::{Model, P2p, System};
 use crate::output::{continuation_csv, equilibria_csv, trajectory_csv, write_atomic};
@@ -40,94 +41,13 @@ pub struct Report {
     pub levers: Vec<(String, Option<f64>)>,
 }
 
-/// Parses `YYYY-MM-DDTHH:MM[:SS]Z` (UTC) into seconds since 1970-01-01.
-pub fn parse_utc(text: &str) -> Result<f64, Error> {
-    let bad = || {
-        Error::Invalid(format!(
-            "`{text}` is not a UTC time such as 2007-08-16T22:15:00Z"
-        ))
-    };
-    let t = text.trim();
-    let t = t
-        .strip_suffix('Z')
-        .or_else(|| t.strip_suffix("+00:00"))
-        .ok_or_else(bad)?;
-    let (date, time) = t.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|v| v.parse().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
-    let hms: Vec<f64> = time
-        .split(':')
-        .map(|v| v.parse().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
-    if d.len() != 3 || !(2..=3).contains(&hms.len()) {
-        return Err(bad());
-    }
-    let (y, m, day) = (d[0], d[1], d[2]);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hms[0] >= 24.0 || hms[1] >= 60.0 {
-        return Err(bad());
-    }
-    // Days from the civil date (proleptic Gregorian calendar).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(
-        days as f64 * 86400.0
-            + hms[0] * 3600.0
-            + hms[1] * 60.0
-            + hms.get(2).copied().unwrap_or(0.0),
-    )
-}
-
-/// Reads observed online users (`time`, `online_users`, optional `note`) relative to `start`.
+/// Reads observed online users (`time`, `online_users`, optional `note`) relative to `start`
+/// (see [`read_readings`] for the format).
 pub fn read_observations(path: &Path, start: &str) -> Result<Vec<Observation>, Error> {
-    let t0 = parse_utc(start)?;
-    let mut rd = csv::Reader::from_path(path)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-    let headers = rd
-        .headers()
-        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?
-        .clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::Invalid(format!("{}: missing column `{name}`", path.display())))
-    };
-    let (ct, cu) = (col("time")?, col("online_users")?);
-    let cn = headers.iter().position(|h| h == "note");
-    let mut out = vec![];
-    for (k, rec) in rd.records().enumerate() {
-        let rec = rec.map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-        let t = parse_utc(&rec[ct])
-            .map_err(|e| Error::Invalid(format!("{} row {}: {e}", path.display(), k + 2)))?;
-        let u: f64 = rec[cu].trim().parse().map_err(|_| {
-            Error::Invalid(format!(
-                "{} row {}: `{}` is not a count",
-                path.display(),
-                k + 2,
-                &rec[cu]
-            ))
-        })?;
-        if !(u.is_finite() && u >= 0.0) {
-            return Err(Error::Invalid(format!(
-                "{} row {}: counts must be >= 0",
-                path.display(),
-                k + 2
-            )));
-        }
-        out.push((
-            (t - t0) / 60.0,
-            u,
-            cn.map_or(String::new(), |c| rec[c].to_string()),
-        ));
-    }
-    Ok(out)
+    Ok(read_readings(path, start, &Weighting::default())?
+        .into_iter()
+        .map(|r| (r.t, r.users, r.note))
+        .collect())
 }
 
 fn csv_err(e: csv::Error) -> Error {

@@ -356,6 +356,59 @@ impl Scenario {
         p
     }
 
+    /// The scenario as TOML in the format [`Scenario::from_toml`] reads, parameters that
+    /// differ from the model's defaults by name; `from_toml(to_toml())` gives the scenario
+    /// back exactly (numbers are written in their shortest round-trip form).
+    pub fn to_toml<M: Model<N>, const N: usize>(&self, model: &M) -> String {
+        let specs = self.params.specs();
+        let num = |v: f64| format!("{v:?}");
+        let mut out = String::new();
+        out += &format!("name = {}\n", Toml::String(self.name.clone()));
+        out += &format!("population = {}\n", num(self.population));
+        if let Some(st) = &self.start {
+            out += &format!("start = {st}\n");
+        }
+        out += &format!("t_end = {}\n", num(self.t_end));
+        let changed: Vec<String> = specs
+            .iter()
+            .zip(self.params.values())
+            .filter(|(s, v)| s.default.to_bits() != v.to_bits())
+            .map(|(s, v)| format!("{} = {}\n", s.name, num(*v)))
+            .collect();
+        if !changed.is_empty() {
+            out += "\n[params]\n";
+            out += &changed.concat();
+        }
+        if let Some(w) = &self.shock {
+            out += &format!(
+                "\n[shock]\nat = {}\nfraction = {}\nsn_fraction = {}\nwindow = {}\n",
+                num(w.at),
+                num(w.fraction),
+                num(w.sn_fraction),
+                num(w.window)
+            );
+        }
+        for iv in &self.interventions {
+            let set: Vec<String> = iv
+                .set
+                .iter()
+                .map(|(i, v)| format!("{} = {}", specs[*i].name, num(*v)))
+                .collect();
+            out += &format!(
+                "\n[[intervention]]\nat = {}\nset = {{ {} }}\n",
+                num(iv.at),
+                set.join(", ")
+            );
+        }
+        if let Some(x) = &self.initial {
+            out += "\n[initial]\n";
+            for (st, v) in model.states().iter().zip(x) {
+                out += &format!("{} = {}\n", st.name, num(*v));
+            }
+        }
+        out
+    }
+
     /// The scenario as JSON (for summaries), parameters by name.
     pub fn to_json(&self) -> Value {
         let specs = self.params.specs();

@@ -112,11 +112,46 @@ impl<const N: usize> Simulation<N> {
     }
 }
 
-enum Event {
+/// A point where the integration restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// The instantaneous wave.
     Jump,
+    /// A spread wave begins.
     WindowStart,
+    /// A spread wave ends.
     WindowEnd,
+    /// Intervention `k` (from 0, in file order).
     Intervention(usize),
+}
+
+/// The scenario's breakpoints in time order; at equal times interventions act first, then a
+/// wave's end, then a wave's start or jump.
+pub(crate) fn breakpoints(sc: &Scenario) -> Vec<(f64, Event)> {
+    let mut events: Vec<(f64, Event)> = sc
+        .interventions
+        .iter()
+        .enumerate()
+        .map(|(k, iv)| (iv.at, Event::Intervention(k)))
+        .collect();
+    if let Some(s) = &sc.shock {
+        if s.window > 0.0 {
+            events.push((s.at, Event::WindowStart));
+            events.push((s.at + s.window, Event::WindowEnd));
+        } else {
+            events.push((s.at, Event::Jump));
+        }
+    }
+    let rank = |e: &Event| match e {
+        Event::Intervention(_) => 0,
+        Event::WindowEnd => 1,
+        Event::Jump | Event::WindowStart => 2,
+    };
+    events.sort_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then_with(|| rank(&a.1).cmp(&rank(&b.1)))
+    });
+    events
 }
 
 /// Simulates a scenario on a model.
@@ -172,25 +207,7 @@ where
         None => x_h,
     };
 
-    // Breakpoints in time order; at equal times interventions act before the shock.
-    let mut events: Vec<(f64, Event)> = sc
-        .interventions
-        .iter()
-        .enumerate()
-        .map(|(k, iv)| (iv.at, Event::Intervention(k)))
-        .collect();
-    if let Some(s) = &sc.shock {
-        if s.window > 0.0 {
-            events.push((s.at, Event::WindowStart));
-            events.push((s.at + s.window, Event::WindowEnd));
-        } else {
-            events.push((s.at, Event::Jump));
-        }
-    }
-    events.sort_by(|a, b| {
-        a.0.total_cmp(&b.0)
-            .then_with(|| rank(&a.1).cmp(&rank(&b.1)))
-    });
+    let events = breakpoints(sc);
 
     let mut dense = Dense::default();
     dense.segments.reserve(256);
@@ -289,14 +306,6 @@ where
             stats,
         },
     })
-}
-
-fn rank(e: &Event) -> u8 {
-    match e {
-        Event::Intervention(_) => 0,
-        Event::WindowEnd => 1,
-        Event::Jump | Event::WindowStart => 2,
-    }
 }
 
 /// Global minimum (or maximum) of component `i` over the segments, located at the stationary

@@ -52,6 +52,10 @@ pub struct Run {
     pub peers: Vec<f64>,
     /// Number of transitions (exact) or leaps (tau-leaping).
     pub events: u64,
+    /// Events after which the counts failed to add up (`n + s + q > m`, a negative offline
+    /// count), checked after every event: 0 in a correct run, where every transition moves
+    /// users between compartments and the population is conserved exactly.
+    pub unbalanced: u64,
 }
 
 /// Counts of peers, supernodes, queue; offline is the rest of `m`.
@@ -71,6 +75,13 @@ impl Counts {
     /// Offline users.
     pub fn offline(&self) -> u64 {
         self.m - self.n - self.s - self.q
+    }
+    /// Whether `n + s + q <= m` (without overflow), so that the offline count is >= 0.
+    fn balanced(&self) -> bool {
+        self.n
+            .checked_add(self.s)
+            .and_then(|v| v.checked_add(self.q))
+            .is_some_and(|v| v <= self.m)
     }
     fn fractions(&self) -> SVector<f64, 3> {
         let m = self.m as f64;
@@ -256,6 +267,7 @@ fn one_run(
     let from = shock.map_or(0.0, |s| s.at);
     let (mut fell, mut back): (Option<f64>, Option<f64>) = (None, None);
     let mut events = 0u64;
+    let mut unbalanced = 0u64;
     let observe = |t: f64,
                    c: &Counts,
                    min_peers: &mut f64,
@@ -305,6 +317,7 @@ fn one_run(
                 c.s -= ks;
                 c.n -= b;
                 c.q += kn + ks + b;
+                unbalanced += u64::from(!c.balanced());
                 shock_done = true;
             }
             if !shock_done && s.window > 0.0 && t >= s.at + s.window - 1e-12 {
@@ -348,6 +361,7 @@ fn one_run(
                 }
                 fire(rng, &mut c, j, 1, &p);
                 events += 1;
+                unbalanced += u64::from(!c.balanced());
             } else {
                 // Step so that no population changes by more than ~1 % in expectation.
                 let sizes = [c.n.max(1), c.s.max(1), c.q.max(1), c.offline().max(1)];
@@ -364,6 +378,7 @@ fn one_run(
                         fire(rng, &mut c, j, k, &p);
                     }
                 }
+                unbalanced += u64::from(!c.balanced());
                 t += tau;
                 events += 1;
             }
@@ -396,6 +411,7 @@ fn one_run(
         recovery_time,
         peers: grid,
         events,
+        unbalanced,
     })
 }
 

@@ -359,3 +359,133 @@ fn a_branch_that_cannot_be_followed_is_one_clear_line() {
     let e = refused(&["continue", "sign_on", "--from", "0", "--to", "0.01"], &[]);
     assert!(e.contains("lost the branch at sign_on = 0"), "{e}");
 }
+
+const CAL_SCENARIO: &str = r#"
+population = 1e6
+start = 2007-08-16T00:00:00Z
+t_end = 1440
+[shock]
+at = 120
+fraction = 0.3
+"#;
+const CAL_DATA: &str = "time,online_users,note\n2007-08-16T01:00:00Z,330000,before\n2007-08-16T03:00:00Z,250000,dip\n2007-08-16T06:00:00Z,320000,\n";
+
+#[test]
+fn calibrate_refuses_bad_data_names_and_bounds() {
+    let files = |data: &'static str| [("s.toml", CAL_SCENARIO), ("d.csv", data)];
+    let cal = |extra: &[&'static str]| {
+        let mut a = vec!["calibrate", "s.toml", "--data", "d.csv", "--out", "out.csv"];
+        a.extend_from_slice(extra);
+        a
+    };
+    let e = refused(
+        &cal(&["--fit", "shock"]),
+        &files("time,users\n2007-08-16T01:00:00Z,5\n"),
+    );
+    assert!(e.contains("missing column `online_users`"), "{e}");
+    let e = refused(
+        &cal(&["--fit", "shock"]),
+        &files("time,online_users\n16/08/2007 01:00,5\n"),
+    );
+    assert!(
+        e.contains("d.csv row 2") && e.contains("not a UTC time"),
+        "{e}"
+    );
+    let e = refused(
+        &cal(&["--fit", "shock"]),
+        &files("time,online_users\n2007-08-16T01:00:00Z,-5\n"),
+    );
+    assert!(e.contains("online_users = -5") && e.contains(">= 0"), "{e}");
+    let e = refused(&cal(&["--fit", "shok"]), &files(CAL_DATA));
+    assert!(
+        e.contains("unknown parameter `shok` (did you mean `shock`?)"),
+        "{e}"
+    );
+    let e = refused(
+        &cal(&["--fit", "shock", "--bounds", "shock=0.4:0.9"]),
+        &files(CAL_DATA),
+    );
+    assert!(
+        e.contains("shock (start value)") && e.contains("(0.4, 0.9)"),
+        "{e}"
+    );
+    let e = refused(
+        &cal(&["--fit", "shock", "--bounds", "retry=1:3"]),
+        &files(CAL_DATA),
+    );
+    assert!(e.contains("`retry` is not in --fit"), "{e}");
+    let e = refused(
+        &cal(&["--fit", "shock", "--fit-method", "newton"]),
+        &files(CAL_DATA),
+    );
+    assert!(e.contains("unknown fit method `newton`"), "{e}");
+    let e = refused(
+        &["calibrate", "s.toml", "--data", "d.csv", "--fit", "shock"],
+        &[("s.toml", "[shock]\nfraction = 0.3\n"), ("d.csv", CAL_DATA)],
+    );
+    assert!(e.contains("needs the scenario's `start`"), "{e}");
+}
+
+#[test]
+fn calibrate_fits_and_writes_a_scenario_that_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.toml"), CAL_SCENARIO).unwrap();
+    std::fs::write(dir.path().join("d.csv"), CAL_DATA).unwrap();
+    let out = selfheal(
+        &[
+            "calibrate",
+            "s.toml",
+            "--data",
+            "d.csv",
+            "--fit",
+            "shock,population",
+            "--starts",
+            "2",
+            "--out",
+            "fitted.toml",
+            "--residuals",
+            "r.csv",
+        ],
+        dir.path(),
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("RMSE") && stdout.contains("95 % interval"),
+        "{stdout}"
+    );
+    let fitted = std::fs::read_to_string(dir.path().join("fitted.toml")).unwrap();
+    assert!(
+        fitted.starts_with("# Fitted by `selfheal calibrate`"),
+        "{fitted}"
+    );
+    // The fitted scenario is a scenario every command reads.
+    let sim = selfheal(&["simulate", "fitted.toml", "--t-end", "600"], dir.path());
+    assert!(sim.status.success());
+    let res = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
+    assert_eq!(res.lines().count(), 4);
+    assert!(res.starts_with("time,t,observed,model,sigma,z\n"));
+    // An existing output is kept unless --force.
+    let again = selfheal(
+        &[
+            "calibrate",
+            "s.toml",
+            "--data",
+            "d.csv",
+            "--fit",
+            "shock",
+            "--out",
+            "fitted.toml",
+        ],
+        dir.path(),
+    );
+    assert!(!again.status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("fitted.toml")).unwrap(),
+        fitted
+    );
+}

@@ -241,3 +241,14 @@ fn validation_names_parameter_value_and_range() {
     assert!(ps.set("retry", f64::NAN).is_err());
     assert!(ps.set("give_up", f64::INFINITY).is_err());
 }
+
+#[test]
+fn scenarios_round_trip_through_toml() {
+    let text = std::fs::read_to_string("data/skype2007.toml").unwrap();
+    let mut sc = Scenario::from_toml(&P2p, &text).unwrap();
+    sc.name = "quotes \" and\nnewlines".into();
+    sc.initial = Some(vec![0.3, 0.001, 0.0]);
+    sc.params.set("sn_capacity", 1234.5678901234567).unwrap();
+    let back = Scenario::from_toml(&P2p, &sc.to_toml(&P2p)).unwrap();
+    assert_eq!(back, sc);
+}

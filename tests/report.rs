@@ -2,8 +2,9 @@
 //! library's own analyses.
 
 use selfheal::analysis::tipping::{critical_shock, TippingOptions};
+use selfheal::calibrate::parse_utc;
 use selfheal::model::P2p;
-use selfheal::report::{files_list, parse_utc, read_observations, write_report};
+use selfheal::report::{files_list, read_observations, write_report};
 use selfheal::scenario::{Scenario, Shock};
 
 #[test]

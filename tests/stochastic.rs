@@ -100,3 +100,31 @@ fn quantiles_are_ordered_and_bracket_the_median_run() {
         assert_eq!(v[2], col[10]);
     }
 }
+
+#[test]
+fn exact_runs_conserve_the_population_through_waves_and_interventions() {
+    // Every kind of event: an instantaneous wave, a spread one, and a parameter change.
+    for window in [0.0, 90.0] {
+        let mut sc = scenario();
+        sc.shock = Some(Shock {
+            at: 60.0,
+            window,
+            ..Shock::instantaneous(0.5)
+        });
+        sc.interventions.push(selfheal::scenario::Intervention {
+            at: 400.0,
+            set: vec![(sc.params.index("dedicated").unwrap(), 5e-4)],
+        });
+        sc.t_end = 600.0;
+        let runs = simulate_runs(&sc, 3_000, 8, 5, StochasticMethod::Exact, 30.0).unwrap();
+        for r in &runs {
+            assert!(
+                r.events > 1000,
+                "run {} had only {} events",
+                r.run,
+                r.events
+            );
+            assert_eq!(r.unbalanced, 0, "run {}: counts failed to add up", r.run);
+        }
+    }
+}

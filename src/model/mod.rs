@@ -122,6 +122,12 @@ pub trait Model<const N: usize>: Sync {
     fn watched(&self) -> usize {
         0
     }
+    /// The share of users a public counter of online users shows, as a fraction of the
+    /// population (what calibration compares with observed counts); by default the watched
+    /// state. Generic so that its sensitivities are exact.
+    fn online<T: Scalar>(&self, x: &SVector<T, N>) -> T {
+        x[self.watched()]
+    }
     /// Utilisation of the serving capacity, if the model has such a notion.
     fn utilisation(&self, _x: &SVector<f64, N>, _p: &[f64]) -> Option<f64> {
         None
@@ -137,13 +143,16 @@ pub trait Model<const N: usize>: Sync {
     }
     /// The instantaneous reboot wave: a fraction `f` of ordinary members and `c` of serving
     /// members go down at once. Models without such a notion refuse it.
-    fn reboot_jump(
+    ///
+    /// Generic over the scalar so that the sensitivity of the state after the wave to the
+    /// state before it, the parameters and the fractions is exact.
+    fn reboot_jump<T: Scalar>(
         &self,
-        _x: &SVector<f64, N>,
-        _p: &[f64],
-        _f: f64,
-        _c: f64,
-    ) -> Result<SVector<f64, N>, Error> {
+        _x: &SVector<T, N>,
+        _p: &[T],
+        _f: T,
+        _c: T,
+    ) -> Result<SVector<T, N>, Error> {
         Err(Error::Unsupported(format!(
             "model `{}` does not define a reboot wave",
             self.name()
@@ -156,8 +165,8 @@ pub trait Model<const N: usize>: Sync {
         &self,
         _x: &SVector<T, N>,
         _p: &[T],
-        _eta_p: f64,
-        _eta_s: f64,
+        _eta_p: T,
+        _eta_s: T,
     ) -> SVector<T, N> {
         SVector::from_fn(|_, _| T::from(0.0))
     }
@@ -211,7 +220,7 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
     fn f_dual<T: Scalar>(&self, t: T, x: &SVector<T, N>, pd: &[T]) -> SVector<T, N> {
         let mut d = self.model.rhs(t, x, pd);
         if let Some((ep, es)) = self.reboot {
-            d += self.model.reboot_flow(x, pd, ep, es);
+            d += self.model.reboot_flow(x, pd, T::from(ep), T::from(es));
         }
         d
     }

@@ -202,6 +202,11 @@ impl Model<3> for P2p {
         x.iter().all(|v| *v >= 0.0) && x.sum() <= 1.0
     }
 
+    /// Peers and supernodes are online; the login queue is not.
+    fn online<T: Scalar>(&self, x: &SVector<T, 3>) -> T {
+        x[0] + x[1]
+    }
+
     fn utilisation(&self, x: &SVector<f64, 3>, p: &[f64]) -> Option<f64> {
         Some(Self::utilisation_of(x, p))
     }
@@ -214,14 +219,14 @@ impl Model<3> for P2p {
         vec![1.0 - x.sum(), Self::utilisation_of(x, p)]
     }
 
-    fn reboot_jump(
+    fn reboot_jump<T: Scalar>(
         &self,
-        x: &SVector<f64, 3>,
-        p: &[f64],
-        f: f64,
-        c: f64,
-    ) -> Result<SVector<f64, 3>, Error> {
-        for (name, v) in [("fraction", f), ("sn_fraction", c)] {
+        x: &SVector<T, 3>,
+        p: &[T],
+        f: T,
+        c: T,
+    ) -> Result<SVector<T, 3>, Error> {
+        for (name, v) in [("fraction", f.re()), ("sn_fraction", c.re())] {
             if !(v.is_finite() && (0.0..1.0).contains(&v)) {
                 return Err(Error::OutOfRange {
                     name: format!("shock.{name}"),
@@ -232,13 +237,14 @@ impl Model<3> for P2p {
         }
         let (n, s, q) = (x[0], x[1], x[2]);
         let sn_total = s + p[P2pIdx::Dedicated as usize];
-        let orphaned = if sn_total > 0.0 {
+        let orphaned = if sn_total.re() > 0.0 {
             c * s / sn_total
         } else {
-            0.0
+            T::from(0.0)
         };
-        let n1 = (1.0 - f) * (1.0 - orphaned) * n;
-        let s1 = (1.0 - c) * s;
+        let one = T::from(1.0);
+        let n1 = (one - f) * (one - orphaned) * n;
+        let s1 = (one - c) * s;
         // The queue gains exactly what peers and supernodes lost, so N + S + Q is unchanged.
         let q1 = q + (n - n1) + (s - s1);
         Ok(SVector::from([n1, s1, q1]))
@@ -248,8 +254,8 @@ impl Model<3> for P2p {
         &self,
         x: &SVector<T, 3>,
         p: &[T],
-        eta_p: f64,
-        eta_s: f64,
+        eta_p: T,
+        eta_s: T,
     ) -> SVector<T, 3> {
         let (n, s) = (x[0], x[1]);
         let sn_total = s + p[P2pIdx::Dedicated as usize];

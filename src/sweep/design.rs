@@ -20,6 +20,13 @@ pub enum Quantity {
     ShockAt,
     /// The end of the simulation (minutes).
     TEnd,
+    /// Users who use the service that day (scales fractions to counts).
+    Population,
+    /// The time of intervention `k` (from 0, in file order).
+    InterventionAt {
+        /// Intervention index (from 0).
+        k: usize,
+    },
     /// The value set for parameter `param` by intervention `k` (from 0, in file order).
     Intervention {
         /// Intervention index (from 0).
@@ -29,11 +36,19 @@ pub enum Quantity {
     },
 }
 
-const SCENARIO_QUANTITIES: [&str; 5] = ["shock", "sn_shock", "window", "shock_at", "t_end"];
+const SCENARIO_QUANTITIES: [&str; 6] = [
+    "shock",
+    "sn_shock",
+    "window",
+    "shock_at",
+    "t_end",
+    "population",
+];
 
 impl Quantity {
-    /// Resolves a name: a parameter, `shock`, `sn_shock`, `window`, `shock_at`, `t_end` or
-    /// `intervention.K.NAME` (K from 1, naming a parameter that intervention sets).
+    /// Resolves a name: a parameter, `shock`, `sn_shock`, `window`, `shock_at`, `t_end`,
+    /// `population`, `intervention.K.at` or `intervention.K.NAME` (K from 1, naming a parameter
+    /// that intervention sets).
     pub fn parse(name: &str, base: &Scenario) -> Result<Self, Error> {
         match name {
             "shock" => return Ok(Quantity::Shock),
@@ -41,6 +56,7 @@ impl Quantity {
             "window" => return Ok(Quantity::Window),
             "shock_at" => return Ok(Quantity::ShockAt),
             "t_end" => return Ok(Quantity::TEnd),
+            "population" => return Ok(Quantity::Population),
             _ => {}
         }
         if let Some(rest) = name.strip_prefix("intervention.") {
@@ -59,6 +75,9 @@ impl Quantity {
                         base.interventions.len()
                     ))
                 })?;
+            if pname == "at" {
+                return Ok(Quantity::InterventionAt { k: k - 1 });
+            }
             let param = base.params.index(pname)?;
             if !base.interventions[k - 1]
                 .set
@@ -102,6 +121,8 @@ impl Quantity {
             Quantity::Window => shock_of(sc).window = v,
             Quantity::ShockAt => shock_of(sc).at = v,
             Quantity::TEnd => sc.t_end = v,
+            Quantity::Population => sc.population = v,
+            Quantity::InterventionAt { k } => sc.interventions[k].at = v,
             Quantity::Intervention { k, param } => {
                 let iv: &mut Intervention = &mut sc.interventions[k];
                 for (i, val) in iv.set.iter_mut() {
@@ -473,7 +494,7 @@ fn directions(d: usize) -> [u32; 32] {
 }
 
 /// Point `i` of the Sobol' sequence in dimension `d`, with a seeded digital shift.
-fn sobol(i: u64, d: usize, seed: u64) -> f64 {
+pub(crate) fn sobol(i: u64, d: usize, seed: u64) -> f64 {
     let v = directions(d);
     let mut x = 0u32;
     let mut bits = i;

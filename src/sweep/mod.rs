@@ -17,7 +17,7 @@
 //! assert_eq!(rows[2][1], "collapsed"); // 0.6 tips the network
 //! ```
 
-mod design;
+pub(crate) mod design;
 mod output;
 
 pub use design::{Axis, Design, Quantity, Range, Sampler, SOBOL_DIMS};

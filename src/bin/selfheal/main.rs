@@ -55,6 +55,86 @@ enum Command {
     Report(Box<ReportArgs>),
     /// Stochastic runs of the scenario with a finite population (Gillespie or tau-leaping).
     Stochastic(Box<StochasticArgs>),
+    /// Fit chosen parameters of a scenario to observed online users; write the fitted scenario.
+    Calibrate(Box<CalibrateArgs>),
+}
+
+#[derive(Args)]
+struct CalibrateArgs {
+    /// Scenario file (TOML) with a `start` clock time.
+    scenario: PathBuf,
+    /// Observed online users: CSV with `time` (ISO 8601, UTC) and `online_users`; optional
+    /// `sigma` (users), `note`, `source`.
+    #[arg(long, value_name = "FILE.csv")]
+    data: PathBuf,
+    /// Quantities to fit: parameters, shock, sn_shock, window, shock_at, population,
+    /// intervention.K.at, intervention.K.NAME (comma-separated).
+    #[arg(
+        long,
+        value_name = "NAME[,NAME...]",
+        value_delimiter = ',',
+        required = true
+    )]
+    fit: Vec<String>,
+    /// Bounds of a fitted quantity, e.g. --bounds promotion=1e-4:1e-2 (repeatable).
+    #[arg(long, value_name = "NAME=LO:HI", allow_hyphen_values = true)]
+    bounds: Vec<String>,
+    /// Override a parameter before fitting, e.g. --set retry=2 (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", allow_hyphen_values = true)]
+    set: Vec<String>,
+    /// nelder-mead, lbfgs, or both (Nelder–Mead from every start, then L-BFGS).
+    #[arg(long = "fit-method", value_name = "METHOD", default_value = "both")]
+    fit_method: String,
+    /// Starts of the global phase (the scenario's values and Sobol' points in the bounds).
+    #[arg(long, value_name = "K", default_value_t = 8)]
+    starts: usize,
+    /// Relative error added to every reading without a `sigma` (see the README).
+    #[arg(
+        long,
+        value_name = "R",
+        allow_negative_numbers = true,
+        default_value_t = 0.05
+    )]
+    rel_error: f64,
+    /// Use only readings at or after this time (ISO 8601, UTC).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Use only readings at or before this time (ISO 8601, UTC).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Confidence level of the intervals.
+    #[arg(
+        long,
+        value_name = "L",
+        allow_negative_numbers = true,
+        default_value_t = 0.95
+    )]
+    level: f64,
+    /// Relative tolerance of every solve.
+    #[arg(
+        long,
+        value_name = "R",
+        allow_negative_numbers = true,
+        default_value_t = 1e-8
+    )]
+    rtol: f64,
+    /// Absolute tolerance of every solve.
+    #[arg(
+        long,
+        value_name = "A",
+        allow_negative_numbers = true,
+        default_value_t = 1e-13
+    )]
+    atol: f64,
+    /// Write the fitted scenario (TOML) here.
+    #[arg(long, value_name = "FITTED.toml")]
+    out: Option<PathBuf>,
+    /// Write each reading against the fitted model here (CSV).
+    #[arg(long, value_name = "FILE.csv")]
+    residuals: Option<PathBuf>,
+    /// Replace existing output files.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -352,16 +432,7 @@ impl ScenarioArgs {
             Some(path) => Scenario::from_file(&P2p, path)?,
             None => Scenario::new(&P2p),
         };
-        for item in &self.set {
-            let (name, value) = item
-                .split_once('=')
-                .ok_or_else(|| Error::Invalid(format!("--set expects NAME=VALUE, got `{item}`")))?;
-            let v: f64 = value
-                .trim()
-                .parse()
-                .map_err(|_| Error::Invalid(format!("--set {name}: `{value}` is not a number")))?;
-            sc.params.set(name.trim(), v)?;
-        }
+        apply_sets(&mut sc, &self.set)?;
         if self.shock.is_some()
             || self.sn_shock.is_some()
             || self.window.is_some()
@@ -404,6 +475,21 @@ impl ScenarioArgs {
     }
 }
 
+/// Applies `--set NAME=VALUE` overrides.
+fn apply_sets(sc: &mut Scenario, sets: &[String]) -> Result<(), Error> {
+    for item in sets {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| Error::Invalid(format!("--set expects NAME=VALUE, got `{item}`")))?;
+        let v: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| Error::Invalid(format!("--set {name}: `{value}` is not a number")))?;
+        sc.params.set(name.trim(), v)?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -439,6 +525,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => run_merge(&args),
         Command::Report(args) => run_report(&args),
         Command::Stochastic(args) => run_stochastic(&args),
+        Command::Calibrate(args) => run_calibrate(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -1056,5 +1143,216 @@ fn run_stochastic(args: &StochasticArgs) -> Result<(), Error> {
         args.population,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+fn run_calibrate(args: &CalibrateArgs) -> Result<(), Error> {
+    use selfheal::calibrate::{
+        calibrate, parse_utc, read_readings, CalibrateOptions, FitMethod, FitParam, Weighting,
+    };
+    let mut sc = Scenario::from_file(&P2p, &args.scenario)?;
+    apply_sets(&mut sc, &args.set)?;
+    sc.validate(&P2p)?;
+    let start = sc.start.clone().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: calibration needs the scenario's `start` (the clock time of t = 0)",
+            args.scenario.display()
+        ))
+    })?;
+    let method = FitMethod::parse(&args.fit_method)?;
+    let solve = SolveOptions {
+        tol: Tolerances {
+            rtol: args.rtol,
+            atol: args.atol,
+        },
+        method: Method::Rosenbrock,
+        ..Default::default()
+    };
+    solve.tol.validate()?;
+    let opts = CalibrateOptions {
+        solve,
+        method,
+        starts: args.starts,
+        level: args.level,
+        ..CalibrateOptions::default()
+    };
+    let mut fit: Vec<FitParam> = vec![];
+    for name in &args.fit {
+        fit.push(FitParam::new(name.trim(), &sc)?);
+    }
+    for b in &args.bounds {
+        let bad = || Error::Invalid(format!("--bounds expects NAME=LO:HI, got `{b}`"));
+        let (name, range) = b.split_once('=').ok_or_else(bad)?;
+        let (lo, hi) = range.split_once(':').ok_or_else(bad)?;
+        let num = |v: &str| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|_| Error::Invalid(format!("--bounds {name}: `{v}` is not a number")))
+        };
+        let f = fit
+            .iter_mut()
+            .find(|f| f.name == name.trim())
+            .ok_or_else(|| Error::Invalid(format!("--bounds {name}: `{name}` is not in --fit")))?;
+        f.set_bounds(num(lo)?, num(hi)?)?;
+    }
+    let weighting = Weighting {
+        relative: args.rel_error,
+    };
+    let t0 = parse_utc(&start)?;
+    let clock = |flag: &str, v: &Option<String>| -> Result<Option<f64>, Error> {
+        v.as_ref()
+            .map(|s| {
+                parse_utc(s)
+                    .map(|t| (t - t0) / 60.0)
+                    .map_err(|e| Error::Invalid(format!("--{flag}: {e}")))
+            })
+            .transpose()
+    };
+    let (from, until) = (clock("from", &args.from)?, clock("until", &args.until)?);
+    let all = read_readings(&args.data, &start, &weighting)?;
+    let readings: Vec<_> = all
+        .iter()
+        .filter(|r| from.is_none_or(|f| r.t >= f) && until.is_none_or(|u| r.t <= u))
+        .cloned()
+        .collect();
+    if readings.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: no readings between --from and --until",
+            args.data.display()
+        )));
+    }
+    for p in [&args.out, &args.residuals].into_iter().flatten() {
+        check_target(p, args.force)?;
+    }
+    let started = std::time::Instant::now();
+    let result = calibrate::<_, 3, 6>(&P2p, &sc, &readings, fit, &opts)?;
+    let secs = started.elapsed().as_secs_f64();
+
+    let pct = 100.0 * result.level;
+    println!(
+        "fitted {} quantities to {} of {} readings in {}",
+        result.params.len(),
+        readings.len(),
+        all.len(),
+        args.data.display()
+    );
+    println!(
+        "{:<28} {:>13} {:>13} {:>11}  {:<29} bounds",
+        "name",
+        "start",
+        "fitted",
+        "sd",
+        format!("{pct:.0} % interval")
+    );
+    for p in &result.params {
+        let sd = p.sd.map_or("-".into(), |v| format!("{v:.4e}"));
+        let iv = p.interval.map_or("not determined".into(), |(a, b)| {
+            format!("[{a:.5e}, {b:.5e}]")
+        });
+        println!(
+            "{:<28} {:>13.6e} {:>13.6e} {:>11}  {:<29} [{}, {}]{}",
+            p.name,
+            p.start,
+            p.value,
+            sd,
+            iv,
+            p.bounds.0,
+            p.bounds.1,
+            if p.at_bound { "  (at a bound)" } else { "" }
+        );
+    }
+    println!(
+        "RMSE {:.0} users; chi2 {:.4} (start {:.4}); chi2/(n-k) {}",
+        result.rmse,
+        result.chi2,
+        result.chi2_start,
+        result
+            .reduced_chi2
+            .map_or("-".into(), |v| format!("{v:.4}"))
+    );
+    for st in &result.stages {
+        println!(
+            "{}: {} start(s), {} iterations, {} objective and {} gradient evaluations, chi2 {:.6}; {}",
+            st.method, st.starts, st.iterations, st.cost_evals, st.gradient_evals, st.chi2, st.stopped
+        );
+    }
+    println!(
+        "solver: {} steps, {} rejected, {} rhs evaluations; {secs:.2} s",
+        result.stats.steps, result.stats.rejected, result.stats.rhs_evals
+    );
+    for w in &result.warnings {
+        println!("warning: {w}");
+    }
+    if let Some(path) = &args.residuals {
+        write_atomic(path, args.force, |w| {
+            let mut csv = csv::Writer::from_writer(w);
+            let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
+            csv.write_record(["time", "t", "observed", "model", "sigma", "z"])
+                .map_err(err)?;
+            for r in &result.residuals {
+                csv.write_record([
+                    r.time.clone(),
+                    format!("{}", r.t),
+                    format!("{}", r.observed),
+                    format!("{}", r.model),
+                    format!("{}", r.sigma),
+                    format!("{}", r.z),
+                ])
+                .map_err(err)?;
+            }
+            csv.flush()
+                .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+        })?;
+    }
+    if let Some(path) = &args.out {
+        let mut text = format!(
+            "# Fitted by `selfheal calibrate` (selfheal {}) from {} to {} readings of {}{}{}.\n",
+            env!("CARGO_PKG_VERSION"),
+            args.scenario.display(),
+            readings.len(),
+            args.data.display(),
+            args.from
+                .as_ref()
+                .map_or(String::new(), |f| format!(" from {f}")),
+            args.until
+                .as_ref()
+                .map_or(String::new(), |u| format!(" until {u}")),
+        );
+        text += &format!(
+            "# Weighting: sigma = sqrt((last place/sqrt(12))^2 + ({} x count)^2) unless the file gives sigma.\n",
+            args.rel_error
+        );
+        for p in &result.params {
+            text += &format!(
+                "# {} = {} (start {}; sd {}; {pct:.0} % interval {}){}\n",
+                p.name,
+                p.value,
+                p.start,
+                p.sd.map_or("-".into(), |v| format!("{v:.3e}")),
+                p.interval.map_or("not determined".into(), |(a, b)| format!(
+                    "{a:.4e} to {b:.4e}"
+                )),
+                if p.at_bound { ", at a bound" } else { "" }
+            );
+        }
+        text += &format!(
+            "# RMSE {:.0} users; chi2 {:.3}; chi2/(n-k) {}.\n",
+            result.rmse,
+            result.chi2,
+            result
+                .reduced_chi2
+                .map_or("-".into(), |v| format!("{v:.3}"))
+        );
+        for w in &result.warnings {
+            text += &format!("# Warning: {w}\n");
+        }
+        let mut fitted = result.scenario.clone();
+        fitted.name = format!("{} (fitted)", fitted.name);
+        text += &fitted.to_toml(&P2p);
+        write_atomic(path, args.force, |w| {
+            w.write_all(text.as_bytes())
+                .map_err(|e| Error::Invalid(format!("writing {}: {e}", path.display())))
+        })?;
+    }
     Ok(())
 }

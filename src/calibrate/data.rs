@@ -1,0 +1,275 @@
+//! Observed online-user counts: reading the CSV, placing each reading on the scenario's clock,
+//! and weighing it by how precisely it was stated.
+
+use crate::error::Error;
+use std::path::Path;
+
+/// One observed count of online users.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The clock time as written in the file.
+    pub time: String,
+    /// Minutes from the scenario's `t = 0` (negative before it).
+    pub t: f64,
+    /// Online users.
+    pub users: f64,
+    /// The standard deviation the fit gives this reading (users); see [`Weighting`].
+    pub sigma: f64,
+    /// Where `sigma` came from: `"column"` (the file's `sigma`) or `"rounding"` (the rule).
+    pub sigma_from: &'static str,
+    /// The file's `note`, if any.
+    pub note: String,
+    /// The file's `source`, if any.
+    pub source: String,
+}
+
+/// How readings without a `sigma` column value are weighed.
+///
+/// A published figure such as "about 3 million" is a rounded number: its last significant
+/// digit says how precisely it was stated. A reading with last significant place `u` (1 for
+/// 3,154,444; 100,000 for 3,500,000; 1,000,000 for 3,000,000) is taken as uniformly uncertain
+/// over ±u/2, a standard deviation of `u/√12`. On top of that every reading carries a relative
+/// error `relative · count` for what rounding does not cover: an unreliable counter, readings
+/// whose time of day was not given, and the model's own simplifications. The two combine as
+/// independent errors: `σ = √((u/√12)² + (relative · count)²)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weighting {
+    /// Relative error added to every reading (default 0.05).
+    pub relative: f64,
+}
+
+impl Default for Weighting {
+    fn default() -> Self {
+        Self { relative: 0.05 }
+    }
+}
+
+impl Weighting {
+    /// The standard deviation of a reading of `users` stated as written.
+    pub fn sigma(&self, users: f64) -> f64 {
+        let unit = last_place(users);
+        let rounding = unit / 12f64.sqrt();
+        rounding.hypot(self.relative * users)
+    }
+}
+
+/// The place value of the last non-zero digit of a whole count (1 for counts that are not
+/// whole, or zero).
+pub fn last_place(users: f64) -> f64 {
+    if !(users.is_finite() && users >= 1.0) || users.fract() != 0.0 || users > 9.0e15 {
+        return 1.0;
+    }
+    let mut n = users as u64;
+    let mut unit = 1.0;
+    while n.is_multiple_of(10) {
+        n /= 10;
+        unit *= 10.0;
+    }
+    unit
+}
+
+/// Parses `YYYY-MM-DDTHH:MM[:SS]Z` (UTC; `+00:00` also accepted) into seconds since
+/// 1970-01-01 00:00 UTC.
+pub fn parse_utc(text: &str) -> Result<f64, Error> {
+    let bad = || {
+        Error::Invalid(format!(
+            "`{text}` is not a UTC time such as 2007-08-16T22:15:00Z"
+        ))
+    };
+    let t = text.trim();
+    let t = t
+        .strip_suffix('Z')
+        .or_else(|| t.strip_suffix("+00:00"))
+        .ok_or_else(bad)?;
+    let (date, time) = t.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|v| v.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let hms: Vec<f64> = time
+        .split(':')
+        .map(|v| v.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    if d.len() != 3 || !(2..=3).contains(&hms.len()) {
+        return Err(bad());
+    }
+    let (y, m, day) = (d[0], d[1], d[2]);
+    let sec = hms.get(2).copied().unwrap_or(0.0);
+    if !(1..=12).contains(&m)
+        || !(1..=days_in_month(y, m)).contains(&day)
+        || !(0.0..24.0).contains(&hms[0])
+        || !(0.0..60.0).contains(&hms[1])
+        || !(0.0..60.0).contains(&sec)
+    {
+        return Err(bad());
+    }
+    // Days from the civil date (proleptic Gregorian calendar).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days as f64 * 86400.0 + hms[0] * 3600.0 + hms[1] * 60.0 + sec)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Reads observed online users from a CSV file with columns `time` (ISO 8601, UTC) and
+/// `online_users`, and optionally `sigma` (users; empty cells fall back to the rule),
+/// `note` and `source`. Times are placed relative to `start`, the clock time of `t = 0`.
+///
+/// Every failure names the file, the row (as a spreadsheet counts it, header = row 1) and the
+/// culprit; nothing is read partially.
+pub fn read_readings(
+    path: &Path,
+    start: &str,
+    weighting: &Weighting,
+) -> Result<Vec<Reading>, Error> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    read_readings_from(file, &path.display().to_string(), start, weighting)
+}
+
+/// [`read_readings`] from any reader; `name` is used in messages.
+pub fn read_readings_from(
+    input: impl std::io::Read,
+    name: &str,
+    start: &str,
+    weighting: &Weighting,
+) -> Result<Vec<Reading>, Error> {
+    if !(weighting.relative.is_finite() && (0.0..1.0).contains(&weighting.relative)) {
+        return Err(Error::OutOfRange {
+            name: "relative error".into(),
+            value: weighting.relative,
+            range: "in [0, 1)".into(),
+        });
+    }
+    let t0 = parse_utc(start).map_err(|e| Error::Invalid(format!("scenario start: {e}")))?;
+    let mut rd = csv::ReaderBuilder::new().flexible(false).from_reader(input);
+    let headers = rd
+        .headers()
+        .map_err(|e| Error::Invalid(format!("{name}: {e}")))?
+        .clone();
+    let col = |c: &str| headers.iter().position(|h| h.trim() == c);
+    let need = |c: &str| {
+        col(c).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{name}: missing column `{c}` (need `time` and `online_users`; optional `sigma`, `note`, `source`)"
+            ))
+        })
+    };
+    let (ct, cu) = (need("time")?, need("online_users")?);
+    let (cs, cn, cw) = (col("sigma"), col("note"), col("source"));
+    let mut out = vec![];
+    for (k, rec) in rd.records().enumerate() {
+        let row = k + 2;
+        let rec = rec.map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+        let at = |e: Error| Error::Invalid(format!("{name} row {row}: {e}"));
+        let time = rec[ct].trim().to_string();
+        let t = (parse_utc(&time).map_err(at)? - t0) / 60.0;
+        let users: f64 = rec[cu].trim().parse().map_err(|_| {
+            Error::Invalid(format!(
+                "{name} row {row}: online_users `{}` is not a number",
+                &rec[cu]
+            ))
+        })?;
+        if !(users.is_finite() && users >= 0.0) {
+            return Err(Error::Invalid(format!(
+                "{name} row {row}: online_users = {users} is out of range: must be finite and >= 0"
+            )));
+        }
+        let given = cs.map(|c| rec[c].trim()).filter(|s| !s.is_empty());
+        let (sigma, sigma_from) = match given {
+            Some(s) => {
+                let v: f64 = s.parse().map_err(|_| {
+                    Error::Invalid(format!("{name} row {row}: sigma `{s}` is not a number"))
+                })?;
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(Error::Invalid(format!(
+                        "{name} row {row}: sigma = {v} is out of range: must be finite and > 0"
+                    )));
+                }
+                (v, "column")
+            }
+            None => (weighting.sigma(users), "rounding"),
+        };
+        out.push(Reading {
+            time,
+            t,
+            users,
+            sigma,
+            sigma_from,
+            note: cn.map_or(String::new(), |c| rec[c].to_string()),
+            source: cw.map_or(String::new(), |c| rec[c].to_string()),
+        });
+    }
+    if out.is_empty() {
+        return Err(Error::Invalid(format!("{name}: no readings")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_place_of_rounded_figures() {
+        assert_eq!(last_place(3_154_444.0), 1.0);
+        assert_eq!(last_place(3_500_000.0), 100_000.0);
+        assert_eq!(last_place(3_000_000.0), 1_000_000.0);
+        assert_eq!(last_place(600_000.0), 100_000.0);
+        assert_eq!(last_place(0.0), 1.0);
+        assert_eq!(last_place(2.5), 1.0);
+    }
+
+    #[test]
+    fn utc_days_from_the_calendar() {
+        // 2000-03-01 is 11,017 days after 1970-01-01 (30 years with 7 leap days + Jan + Feb 2000).
+        let days = 30 * 365 + 7 + 31 + 29;
+        assert_eq!(
+            parse_utc("2000-03-01T00:00Z").unwrap(),
+            days as f64 * 86400.0
+        );
+        assert!(parse_utc("2007-02-29T00:00:00Z").is_err());
+        assert!(parse_utc("2007-08-16 22:15").is_err());
+        assert!(parse_utc("2007-08-16T24:00:00Z").is_err());
+    }
+
+    #[test]
+    fn bad_rows_are_named() {
+        let w = Weighting::default();
+        let start = "2007-08-16T00:00:00Z";
+        let read = |text: &str| read_readings_from(text.as_bytes(), "d.csv", start, &w);
+        let e = read("time,users\n2007-08-16T01:00:00Z,5\n").unwrap_err();
+        assert!(
+            e.to_string().contains("missing column `online_users`"),
+            "{e}"
+        );
+        let e = read("time,online_users\n16 Aug,5\n").unwrap_err();
+        assert!(e.to_string().starts_with("d.csv row 2:"), "{e}");
+        let e = read("time,online_users\n2007-08-16T01:00:00Z,-5\n").unwrap_err();
+        assert!(e.to_string().contains("must be finite and >= 0"), "{e}");
+        let r = read(
+            "time,online_users,sigma\n2007-08-16T01:30:00Z,3000000,\n2007-08-15T00:00:00Z,10,4\n",
+        )
+        .unwrap();
+        assert_eq!(r[0].t, 90.0);
+        assert_eq!(r[1].t, -1440.0);
+        assert_eq!((r[1].sigma, r[1].sigma_from), (4.0, "column"));
+        // Rounding to the million (sd 1e6/√12) combined with 5 % of 3 million.
+        let expect = (1e6f64 / 12f64.sqrt()).hypot(150_000.0);
+        assert!((r[0].sigma - expect).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,976 @@
+//! Calibration: fit chosen parameters of a scenario to an observed series of online users.
+//!
+//! The fit minimises the weighted sum of squares `χ²(θ) = Σᵢ ((y(tᵢ; θ) − yᵢ)/σᵢ)²`, where
+//! `y = online share × population` is what a public counter shows (see [`Model::online`]) and
+//! `σᵢ` each reading's uncertainty ([`Weighting`]). Each fitted quantity lives between bounds;
+//! the optimisers work on unbounded coordinates `u` with `θ = lo + (hi − lo)·σ(u)` (σ the
+//! logistic function; on the logarithm of θ when the bounds span two decades or more).
+//!
+//! Two argmin methods, usable alone or in turn (the default): Nelder–Mead, which needs only
+//! `χ²`, and L-BFGS with the exact gradient from forward sensitivities (see [`sens`]). How
+//! well each parameter is determined comes from the Gauss–Newton approximation of the Hessian
+//! at the optimum: `Cov(θ) = s²·(JᵀJ)⁻¹`, `J = ∂r/∂θ` the weighted residuals' exact Jacobian,
+//! `s² = χ²/(n − k)` (the weights are judged only relative to each other, so their scale is
+//! estimated from the fit); intervals use Student's t with `n − k` degrees of freedom.
+//! Readings before `t = 0` are compared with the initial state (the scenario holds it until
+//! `t = 0`).
+//!
+//! ```
+//! use selfheal::calibrate::{calibrate, CalibrateOptions, FitParam, Reading};
+//! use selfheal::model::P2p;
+//! use selfheal::scenario::{Scenario, Shock};
+//! use selfheal::simulate::{simulate, SimOptions};
+//!
+//! // Readings made by the model itself with a 0.3 wave at t = 60 min ...
+//! let mut truth = Scenario::new(&P2p);
+//! truth.shock = Some(Shock { at: 60.0, ..Shock::instantaneous(0.3) });
+//! let sim = simulate(&P2p, &truth, &SimOptions::default()).unwrap();
+//! let readings: Vec<Reading> = (0..24).map(|h| {
+//!     let t = 60.0 * h as f64 + 30.0;
+//!     let x = sim.dense.eval(t).unwrap();
+//!     Reading::new(t, (x[0] + x[1]) * truth.population, 1e4)
+//! }).collect();
+//! // ... are fitted from a wrong guess of the wave's size.
+//! let mut guess = truth.clone();
+//! guess.shock = Some(Shock { at: 60.0, ..Shock::instantaneous(0.1) });
+//! let fit_params = vec![FitParam::new("shock", &guess).unwrap()];
+//! // N = 3 states, and 2N = 6 for the state with its sensitivity.
+//! let fit = calibrate::<_, 3, 6>(&P2p, &guess, &readings, fit_params, &CalibrateOptions::default())
+//!     .unwrap();
+//! assert!((fit.params[0].value - 0.3).abs() < 1e-4);
+//! ```
+
+pub mod data;
+pub(crate) mod sens;
+pub mod stats;
+
+pub use data::{parse_utc, read_readings, Reading, Weighting};
+
+use crate::analysis::equilibria::healthy_state;
+use crate::error::Error;
+use crate::model::{Bound, Model};
+use crate::scenario::Scenario;
+use crate::simulate::{simulate_with, SimOptions};
+use crate::solve::{Method, SolveOptions, SolverStats, Tolerances};
+use crate::sweep::Quantity;
+use argmin::core::{CostFunction, Executor, Gradient, State};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::neldermead::NelderMead;
+use argmin::solver::quasinewton::LBFGS;
+use nalgebra::{Const, DMatrix, DimMin, SVector};
+use serde::Serialize;
+use std::cell::{Cell, RefCell};
+
+impl Reading {
+    /// A reading at `t` minutes of `users` with standard deviation `sigma` (no clock time,
+    /// note or source): for readings made in code.
+    pub fn new(t: f64, users: f64, sigma: f64) -> Self {
+        Self {
+            time: String::new(),
+            t,
+            users,
+            sigma,
+            sigma_from: "column",
+            note: String::new(),
+            source: String::new(),
+        }
+    }
+}
+
+/// One fitted quantity with its bounds and starting value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FitParam {
+    /// The name as given (a parameter, `shock`, `sn_shock`, `window`, `shock_at`,
+    /// `population`, `intervention.K.at`, `intervention.K.NAME`).
+    pub name: String,
+    /// What it sets.
+    #[serde(skip)]
+    pub quantity: Quantity,
+    /// Lower bound.
+    pub lo: f64,
+    /// Upper bound.
+    pub hi: f64,
+    /// Whether the optimiser moves on its logarithm.
+    pub log: bool,
+    /// The starting value (the scenario's).
+    pub start: f64,
+}
+
+/// The current value of a quantity in a scenario (`None` for a shock the scenario lacks).
+pub fn quantity_value(q: &Quantity, sc: &Scenario) -> Option<f64> {
+    Some(match *q {
+        Quantity::Param(i) => sc.params.values()[i],
+        Quantity::Shock => sc.shock?.fraction,
+        Quantity::SnShock => sc.shock?.sn_fraction,
+        Quantity::Window => sc.shock?.window,
+        Quantity::ShockAt => sc.shock?.at,
+        Quantity::TEnd => sc.t_end,
+        Quantity::Population => sc.population,
+        Quantity::InterventionAt { k } => sc.interventions[k].at,
+        Quantity::Intervention { k, param } => {
+            sc.interventions[k].set.iter().find(|(i, _)| *i == param)?.1
+        }
+    })
+}
+
+impl FitParam {
+    /// The quantity `name` of `sc`, starting from its value there, with default bounds: a
+    /// parameter's valid range where finite (otherwise from 1/100 to 100 times the start),
+    /// fractions in [0, 0.99], times ±12 h around the start within the horizon, windows and
+    /// the population from 1/100 to 100 times the start.
+    pub fn new(name: &str, sc: &Scenario) -> Result<Self, Error> {
+        let quantity = Quantity::parse(name, sc)?;
+        if quantity == Quantity::TEnd {
+            return Err(Error::Invalid(
+                "`t_end` cannot be fitted: it only says how long to simulate".into(),
+            ));
+        }
+        let start = quantity_value(&quantity, sc).ok_or_else(|| {
+            Error::Invalid(format!(
+                "`{name}` cannot be fitted: the scenario has no [shock]"
+            ))
+        })?;
+        let decades = |what: &str| -> Result<(f64, f64), Error> {
+            if start > 0.0 {
+                Ok((start / 100.0, start * 100.0))
+            } else {
+                Err(Error::Invalid(format!(
+                    "`{name}` starts at {start}: give its bounds with --bounds {name}=LO:HI ({what})"
+                )))
+            }
+        };
+        let (lo, hi) = match quantity {
+            Quantity::Param(i) | Quantity::Intervention { param: i, .. } => {
+                let spec = sc.params.specs()[i];
+                let inward = |b: f64, towards: f64| b + 1e-9 * (towards - b);
+                match (spec.lower, spec.upper) {
+                    (Bound::Closed(a) | Bound::Open(a), Bound::Closed(b) | Bound::Open(b)) => {
+                        let lo = if matches!(spec.lower, Bound::Open(_)) {
+                            inward(a, b)
+                        } else {
+                            a
+                        };
+                        let hi = if matches!(spec.upper, Bound::Open(_)) {
+                            inward(b, a)
+                        } else {
+                            b
+                        };
+                        (lo, hi)
+                    }
+                    _ => {
+                        let (lo, hi) = decades("its valid range is unbounded")?;
+                        let lo = match spec.lower {
+                            Bound::Closed(a) | Bound::Open(a) => lo.max(a),
+                            Bound::Unbounded => lo,
+                        };
+                        (lo, hi)
+                    }
+                }
+            }
+            Quantity::Shock | Quantity::SnShock => (0.0, 0.99),
+            Quantity::Window => {
+                let room = sc.t_end - sc.shock.map_or(0.0, |s| s.at);
+                let (lo, hi) = decades("an instantaneous wave has no window to fit")?;
+                (lo, hi.min(room))
+            }
+            Quantity::ShockAt | Quantity::InterventionAt { .. } => {
+                ((start - 720.0).max(0.0), (start + 720.0).min(sc.t_end))
+            }
+            Quantity::Population => decades("a population must be > 0")?,
+            Quantity::TEnd => unreachable!("refused above"),
+        };
+        let mut fp = Self {
+            name: name.to_string(),
+            quantity,
+            lo,
+            hi,
+            log: false,
+            start,
+        };
+        fp.set_bounds(lo, hi)?;
+        Ok(fp)
+    }
+
+    /// Sets the bounds; the start must lie strictly inside them.
+    pub fn set_bounds(&mut self, lo: f64, hi: f64) -> Result<(), Error> {
+        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+            return Err(Error::Invalid(format!(
+                "bounds of `{}`: need finite LO < HI, got {lo}:{hi}",
+                self.name
+            )));
+        }
+        if !(self.start > lo && self.start < hi) {
+            return Err(Error::OutOfRange {
+                name: format!("{} (start value)", self.name),
+                value: self.start,
+                range: format!("strictly inside its bounds ({lo}, {hi})"),
+            });
+        }
+        self.lo = lo;
+        self.hi = hi;
+        self.log = lo > 0.0 && hi / lo >= 100.0;
+        Ok(())
+    }
+
+    /// θ from the optimiser's coordinate `u`, and `dθ/du`.
+    fn value_at(&self, u: f64) -> (f64, f64) {
+        let s = 1.0 / (1.0 + (-u).exp());
+        let ds = s * (1.0 - s);
+        if self.log {
+            let (a, b) = (self.lo.ln(), self.hi.ln());
+            let th = (a + (b - a) * s).exp();
+            (th, th * (b - a) * ds)
+        } else {
+            (self.lo + (self.hi - self.lo) * s, (self.hi - self.lo) * ds)
+        }
+    }
+
+    /// The optimiser's coordinate of θ (strictly inside the bounds).
+    fn coord_of(&self, th: f64) -> f64 {
+        let s = if self.log {
+            (th.ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln())
+        } else {
+            (th - self.lo) / (self.hi - self.lo)
+        };
+        let s = s.clamp(1e-12, 1.0 - 1e-12);
+        (s / (1.0 - s)).ln()
+    }
+}
+
+/// Which optimiser(s) to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FitMethod {
+    /// Nelder–Mead (derivative-free).
+    NelderMead,
+    /// L-BFGS with the exact gradient (More–Thuente line search).
+    Lbfgs,
+    /// Nelder–Mead, then L-BFGS from its result.
+    Both,
+}
+
+impl FitMethod {
+    /// Parses `nelder-mead`, `lbfgs` or `both`.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "nelder-mead" => Ok(Self::NelderMead),
+            "lbfgs" => Ok(Self::Lbfgs),
+            "both" => Ok(Self::Both),
+            other => Err(Error::Invalid(format!(
+                "unknown fit method `{other}`: use nelder-mead, lbfgs or both"
+            ))),
+        }
+    }
+}
+
+/// Options of a calibration.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CalibrateOptions {
+    /// Solver options of every trajectory (tight by default: the optimisers need a smooth
+    /// objective).
+    pub solve: SolveOptions,
+    /// Which optimiser(s).
+    pub method: FitMethod,
+    /// Iteration limit of each local search.
+    pub max_iters: u64,
+    /// Starts of the global phase: the scenario's values and `starts − 1` points spread over
+    /// the bounds (the fate of a trajectory can flip across a tipping point, so χ² may have
+    /// several basins).
+    pub starts: usize,
+    /// Confidence level of the reported intervals.
+    pub level: f64,
+}
+
+impl Default for CalibrateOptions {
+    fn default() -> Self {
+        Self {
+            solve: SolveOptions {
+                method: Method::Rosenbrock,
+                tol: Tolerances {
+                    rtol: 1e-8,
+                    atol: 1e-13,
+                },
+                ..SolveOptions::default()
+            },
+            method: FitMethod::Both,
+            max_iters: 2000,
+            starts: 8,
+            level: 0.95,
+        }
+    }
+}
+
+/// One fitted quantity's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fitted {
+    /// Name.
+    pub name: String,
+    /// Starting value.
+    pub start: f64,
+    /// Fitted value.
+    pub value: f64,
+    /// Standard error (Gauss–Newton, scaled by the reduced χ²); `None` when not determined.
+    pub sd: Option<f64>,
+    /// Confidence interval at the requested level; `None` when not determined.
+    pub interval: Option<(f64, f64)>,
+    /// Bounds.
+    pub bounds: (f64, f64),
+    /// Whether the value sits on a bound (then its interval means little).
+    pub at_bound: bool,
+}
+
+/// One reading compared with the fitted model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Residual {
+    /// Clock time as written.
+    pub time: String,
+    /// Minutes from `t = 0`.
+    pub t: f64,
+    /// Observed users.
+    pub observed: f64,
+    /// Model users.
+    pub model: f64,
+    /// The reading's standard deviation.
+    pub sigma: f64,
+    /// `(model − observed)/sigma`.
+    pub z: f64,
+}
+
+/// What one optimiser did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stage {
+    /// Method name.
+    pub method: &'static str,
+    /// Local searches run (one per start).
+    pub starts: usize,
+    /// Iterations.
+    pub iterations: u64,
+    /// Objective evaluations.
+    pub cost_evals: usize,
+    /// Gradient evaluations (each is one sensitivity solve per fitted quantity).
+    pub gradient_evals: usize,
+    /// χ² reached.
+    pub chi2: f64,
+    /// Why it stopped.
+    pub stopped: String,
+}
+
+/// The result of a calibration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fit {
+    /// The fitted quantities, in the order given.
+    pub params: Vec<Fitted>,
+    /// Readings used.
+    pub n_readings: usize,
+    /// χ² at the optimum.
+    pub chi2: f64,
+    /// χ² at the start.
+    pub chi2_start: f64,
+    /// χ²/(n − k) (`None` when n ≤ k).
+    pub reduced_chi2: Option<f64>,
+    /// Root-mean-square error in users (unweighted).
+    pub rmse: f64,
+    /// Correlations of the fitted quantities (row-major k × k; empty when not determined).
+    pub correlation: Vec<Vec<f64>>,
+    /// Each reading against the fitted model.
+    pub residuals: Vec<Residual>,
+    /// The optimisers run, in order.
+    pub stages: Vec<Stage>,
+    /// Solver work of every trajectory of the calibration.
+    pub stats: SolverStats,
+    /// Confidence level of the intervals.
+    pub level: f64,
+    /// What the user should know before trusting the intervals (values on bounds,
+    /// undetermined or strongly correlated quantities).
+    pub warnings: Vec<String>,
+    /// The scenario with the fitted values.
+    #[serde(skip)]
+    pub scenario: Scenario,
+}
+
+/// The least-squares problem on the optimiser's coordinates.
+struct Problem<'a, M, const N: usize> {
+    model: &'a M,
+    base: &'a Scenario,
+    readings: &'a [Reading],
+    fit: &'a [FitParam],
+    horizon: f64,
+    opts: &'a CalibrateOptions,
+    stats: RefCell<SolverStats>,
+    cost_evals: Cell<usize>,
+    gradient_evals: Cell<usize>,
+    /// Healthy states of recently seen parameter vectors (most fitted quantities leave the
+    /// initial and final parameters unchanged, and the search for them dominates a solve).
+    healthy: RefCell<Vec<(Vec<f64>, SVector<f64, N>)>>,
+}
+
+impl<M: Model<N>, const N: usize> Problem<'_, M, N>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    fn healthy_of(&self, p: &[f64]) -> Result<SVector<f64, N>, Error> {
+        if let Some((_, x)) = self.healthy.borrow().iter().find(|(q, _)| q == p) {
+            return Ok(*x);
+        }
+        let x = healthy_state(self.model, p)?.equilibrium;
+        let mut cache = self.healthy.borrow_mut();
+        if cache.len() >= 8 {
+            cache.remove(0);
+        }
+        cache.push((p.to_vec(), x));
+        Ok(x)
+    }
+
+    fn theta(&self, u: &[f64]) -> Vec<f64> {
+        self.fit
+            .iter()
+            .zip(u)
+            .map(|(f, u)| f.value_at(*u).0)
+            .collect()
+    }
+
+    /// The scenario at θ, simulated to the last reading.
+    fn scenario(&self, theta: &[f64]) -> Result<Scenario, Error> {
+        let mut sc = self.base.clone();
+        for (f, v) in self.fit.iter().zip(theta) {
+            f.quantity.apply(&mut sc, *v)?;
+        }
+        sc.t_end = self.horizon;
+        sc.validate(self.model)?;
+        Ok(sc)
+    }
+
+    /// Model users at each reading.
+    fn predict(&self, theta: &[f64]) -> Result<Vec<f64>, Error> {
+        let sc = self.scenario(theta)?;
+        let opts = SimOptions {
+            solve: self.opts.solve,
+            dt: self.horizon,
+            settle_horizon: 0.0,
+        };
+        let sim = simulate_with(self.model, &sc, &opts, &mut |p: &[f64]| self.healthy_of(p))?;
+        *self.stats.borrow_mut() += sim.summary.stats;
+        Ok(self
+            .readings
+            .iter()
+            .map(|r| {
+                let x = sim
+                    .dense
+                    .eval(r.t.max(0.0))
+                    .expect("a simulation is not empty");
+                self.model.online(&x) * sc.population
+            })
+            .collect())
+    }
+
+    fn chi2(&self, theta: &[f64]) -> Result<f64, Error> {
+        let y = self.predict(theta)?;
+        Ok(self
+            .readings
+            .iter()
+            .zip(&y)
+            .map(|(r, m)| ((m - r.users) / r.sigma).powi(2))
+            .sum())
+    }
+}
+
+impl<M: Model<N>, const N: usize> Problem<'_, M, N>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    /// Weighted residuals and their exact Jacobian in θ (n × k), one sensitivity solve per
+    /// fitted quantity.
+    fn residuals_and_jacobian<const N2: usize>(
+        &self,
+        theta: &[f64],
+    ) -> Result<(Vec<f64>, DMatrix<f64>), Error>
+    where
+        Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+    {
+        let sc = self.scenario(theta)?;
+        let (n, k) = (self.readings.len(), self.fit.len());
+        let mut jac = DMatrix::zeros(n, k);
+        let mut r = vec![0.0; n];
+        let mut stats = SolverStats::default();
+        let x_h = self.healthy_of(sc.params.values())?;
+        for (j, f) in self.fit.iter().enumerate() {
+            let dense = sens::sensitivity_run::<M, N, N2>(
+                self.model,
+                &sc,
+                &f.quantity,
+                self.horizon,
+                &x_h,
+                &self.opts.solve,
+                &mut stats,
+            )?;
+            for (i, rd) in self.readings.iter().enumerate() {
+                let xa = dense.eval(rd.t.max(0.0)).expect("a solve is not empty");
+                let (y, dy) = sens::online_and_sensitivity::<M, N, N2>(self.model, &xa);
+                let dy_users = if f.quantity == Quantity::Population {
+                    y
+                } else {
+                    dy * sc.population
+                };
+                jac[(i, j)] = dy_users / rd.sigma;
+                if j == 0 {
+                    r[i] = (y * sc.population - rd.users) / rd.sigma;
+                }
+            }
+        }
+        *self.stats.borrow_mut() += stats;
+        Ok((r, jac))
+    }
+}
+
+/// χ² on the optimiser's coordinates (for argmin), with the exact gradient.
+struct Objective<'a, 'b, M, const N: usize, const N2: usize> {
+    problem: &'b Problem<'a, M, N>,
+    /// Nelder–Mead treats an infeasible or failed point as +∞ rather than an error.
+    infinite_on_error: bool,
+}
+
+impl<M: Model<N>, const N: usize, const N2: usize> CostFunction for Objective<'_, '_, M, N, N2>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    type Param = Vec<f64>;
+    type Output = f64;
+    fn cost(&self, u: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+        let p = self.problem;
+        p.cost_evals.set(p.cost_evals.get() + 1);
+        match p.chi2(&p.theta(u)) {
+            Ok(c) => Ok(c),
+            Err(_) if self.infinite_on_error => Ok(f64::INFINITY),
+            Err(e) => Err(argmin::core::Error::msg(e.to_string())),
+        }
+    }
+}
+
+impl<M: Model<N>, const N: usize, const N2: usize> Gradient for Objective<'_, '_, M, N, N2>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+{
+    type Param = Vec<f64>;
+    type Gradient = Vec<f64>;
+    fn gradient(&self, u: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
+        let p = self.problem;
+        p.gradient_evals.set(p.gradient_evals.get() + 1);
+        let (r, jac) = p
+            .residuals_and_jacobian::<N2>(&p.theta(u))
+            .map_err(|e| argmin::core::Error::msg(e.to_string()))?;
+        Ok(p.fit
+            .iter()
+            .zip(u)
+            .enumerate()
+            .map(|(j, (f, u))| {
+                let dth = f.value_at(*u).1;
+                2.0 * (0..r.len()).map(|i| r[i] * jac[(i, j)]).sum::<f64>() * dth
+            })
+            .collect())
+    }
+}
+
+/// Best point, its cost, iterations and why the solver stopped.
+fn summary<S: State<Param = Vec<f64>, Float = f64>>(
+    st: &S,
+) -> (Option<Vec<f64>>, f64, u64, String) {
+    (
+        st.get_best_param().cloned(),
+        st.get_best_cost(),
+        st.get_iter(),
+        st.get_termination_reason()
+            .map_or_else(|| "unknown".into(), |r| r.text().to_string()),
+    )
+}
+
+/// The gradient of `χ²` in θ at `theta` from forward sensitivities (exact up to the solver
+/// tolerance): `2·Jᵀr`. For checks and for users who run their own optimiser.
+pub fn chi2_gradient<M: Model<N>, const N: usize, const N2: usize>(
+    model: &M,
+    sc: &Scenario,
+    readings: &[Reading],
+    fit: &[FitParam],
+    theta: &[f64],
+    opts: &CalibrateOptions,
+) -> Result<(f64, Vec<f64>), Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+{
+    let problem = problem(model, sc, readings, fit, opts)?;
+    let (r, jac) = problem.residuals_and_jacobian::<N2>(theta)?;
+    let chi2 = r.iter().map(|v| v * v).sum();
+    let g = (0..fit.len())
+        .map(|j| 2.0 * (0..r.len()).map(|i| r[i] * jac[(i, j)]).sum::<f64>())
+        .collect();
+    Ok((chi2, g))
+}
+
+/// `χ²` at `theta` from a plain simulation (what Nelder–Mead minimises).
+pub fn chi2<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    readings: &[Reading],
+    fit: &[FitParam],
+    theta: &[f64],
+    opts: &CalibrateOptions,
+) -> Result<f64, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    problem(model, sc, readings, fit, opts)?.chi2(theta)
+}
+
+fn problem<'a, M: Model<N>, const N: usize>(
+    model: &'a M,
+    sc: &'a Scenario,
+    readings: &'a [Reading],
+    fit: &'a [FitParam],
+    opts: &'a CalibrateOptions,
+) -> Result<Problem<'a, M, N>, Error> {
+    if readings.is_empty() {
+        return Err(Error::Invalid(
+            "calibration needs at least one reading".into(),
+        ));
+    }
+    if fit.is_empty() {
+        return Err(Error::Invalid(
+            "name at least one quantity to fit (--fit NAME[,NAME...])".into(),
+        ));
+    }
+    for (a, f) in fit.iter().enumerate() {
+        if fit[..a].iter().any(|g| g.quantity == f.quantity) {
+            return Err(Error::Invalid(format!(
+                "`{}` is named twice in --fit",
+                f.name
+            )));
+        }
+        let both = |x: Quantity, y: Quantity| {
+            (f.quantity == x && fit.iter().any(|g| g.quantity == y))
+                || (f.quantity == y && fit.iter().any(|g| g.quantity == x))
+        };
+        if both(Quantity::Shock, Quantity::SnShock) {
+            return Err(Error::Invalid(
+                "fit either `shock` (peers and supernodes alike) or `sn_shock`, not both".into(),
+            ));
+        }
+    }
+    if !(opts.level > 0.0 && opts.level < 1.0) {
+        return Err(Error::OutOfRange {
+            name: "level".into(),
+            value: opts.level,
+            range: "in (0, 1)".into(),
+        });
+    }
+    opts.solve.tol.validate()?;
+    let last = readings
+        .iter()
+        .map(|r| r.t)
+        .fold(f64::NEG_INFINITY, f64::max);
+    Ok(Problem {
+        model,
+        base: sc,
+        readings,
+        fit,
+        horizon: sc.t_end.max(last),
+        opts,
+        stats: RefCell::new(SolverStats::default()),
+        cost_evals: Cell::new(0),
+        gradient_evals: Cell::new(0),
+        healthy: RefCell::new(vec![]),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Local {
+    NelderMead,
+    Lbfgs,
+}
+
+impl Local {
+    fn name(self) -> &'static str {
+        match self {
+            Local::NelderMead => "nelder-mead",
+            Local::Lbfgs => "lbfgs",
+        }
+    }
+}
+
+/// The given start and `count − 1` more spread over the box of bounds (Sobol' points on the
+/// logistic scale, kept 2 % away from the bounds).
+fn start_points(fit: &[FitParam], count: usize) -> Result<Vec<Vec<f64>>, Error> {
+    if count == 0 {
+        return Err(Error::OutOfRange {
+            name: "starts".into(),
+            value: 0.0,
+            range: "at least 1".into(),
+        });
+    }
+    if count > 1 && fit.len() > crate::sweep::SOBOL_DIMS {
+        return Err(Error::Invalid(format!(
+            "several starts spread over at most {} fitted quantities; use --starts 1 for {}",
+            crate::sweep::SOBOL_DIMS,
+            fit.len()
+        )));
+    }
+    let mut out = vec![fit.iter().map(|f| f.coord_of(f.start)).collect()];
+    for i in 1..count as u64 {
+        out.push(
+            (0..fit.len())
+                .map(|d| {
+                    let s = 0.02 + 0.96 * crate::sweep::design::sobol(i, d, 0);
+                    (s / (1.0 - s)).ln()
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+/// One local search from `u0`: `(u, χ², iterations, why it stopped)`.
+fn local_search<M: Model<N>, const N: usize, const N2: usize>(
+    problem: &Problem<'_, M, N>,
+    method: Local,
+    u0: &[f64],
+    max_iters: u64,
+) -> Result<(Vec<f64>, f64, u64, String), Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+{
+    let obj: Objective<'_, '_, M, N, N2> = Objective {
+        problem,
+        infinite_on_error: method == Local::NelderMead,
+    };
+    let fail = |e: argmin::core::Error| Error::Invalid(format!("{}: {e}", method.name()));
+    let (param, cost, iters, reason) = match method {
+        Local::NelderMead => {
+            let mut simplex = vec![u0.to_vec()];
+            for j in 0..u0.len() {
+                let mut v = u0.to_vec();
+                v[j] += 0.5;
+                simplex.push(v);
+            }
+            let solver = NelderMead::new(simplex)
+                .with_sd_tolerance(1e-6)
+                .map_err(fail)?;
+            let res = Executor::new(obj, solver)
+                .configure(|s| s.max_iters(max_iters))
+                .run()
+                .map_err(fail)?;
+            summary(res.state())
+        }
+        Local::Lbfgs => {
+            let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
+                .with_tolerance_grad(1e-9)
+                .and_then(|s| s.with_tolerance_cost(1e-13))
+                .map_err(fail)?;
+            let res = Executor::new(obj, solver)
+                .configure(|s| s.param(u0.to_vec()).max_iters(max_iters))
+                .run()
+                .map_err(fail)?;
+            summary(res.state())
+        }
+    };
+    let u = param.ok_or_else(|| Error::Invalid(format!("{}: no point found", method.name())))?;
+    Ok((u, cost, iters, reason))
+}
+
+/// Fits the quantities `fit` of scenario `sc` to `readings`. `N2` must be `2N` (the state
+/// and its sensitivity are integrated together); for the reference model, `N = 3, N2 = 6`.
+pub fn calibrate<M: Model<N>, const N: usize, const N2: usize>(
+    model: &M,
+    sc: &Scenario,
+    readings: &[Reading],
+    fit: Vec<FitParam>,
+    opts: &CalibrateOptions,
+) -> Result<Fit, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+{
+    if N2 != 2 * N {
+        return Err(Error::Invalid(format!(
+            "calibrate::<_, {N}, {N2}>: the sensitivity system needs N2 = 2N = {}",
+            2 * N
+        )));
+    }
+    let problem = problem(model, sc, readings, &fit, opts)?;
+    let theta0: Vec<f64> = fit.iter().map(|f| f.start).collect();
+    let chi2_start = problem.chi2(&theta0)?;
+    let starts = start_points(&fit, opts.starts)?;
+    let mut best: (Vec<f64>, f64) = (starts[0].clone(), chi2_start);
+    let mut stages = vec![];
+    let global = match opts.method {
+        FitMethod::NelderMead | FitMethod::Both => Local::NelderMead,
+        FitMethod::Lbfgs => Local::Lbfgs,
+    };
+    // The global phase: one local search from each start, the best kept.
+    let mut stage = Stage {
+        method: global.name(),
+        starts: starts.len(),
+        iterations: 0,
+        cost_evals: 0,
+        gradient_evals: 0,
+        chi2: f64::NAN,
+        stopped: String::new(),
+    };
+    let (c0, g0) = (problem.cost_evals.get(), problem.gradient_evals.get());
+    let (mut why_best, mut failures) = (String::from("no start improved on the scenario"), 0);
+    for u0 in &starts {
+        match local_search::<M, N, N2>(&problem, global, u0, opts.max_iters) {
+            Ok((u, c, iters, why)) => {
+                stage.iterations += iters;
+                if c < best.1 {
+                    best = (u, c);
+                    why_best = why;
+                }
+            }
+            Err(_) => failures += 1,
+        }
+    }
+    stage.cost_evals = problem.cost_evals.get() - c0;
+    stage.gradient_evals = problem.gradient_evals.get() - g0;
+    stage.chi2 = best.1;
+    stage.stopped = if failures > 0 {
+        format!("best start: {why_best}; {failures} start(s) failed")
+    } else {
+        format!("best start: {why_best}")
+    };
+    stages.push(stage);
+    if opts.method == FitMethod::Both {
+        // Polish the best point with the gradient method.
+        let (c0, g0) = (problem.cost_evals.get(), problem.gradient_evals.get());
+        let mut stage = Stage {
+            method: Local::Lbfgs.name(),
+            starts: 1,
+            iterations: 0,
+            cost_evals: 0,
+            gradient_evals: 0,
+            chi2: best.1,
+            stopped: String::new(),
+        };
+        match local_search::<M, N, N2>(&problem, Local::Lbfgs, &best.0, opts.max_iters) {
+            Ok((u, c, iters, why)) => {
+                stage.iterations = iters;
+                stage.stopped = why;
+                if c <= best.1 {
+                    best = (u, c);
+                }
+                stage.chi2 = best.1;
+            }
+            Err(e) => stage.stopped = format!("failed: {e} (kept the previous point)"),
+        }
+        stage.cost_evals = problem.cost_evals.get() - c0;
+        stage.gradient_evals = problem.gradient_evals.get() - g0;
+        stages.push(stage);
+    }
+    let u = best.0;
+
+    // Uncertainty at the optimum from the exact Jacobian.
+    let theta = problem.theta(&u);
+    let (r, jac) = problem.residuals_and_jacobian::<N2>(&theta)?;
+    let chi2: f64 = r.iter().map(|v| v * v).sum();
+    let (n, k) = (readings.len(), fit.len());
+    let reduced = (n > k).then(|| chi2 / (n - k) as f64);
+    let fisher = jac.transpose() * &jac;
+    let cov = reduced.and_then(|s2| fisher.clone().try_inverse().map(|inv| inv * s2));
+    let cov = cov.filter(|c| (0..k).all(|j| c[(j, j)].is_finite() && c[(j, j)] > 0.0));
+    let tq = reduced.map(|_| stats::student_t_quantile(0.5 + opts.level / 2.0, (n - k) as f64));
+    let mut params = vec![];
+    for (j, f) in fit.iter().enumerate() {
+        let v = theta[j];
+        // On a bound when the logistic coordinate is within 1e-4 of either end.
+        let at_bound = u[j].abs() > (1.0f64 / 1e-4 - 1.0).ln();
+        let sd = cov.as_ref().map(|c| c[(j, j)].sqrt());
+        let interval = sd.zip(tq).map(|(s, t)| (v - t * s, v + t * s));
+        params.push(Fitted {
+            name: f.name.clone(),
+            start: f.start,
+            value: v,
+            sd,
+            interval,
+            bounds: (f.lo, f.hi),
+            at_bound,
+        });
+    }
+    let correlation: Vec<Vec<f64>> = cov.as_ref().map_or_else(Vec::new, |c| {
+        (0..k)
+            .map(|a| {
+                (0..k)
+                    .map(|b| c[(a, b)] / (c[(a, a)] * c[(b, b)]).sqrt())
+                    .collect()
+            })
+            .collect()
+    });
+    let mut warnings = vec![];
+    // The plain simulation and the sensitivity solve are two integrations of the same
+    // trajectory; if they disagree on χ², the fit sits where the solver's own error decides
+    // the trajectory's fate (a point on the basin boundary).
+    let chi2_plain = problem.chi2(&theta)?;
+    if (chi2_plain - chi2).abs() > 1e-3 * chi2.max(1.0) {
+        warnings.push(format!(
+            "two integrations of the fitted trajectory disagree (chi2 {chi2_plain:.6} vs {chi2:.6}): the fit sits on a knife-edge where the trajectory's fate turns on tiny changes; fix or bound the quantities that move it there"
+        ));
+    }
+    for p in params.iter().filter(|p| p.at_bound) {
+        warnings.push(format!(
+            "`{}` = {} sits on a bound of [{}, {}]: the data push it there; its interval is not meaningful",
+            p.name, p.value, p.bounds.0, p.bounds.1
+        ));
+    }
+    if cov.is_none() {
+        warnings.push(if n <= k {
+            format!("{n} readings cannot determine {k} quantities: no intervals")
+        } else {
+            "the data do not determine every fitted quantity (singular JᵀJ): no intervals".into()
+        });
+    }
+    for a in 0..correlation.len() {
+        for b in 0..a {
+            if correlation[a][b].abs() > 0.999 {
+                warnings.push(format!(
+                    "`{}` and `{}` are correlated (r = {:.4}): the data fix a combination of them, not each; their intervals are local",
+                    fit[b].name, fit[a].name, correlation[a][b]
+                ));
+            }
+        }
+    }
+    let mut scenario = problem.scenario(&theta)?;
+    scenario.t_end = sc.t_end;
+    let residuals: Vec<Residual> = readings
+        .iter()
+        .zip(&r)
+        .map(|(rd, z)| Residual {
+            time: rd.time.clone(),
+            t: rd.t,
+            observed: rd.users,
+            model: rd.users + z * rd.sigma,
+            sigma: rd.sigma,
+            z: *z,
+        })
+        .collect();
+    let rmse = (residuals
+        .iter()
+        .map(|x| (x.model - x.observed).powi(2))
+        .sum::<f64>()
+        / n as f64)
+        .sqrt();
+    let stats = *problem.stats.borrow();
+    Ok(Fit {
+        params,
+        n_readings: n,
+        chi2,
+        chi2_start,
+        reduced_chi2: reduced,
+        rmse,
+        correlation,
+        residuals,
+        stages,
+        stats,
+        level: opts.level,
+        warnings,
+        scenario,
+    })
+}

@@ -1,0 +1,349 @@
+//! Forward sensitivities of a scenario's trajectory to one fitted quantity.
+//!
+//! The state `x` and its sensitivity `s = ∂x/∂θ` are integrated together as one system of
+//! `2N` equations, `x' = f(x, p)`, `s' = J(x, p)·s + ∂f/∂p·∂p/∂θ`, by the same solvers as
+//! every simulation, with the error control covering `s` too. The right-hand side of the
+//! sensitivity is one directional derivative of the model's own right-hand side, evaluated
+//! with dual numbers, so it is exact. Across the scenario's breakpoints the sensitivity jumps
+//! as the chain rule says:
+//!
+//! - the initial state is the healthy state, an equilibrium: `s(0) = −J⁻¹·∂f/∂θ`;
+//! - an instantaneous wave `x⁺ = g(x⁻, p, f, c)`: `s⁺ = Dg·(s⁻, ∂p/∂θ, ∂f/∂θ, ∂c/∂θ)`, plus
+//!   `(Dₓg·f⁻ − f⁺)·∂τ/∂θ` when its time `τ` moves with `θ`;
+//! - a change of the right-hand side at time `τ` (window start and end, an intervention):
+//!   `s⁺ = s⁻ + (f⁻ − f⁺)·∂τ/∂θ`.
+
+use crate::error::Error;
+use crate::model::{Model, ParamSpec, Scalar, StateSpec, System, MAX_PARAMS};
+use crate::scenario::Scenario;
+use crate::simulate::{breakpoints, Event};
+use crate::solve::{integrate, Dense, Segment, SolveOptions, SolverStats};
+use crate::sweep::Quantity;
+use nalgebra::{Const, DimMin, SMatrix, SVector};
+use num_dual::Dual;
+
+/// The model extended by the sensitivity of its state to one direction in parameter space
+/// (and in the wave's hazards). `N2` must be `2N`.
+pub(crate) struct Sens<'a, M, const N: usize> {
+    pub inner: &'a M,
+    /// `∂p/∂θ` in the current interval.
+    pub dp: [f64; MAX_PARAMS],
+    /// `∂(η_p, η_s)/∂θ` while a spread wave is active.
+    pub deta: (f64, f64),
+}
+
+const SENS_STATES: [StateSpec; 2] = [
+    StateSpec {
+        name: "x",
+        meaning: "state",
+    },
+    StateSpec {
+        name: "s",
+        meaning: "sensitivity of the state",
+    },
+];
+
+impl<M: Model<N>, const N: usize> Sens<'_, M, N> {
+    fn lift<T: Scalar, const N2: usize>(xa: &SVector<T, N2>) -> SVector<Dual<T>, N> {
+        SVector::from_fn(|i, _| Dual::new(xa[i], xa[N + i]))
+    }
+    fn lift_params<T: Scalar>(&self, p: &[T]) -> [Dual<T>; MAX_PARAMS] {
+        let mut pd = [Dual::from_re(T::from(0.0)); MAX_PARAMS];
+        for (j, v) in p.iter().enumerate() {
+            pd[j] = Dual::new(*v, T::from(self.dp[j]));
+        }
+        pd
+    }
+    fn lower<T: Scalar, const N2: usize>(d: SVector<Dual<T>, N>) -> SVector<T, N2> {
+        SVector::from_fn(|i, _| if i < N { d[i].re } else { d[i - N].eps })
+    }
+}
+
+impl<M: Model<N>, const N: usize, const N2: usize> Model<N2> for Sens<'_, M, N> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn states(&self) -> [StateSpec; N2] {
+        std::array::from_fn(|i| SENS_STATES[usize::from(i >= N)])
+    }
+    fn params(&self) -> &[ParamSpec] {
+        self.inner.params()
+    }
+    fn rhs<T: Scalar>(&self, t: T, xa: &SVector<T, N2>, p: &[T]) -> SVector<T, N2> {
+        let pd = self.lift_params(p);
+        let d = self
+            .inner
+            .rhs(Dual::from_re(t), &Self::lift(xa), &pd[..p.len()]);
+        Self::lower(d)
+    }
+    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, N2> {
+        SVector::zeros()
+    }
+    fn autonomous(&self) -> bool {
+        self.inner.autonomous()
+    }
+    fn feasible(&self, _x: &SVector<f64, N2>) -> bool {
+        true
+    }
+    fn reboot_flow<T: Scalar>(
+        &self,
+        xa: &SVector<T, N2>,
+        p: &[T],
+        eta_p: T,
+        eta_s: T,
+    ) -> SVector<T, N2> {
+        let pd = self.lift_params(p);
+        let d = self.inner.reboot_flow(
+            &Self::lift(xa),
+            &pd[..p.len()],
+            Dual::new(eta_p, T::from(self.deta.0)),
+            Dual::new(eta_s, T::from(self.deta.1)),
+        );
+        Self::lower(d)
+    }
+}
+
+/// What a quantity's sensitivity run needs to know at each breakpoint.
+struct Roles {
+    /// The fitted model parameter (from `t = 0`), if any.
+    param: Option<usize>,
+    /// The fitted intervention value `(k, param)`, if any.
+    iv_value: Option<(usize, usize)>,
+    /// The fitted intervention time, if any.
+    iv_at: Option<usize>,
+    /// The wave's start moves with θ.
+    shock_at: bool,
+    /// The wave's window is θ.
+    window: bool,
+    /// `∂(f, c)/∂θ` of the wave's fractions.
+    dfrac: (f64, f64),
+}
+
+impl Roles {
+    fn of(q: &Quantity) -> Result<Self, Error> {
+        let mut r = Roles {
+            param: None,
+            iv_value: None,
+            iv_at: None,
+            shock_at: false,
+            window: false,
+            dfrac: (0.0, 0.0),
+        };
+        match *q {
+            Quantity::Param(j) => r.param = Some(j),
+            Quantity::Intervention { k, param } => r.iv_value = Some((k, param)),
+            Quantity::InterventionAt { k } => r.iv_at = Some(k),
+            Quantity::ShockAt => r.shock_at = true,
+            Quantity::Window => r.window = true,
+            Quantity::Shock => r.dfrac = (1.0, 1.0),
+            Quantity::SnShock => r.dfrac = (0.0, 1.0),
+            Quantity::Population => {}
+            Quantity::TEnd => {
+                return Err(Error::Invalid(
+                    "`t_end` cannot be fitted: it only says how long to simulate".into(),
+                ))
+            }
+        }
+        Ok(r)
+    }
+}
+
+fn split<const N: usize, const N2: usize>(
+    xa: &SVector<f64, N2>,
+) -> (SVector<f64, N>, SVector<f64, N>) {
+    (
+        SVector::from_fn(|i, _| xa[i]),
+        SVector::from_fn(|i, _| xa[N + i]),
+    )
+}
+
+fn join<const N: usize, const N2: usize>(
+    x: &SVector<f64, N>,
+    s: &SVector<f64, N>,
+) -> SVector<f64, N2> {
+    SVector::from_fn(|i, _| if i < N { x[i] } else { s[i - N] })
+}
+
+/// Integrates the scenario over `[0, horizon]` together with the sensitivity of its state to
+/// the quantity `q`, from the healthy state `x_h` of the initial parameters (ignored when the
+/// scenario gives an initial state). The dense output covers both.
+pub(crate) fn sensitivity_run<M: Model<N>, const N: usize, const N2: usize>(
+    model: &M,
+    sc: &Scenario,
+    q: &Quantity,
+    horizon: f64,
+    x_h: &SVector<f64, N>,
+    opts: &SolveOptions,
+    stats: &mut SolverStats,
+) -> Result<Dense<N2>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+{
+    assert_eq!(N2, 2 * N, "the sensitivity system has 2N states");
+    let roles = Roles::of(q)?;
+    let mut p = sc.params.values().to_vec();
+    let mut sens = Sens {
+        inner: model,
+        dp: [0.0; MAX_PARAMS],
+        deta: (0.0, 0.0),
+    };
+    if let Some(j) = roles.param {
+        sens.dp[j] = 1.0;
+    }
+
+    // Initial state and its sensitivity (implicit function theorem at the healthy state).
+    let (x0, s0) = match &sc.initial {
+        Some(v) => (SVector::from_iterator(v.iter().copied()), SVector::zeros()),
+        None => {
+            let x_h = *x_h;
+            let s0 = match roles.param {
+                Some(j) => {
+                    let sys = System::new(model, &p);
+                    let (jac, fp): (SMatrix<f64, N, N>, _) = sys.jacobian_with_param(0.0, &x_h, j);
+                    jac.lu().solve(&(-fp)).ok_or_else(|| {
+                        Error::Invalid(
+                            "the healthy state is singular (a fold): its sensitivity is undefined"
+                                .into(),
+                        )
+                    })?
+                }
+                None => SVector::zeros(),
+            };
+            (x_h, s0)
+        }
+    };
+
+    if roles.window && sc.shock.is_some_and(|w| w.window == 0.0) {
+        return Err(Error::Invalid(
+            "`window` cannot be fitted from an instantaneous wave (window = 0): start from a window > 0".into(),
+        ));
+    }
+    let events = breakpoints(sc);
+
+    let mut dense = Dense::default();
+    let mut reboot: Option<(f64, f64)> = None;
+    let mut t = 0.0;
+    let mut xa: SVector<f64, N2> = join(&x0, &s0);
+    let f_inner = |t: f64, p: &[f64], reboot: Option<(f64, f64)>, x: &SVector<f64, N>| {
+        System { model, p, reboot }.f(t, x)
+    };
+    for (te, ev) in events.iter().filter(|e| e.0 < horizon) {
+        if *te > t {
+            let sys = System {
+                model: &sens,
+                p: &p,
+                reboot,
+            };
+            let (_, y) = integrate(&sys, t, xa, *te, opts, stats, &mut |seg| {
+                dense.segments.push(*seg);
+                false
+            })?;
+            xa = y;
+        }
+        t = *te;
+        let (x, mut s) = split::<N, N2>(&xa);
+        match ev {
+            Event::Jump => {
+                let w = sc.shock.expect("jump events come from a shock");
+                // Exact derivative of the jump map along (s, ∂p/∂θ, ∂f/∂θ, ∂c/∂θ).
+                let xd = SVector::<Dual<f64>, N>::from_fn(|i, _| Dual::new(x[i], s[i]));
+                let pd: Vec<Dual<f64>> = p
+                    .iter()
+                    .zip(sens.dp)
+                    .map(|(v, d)| Dual::new(*v, d))
+                    .collect();
+                let g = model.reboot_jump(
+                    &xd,
+                    &pd,
+                    Dual::new(w.fraction, roles.dfrac.0),
+                    Dual::new(w.sn_fraction, roles.dfrac.1),
+                )?;
+                let x1 = g.map(|v| v.re);
+                s = g.map(|v| v.eps);
+                if roles.shock_at {
+                    let f_before = f_inner(t, &p, None, &x);
+                    let xd = SVector::<Dual<f64>, N>::from_fn(|i, _| Dual::new(x[i], f_before[i]));
+                    let pd: Vec<Dual<f64>> = p.iter().map(|v| Dual::from_re(*v)).collect();
+                    let gx_f = model
+                        .reboot_jump(
+                            &xd,
+                            &pd,
+                            Dual::from_re(w.fraction),
+                            Dual::from_re(w.sn_fraction),
+                        )?
+                        .map(|v| v.eps);
+                    s += gx_f - f_inner(t, &p, None, &x1);
+                }
+                xa = join(&x1, &s);
+                dense.segments.push(Segment::point(t, xa));
+                continue;
+            }
+            Event::WindowStart => {
+                let w = sc.shock.expect("window events come from a shock");
+                let on = w.hazards();
+                if roles.shock_at {
+                    s += f_inner(t, &p, reboot, &x) - f_inner(t, &p, Some(on), &x);
+                }
+                // η = −ln(1 − f)/w: ∂η/∂f = 1/((1 − f)·w), ∂η/∂w = −η/w.
+                sens.deta = if roles.window {
+                    (-on.0 / w.window, -on.1 / w.window)
+                } else {
+                    (
+                        roles.dfrac.0 / ((1.0 - w.fraction) * w.window),
+                        roles.dfrac.1 / ((1.0 - w.sn_fraction) * w.window),
+                    )
+                };
+                reboot = Some(on);
+            }
+            Event::WindowEnd => {
+                if roles.shock_at || roles.window {
+                    s += f_inner(t, &p, reboot, &x) - f_inner(t, &p, None, &x);
+                }
+                reboot = None;
+                sens.deta = (0.0, 0.0);
+            }
+            Event::Intervention(k) => {
+                let before = p.clone();
+                for &(i, v) in &sc.interventions[*k].set {
+                    p[i] = v;
+                    sens.dp[i] = if roles.iv_value == Some((*k, i)) {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                }
+                if roles.iv_at == Some(*k) {
+                    s += f_inner(t, &before, reboot, &x) - f_inner(t, &p, reboot, &x);
+                }
+            }
+        }
+        xa = join(&x, &s);
+    }
+    if horizon > t {
+        let sys = System {
+            model: &sens,
+            p: &p,
+            reboot,
+        };
+        integrate(&sys, t, xa, horizon, opts, stats, &mut |seg| {
+            dense.segments.push(*seg);
+            false
+        })?;
+    }
+    if dense.segments.is_empty() {
+        dense.segments.push(Segment::point(0.0, xa));
+    }
+    Ok(dense)
+}
+
+/// The observed quantity (the model's online share) and its sensitivity from an augmented
+/// state `(x, s)`.
+pub(crate) fn online_and_sensitivity<M: Model<N>, const N: usize, const N2: usize>(
+    model: &M,
+    xa: &SVector<f64, N2>,
+) -> (f64, f64) {
+    let xd = SVector::<Dual<f64>, N>::from_fn(|i, _| Dual::new(xa[i], xa[N + i]));
+    let y = model.online(&xd);
+    (y.re, y.eps)
+}
