@@ -110,9 +110,29 @@ pub struct Phase {
     pub boundary: Option<Series>,
 }
 
+/// A general chart of lines and points, for measurements that have no figure of their own
+/// (convergence studies, fit residuals, probabilities against a parameter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Xy {
+    /// Title.
+    pub title: String,
+    /// x axis description.
+    pub x_desc: String,
+    /// y axis description.
+    pub y_desc: String,
+    /// Logarithmic axes (both; values must be positive).
+    pub log_axes: bool,
+    /// Series drawn as lines.
+    pub lines: Vec<Series>,
+    /// Series drawn as markers (with their own legend entries).
+    pub points: Vec<Series>,
+}
+
 /// What a figure draws.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plot {
+    /// Lines and points on linear or log-log axes.
+    Xy(Xy),
     /// Time series.
     Outage(Outage),
     /// Branches against a parameter.
@@ -223,6 +243,7 @@ impl Figure {
             Plot::Bifurcation(b) => draw_bifurcation(root, b),
             Plot::TippingMap(m) => draw_map(root, m),
             Plot::Phase(p) => draw_phase(root, p),
+            Plot::Xy(x) => draw_xy(root, x),
         }
     }
 }
@@ -856,4 +877,123 @@ fn draw_phase<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Phase) -> R
             .map_err(err)?;
     }
     legend_at(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// The range of values on one axis, padded by 5 % (linear) or to whole decades (log).
+fn xy_range(values: impl Iterator<Item = f64> + Clone, log: bool) -> (f64, f64) {
+    if log {
+        return log_range(values);
+    }
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo {
+        0.05 * (hi - lo)
+    } else {
+        0.5 * lo.abs().max(1.0)
+    };
+    (lo - pad, hi + pad)
+}
+
+macro_rules! xy_body {
+    ($root:expr, $x:expr, $xr:expr, $yr:expr, $fmt:expr) => {{
+        let x = $x;
+        let mut chart = ChartBuilder::on($root)
+            .caption(&x.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(48)
+            .y_label_area_size(78)
+            .build_cartesian_2d($xr, $yr)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(&x.x_desc)
+            .y_desc(&x.y_desc)
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 17))
+            .x_label_formatter(&$fmt)
+            .y_label_formatter(&$fmt)
+            .draw()
+            .map_err(err)?;
+        let keep = |p: &(f64, f64)| {
+            p.0.is_finite() && p.1.is_finite() && (!x.log_axes || (p.0 > 0.0 && p.1 > 0.0))
+        };
+        for (k, s) in x.lines.iter().enumerate() {
+            let c = PALETTE[k % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied().filter(keep),
+                    c.stroke_width(3),
+                ))
+                .map_err(err)?
+                .label(&s.label)
+                .legend(move |(a, b)| {
+                    PathElement::new(vec![(a, b), (a + 18, b)], c.stroke_width(3))
+                });
+        }
+        for (k, s) in x.points.iter().enumerate() {
+            let c = if x.lines.is_empty() {
+                PALETTE[k % PALETTE.len()]
+            } else {
+                PALETTE[(k + x.lines.len()) % PALETTE.len()]
+            };
+            let c = if k == 0 && !x.lines.is_empty() {
+                BLACK
+            } else {
+                c
+            };
+            chart
+                .draw_series(
+                    s.points
+                        .iter()
+                        .copied()
+                        .filter(keep)
+                        .map(|p| Circle::new(p, 5, c.filled())),
+                )
+                .map_err(err)?
+                .label(&s.label)
+                .legend(move |(a, b)| Circle::new((a + 9, b), 5, c.filled()));
+        }
+        legend_at(&mut chart, SeriesLabelPosition::UpperRight)
+    }};
+}
+
+fn draw_xy<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, x: &Xy) -> Res {
+    let all = x
+        .lines
+        .iter()
+        .chain(&x.points)
+        .flat_map(|s| s.points.iter());
+    let (x0, x1) = xy_range(all.clone().map(|p| p.0), x.log_axes);
+    let (y0, y1) = xy_range(all.map(|p| p.1), x.log_axes);
+    if x.log_axes {
+        xy_body!(
+            root,
+            x,
+            (x0..x1).log_scale(),
+            (y0..y1).log_scale(),
+            |v: &f64| format!("{v:.0e}")
+        )
+    } else {
+        xy_body!(root, x, x0..x1, y0..y1, |v: &f64| tick(*v))
+    }
+}
+
+/// A linear axis label: at most four significant digits, no trailing zeros.
+fn tick(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }

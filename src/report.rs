@@ -107,6 +107,35 @@ pub fn outage_figure(sc: &Scenario, sim: &Simulation<3>, observed: &[Observation
     }))
 }
 
+/// A fitted scenario against the readings: online users (peers + supernodes) and the login
+/// queue, with every reading as a dot (including any left out of the fit).
+pub fn fit_figure(
+    sc: &Scenario,
+    sim: &Simulation<3>,
+    observed: &[Observation],
+    title: &str,
+) -> Figure {
+    let mut fig = outage_figure(sc, sim, observed);
+    if let Plot::Outage(o) = &mut fig.plot {
+        let samples = sim.sample(10.0);
+        o.title = title.into();
+        o.series = vec![
+            Series {
+                label: "online (peers + supernodes)".into(),
+                points: samples
+                    .iter()
+                    .map(|(t, x)| (t / 60.0, P2p.online(x)))
+                    .collect(),
+            },
+            Series {
+                label: "login queue".into(),
+                points: samples.iter().map(|(t, x)| (t / 60.0, x[2])).collect(),
+            },
+        ];
+    }
+    fig
+}
+
 /// The bifurcation diagram (peers at each equilibrium) of a continuation of the reference model.
 pub fn bifurcation_figure(c: &Continuation<3>, title: &str, current: Option<f64>) -> Figure {
     Figure::new(Plot::Bifurcation(Bifurcation {

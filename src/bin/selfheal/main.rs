@@ -132,6 +132,9 @@ struct CalibrateArgs {
     /// Write each reading against the fitted model here (CSV).
     #[arg(long, value_name = "FILE.csv")]
     residuals: Option<PathBuf>,
+    /// Draw the fitted model against every reading (SVG or PNG, by extension).
+    #[arg(long, value_name = "FILE.svg|png")]
+    figure: Option<PathBuf>,
     /// Replace existing output files.
     #[arg(long)]
     force: bool,
@@ -1221,8 +1224,20 @@ fn run_calibrate(args: &CalibrateArgs) -> Result<(), Error> {
             args.data.display()
         )));
     }
-    for p in [&args.out, &args.residuals].into_iter().flatten() {
+    for p in [&args.out, &args.residuals, &args.figure]
+        .into_iter()
+        .flatten()
+    {
         check_target(p, args.force)?;
+    }
+    if let Some(f) = &args.figure {
+        let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !["svg", "png"].contains(&ext) {
+            return Err(Error::Invalid(format!(
+                "--figure {}: the name must end in .svg or .png",
+                f.display()
+            )));
+        }
     }
     let started = std::time::Instant::now();
     let result = calibrate::<_, 3, 6>(&P2p, &sc, &readings, fit, &opts)?;
@@ -1304,6 +1319,19 @@ fn run_calibrate(args: &CalibrateArgs) -> Result<(), Error> {
                 .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
         })?;
     }
+    if let Some(path) = &args.figure {
+        let mut shown = result.scenario.clone();
+        shown.t_end = all.iter().map(|r| r.t).fold(shown.t_end, f64::max);
+        let sim = selfheal::simulate::simulate(&P2p, &shown, &Default::default())?;
+        let observed: Vec<_> = all.iter().map(|r| (r.t, r.users, r.note.clone())).collect();
+        let title = format!(
+            "Calibrated model: {} quantities fitted to {} readings, RMSE {}",
+            result.params.len(),
+            readings.len(),
+            users_text(result.rmse)
+        );
+        selfheal::report::fit_figure(&shown, &sim, &observed, &title).save(path)?;
+    }
     if let Some(path) = &args.out {
         let mut text = format!(
             "# Fitted by `selfheal calibrate` (selfheal {}) from {} to {} readings of {}{}{}.\n",
@@ -1355,4 +1383,15 @@ fn run_calibrate(args: &CalibrateArgs) -> Result<(), Error> {
         })?;
     }
     Ok(())
+}
+
+/// 1234567 → "1.23 million users".
+fn users_text(u: f64) -> String {
+    if u >= 1e6 {
+        format!("{:.2} million users", u / 1e6)
+    } else if u >= 1e3 {
+        format!("{:.0} thousand users", u / 1e3)
+    } else {
+        format!("{u:.0} users")
+    }
 }
