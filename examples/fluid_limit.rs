@@ -1,5 +1,6 @@
 //! How the stochastic model approaches the fluid one as the population M grows: the spread of
-//! single runs, the bias of their mean, and the probability of collapse around the fluid f*.
+//! single runs, the bias of their mean (after a wave, and in the healthy steady state, where
+//! long time averages resolve it), and the probability of collapse around the fluid f*.
 //!
 //! `cargo run --release --example fluid_limit` (a few minutes on two cores).
 
@@ -34,6 +35,45 @@ fn main() {
             sd / (runs as f64).sqrt()
         );
     }
+    // The O(1/M) bias of the mean, in the healthy steady state: each run's time average over
+    // 48,000 minutes (after 2,000 minutes of burn-in), the same total work at every M.
+    let mut steady = Scenario::new(&P2p);
+    steady.t_end = 50_000.0;
+    let h = selfheal::analysis::healthy_state(&P2p, steady.params.values())
+        .unwrap()
+        .equilibrium;
+    println!(
+        "\nsteady-state bias of the mean (time averages; fluid peers {:.6}, supernodes {:.6e})",
+        h[0], h[1]
+    );
+    println!(
+        "{:>10} {:>5} {:>13} {:>10} {:>13} {:>10}",
+        "M", "runs", "M*bias peers", "+-", "M*bias sn", "+-"
+    );
+    for m in [10_000u64, 20_000, 40_000, 80_000] {
+        let n_runs = (1_280_000 / m) as usize;
+        let r = simulate_runs(&steady, m, n_runs, 29, StochasticMethod::Exact, 10.0).unwrap();
+        let avg = |v: &[f64]| v[200..].iter().sum::<f64>() / (v.len() - 200) as f64;
+        let mf = m as f64;
+        let mut cols = vec![];
+        for (k, series) in [
+            r.iter().map(|x| avg(&x.peers)).collect::<Vec<_>>(),
+            r.iter().map(|x| avg(&x.supernodes)).collect::<Vec<_>>(),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mean = series.iter().sum::<f64>() / n_runs as f64;
+            let sd = (series.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / (n_runs - 1) as f64)
+                .sqrt();
+            cols.push(((mean - h[k]) * mf, sd / (n_runs as f64).sqrt() * mf));
+        }
+        println!(
+            "{m:>10} {n_runs:>5} {:>13.3} {:>10.3} {:>13.3} {:>10.3}",
+            cols[0].0, cols[0].1, cols[1].0, cols[1].1
+        );
+    }
+
     let p = ParamSet::defaults(P2p.params()).values().to_vec();
     let fstar = critical_shock(&P2p, &p, &TippingOptions::default())
         .unwrap()

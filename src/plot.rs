@@ -124,8 +124,25 @@ pub struct Xy {
     pub log_axes: bool,
     /// Series drawn as lines.
     pub lines: Vec<Series>,
-    /// Series drawn as markers (with their own legend entries).
+    /// Series drawn as markers (with their own legend entries); with lines present, the first
+    /// is drawn black (data against a model).
     pub points: Vec<Series>,
+    /// Where the legend goes.
+    pub legend: Corner,
+}
+
+/// A corner of the plotting area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Corner {
+    /// Upper left.
+    UpperLeft,
+    /// Upper right.
+    #[default]
+    UpperRight,
+    /// Lower left.
+    LowerLeft,
+    /// Lower right.
+    LowerRight,
 }
 
 /// What a figure draws.
@@ -959,7 +976,13 @@ macro_rules! xy_body {
                 .label(&s.label)
                 .legend(move |(a, b)| Circle::new((a + 9, b), 5, c.filled()));
         }
-        legend_at(&mut chart, SeriesLabelPosition::UpperRight)
+        let at = match x.legend {
+            Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+            Corner::UpperRight => SeriesLabelPosition::UpperRight,
+            Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+            Corner::LowerRight => SeriesLabelPosition::LowerRight,
+        };
+        legend_at(&mut chart, at)
     }};
 }
 

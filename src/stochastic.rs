@@ -50,6 +50,8 @@ pub struct Run {
     pub recovery_time: Option<f64>,
     /// Peer fractions on the output grid (every `dt` minutes).
     pub peers: Vec<f64>,
+    /// Supernode fractions on the same grid.
+    pub supernodes: Vec<f64>,
     /// Number of transitions (exact) or leaps (tau-leaping).
     pub events: u64,
     /// Events after which the counts failed to add up (`n + s + q > m`, a negative offline
@@ -261,6 +263,7 @@ fn one_run(
         .filter(|s| s.window > 0.0)
         .map_or((0.0, 0.0), |s| s.hazards());
     let mut grid = vec![];
+    let mut sn_grid = vec![];
     let mut next_out: f64 = 0.0;
     let mut min_peers = f64::INFINITY;
     let level = 0.95 * healthy[0];
@@ -326,6 +329,7 @@ fn one_run(
         }
         while next_out <= t + 1e-12 && next_out <= sc.t_end {
             grid.push(c.n as f64 / mf);
+            sn_grid.push(c.s as f64 / mf);
             next_out += dt;
         }
         observe(t, &c, &mut min_peers, &mut fell, &mut back);
@@ -387,6 +391,7 @@ fn one_run(
     }
     while grid.len() < (sc.t_end / dt).floor() as usize + 1 {
         grid.push(c.n as f64 / mf);
+        sn_grid.push(c.s as f64 / mf);
     }
     // Which side of the saddle: the fluid model from the final state decides.
     let pf = sc.final_params();
@@ -410,6 +415,7 @@ fn one_run(
         outcome: f.outcome,
         recovery_time,
         peers: grid,
+        supernodes: sn_grid,
         events,
         unbalanced,
     })
