@@ -15,7 +15,7 @@ pub use params::{Bound, ParamSet, ParamSpec};
 
 use crate::error::Error;
 use nalgebra::{SMatrix, SVector};
-use num_dual::{Dual2_64, Dual64, DualNum, HyperDual64};
+use num_dual::{Dual2_64, Dual64, DualNum, DualSVec64, HyperDual64};
 
 /// The scalar a right-hand side is written in: `f64`, or a dual number carrying derivatives.
 pub trait Scalar: DualNum<Primitive = f64> + Copy {}
@@ -183,6 +183,22 @@ fn dual_params<T: Scalar>(p: &[f64]) -> [T; MAX_PARAMS] {
     pd
 }
 
+/// Calls `f` with the parameters lifted into constant duals, in a stack buffer sized to them
+/// (16 or [`MAX_PARAMS`]): the hot path lifts only what the model has.
+#[inline]
+fn with_dual_params<T: Scalar, R>(p: &[f64], f: impl FnOnce(&[T]) -> R) -> R {
+    debug_assert!(p.len() <= MAX_PARAMS);
+    if p.len() <= 16 {
+        let mut pd = [T::from(0.0); 16];
+        for (d, v) in pd.iter_mut().zip(p) {
+            *d = T::from(*v);
+        }
+        f(&pd[..p.len()])
+    } else {
+        f(&dual_params::<T>(p)[..p.len()])
+    }
+}
+
 /// A right-hand side with everything but `(t, x)` fixed: what the solvers integrate.
 ///
 /// Built by [`System::new`] from a model and parameters, optionally with a reboot flow active.
@@ -225,19 +241,20 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
         d
     }
 
-    /// The exact Jacobian `∂f/∂x` by forward-mode automatic differentiation (N passes).
+    /// The exact Jacobian `∂f/∂x` by forward-mode automatic differentiation: one pass with a
+    /// dual number that carries all N directions at once.
     pub fn jacobian(&self, t: f64, x: &SVector<f64, N>) -> SMatrix<f64, N, N> {
-        let pd = dual_params::<Dual64>(self.p);
-        let pd = &pd[..self.p.len()];
-        let td = Dual64::from_re(t);
+        let td = DualSVec64::<N>::from_re(t);
+        let xd = SVector::<DualSVec64<N>, N>::from_fn(|i, _| {
+            DualSVec64::<N>::from_re(x[i]).derivative(i)
+        });
+        let d = with_dual_params(self.p, |pd| self.f_dual(td, &xd, pd));
         let mut j = SMatrix::<f64, N, N>::zeros();
-        for c in 0..N {
-            let xd = SVector::<Dual64, N>::from_fn(|i, _| {
-                Dual64::new(x[i], if i == c { 1.0 } else { 0.0 })
-            });
-            let d = self.f_dual(td, &xd, pd);
-            for r in 0..N {
-                j[(r, c)] = d[r].eps;
+        for r in 0..N {
+            if let Some(g) = &d[r].eps.0 {
+                for c in 0..N {
+                    j[(r, c)] = g[c];
+                }
             }
         }
         j

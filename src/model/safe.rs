@@ -8,7 +8,7 @@ use super::Scalar;
 
 /// `x^n` for `x ≥ 0`: by repeated squaring when `n` is a small positive integer (exact, and
 /// several times faster than `powf`), else through `powf`.
-#[inline]
+#[inline(always)]
 pub fn pow<T: Scalar>(x: T, n: f64) -> T {
     let k = n as i32;
     if k as f64 == n && (1..=64).contains(&k) {
@@ -51,7 +51,7 @@ pub fn pow<T: Scalar>(x: T, n: f64) -> T {
 /// assert!((h + c - 1.0).abs() < 1e-15);
 /// assert_eq!(hill_ratio(1.0_f64, 0.0, 4.0), (1.0, 0.0));
 /// ```
-#[inline]
+#[inline(always)]
 pub fn hill_ratio<T: Scalar>(num: T, den: T, n: f64) -> (T, T) {
     let one = T::from(1.0);
     if den.re() <= 0.0 {
