@@ -559,14 +559,11 @@ where
         let (r, jac) = p
             .residuals_and_jacobian::<N2>(&p.theta(u))
             .map_err(|e| argmin::core::Error::msg(e.to_string()))?;
-        Ok(p.fit
-            .iter()
-            .zip(u)
-            .enumerate()
-            .map(|(j, (f, u))| {
-                let dth = f.value_at(*u).1;
-                2.0 * (0..r.len()).map(|i| r[i] * jac[(i, j)]).sum::<f64>() * dth
-            })
+        // Chain rule to the optimiser's coordinates: dχ²/du = dχ²/dθ · dθ/du.
+        Ok(chi2_grad(&r, &jac)
+            .into_iter()
+            .zip(p.fit.iter().zip(u))
+            .map(|(g, (f, u))| g * f.value_at(*u).1)
             .collect())
     }
 }
@@ -600,11 +597,20 @@ where
 {
     let problem = problem(model, sc, readings, fit, opts)?;
     let (r, jac) = problem.residuals_and_jacobian::<N2>(theta)?;
-    let chi2 = r.iter().map(|v| v * v).sum();
-    let g = (0..fit.len())
-        .map(|j| 2.0 * (0..r.len()).map(|i| r[i] * jac[(i, j)]).sum::<f64>())
-        .collect();
-    Ok((chi2, g))
+    Ok((r.iter().map(|v| v * v).sum(), chi2_grad(&r, &jac)))
+}
+
+/// `∇θ χ² = 2·Jᵀr` from the weighted residuals `r` and their Jacobian `J`.
+fn chi2_grad(r: &[f64], jac: &DMatrix<f64>) -> Vec<f64> {
+    (0..jac.ncols())
+        .map(|j| {
+            2.0 * r
+                .iter()
+                .enumerate()
+                .map(|(i, ri)| ri * jac[(i, j)])
+                .sum::<f64>()
+        })
+        .collect()
 }
 
 /// `χ²` at `theta` from a plain simulation (what Nelder–Mead minimises).

@@ -1276,15 +1276,7 @@ fn run_calibrate(args: &CalibrateArgs) -> Result<(), Error> {
             if p.at_bound { "  (at a bound)" } else { "" }
         );
     }
-    println!(
-        "RMSE {:.0} users; chi2 {:.4} (start {:.4}); chi2/(n-k) {}",
-        result.rmse,
-        result.chi2,
-        result.chi2_start,
-        result
-            .reduced_chi2
-            .map_or("-".into(), |v| format!("{v:.4}"))
-    );
+    println!("{} (start {:.4})", fit_quality(&result), result.chi2_start);
     for st in &result.stages {
         println!(
             "{}: {} start(s), {} iterations, {} objective and {} gradient evaluations, chi2 {:.6}; {}",
@@ -1363,14 +1355,7 @@ fn run_calibrate(args: &CalibrateArgs) -> Result<(), Error> {
                 if p.at_bound { ", at a bound" } else { "" }
             );
         }
-        text += &format!(
-            "# RMSE {:.0} users; chi2 {:.3}; chi2/(n-k) {}.\n",
-            result.rmse,
-            result.chi2,
-            result
-                .reduced_chi2
-                .map_or("-".into(), |v| format!("{v:.3}"))
-        );
+        text += &format!("# {}.\n", fit_quality(&result));
         for w in &result.warnings {
             text += &format!("# Warning: {w}\n");
         }
@@ -1383,6 +1368,16 @@ fn run_calibrate(args: &CalibrateArgs) -> Result<(), Error> {
         })?;
     }
     Ok(())
+}
+
+/// RMSE, χ² and χ²/(n − k) of a fit, in one line.
+fn fit_quality(fit: &selfheal::calibrate::Fit) -> String {
+    format!(
+        "RMSE {:.0} users; chi2 {:.4}; chi2/(n-k) {}",
+        fit.rmse,
+        fit.chi2,
+        fit.reduced_chi2.map_or("-".into(), |v| format!("{v:.4}"))
+    )
 }
 
 /// 1234567 → "1.23 million users".
