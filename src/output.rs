@@ -15,8 +15,24 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-/// Refuses an existing `path` unless `force`.
+/// Whether `path` exists and is neither a regular file nor a directory: a device such as
+/// `/dev/null` or `/dev/stdout`, a FIFO or a socket. Such targets are written in place.
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// Refuses an existing `path` unless `force` (devices, FIFOs and sockets are not refused:
+/// writing to them replaces nothing).
 pub fn check_target(path: &Path, force: bool) -> Result<(), Error> {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(Error::Invalid(format!(
+            "{} is a directory; give a file name",
+            path.display()
+        )));
+    }
+    if is_special(path) {
+        return Ok(());
+    }
     if !force && path.exists() {
         return Err(Error::Invalid(format!(
             "{} already exists; pass --force to replace it",
@@ -28,13 +44,33 @@ pub fn check_target(path: &Path, force: bool) -> Result<(), Error> {
 
 /// Writes `path` through a temporary file in the same directory that is renamed over it only
 /// once `write` has succeeded: a failure or a crash never leaves half a file, and an existing
-/// file is replaced only with `force`.
+/// file is replaced only with `force`. A symbolic link is followed (the file it points to is
+/// replaced, not the link); a device, FIFO or socket (`/dev/null`, `/dev/stdout`) is written
+/// in place, never replaced.
 pub fn write_atomic(
     path: &Path,
     force: bool,
     write: impl FnOnce(&mut dyn Write) -> Result<(), Error>,
 ) -> Result<(), Error> {
     check_target(path, force)?;
+    if is_special(path) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| io_err(path, e))?;
+        let mut w = BufWriter::new(file);
+        write(&mut w)?;
+        return w.flush().map_err(|e| io_err(path, e));
+    }
+    // Replace what a link points to, not the link.
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path).map_err(|e| io_err(path, e))?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -178,4 +214,39 @@ pub fn continuation_csv<M: Model<N>, const N: usize>(
     }
     csv.flush()
         .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    #[test]
+    fn devices_are_written_in_place_and_links_followed() {
+        // Writing to /dev/null must never replace the device with a regular file.
+        write_atomic(Path::new("/dev/null"), false, |w| {
+            w.write_all(b"x").map_err(|e| Error::Invalid(e.to_string()))
+        })
+        .unwrap();
+        let m = std::fs::metadata("/dev/null").unwrap();
+        assert!(m.file_type().is_char_device());
+
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.csv");
+        std::fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, true, |w| {
+            w.write_all(b"new")
+                .map_err(|e| Error::Invalid(e.to_string()))
+        })
+        .unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        let e = write_atomic(dir.path(), true, |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+    }
 }
