@@ -202,8 +202,8 @@ impl Figure {
         Ok(buf)
     }
 
-    /// Writes the figure to `path` (`.svg` or `.png`), through a temporary file renamed at the
-    /// end; replaces an existing file.
+    /// Writes the figure to `path` (`.svg` or `.png`) whole or not at all (see
+    /// [`crate::output::write_atomic`]); replaces an existing file.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("svg") => {
@@ -217,7 +217,12 @@ impl Figure {
             }
             Some("png") => {
                 register_font();
-                let tmp = path.with_extension(format!("{}.tmp.png", std::process::id()));
+                // Rendered in the temporary directory, then written to `path` as one piece.
+                let tmp = std::env::temp_dir().join(format!(
+                    "selfheal-figure-{}-{:?}.png",
+                    std::process::id(),
+                    std::thread::current().id()
+                ));
                 let result = (|| {
                     let root =
                         BitMapBackend::new(&tmp, (self.width, self.height)).into_drawing_area();
@@ -225,10 +230,22 @@ impl Figure {
                     root.present().map_err(err)
                 })();
                 match result {
-                    Ok(()) => std::fs::rename(&tmp, path).map_err(|e| Error::Io {
-                        path: path.display().to_string(),
-                        source: e,
-                    }),
+                    // Copied through the one atomic writer, which follows links and never
+                    // replaces a device.
+                    Ok(()) => {
+                        let bytes = std::fs::read(&tmp).map_err(|e| Error::Io {
+                            path: tmp.display().to_string(),
+                            source: e,
+                        });
+                        let _ = std::fs::remove_file(&tmp);
+                        let bytes = bytes?;
+                        crate::output::write_atomic(path, true, |w| {
+                            w.write_all(&bytes).map_err(|e| Error::Io {
+                                path: path.display().to_string(),
+                                source: e,
+                            })
+                        })
+                    }
                     Err(e) => {
                         let _ = std::fs::remove_file(&tmp);
                         Err(Error::Invalid(format!(
