@@ -971,15 +971,12 @@ macro_rules! xy_body {
                 });
         }
         for (k, s) in x.points.iter().enumerate() {
-            let c = if x.lines.is_empty() {
-                PALETTE[k % PALETTE.len()]
-            } else {
-                PALETTE[(k + x.lines.len()) % PALETTE.len()]
-            };
-            let c = if k == 0 && !x.lines.is_empty() {
-                BLACK
-            } else {
-                c
+            // Beside lines, the first point series is the data (black); the others continue
+            // the palette after the lines.
+            let c = match (x.lines.len(), k) {
+                (0, _) => PALETTE[k % PALETTE.len()],
+                (_, 0) => BLACK,
+                (n, _) => PALETTE[(k + n) % PALETTE.len()],
             };
             chart
                 .draw_series(

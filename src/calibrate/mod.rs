@@ -90,27 +90,13 @@ pub struct FitParam {
     pub lo: f64,
     /// Upper bound.
     pub hi: f64,
-    /// Whether the optimiser moves on its logarithm.
-    pub log: bool,
     /// The starting value (the scenario's).
     pub start: f64,
 }
 
-/// The current value of a quantity in a scenario (`None` for a shock the scenario lacks).
-pub fn quantity_value(q: &Quantity, sc: &Scenario) -> Option<f64> {
-    Some(match *q {
-        Quantity::Param(i) => sc.params.values()[i],
-        Quantity::Shock => sc.shock?.fraction,
-        Quantity::SnShock => sc.shock?.sn_fraction,
-        Quantity::Window => sc.shock?.window,
-        Quantity::ShockAt => sc.shock?.at,
-        Quantity::TEnd => sc.t_end,
-        Quantity::Population => sc.population,
-        Quantity::InterventionAt { k } => sc.interventions[k].at,
-        Quantity::Intervention { k, param } => {
-            sc.interventions[k].set.iter().find(|(i, _)| *i == param)?.1
-        }
-    })
+/// Why `t_end` is never a fitted quantity.
+pub(crate) fn t_end_refused() -> Error {
+    Error::Invalid("`t_end` cannot be fitted: it only says how long to simulate".into())
 }
 
 impl FitParam {
@@ -121,11 +107,9 @@ impl FitParam {
     pub fn new(name: &str, sc: &Scenario) -> Result<Self, Error> {
         let quantity = Quantity::parse(name, sc)?;
         if quantity == Quantity::TEnd {
-            return Err(Error::Invalid(
-                "`t_end` cannot be fitted: it only says how long to simulate".into(),
-            ));
+            return Err(t_end_refused());
         }
-        let start = quantity_value(&quantity, sc).ok_or_else(|| {
+        let start = quantity.value(sc).ok_or_else(|| {
             Error::Invalid(format!(
                 "`{name}` cannot be fitted: the scenario has no [shock]"
             ))
@@ -184,7 +168,6 @@ impl FitParam {
             quantity,
             lo,
             hi,
-            log: false,
             start,
         };
         fp.set_bounds(lo, hi)?;
@@ -208,15 +191,19 @@ impl FitParam {
         }
         self.lo = lo;
         self.hi = hi;
-        self.log = lo > 0.0 && hi / lo >= 100.0;
         Ok(())
+    }
+
+    /// Whether the optimiser moves on θ's logarithm: bounds that span two decades or more.
+    pub fn log_scale(&self) -> bool {
+        self.lo > 0.0 && self.hi / self.lo >= 100.0
     }
 
     /// θ from the optimiser's coordinate `u`, and `dθ/du`.
     fn value_at(&self, u: f64) -> (f64, f64) {
         let s = 1.0 / (1.0 + (-u).exp());
         let ds = s * (1.0 - s);
-        if self.log {
+        if self.log_scale() {
             let (a, b) = (self.lo.ln(), self.hi.ln());
             let th = (a + (b - a) * s).exp();
             (th, th * (b - a) * ds)
@@ -227,7 +214,7 @@ impl FitParam {
 
     /// The optimiser's coordinate of θ (strictly inside the bounds).
     fn coord_of(&self, th: f64) -> f64 {
-        let s = if self.log {
+        let s = if self.log_scale() {
             (th.ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln())
         } else {
             (th - self.lo) / (self.hi - self.lo)

@@ -138,11 +138,7 @@ impl Roles {
             Quantity::Shock => r.dfrac = (1.0, 1.0),
             Quantity::SnShock => r.dfrac = (0.0, 1.0),
             Quantity::Population => {}
-            Quantity::TEnd => {
-                return Err(Error::Invalid(
-                    "`t_end` cannot be fitted: it only says how long to simulate".into(),
-                ))
-            }
+            Quantity::TEnd => return Err(super::t_end_refused()),
         }
         Ok(r)
     }

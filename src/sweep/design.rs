@@ -107,6 +107,29 @@ impl Quantity {
         }
     }
 
+    /// The quantity's value in a scenario (`None` for a wave quantity of a scenario without a
+    /// shock, or an intervention value the intervention does not set).
+    pub fn value(&self, sc: &Scenario) -> Option<f64> {
+        Some(match *self {
+            Quantity::Param(i) => sc.params.values()[i],
+            Quantity::Shock => sc.shock?.fraction,
+            Quantity::SnShock => sc.shock?.sn_fraction,
+            Quantity::Window => sc.shock?.window,
+            Quantity::ShockAt => sc.shock?.at,
+            Quantity::TEnd => sc.t_end,
+            Quantity::Population => sc.population,
+            Quantity::InterventionAt { k } => sc.interventions.get(k)?.at,
+            Quantity::Intervention { k, param } => {
+                sc.interventions
+                    .get(k)?
+                    .set
+                    .iter()
+                    .find(|(i, _)| *i == param)?
+                    .1
+            }
+        })
+    }
+
     /// Applies a value to a scenario; parameters are range-checked here, scenario quantities
     /// when the scenario is validated.
     pub fn apply(&self, sc: &mut Scenario, v: f64) -> Result<(), Error> {
