@@ -478,3 +478,47 @@ fn failing_rows_record_their_error_and_the_sweep_goes_on() {
         "{text}"
     );
 }
+
+#[test]
+fn rows_reach_the_sink_once_each_in_order_and_a_failing_sink_stops_the_run() {
+    let base = Scenario::new(&P2p);
+    // Costs vary along the axis (recovering and collapsing rows), so blocks finish out of order.
+    let axes = vec![Axis::parse("shock=0.05:0.95:700", &base).unwrap()];
+    let sweep = Sweep::new(&P2p, base, Design::Grid(axes), vec![Metric::MinPeers]).unwrap();
+    let collect = |range: std::ops::Range<usize>, threads| {
+        let mut rows = vec![];
+        sweep
+            .run(range, threads, |i, r| {
+                rows.push((i, r.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        rows
+    };
+    let one = collect(0..700, 1);
+    assert_eq!(
+        one.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (0..700).collect::<Vec<_>>()
+    );
+    for threads in [2, 3] {
+        assert_eq!(collect(0..700, threads), one, "threads {threads}");
+    }
+    // A sub-range is exactly that slice of the whole.
+    assert_eq!(collect(123..456, 2), one[123..456].to_vec());
+    assert!(collect(5..5, 2).is_empty());
+
+    // The sink's error comes back and no row is handed on after it.
+    let mut seen = vec![];
+    let err = sweep
+        .run(0..700, 2, |i, _| {
+            seen.push(i);
+            if i == 300 {
+                Err(selfheal::Error::Invalid("disk full".into()))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert_eq!(seen, (0..=300).collect::<Vec<_>>());
+}

@@ -29,10 +29,10 @@ use crate::model::Model;
 use crate::scenario::Scenario;
 use crate::simulate::{simulate_with, SimOptions};
 use nalgebra::{Const, DimMin, SVector};
-use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 
 /// A quantity computed for each row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -319,40 +319,113 @@ where
     }
 
     /// Computes rows `range` on `threads` threads (0: all cores) and hands them to `sink` in row
-    /// order, in chunks, so memory stays flat however many rows there are.
+    /// order as they complete, so memory stays flat however many rows there are.
+    ///
+    /// Workers take small blocks of rows from a shared counter and never run more than a
+    /// bounded number of blocks ahead of the last row handed on; `sink` runs on the calling
+    /// thread while the workers go on. An error from `sink` stops the workers and is returned.
     pub fn run(
         &self,
         range: std::ops::Range<usize>,
         threads: usize,
         mut sink: impl FnMut(usize, &[String]) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
-        let workers = pool.current_num_threads().max(1);
-        // One cache per worker thread, kept across chunks (uncontended locks).
-        let caches: Vec<std::sync::Mutex<RowCache<N>>> =
-            (0..workers).map(|_| Default::default()).collect();
-        let chunk = 256 * workers;
-        let mut start = range.start;
-        while start < range.end {
-            let end = (start + chunk).min(range.end);
-            let rows: Vec<Vec<String>> = pool.install(|| {
-                (start..end)
-                    .into_par_iter()
-                    .map(|i| {
-                        let w = rayon::current_thread_index().unwrap_or(0) % workers;
-                        let mut cache = caches[w].lock().unwrap_or_else(|e| e.into_inner());
-                        self.row(i, &mut cache)
-                    })
-                    .collect()
-            });
-            for (k, row) in rows.iter().enumerate() {
-                sink(start + k, row)?;
-            }
-            start = end;
+        if range.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let pool = pool(threads)?;
+        let workers = pool.current_num_threads().max(1);
+        // Blocks small enough to balance the last rows across workers, large enough that the
+        // counter and the channel cost nothing next to a row (tens of microseconds at least).
+        let block = (range.len() / (workers * 64)).clamp(1, 16);
+        let blocks = range.len().div_ceil(block);
+        let ahead = 64 * workers;
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        // Blocks handed on so far, and a condition variable for workers that ran too far ahead.
+        let emitted = (Mutex::new(0usize), Condvar::new());
+        let (tx, rx) = mpsc::channel::<(usize, Vec<Vec<String>>)>();
+        let mut result = Ok(());
+        pool.in_place_scope(|scope| {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (next, stop, emitted) = (&next, &stop, &emitted);
+                let range = range.clone();
+                scope.spawn(move |_| {
+                    let mut cache = RowCache::default();
+                    loop {
+                        let b = next.fetch_add(1, Ordering::Relaxed);
+                        if b >= blocks {
+                            return;
+                        }
+                        {
+                            let (lock, cv) = emitted;
+                            let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
+                            while b >= *done + ahead && !stop.load(Ordering::Relaxed) {
+                                done = cv.wait(done).unwrap_or_else(|e| e.into_inner());
+                            }
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let lo = range.start + b * block;
+                        let hi = (lo + block).min(range.end);
+                        let rows = (lo..hi).map(|i| self.row(i, &mut cache)).collect();
+                        if tx.send((b, rows)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            // Hand blocks on in order; later blocks wait in `pending` (at most `ahead` of them).
+            let mut pending: BTreeMap<usize, Vec<Vec<String>>> = BTreeMap::new();
+            let mut want = 0usize;
+            for (b, rows) in rx.iter() {
+                pending.insert(b, rows);
+                while let Some(rows) = pending.remove(&want) {
+                    let lo = range.start + want * block;
+                    for (k, row) in rows.iter().enumerate() {
+                        if let Err(e) = sink(lo + k, row) {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                    want += 1;
+                    let (lock, cv) = &emitted;
+                    *lock.lock().unwrap_or_else(|e| e.into_inner()) = want;
+                    cv.notify_all();
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                if result.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                    emitted.1.notify_all();
+                    break;
+                }
+            }
+        });
+        result
     }
+}
+
+/// The thread pool for `threads` workers (0: one per core), built once per size and reused, so
+/// that short sweeps run repeatedly (notebooks, benchmarks) do not pay for starting threads.
+fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, Error> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = pools.get(&threads) {
+        return Ok(p.clone());
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+    let p = Arc::new(p);
+    pools.insert(threads, p.clone());
+    Ok(p)
 }
