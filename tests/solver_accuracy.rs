@@ -84,13 +84,15 @@ fn fixed_step_error(method: Method, h: f64) -> f64 {
 #[test]
 fn each_method_converges_at_its_order() {
     for (method, order, h) in [
-        (Method::Rosenbrock, 4.0, 0.2),
+        (Method::Rosenbrock, 5.0, 0.4),
+        (Method::Rodas4, 4.0, 0.2),
         (Method::Dopri5, 5.0, 0.4),
         (Method::Dop853, 8.0, 1.0),
     ] {
         let e1 = fixed_step_error(method, h);
         let e2 = fixed_step_error(method, h / 2.0);
         let observed = (e1 / e2).log2();
+        println!("{method}: errors {e1:e} {e2:e}, observed order {observed:.2}");
         assert!(
             (observed - order).abs() < 0.6,
             "{method}: observed order {observed:.2} (errors {e1:e}, {e2:e}), expected {order}"
@@ -101,7 +103,12 @@ fn each_method_converges_at_its_order() {
 #[test]
 fn error_falls_with_tolerance_and_methods_agree() {
     let exact = logistic_exact(0.01, 12.0);
-    for method in [Method::Rosenbrock, Method::Dopri5, Method::Dop853] {
+    for method in [
+        Method::Rosenbrock,
+        Method::Rodas4,
+        Method::Dopri5,
+        Method::Dop853,
+    ] {
         let mut errors = vec![];
         for rtol in [1e-4, 1e-6, 1e-8, 1e-10] {
             let opts = SolveOptions {
@@ -127,7 +134,12 @@ fn error_falls_with_tolerance_and_methods_agree() {
 
 #[test]
 fn dense_output_matches_closed_form_between_steps() {
-    for method in [Method::Rosenbrock, Method::Dopri5, Method::Dop853] {
+    for method in [
+        Method::Rosenbrock,
+        Method::Rodas4,
+        Method::Dopri5,
+        Method::Dop853,
+    ] {
         let opts = SolveOptions {
             method,
             tol: Tolerances {
@@ -143,7 +155,7 @@ fn dense_output_matches_closed_form_between_steps() {
             let y = dense.eval(t).unwrap()[0];
             worst = worst.max((y - logistic_exact(0.01, t)).abs());
         }
-        // Rosenbrock: the method's own order-3 interpolant; explicit methods: Hermite of
+        // Rosenbrock: the method's own interpolant (order 4 for Rodas5P, 3 for RODAS4); explicit methods: Hermite of
         // degree 7 through values and three derivatives at each step end.
         assert!(worst < 1e-7, "{method}: dense output error {worst:e}");
         // The end point is the integrator's own final state, not an extrapolation.
@@ -236,5 +248,100 @@ fn too_many_steps_is_a_typed_error_with_time_and_state() {
             assert!(state[0].is_finite());
         }
         other => panic!("unexpected error {other}"),
+    }
+}
+
+/// Largest error of the dense output between step ends, with fixed steps h.
+fn fixed_step_dense_error(method: Method, h: f64) -> f64 {
+    let opts = SolveOptions {
+        method,
+        tol: Tolerances {
+            rtol: 0.9,
+            atol: 0.9,
+        },
+        h0: Some(h),
+        h_max: Some(h),
+        stiffness_detection: false,
+        ..Default::default()
+    };
+    let (_, dense, _) = run(&Logistic, &[1.0], SVector::from([0.01]), 8.0, &opts);
+    let mut worst: f64 = 0.0;
+    for seg in &dense.segments {
+        for th in [0.1, 0.3, 0.5, 0.7, 0.9] {
+            let t = seg.time(th);
+            worst = worst.max((seg.eval(t)[0] - logistic_exact(0.01, t)).abs());
+        }
+    }
+    worst
+}
+
+#[test]
+fn rosenbrock_interpolants_converge_at_their_order() {
+    // Local interpolation error O(h^{q+1}) for an interpolant of order q, on top of the
+    // method's global error: Rodas5P's order-4 interpolant, RODAS4's order 3.
+    for (method, order, h) in [(Method::Rosenbrock, 4.0, 0.2), (Method::Rodas4, 3.0, 0.2)] {
+        let e1 = fixed_step_dense_error(method, h);
+        let e2 = fixed_step_dense_error(method, h / 2.0);
+        let observed = (e1 / e2).log2();
+        println!("{method}: dense errors {e1:e} {e2:e}, observed {observed:.2}");
+        assert!(
+            observed > order + 0.5,
+            "{method}: interpolant order {observed:.2} (errors {e1:e}, {e2:e}), expected > {order}"
+        );
+    }
+}
+
+/// Forced decay x' = −x + cos t: x(t) = (cos t + sin t)/2 + (x0 − 1/2) e^{−t}. Non-autonomous,
+/// so the methods' time-derivative coefficients take part.
+struct Forced;
+impl Model<1> for Forced {
+    fn name(&self) -> &str {
+        "forced"
+    }
+    fn states(&self) -> [StateSpec; 1] {
+        [StateSpec {
+            name: "x",
+            meaning: "response",
+        }]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        &NO_PARAMS
+    }
+    fn rhs<T: Scalar>(&self, t: T, x: &SVector<T, 1>, _p: &[T]) -> SVector<T, 1> {
+        SVector::from([t.cos() - x[0]])
+    }
+    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
+        SVector::from([0.0])
+    }
+    fn autonomous(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn rosenbrock_methods_keep_their_order_on_a_non_autonomous_problem() {
+    let exact = |t: f64| (t.cos() + t.sin()) / 2.0 + (2.0 - 0.5) * (-t).exp();
+    let error = |method, h: f64| {
+        let opts = SolveOptions {
+            method,
+            tol: Tolerances {
+                rtol: 0.9,
+                atol: 0.9,
+            },
+            h0: Some(h),
+            h_max: Some(h),
+            stiffness_detection: false,
+            ..Default::default()
+        };
+        let (y, _, _) = run(&Forced, &[], SVector::from([2.0]), 6.0, &opts);
+        (y[0] - exact(6.0)).abs()
+    };
+    for (method, order) in [(Method::Rosenbrock, 5.0), (Method::Rodas4, 4.0)] {
+        let (e1, e2) = (error(method, 0.4), error(method, 0.2));
+        let observed = (e1 / e2).log2();
+        assert!(
+            (observed - order).abs() < 0.6,
+            "{method}: observed order {observed:.2} (errors {e1:e}, {e2:e}), expected {order}"
+        );
     }
 }

@@ -6,8 +6,8 @@ use nalgebra::SVector;
 /// `y(θ) = (1−θ)·y0 + θ·(y1 + (1−θ)·(a + θ·b)) + θ²(1−θ)²·(c + θ·d) + θ³(1−θ)³·(e + θ·k)`,
 /// `θ = (t − t0)/(t1 − t0)`.
 ///
-/// Rosenbrock steps fill `a, b` from the method's own dense-output stages (the rest zero,
-/// order 3); explicit steps use the Hermite interpolant of degree 7 through values and first,
+/// Rosenbrock steps fill `a, b, c` from the method's own dense-output stages (the rest zero;
+/// order 4 for Rodas5P, 3 for RODAS4); explicit steps use the Hermite interpolant of degree 7 through values and first,
 /// second and third derivatives at both ends (order 7), which has the same form.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Segment<const N: usize> {

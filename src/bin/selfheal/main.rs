@@ -398,7 +398,7 @@ struct ScenarioArgs {
         default_value_t = 1e-12
     )]
     atol: f64,
-    /// Integration method: auto, rosenbrock, dopri5 or dop853.
+    /// Integration method: auto, rosenbrock (Rodas5P), rodas4, dopri5 or dop853.
     #[arg(long, value_name = "METHOD", default_value = "auto")]
     method: String,
 }
