@@ -244,6 +244,16 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
     /// The exact Jacobian `∂f/∂x` by forward-mode automatic differentiation: one pass with a
     /// dual number that carries all N directions at once.
     pub fn jacobian(&self, t: f64, x: &SVector<f64, N>) -> SMatrix<f64, N, N> {
+        self.f_and_jacobian(t, x).1
+    }
+
+    /// `f(t, x)` and its exact Jacobian `∂f/∂x` from the same forward-mode pass (the value is
+    /// the dual numbers' real part).
+    pub fn f_and_jacobian(
+        &self,
+        t: f64,
+        x: &SVector<f64, N>,
+    ) -> (SVector<f64, N>, SMatrix<f64, N, N>) {
         let td = DualSVec64::<N>::from_re(t);
         let xd = SVector::<DualSVec64<N>, N>::from_fn(|i, _| {
             DualSVec64::<N>::from_re(x[i]).derivative(i)
@@ -257,7 +267,7 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
                 }
             }
         }
-        j
+        (d.map(|v| v.re), j)
     }
 
     /// `∂f/∂t` by automatic differentiation (zero for autonomous models).

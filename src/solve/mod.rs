@@ -156,11 +156,13 @@ pub struct SolverStats {
     pub steps: usize,
     /// Rejected steps.
     pub rejected: usize,
-    /// Right-hand-side evaluations.
+    /// Right-hand-side evaluations in plain `f64` (the explicit methods' dense output adds its
+    /// forward-mode passes here).
     pub rhs_evals: usize,
-    /// Jacobian evaluations (each is N forward-mode passes).
+    /// Jacobian evaluations: each one forward-mode pass carrying all N directions, which also
+    /// yields `f` at that point (Rosenbrock steps take their first stage from it).
     pub jac_evals: usize,
-    /// LU decompositions.
+    /// Factorisations of the stage matrix `I/(hγ) − J` (one per attempted Rosenbrock step).
     pub lu_decomps: usize,
 }
 

@@ -388,21 +388,35 @@ where
         }
     };
 
+    // f, its Jacobian and ∂f/∂t at the current point: one forward-mode pass gives the first two
+    // (counted as a Jacobian evaluation), kept until a step is accepted.
+    let at = |t: f64, y: &SVector<f64, N>, stats: &mut SolverStats| {
+        stats.jac_evals += 1;
+        let (f, j) = sys.f_and_jacobian(t, y);
+        let ft = if autonomous {
+            SVector::zeros()
+        } else {
+            sys.time_derivative(t, y)
+        };
+        if f.iter().all(|v| v.is_finite()) {
+            Ok((f, j, ft))
+        } else {
+            Err(fail(t, y, SolverFailure::NonFinite))
+        }
+    };
+
     let mut t = t0;
     let mut y = y0;
-    let mut f0 = sys.f(t, &y);
-    stats.rhs_evals += 1;
-    if !f0.iter().all(|v| v.is_finite()) {
-        return Err(fail(t, &y, SolverFailure::NonFinite));
-    }
+    let start = at(t, &y, stats)?;
+    let mut here = Some(start);
     let mut h = match opts.h0 {
         Some(h) => h.min(h_max),
         None => {
             stats.rhs_evals += 1;
+            let f0 = start.0;
             initial_step(sys, t, &y, &f0, tab.embedded_order + 1, rtol, atol, h_max)
         }
     };
-    let mut jac: Option<(SMatrix<f64, N, N>, SVector<f64, N>)> = None;
     let mut last_rejected = false;
     let mut steps = 0usize;
 
@@ -419,18 +433,12 @@ where
         if h.abs() <= 16.0 * f64::EPSILON * t.abs().max(1.0) {
             return Err(fail(t, &y, SolverFailure::StepSizeTooSmall(h)));
         }
-        let (j, ft) = match jac {
-            Some(jf) => jf,
+        let (f0, j, ft) = match here {
+            Some(x) => x,
             None => {
-                stats.jac_evals += 1;
-                let ft = if autonomous {
-                    SVector::zeros()
-                } else {
-                    sys.time_derivative(t, &y)
-                };
-                let jf = (sys.jacobian(t, &y), ft);
-                jac = Some(jf);
-                jf
+                let x = at(t, &y, stats)?;
+                here = Some(x);
+                x
             }
         };
         let e = SMatrix::<f64, N, N>::identity() * (1.0 / (h * tab.gamma)) - j;
@@ -502,12 +510,7 @@ where
             stats.steps += 1;
             t = tn;
             y = y_new;
-            f0 = sys.f(t, &y);
-            stats.rhs_evals += 1;
-            if !f0.iter().all(|v| v.is_finite()) {
-                return Err(fail(t, &y, SolverFailure::NonFinite));
-            }
-            jac = None;
+            here = None;
             if observer(&seg) || last {
                 return Ok((t, y));
             }
