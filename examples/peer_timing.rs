@@ -31,8 +31,15 @@ fn main() {
     let h = healthy_state(&P2p, &p).unwrap().equilibrium;
     let x0 = P2p.reboot_jump(&h, &p, 0.5, 0.5).unwrap();
     let mut runs = vec![];
-    for rtol in [1e-5, 5e-6, 3e-6, 1e-6, 1e-8, 1e-10, 1e-12] {
-        for method in [Method::Rosenbrock, Method::Dopri5, Method::Dop853] {
+    for rtol in [
+        1e-4, 7e-5, 5e-5, 3e-5, 2e-5, 1e-5, 7e-6, 5e-6, 3e-6, 2e-6, 1e-6, 1e-8, 1e-10, 1e-12,
+    ] {
+        for method in [
+            Method::Rosenbrock,
+            Method::Rodas4,
+            Method::Dopri5,
+            Method::Dop853,
+        ] {
             let opts = SolveOptions {
                 method,
                 tol: Tolerances {
