@@ -42,6 +42,7 @@ fn bench_solve(c: &mut Criterion) {
     for rtol in [1e-6, 1e-8] {
         for method in [
             Method::Rosenbrock,
+            Method::Rodas4,
             Method::Dopri5,
             Method::Dop853,
             Method::Auto,
