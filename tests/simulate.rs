@@ -65,7 +65,7 @@ fn cli_trajectory_agrees_with_independent_rk4_for_every_method() {
         assert!(((a - b).component_div(a)).amax() < 1e-9);
     }
 
-    for method in ["rosenbrock", "dopri5", "dop853", "auto"] {
+    for method in ["rosenbrock", "rodas4", "dopri5", "dop853", "auto"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_selfheal"))
             .args([
                 "simulate", "--shock", "0.3", "--t-end", "2880", "--dt", "60", "--rtol", "1e-10",
