@@ -450,27 +450,29 @@ where
             return Err(fail(t, &y, SolverFailure::Singular));
         };
         let inv_h = 1.0 / h;
+        // Each U_j is added into every later stage's point and right-hand side as soon as it
+        // is known, so a stage waits for one addition, not for a chain of them.
         let mut u = [SVector::<f64, N>::zeros(); S];
-        let mut point = y;
+        let mut points = [y; S];
+        let mut sums = [SVector::<f64, N>::zeros(); S];
         for i in 0..S {
             let fi = if i == 0 {
                 f0
             } else {
-                point = y;
-                for (uj, a) in u[..i].iter().zip(&tab.a[i]) {
-                    point += uj * *a;
-                }
-                sys.f(t + tab.nodes[i] * h, &point)
+                sys.f(t + tab.nodes[i] * h, &points[i])
             };
-            let mut rhs = fi;
-            for (uj, c) in u[..i].iter().zip(&tab.c[i]) {
-                rhs += uj * (c * inv_h);
-            }
+            let mut rhs = fi + sums[i];
             if !autonomous {
                 rhs += ft * (h * tab.d[i]);
             }
-            u[i] = inv * rhs;
+            let ui = inv * rhs;
+            for k in i + 1..S {
+                points[k] += ui * tab.a[k][i];
+                sums[k] += ui * (tab.c[k][i] * inv_h);
+            }
+            u[i] = ui;
         }
+        let point = points[S - 1];
         // Stiffly accurate: the new state is the last stage's point plus its U, which is also
         // the difference to the embedded solution.
         let y_new = point + u[S - 1];
