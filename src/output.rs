@@ -17,7 +17,7 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
 
 /// Whether `path` exists and is neither a regular file nor a directory: a device such as
 /// `/dev/null` or `/dev/stdout`, a FIFO or a socket. Such targets are written in place.
-fn is_special(path: &Path) -> bool {
+pub(crate) fn is_special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 

@@ -312,6 +312,19 @@ fn shards_from_several_processes_merge_into_the_single_run_file() {
     let fa = std::fs::read(dir.path().join("single.csv.sweep.json")).unwrap();
     let fb = std::fs::read(dir.path().join("merged.csv.sweep.json")).unwrap();
     assert_eq!(fa, fb);
+    // Merged into a device: the same bytes, and no fingerprint beside it.
+    ok(
+        &[
+            "merge",
+            "part1.csv",
+            "part2.csv",
+            "part3.csv",
+            "--out",
+            "/dev/null",
+        ],
+        dir.path(),
+    );
+    assert!(!Path::new("/dev/null.sweep.json").exists());
     // A missing shard is refused.
     let e = refused(
         &["merge", "part1.csv", "part2.csv", "--out", "m2.csv"],
@@ -521,4 +534,47 @@ fn rows_reach_the_sink_once_each_in_order_and_a_failing_sink_stops_the_run() {
         .unwrap_err();
     assert!(err.to_string().contains("disk full"), "{err}");
     assert_eq!(seen, (0..=300).collect::<Vec<_>>());
+}
+
+#[test]
+fn devices_and_pipes_take_rows_in_place_and_directories_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["sweep", "--grid", "shock=0.2:0.6:3", "--metric", "outcome"];
+    // /dev/null: written in place, no fingerprint beside it, nothing to resume.
+    let mut a = args.to_vec();
+    a.extend(["--out", "/dev/null"]);
+    ok(&a, dir.path());
+    assert!(!Path::new("/dev/null.sweep.json").exists());
+    let meta = std::fs::metadata("/dev/null").unwrap();
+    assert!(!meta.is_file(), "/dev/null must stay a device");
+    a.push("--resume");
+    let e = refused(&a, dir.path());
+    assert!(e.contains("/dev/null") && e.contains("--resume"), "{e}");
+
+    // A named pipe gets the same bytes a file would.
+    let mut f = args.to_vec();
+    f.extend(["--out", "rows.csv"]);
+    ok(&f, dir.path());
+    let want = std::fs::read_to_string(dir.path().join("rows.csv")).unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        let mut p = args.to_vec();
+        p.extend(["--out", "pipe"]);
+        ok(&p, dir.path());
+        assert_eq!(reader.join().unwrap(), want);
+        assert!(!dir.path().join("pipe.sweep.json").exists());
+    }
+
+    // A directory is refused and left alone.
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    let mut d = args.to_vec();
+    d.extend(["--out", "out", "--force"]);
+    let e = refused(&d, dir.path());
+    assert!(e.contains("is a directory"), "{e}");
+    assert!(dir.path().join("out").is_dir());
 }

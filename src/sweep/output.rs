@@ -205,7 +205,22 @@ where
     let range = shard.map_or(0..total, |s| s.rows(total));
     let fingerprint = Fingerprint::of(sweep, shard);
     let header = record(&sweep.header())?;
-    let exists = path.exists();
+    if path.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{} is a directory; give a file name",
+            path.display()
+        )));
+    }
+    // A device, FIFO or socket (`/dev/stdout`, a pipe) takes the rows as they come: nothing is
+    // replaced, there is nothing to resume, and no fingerprint goes beside it.
+    let special = crate::output::is_special(path);
+    if special && mode == RunFile::Resume {
+        return Err(Error::Invalid(format!(
+            "{} is not a regular file; --resume needs the file an earlier run wrote",
+            path.display()
+        )));
+    }
+    let exists = path.exists() && !special;
     let mut done = 0;
     let mut append = false;
     match (exists, mode) {
@@ -237,8 +252,15 @@ where
         }
         _ => {}
     }
-    fingerprint.write(path)?;
-    let mut file = if append {
+    let mut file = if special {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| io(path, e))?;
+        f.write_all(&header).map_err(|e| io(path, e))?;
+        f
+    } else if append {
+        fingerprint.write(path)?;
         let mut f = OpenOptions::new()
             .append(true)
             .open(path)
@@ -246,6 +268,7 @@ where
         f.seek(SeekFrom::End(0)).map_err(|e| io(path, e))?;
         f
     } else {
+        fingerprint.write(path)?;
         let mut f = File::create(path).map_err(|e| io(path, e))?;
         f.write_all(&header).map_err(|e| io(path, e))?;
         f.flush().map_err(|e| io(path, e))?;
@@ -290,7 +313,9 @@ where
     if progress && todo > 0 {
         eprintln!();
     }
-    file.sync_all().map_err(|e| io(path, e))?;
+    if !special {
+        file.sync_all().map_err(|e| io(path, e))?;
+    }
     Ok(written)
 }
 
@@ -392,6 +417,9 @@ pub fn merge(shards: &[PathBuf], out: &Path, force: bool) -> Result<usize, Error
         }
         Ok(())
     })?;
-    base.write(out)?;
+    // No fingerprint beside a device or pipe (there is no file to resume).
+    if !crate::output::is_special(out) {
+        base.write(out)?;
+    }
     Ok(total)
 }
