@@ -63,9 +63,9 @@ where
     (y, dense, stats)
 }
 
-/// Error at t = 8 with fixed steps h (tolerance too loose to reject any step).
-fn fixed_step_error(method: Method, h: f64) -> f64 {
-    let opts = SolveOptions {
+/// Options for fixed steps `h`: the tolerance is too loose to reject or lengthen any step.
+fn fixed_steps(method: Method, h: f64) -> SolveOptions {
+    SolveOptions {
         method,
         tol: Tolerances {
             rtol: 0.9,
@@ -75,7 +75,12 @@ fn fixed_step_error(method: Method, h: f64) -> f64 {
         h_max: Some(h),
         stiffness_detection: false,
         ..Default::default()
-    };
+    }
+}
+
+/// Error at t = 8 with fixed steps h.
+fn fixed_step_error(method: Method, h: f64) -> f64 {
+    let opts = fixed_steps(method, h);
     let (y, _, stats) = run(&Logistic, &[1.0], SVector::from([0.01]), 8.0, &opts);
     assert_eq!(stats.rejected, 0);
     (y[0] - logistic_exact(0.01, 8.0)).abs()
@@ -253,17 +258,7 @@ fn too_many_steps_is_a_typed_error_with_time_and_state() {
 
 /// Largest error of the dense output between step ends, with fixed steps h.
 fn fixed_step_dense_error(method: Method, h: f64) -> f64 {
-    let opts = SolveOptions {
-        method,
-        tol: Tolerances {
-            rtol: 0.9,
-            atol: 0.9,
-        },
-        h0: Some(h),
-        h_max: Some(h),
-        stiffness_detection: false,
-        ..Default::default()
-    };
+    let opts = fixed_steps(method, h);
     let (_, dense, _) = run(&Logistic, &[1.0], SVector::from([0.01]), 8.0, &opts);
     let mut worst: f64 = 0.0;
     for seg in &dense.segments {
@@ -322,17 +317,7 @@ impl Model<1> for Forced {
 fn rosenbrock_methods_keep_their_order_on_a_non_autonomous_problem() {
     let exact = |t: f64| (t.cos() + t.sin()) / 2.0 + (2.0 - 0.5) * (-t).exp();
     let error = |method, h: f64| {
-        let opts = SolveOptions {
-            method,
-            tol: Tolerances {
-                rtol: 0.9,
-                atol: 0.9,
-            },
-            h0: Some(h),
-            h_max: Some(h),
-            stiffness_detection: false,
-            ..Default::default()
-        };
+        let opts = fixed_steps(method, h);
         let (y, _, _) = run(&Forced, &[], SVector::from([2.0]), 6.0, &opts);
         (y[0] - exact(6.0)).abs()
     };
