@@ -1,16 +1,9 @@
 //! The command line: bad input is refused with one line naming the culprit, a non-zero exit and
 //! no output file; good input writes whole files.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn selfheal(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_selfheal"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the binary runs")
-}
+use common::selfheal;
 
 /// Runs a command that must fail: returns its single stderr line; checks no `out.csv` appeared.
 fn refused(args: &[&str], files: &[(&str, &str)]) -> String {

@@ -6,15 +6,10 @@ use selfheal::scenario::Scenario;
 use selfheal::simulate::{simulate, SimOptions};
 use selfheal::sweep::{Axis, Design, Metric, Range, Sampler, Sweep};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-fn selfheal(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_selfheal"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the binary runs")
-}
+mod common;
+use common::selfheal;
 
 fn ok(args: &[&str], dir: &Path) -> String {
     let out = selfheal(args, dir);
