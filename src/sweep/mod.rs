@@ -352,6 +352,9 @@ where
                 let (next, stop, emitted) = (&next, &stop, &emitted);
                 let range = range.clone();
                 scope.spawn(move |_| {
+                    // Should a row panic, stop the others (which may be waiting for its block)
+                    // so that the panic reaches the caller instead of a hang.
+                    let _guard = StopOnPanic(stop, emitted);
                     let mut cache = RowCache::default();
                     loop {
                         let b = next.fetch_add(1, Ordering::Relaxed);
@@ -400,13 +403,29 @@ where
                     }
                 }
                 if result.is_err() {
+                    let (lock, cv) = &emitted;
+                    let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
                     stop.store(true, Ordering::Relaxed);
-                    emitted.1.notify_all();
+                    cv.notify_all();
                     break;
                 }
             }
         });
         result
+    }
+}
+
+/// Sets the flag and wakes every waiting worker when dropped during a panic.
+struct StopOnPanic<'a>(&'a AtomicBool, &'a (Mutex<usize>, Condvar));
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let (lock, cv) = self.1;
+            let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.0.store(true, Ordering::Relaxed);
+            cv.notify_all();
+        }
     }
 }
 
@@ -428,4 +447,69 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, Error> {
     let p = Arc::new(p);
     pools.insert(threads, p.clone());
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ParamSpec, Scalar, StateSpec};
+
+    /// Logistic growth that panics for rates just above 5 (a bug in a user's model).
+    struct Faulty;
+    const RATE: [ParamSpec; 1] = [ParamSpec {
+        name: "rate",
+        symbol: "r",
+        unit: "1/min",
+        default: 1.0,
+        lower: crate::model::Bound::Closed(0.0),
+        upper: crate::model::Bound::Unbounded,
+        meaning: "growth rate",
+    }];
+    impl Model<1> for Faulty {
+        fn name(&self) -> &str {
+            "faulty"
+        }
+        fn states(&self) -> [StateSpec; 1] {
+            [StateSpec {
+                name: "x",
+                meaning: "share",
+            }]
+        }
+        fn params(&self) -> &[ParamSpec] {
+            &RATE
+        }
+        fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
+            assert!(!(5.0..5.01).contains(&p[0].re()), "rate just above 5");
+            SVector::from([p[0] * x[0] * (T::from(1.0) - x[0])])
+        }
+        fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
+            SVector::from([1.0])
+        }
+    }
+
+    #[test]
+    fn a_panicking_row_reaches_the_caller_instead_of_hanging_the_workers() {
+        let base = Scenario::new(&Faulty);
+        // A few rows in one block panic; the worker that runs ahead waits for that block's rows
+        // and must be released.
+        let axis = Axis::parse("rate=0.5:10:5000", &base).unwrap();
+        let sweep = Sweep::new(
+            &Faulty,
+            base,
+            Design::Grid(vec![axis]),
+            vec![Metric::NEquilibria],
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sweep.run(0..sweep.len(), 2, |_, _| Ok(()))
+            }));
+            tx.send(r.is_err()).unwrap();
+        });
+        let panicked = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the sweep hung after a row panicked");
+        assert!(panicked, "the row's panic must reach the caller");
+    }
 }
