@@ -532,3 +532,113 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::DMatrix;
+
+    /// The residuals of the order conditions up to order 4 (Hairer & Wanner, *Solving ODEs II*,
+    /// Table IV.7.1) for the solution that adds `weights` of the stages' U, after undoing the
+    /// transformation: Γ⁻¹ = I/γ − C, α = aΓ, b = mΓ, β = α + Γ (strictly lower part).
+    fn order_residuals<const S: usize, const R: usize>(
+        tab: &Tableau<S, R>,
+        weights: &[f64],
+    ) -> Vec<f64> {
+        let g = tab.gamma;
+        let a = DMatrix::from_fn(S, S, |i, j| tab.a[i][j]);
+        let c = DMatrix::from_fn(S, S, |i, j| tab.c[i][j]);
+        let gamma_inv = DMatrix::identity(S, S) / g - c;
+        let big_gamma = gamma_inv.try_inverse().unwrap();
+        let alpha = &a * &big_gamma;
+        let b = DMatrix::from_row_slice(1, S, weights) * &big_gamma;
+        let beta = DMatrix::from_fn(S, S, |i, j| {
+            if j < i {
+                alpha[(i, j)] + big_gamma[(i, j)]
+            } else {
+                0.0
+            }
+        });
+        let al: Vec<f64> = (0..S).map(|i| alpha.row(i).sum()).collect();
+        let bp: Vec<f64> = (0..S).map(|i| beta.row(i).sum()).collect();
+        let sum = |f: &dyn Fn(usize) -> f64| (0..S).map(|i| b[i] * f(i)).sum::<f64>();
+        let bb = |i: usize, v: &dyn Fn(usize) -> f64| (0..S).map(|j| beta[(i, j)] * v(j)).sum();
+        vec![
+            sum(&|_| 1.0) - 1.0,
+            sum(&|i| bp[i]) - (0.5 - g),
+            sum(&|i| al[i] * al[i]) - 1.0 / 3.0,
+            sum(&|i| bb(i, &|j| bp[j])) - (1.0 / 6.0 - g + g * g),
+            sum(&|i| al[i].powi(3)) - 0.25,
+            sum(&|i| al[i] * (0..S).map(|j| alpha[(i, j)] * bp[j]).sum::<f64>())
+                - (1.0 / 8.0 - g / 3.0),
+            sum(&|i| bb(i, &|j| al[j] * al[j])) - (1.0 / 12.0 - g / 3.0),
+            sum(&|i| bb(i, &|j| bb(j, &|k| bp[k])))
+                - (1.0 / 24.0 - g / 2.0 + 1.5 * g * g - g * g * g),
+        ]
+    }
+
+    /// Weights of the propagated solution (the last stage's point plus its U) and of the
+    /// embedded one (the last stage's point).
+    fn weights<const S: usize, const R: usize>(tab: &Tableau<S, R>) -> (Vec<f64>, Vec<f64>) {
+        let embedded = tab.a[S - 1].to_vec();
+        let mut main = embedded.clone();
+        main[S - 1] += 1.0;
+        (main, embedded)
+    }
+
+    #[test]
+    fn coefficient_tables_meet_the_order_conditions() {
+        // (table, conditions the solution meets, conditions the embedded solution meets)
+        let check = |name: &str, res: Vec<f64>, upto: usize| {
+            for (k, r) in res.iter().take(upto).enumerate() {
+                assert!(
+                    r.abs() < 1e-12,
+                    "{name}: order condition {} off by {r:e}",
+                    k + 1
+                );
+            }
+        };
+        let (m, e) = weights(&RODAS4);
+        check("rodas4", order_residuals(&RODAS4, &m), 8);
+        check("rodas4 embedded", order_residuals(&RODAS4, &e), 4);
+        let (m, e) = weights(&RODAS5P);
+        check("rodas5p", order_residuals(&RODAS5P, &m), 8);
+        check("rodas5p embedded", order_residuals(&RODAS5P, &e), 8);
+        // The embedded RODAS4 solution is of order 3 exactly: some fourth-order condition fails.
+        let e4 = order_residuals(&RODAS4, &weights(&RODAS4).1);
+        assert!(e4[4..].iter().any(|r| r.abs() > 1e-6), "{e4:?}");
+        // Stage times are the row sums of α.
+        for (name, nodes, a, c, g) in [
+            (
+                "rodas4",
+                RODAS4.nodes.to_vec(),
+                rows(&RODAS4.a),
+                rows(&RODAS4.c),
+                0.25,
+            ),
+            (
+                "rodas5p",
+                RODAS5P.nodes.to_vec(),
+                rows(&RODAS5P.a),
+                rows(&RODAS5P.c),
+                RODAS5P.gamma,
+            ),
+        ] {
+            let s = nodes.len();
+            let gi = DMatrix::identity(s, s) / g - DMatrix::from_fn(s, s, |i, j| c[i][j]);
+            let alpha = DMatrix::from_fn(s, s, |i, j| a[i][j]) * gi.try_inverse().unwrap();
+            for (i, node) in nodes.iter().enumerate() {
+                let sum = alpha.row(i).sum();
+                assert!(
+                    (sum - node).abs() < 1e-12,
+                    "{name}: c{} = {node}, Σα = {sum}",
+                    i + 1
+                );
+            }
+        }
+    }
+
+    fn rows<const S: usize>(m: &[[f64; S]; S]) -> Vec<Vec<f64>> {
+        m.iter().map(|r| r.to_vec()).collect()
+    }
+}
