@@ -413,8 +413,16 @@ where
         Some(h) => h.min(h_max),
         None => {
             stats.rhs_evals += 1;
-            let f0 = start.0;
-            initial_step(sys, t, &y, &f0, tab.embedded_order + 1, rtol, atol, h_max)
+            initial_step(
+                sys,
+                t,
+                &y,
+                &start.0,
+                tab.embedded_order + 1,
+                rtol,
+                atol,
+                h_max,
+            )
         }
     };
     let mut last_rejected = false;
@@ -472,10 +480,9 @@ where
             }
             u[i] = ui;
         }
-        let point = points[S - 1];
         // Stiffly accurate: the new state is the last stage's point plus its U, which is also
         // the difference to the embedded solution.
-        let y_new = point + u[S - 1];
+        let y_new = points[S - 1] + u[S - 1];
         stats.rhs_evals += S - 1;
         steps += 1;
 
