@@ -86,8 +86,7 @@ where
             return None;
         }
         let sys = System::new(self.model, &p);
-        let f = sys.f(0.0, &x);
-        let j = sys.jacobian(0.0, &x);
+        let (f, j) = sys.f_and_jacobian(0.0, &x);
         let vu = v.component_mul(&self.sv);
         let jv = j * vu;
         let n = 2 * N + 1;

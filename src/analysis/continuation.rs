@@ -306,7 +306,8 @@ where
     fn jac(&self, x: &SVector<f64, N>, mu: f64) -> (DMatrix<f64>, SVector<f64, N>) {
         let p = self.with_mu(mu);
         let sys = System::new(self.model, &p);
-        let (j, fp) = sys.jacobian_with_param(0.0, x, self.k);
+        let (f, j) = sys.f_and_jacobian(0.0, x);
+        let fp = sys.param_derivative(0.0, x, self.k);
         let mut a = DMatrix::zeros(N, N + 1);
         for r in 0..N {
             for c in 0..N {
@@ -314,7 +315,7 @@ where
             }
             a[(r, N)] = fp[r];
         }
-        (a, sys.f(0.0, x))
+        (a, f)
     }
 
     fn stability(&self, x: &SVector<f64, N>, mu: f64) -> Stability {
@@ -432,8 +433,8 @@ where
         for _ in 0..30 {
             let p = self.with_mu(mu);
             let sys = System::new(self.model, &p);
-            let (j, fp) = sys.jacobian_with_param(0.0, &x, self.k);
-            let f = sys.f(0.0, &x);
+            let (f, j) = sys.f_and_jacobian(0.0, &x);
+            let fp = sys.param_derivative(0.0, &x, self.k);
             let vu = v.component_mul(&sx); // unscaled null vector
             let jv = j * vu;
             let mut m = DMatrix::zeros(n, n);

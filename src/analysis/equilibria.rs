@@ -157,8 +157,7 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
     // Cheap pre-test: one Newton step must already be small.
-    let fx = sys.f(0.0, x);
-    let j = sys.jacobian(0.0, x);
+    let (fx, j) = sys.f_and_jacobian(0.0, x);
     let dx = j.lu().solve(&(-fx))?;
     let w = weights(x, SETTLE_RADIUS, 1e-14);
     if scaled_norm(&dx, &w) > 1.0 {
@@ -368,11 +367,10 @@ where
 {
     let mut x = x0;
     for _ in 0..30 {
-        let fx = sys.f(0.0, &x);
+        let (fx, j) = sys.f_and_jacobian(0.0, &x);
         if !fx.iter().all(|v| v.is_finite()) {
             return None;
         }
-        let j = sys.jacobian(0.0, &x);
         let u = j.lu().solve(&(-fx))?;
         // ∇ ln m = Σ_k −2 (x − r_k)/w_k² / (d_k² (1 + d_k²)).
         let mut grad = SVector::<f64, N>::zeros();
