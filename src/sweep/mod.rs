@@ -384,30 +384,21 @@ where
             // Hand blocks on in order; later blocks wait in `pending` (at most `ahead` of them).
             let mut pending: BTreeMap<usize, Vec<Vec<String>>> = BTreeMap::new();
             let mut want = 0usize;
-            for (b, rows) in rx.iter() {
+            'hand: for (b, rows) in rx.iter() {
                 pending.insert(b, rows);
                 while let Some(rows) = pending.remove(&want) {
                     let lo = range.start + want * block;
                     for (k, row) in rows.iter().enumerate() {
                         if let Err(e) = sink(lo + k, row) {
                             result = Err(e);
-                            break;
+                            halt(&stop, &emitted);
+                            break 'hand;
                         }
                     }
                     want += 1;
                     let (lock, cv) = &emitted;
                     *lock.lock().unwrap_or_else(|e| e.into_inner()) = want;
                     cv.notify_all();
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                if result.is_err() {
-                    let (lock, cv) = &emitted;
-                    let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    stop.store(true, Ordering::Relaxed);
-                    cv.notify_all();
-                    break;
                 }
             }
         });
@@ -415,16 +406,22 @@ where
     }
 }
 
-/// Sets the flag and wakes every waiting worker when dropped during a panic.
+/// Tells the workers to stop: sets the flag under the lock they wait on (so no waiting worker
+/// misses it) and wakes them all.
+fn halt(stop: &AtomicBool, emitted: &(Mutex<usize>, Condvar)) {
+    let (lock, cv) = emitted;
+    let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+    stop.store(true, Ordering::Relaxed);
+    cv.notify_all();
+}
+
+/// Halts the workers when dropped during a panic.
 struct StopOnPanic<'a>(&'a AtomicBool, &'a (Mutex<usize>, Condvar));
 
 impl Drop for StopOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let (lock, cv) = self.1;
-            let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.0.store(true, Ordering::Relaxed);
-            cv.notify_all();
+            halt(self.0, self.1);
         }
     }
 }
