@@ -21,15 +21,21 @@ pub(crate) fn is_special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
-/// Refuses an existing `path` unless `force` (devices, FIFOs and sockets are not refused:
-/// writing to them replaces nothing).
-pub fn check_target(path: &Path, force: bool) -> Result<(), Error> {
-    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+/// Refuses a directory where a file is to be written.
+pub(crate) fn refuse_directory(path: &Path) -> Result<(), Error> {
+    if path.is_dir() {
         return Err(Error::Invalid(format!(
             "{} is a directory; give a file name",
             path.display()
         )));
     }
+    Ok(())
+}
+
+/// Refuses an existing `path` unless `force` (devices, FIFOs and sockets are not refused:
+/// writing to them replaces nothing).
+pub fn check_target(path: &Path, force: bool) -> Result<(), Error> {
+    refuse_directory(path)?;
     if is_special(path) {
         return Ok(());
     }

@@ -205,12 +205,7 @@ where
     let range = shard.map_or(0..total, |s| s.rows(total));
     let fingerprint = Fingerprint::of(sweep, shard);
     let header = record(&sweep.header())?;
-    if path.is_dir() {
-        return Err(Error::Invalid(format!(
-            "{} is a directory; give a file name",
-            path.display()
-        )));
-    }
+    crate::output::refuse_directory(path)?;
     // A device, FIFO or socket (`/dev/stdout`, a pipe) takes the rows as they come: nothing is
     // replaced, there is nothing to resume, and no fingerprint goes beside it.
     let special = crate::output::is_special(path);
@@ -252,14 +247,7 @@ where
         }
         _ => {}
     }
-    let mut file = if special {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| io(path, e))?;
-        f.write_all(&header).map_err(|e| io(path, e))?;
-        f
-    } else if append {
+    let mut file = if append {
         fingerprint.write(path)?;
         let mut f = OpenOptions::new()
             .append(true)
@@ -268,8 +256,13 @@ where
         f.seek(SeekFrom::End(0)).map_err(|e| io(path, e))?;
         f
     } else {
-        fingerprint.write(path)?;
-        let mut f = File::create(path).map_err(|e| io(path, e))?;
+        let mut f = if special {
+            OpenOptions::new().write(true).open(path)
+        } else {
+            fingerprint.write(path)?;
+            File::create(path)
+        }
+        .map_err(|e| io(path, e))?;
         f.write_all(&header).map_err(|e| io(path, e))?;
         f.flush().map_err(|e| io(path, e))?;
         f
