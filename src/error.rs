@@ -59,6 +59,17 @@ pub enum Error {
         /// What happened.
         reason: SolverFailure,
     },
+    /// The model has no stable equilibrium at these parameters (it may oscillate), so there is
+    /// no state to start from or to settle on.
+    #[error("no stable equilibrium with these parameters: the model has no state to rest in (it may oscillate)")]
+    NoStableEquilibrium,
+    /// Every stable equilibrium serves fewer than half of the users who want service: the
+    /// network is down at these parameters whatever happens.
+    #[error("no healthy state: the network is down with these parameters (the best stable state serves {best_service:.4} of the users who want service; healthy needs at least 0.5)")]
+    NoHealthyState {
+        /// Service level of the best stable state.
+        best_service: f64,
+    },
     /// Newton's method did not converge.
     #[error("Newton did not converge: {0}")]
     Newton(String),

@@ -321,7 +321,7 @@ pub fn write_report(
 
     // Phase portrait: trajectories either side of the boundary, and a slice of it.
     let sys = System::new(&P2p, &p0);
-    let healthy = landscape.healthy_state();
+    let healthy = landscape.rest_state();
     let saddle = landscape.saddles().next().cloned();
     let mut trajectories = vec![];
     if let Some(f) = fstar {
@@ -385,7 +385,11 @@ pub fn write_report(
             .iter()
             .map(|e| {
                 let label = if crate::analysis::equilibria::same_point(&e.x, &healthy) {
-                    "healthy".to_string()
+                    if landscape.is_healthy() {
+                        "healthy".to_string()
+                    } else {
+                        "best stable (down)".to_string()
+                    }
                 } else if e.kind == crate::analysis::equilibria::Kind::Saddle {
                     "saddle".to_string()
                 } else {

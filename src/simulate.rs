@@ -2,7 +2,7 @@
 //! grid, with events located on the dense output and the outcome decided by settling.
 
 use crate::analysis::equilibria::{
-    healthy_state, integrate_to_rest, same_point, Settled, SETTLE_HORIZON,
+    integrate_to_rest, rest_state, same_point, RestState, Settled, SETTLE_HORIZON,
 };
 use crate::error::Error;
 use crate::model::{Model, System};
@@ -18,7 +18,8 @@ use serde::Serialize;
 pub enum Outcome {
     /// Settled on the healthy state of the final parameters.
     Recovered,
-    /// Settled on another stable equilibrium.
+    /// Settled on another stable equilibrium, or the final parameters have no healthy state
+    /// (the network is down there whatever the trajectory does; see [`Summary::down`]).
     Collapsed,
     /// Not settled within the settle horizon.
     Undecided,
@@ -70,8 +71,17 @@ pub struct Summary {
     /// Minutes from the shock until the watched state, having fallen below 95 % of its healthy
     /// value, first returns to 95 % (0 if it never fell; `None` if it never returned).
     pub recovery_time: Option<f64>,
-    /// The healthy state the scenario starts from (initial parameters).
+    /// The healthy state of the initial parameters, where the scenario starts unless it gives
+    /// an initial state; when they have no healthy state (see [`Summary::start_healthy`]), the
+    /// stable state that serves best.
     pub healthy: Vec<f64>,
+    /// Service level of [`Summary::healthy`].
+    pub service_level: f64,
+    /// Whether the initial parameters have a healthy state.
+    pub start_healthy: bool,
+    /// The final parameters have no healthy state: the network is down whatever happens, and
+    /// the outcome is `collapsed`.
+    pub down: bool,
     /// The outcome.
     pub outcome: Outcome,
     /// The equilibrium the trajectory settled on, if it did.
@@ -172,13 +182,12 @@ pub fn simulate<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    simulate_with(model, sc, opts, &mut |p: &[f64]| {
-        healthy_state(model, p).map(|s| s.equilibrium)
-    })
+    simulate_with(model, sc, opts, &mut |p: &[f64]| rest_state(model, p))
 }
 
-/// Supplies the healthy state of a parameter vector.
-pub type HealthyOf<'a, const N: usize> = dyn FnMut(&[f64]) -> Result<SVector<f64, N>, Error> + 'a;
+/// Supplies the state the network rests in at a parameter vector (its healthy state, or the
+/// best stable state when it is down).
+pub type HealthyOf<'a, const N: usize> = dyn FnMut(&[f64]) -> Result<RestState<N>, Error> + 'a;
 
 /// [`simulate`] with the healthy state of a parameter vector supplied by the caller (for
 /// example from a cache shared by the rows of a sweep).
@@ -201,7 +210,8 @@ where
         });
     }
     let mut p = sc.params.values().to_vec();
-    let x_h = healthy_of(&p)?;
+    let start = healthy_of(&p)?;
+    let x_h = start.x;
     let mut x = match &sc.initial {
         Some(v) => SVector::from_iterator(v.iter().copied()),
         None => x_h,
@@ -266,14 +276,14 @@ where
         &mut stats,
         |seg| tail.push(*seg),
     )?;
-    let final_healthy = if p == sc.params.values() {
-        x_h
+    let end = if p == sc.params.values() {
+        start
     } else {
         healthy_of(&p)?
     };
     let (outcome, settled_on, settled_at) = match &rest {
         Some((Settled { equilibrium, .. }, ts)) => {
-            let o = if same_point(equilibrium, &final_healthy) {
+            let o = if end.healthy && same_point(equilibrium, &end.x) {
                 Outcome::Recovered
             } else {
                 Outcome::Collapsed
@@ -300,6 +310,9 @@ where
             peak_utilisation,
             recovery_time,
             healthy: x_h.iter().copied().collect(),
+            service_level: start.service,
+            start_healthy: start.healthy,
+            down: !end.healthy,
             outcome,
             settled_on,
             settled_at,

@@ -211,7 +211,7 @@ pub fn simulate_runs(
     let land0 = Landscape::new(&P2p, &p0)?;
     let pf = sc.final_params();
     let land_f = Landscape::new(&P2p, pf.values())?;
-    let healthy = land0.healthy_state();
+    let healthy = land0.rest_state();
     let exact = match method {
         StochasticMethod::Exact => true,
         StochasticMethod::TauLeap => false,

@@ -244,7 +244,7 @@ fn critical_shock_prints_the_value_last_and_none_when_nothing_tips() {
     let (out, err) = ok(&["critical-shock"]);
     let f: f64 = out.lines().last().unwrap().parse().unwrap();
     assert!(f > 0.3 && f < 0.6);
-    assert!(err.contains("saddle") && err.contains("bracket"));
+    assert!(err.contains("saddle") && err.contains("fate changes in ["));
     // Above the upper fold in capacity there is no collapsed state: every shock heals.
     let (out, _) = ok(&["critical-shock", "--set", "sn_capacity=10000"]);
     assert_eq!(out.lines().last().unwrap(), "none");
@@ -258,7 +258,7 @@ fn critical_window_needs_a_shock_above_critical() {
     let w: f64 = out.lines().last().unwrap().parse().unwrap();
     assert!(w > 0.0 && w < 60.0, "{w}");
     let e = refused(&["critical-window", "--shock", "0.2"], &[]);
-    assert!(e.contains("above the critical shock"), "{e}");
+    assert!(e.contains("instantaneous wave tips the network"), "{e}");
     let e = refused(&["critical-window"], &[]);
     assert!(e.contains("--shock"), "{e}");
 }

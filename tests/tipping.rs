@@ -131,6 +131,7 @@ fn trajectories_near_critical_shock_linger_by_the_saddle_at_its_unstable_rate() 
     let p = defaults();
     let opts = TippingOptions {
         tol: 1e-9,
+        scan: 20,
         solve: SolveOptions {
             method: Method::Rosenbrock,
             tol: Tolerances {
@@ -145,7 +146,7 @@ fn trajectories_near_critical_shock_linger_by_the_saddle_at_its_unstable_rate() 
     let landscape = Landscape::new(&P2p, &p).unwrap();
     let lambda = landscape.rates()[0];
     let sys = System::new(&P2p, &p);
-    let h = landscape.healthy_state();
+    let h = landscape.healthy_state().unwrap();
     let exit = |delta: f64| {
         let x0 = P2p.reboot_jump(&h, &p, f - delta, f - delta).unwrap();
         let mut st = SolverStats::default();

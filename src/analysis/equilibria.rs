@@ -236,8 +236,91 @@ where
 /// declaring a state undecided: 1000 days.
 pub const SETTLE_HORIZON: f64 = 1.44e6;
 
-/// The healthy state: the stable equilibrium with the most of the watched state (online peers),
-/// among [`all_equilibria`].
+/// Service level a stable state needs to count as healthy (MODEL.md revision 3).
+pub const HEALTHY_SERVICE: f64 = 0.5;
+
+/// Where an undisturbed network rests: the healthy state, or when there is none the stable
+/// state that serves best.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rest {
+    /// Index of the state among the equilibria it was chosen from.
+    pub index: usize,
+    /// Its service level ([`Model::service_level`]).
+    pub service: f64,
+    /// Whether it serves at least [`HEALTHY_SERVICE`]: `false` means the network has no
+    /// healthy state and is down at these parameters whatever happens.
+    pub healthy: bool,
+}
+
+/// Picks the healthy state among `equilibria`: the stable one with the highest service level,
+/// provided it is at least [`HEALTHY_SERVICE`] (ties: the most of the watched state). When no
+/// stable state serves that well the best stable state is returned with `healthy = false`.
+///
+/// Fails when no equilibrium is stable, and when the model defines no service level (the
+/// library does not guess which state is healthy).
+pub fn choose_rest<M: Model<N>, const N: usize>(
+    model: &M,
+    equilibria: &[Equilibrium<N>],
+) -> Result<Rest, Error> {
+    let w = model.watched();
+    let mut best: Option<Rest> = None;
+    for (index, e) in equilibria.iter().enumerate() {
+        if e.kind != Kind::Stable {
+            continue;
+        }
+        let service = model.service_level(&e.x).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "model `{}` defines no service level, so no state can be called healthy (implement Model::service_level)",
+                model.name()
+            ))
+        })?;
+        let better = match best {
+            None => true,
+            Some(b) => {
+                service > b.service || (service == b.service && e.x[w] > equilibria[b.index].x[w])
+            }
+        };
+        if better {
+            best = Some(Rest {
+                index,
+                service,
+                healthy: service >= HEALTHY_SERVICE,
+            });
+        }
+    }
+    best.ok_or(Error::NoStableEquilibrium)
+}
+
+/// Where the network rests at one parameter set: the healthy state, or when there is none the
+/// stable state that serves best.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestState<const N: usize> {
+    /// The state.
+    pub x: SVector<f64, N>,
+    /// Its service level.
+    pub service: f64,
+    /// Whether it is healthy (serves at least [`HEALTHY_SERVICE`]); `false`: the network is
+    /// down at these parameters.
+    pub healthy: bool,
+}
+
+/// The state the network rests in at `p` ([`choose_rest`] among [`all_equilibria`]).
+pub fn rest_state<M: Model<N>, const N: usize>(model: &M, p: &[f64]) -> Result<RestState<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let eq = all_equilibria(model, p)?;
+    let rest = choose_rest(model, &eq)?;
+    Ok(RestState {
+        x: eq[rest.index].x,
+        service: rest.service,
+        healthy: rest.healthy,
+    })
+}
+
+/// The healthy state: the stable equilibrium with the highest service level, provided it is at
+/// least [`HEALTHY_SERVICE`], among [`all_equilibria`]. Fails with
+/// [`Error::NoHealthyState`] when the network is down at these parameters.
 ///
 /// ```
 /// use selfheal::{analysis::healthy_state, model::{Model, ParamSet, P2p}};
@@ -250,18 +333,17 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
     let eq = all_equilibria(model, p)?;
-    eq.into_iter()
-        .find(|e| e.kind == Kind::Stable)
-        .map(|e| Settled {
-            equilibrium: e.x,
-            stability: e.stability,
-        })
-        .ok_or_else(|| {
-            Error::Invalid(
-                "no healthy state: the model has no stable equilibrium with these parameters (it may oscillate)"
-                    .into(),
-            )
-        })
+    let rest = choose_rest(model, &eq)?;
+    if !rest.healthy {
+        return Err(Error::NoHealthyState {
+            best_service: rest.service,
+        });
+    }
+    let e = &eq[rest.index];
+    Ok(Settled {
+        equilibrium: e.x,
+        stability: e.stability.clone(),
+    })
 }
 
 /// How an equilibrium behaves, from its eigenvalues.

@@ -7,7 +7,9 @@ pub mod equilibria;
 pub mod tipping;
 
 pub use equilibria::{
-    all_equilibria, healthy_state, newton, settled, Equilibrium, Kind, NewtonResult, Settled,
-    Stability,
+    all_equilibria, choose_rest, healthy_state, newton, rest_state, settled, Equilibrium, Kind,
+    NewtonResult, Rest, RestState, Settled, Stability, HEALTHY_SERVICE,
 };
-pub use tipping::{critical_shock, critical_window, CriticalShock, CriticalWindow, TippingOptions};
+pub use tipping::{
+    critical_shock, critical_window, CriticalShock, CriticalWindow, FateChange, TippingOptions,
+};

@@ -1,62 +1,83 @@
 //! Tipping by shocks: the critical reboot fraction, the critical spread of a wave, and the
 //! smallest rescue from a collapsed state.
 //!
-//! Each trial integrates only until its fate is certain — the state has [`settled`] onto a
-//! stable equilibrium — and the boundary between the fates is resolved with argmin's Brent root
-//! finder. Fate is a step function of the shock, so the function handed to Brent is made
-//! continuous near the boundary: a trial scores its closest approach to the saddle, signed by
-//! its fate. A shock just off the basin boundary (the saddle's stable manifold) passes the saddle
-//! at a distance proportional to its offset, on either side, so the score is nearly linear in
-//! `f − f*` and Brent converges in few trials; far from it the sign alone keeps the bracket.
+//! Every answer is certified by simulation. A trial integrates only until its fate is certain
+//! — the state has [`settled`] onto a stable equilibrium — and is classified `recovered` (it
+//! settled on the healthy state) or `collapsed`. The fate along a shock need not be monotone,
+//! so each analysis first **scans** the whole range at a resolution the caller sets, then
+//! **refines every change of fate** between neighbouring scan points to the tolerance. Each
+//! reported value lies inside a bracket whose two ends were both simulated and classified; no
+//! bracket is ever invented, and "none" means the scan found no change and says at what
+//! resolution it looked.
+//!
+//! Refinement is bisection: it needs nothing but the fates, so it works the same for models
+//! without saddles (one-state models, whose middle equilibrium is unstable) and for fates that
+//! change more than once. (Regula falsi on a score built from the time trials linger by the
+//! saddle was tried and took more trials than bisection on the reference model: the score is
+//! far from linear at the scan's resolution.) The saddle a trial near f* lingered by is still
+//! reported, as the state whose stable manifold the shocked state crosses.
+//!
+//! A network with no healthy state (no stable equilibrium serves at least half the users who
+//! want service, MODEL.md revision 3) is down whatever the shock: its trials are `collapsed`,
+//! and the critical shock reports it as down instead of searching.
 //!
 //! [`settled`]: crate::analysis::equilibria::settled
 
 use crate::analysis::equilibria::{
-    all_equilibria, integrate_to_rest, same_point, Equilibrium, Kind, SETTLE_HORIZON,
+    all_equilibria, choose_rest, integrate_to_rest, same_point, Equilibrium, Kind, Rest, RestState,
+    SETTLE_HORIZON,
 };
 use crate::error::Error;
 use crate::model::{Model, System};
 use crate::simulate::Outcome;
 use crate::solve::{integrate, Method, SolveOptions, SolverStats, Tolerances};
-use argmin::core::{CostFunction, Executor, State};
-use argmin::solver::brent::BrentRoot;
 use nalgebra::{Const, DimMin, SVector};
-use std::cell::RefCell;
 
-/// The equilibria of one parameter set, with the healthy state singled out.
+/// The equilibria of one parameter set, with the state the network rests in singled out.
 #[derive(Debug, Clone)]
 pub struct Landscape<const N: usize> {
-    /// Every equilibrium found, most peers first.
+    /// Every equilibrium found, most of the watched state first.
     pub equilibria: Vec<Equilibrium<N>>,
-    /// Index of the healthy state in `equilibria`.
-    pub healthy: usize,
+    /// The healthy state (or, when the network is down, the best stable state) and its
+    /// service level.
+    pub rest: Rest,
 }
 
 impl<const N: usize> Landscape<N> {
-    /// Finds the equilibria; fails when there is no stable one to call healthy.
+    /// Finds the equilibria and the state the network rests in; fails when no equilibrium is
+    /// stable or the model defines no service level.
     pub fn new<M: Model<N>>(model: &M, p: &[f64]) -> Result<Self, Error>
     where
         Const<N>: DimMin<Const<N>, Output = Const<N>>,
     {
         let equilibria = all_equilibria(model, p)?;
-        let healthy = equilibria
-            .iter()
-            .position(|e| e.kind == Kind::Stable)
-            .ok_or_else(|| {
-                Error::Invalid(
-                    "no stable equilibrium to start from: the network has no healthy state with these parameters"
-                        .into(),
-                )
-            })?;
-        Ok(Self {
-            equilibria,
-            healthy,
-        })
+        let rest = choose_rest(model, &equilibria)?;
+        Ok(Self { equilibria, rest })
     }
 
-    /// The healthy state.
-    pub fn healthy_state(&self) -> SVector<f64, N> {
-        self.equilibria[self.healthy].x
+    /// Whether the network has a healthy state at these parameters.
+    pub fn is_healthy(&self) -> bool {
+        self.rest.healthy
+    }
+
+    /// The healthy state, `None` when the network is down.
+    pub fn healthy_state(&self) -> Option<SVector<f64, N>> {
+        self.rest.healthy.then(|| self.rest_state())
+    }
+
+    /// The state the network rests in: the healthy state, or when there is none the stable
+    /// state with the highest service level (where a scenario then starts).
+    pub fn rest_state(&self) -> SVector<f64, N> {
+        self.equilibria[self.rest.index].x
+    }
+
+    /// The state the network rests in, with its service level and health.
+    pub fn rest_point(&self) -> RestState<N> {
+        RestState {
+            x: self.rest_state(),
+            service: self.rest.service,
+            healthy: self.rest.healthy,
+        }
     }
 
     /// The unstable eigenvalue of each of [`Landscape::saddles`].
@@ -75,24 +96,51 @@ impl<const N: usize> Landscape<N> {
 /// Options of the tipping analyses.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TippingOptions {
-    /// Absolute tolerance on the critical value (relative for windows and rescues).
+    /// Width of the final bracket of each change of fate: absolute for shocks, relative for
+    /// windows and rescues.
     pub tol: f64,
+    /// Resolution of the scan: shocks are tried at `k/scan` for `k = 0..=scan`, windows at
+    /// `scan/4` (at least 2) log-spaced values per factor of ten. A change of fate narrower
+    /// than one scan interval can be missed; every reported change is certified.
+    pub scan: usize,
     /// Solver options of every trial.
     pub solve: SolveOptions,
 }
 
 impl Default for TippingOptions {
-    /// f* to 1e-6 with trials at `rtol 1e-6`, `atol 1e-12` (Rosenbrock): on the reference
-    /// model f* moves by less than 1e-7 when the trials are tightened to `rtol 1e-12`.
+    /// Brackets of width 1e-6 after a scan of 20 intervals, with trials at `rtol 1e-6`,
+    /// `atol 1e-12` (Rosenbrock): on the reference model f* moves by less than 1e-7 when the
+    /// trials are tightened to `rtol 1e-12`.
     fn default() -> Self {
         Self {
             tol: 1e-6,
+            scan: 20,
             solve: SolveOptions {
                 method: Method::Rosenbrock,
                 tol: Tolerances::default(),
                 ..Default::default()
             },
         }
+    }
+}
+
+impl TippingOptions {
+    fn validate(&self) -> Result<(), Error> {
+        if !(self.tol.is_finite() && self.tol > 0.0 && self.tol < 0.1) {
+            return Err(Error::OutOfRange {
+                name: "tol".into(),
+                value: self.tol,
+                range: "in (0, 0.1)".into(),
+            });
+        }
+        if !(2..=100_000).contains(&self.scan) {
+            return Err(Error::OutOfRange {
+                name: "scan".into(),
+                value: self.scan as f64,
+                range: "an integer in [2, 100000]".into(),
+            });
+        }
+        self.solve.tol.validate()
     }
 }
 
@@ -119,7 +167,8 @@ fn saddle_distance<const N: usize>(x: &SVector<f64, N>, s: &SVector<f64, N>) -> 
 }
 
 /// Integrates from `x0` until the state settles; recovered when it settles on the landscape's
-/// healthy state. Also records when the trajectory last left each saddle's neighbourhood.
+/// healthy state (never, when the network has none). Also records when the trajectory last
+/// left each saddle's neighbourhood.
 pub fn fate<M: Model<N>, const N: usize>(
     sys: &System<'_, M, N>,
     x0: SVector<f64, N>,
@@ -154,10 +203,9 @@ where
     let healthy = landscape.healthy_state();
     Ok(match rest {
         Some((s, t)) => Fate {
-            outcome: if same_point(&s.equilibrium, &healthy) {
-                Outcome::Recovered
-            } else {
-                Outcome::Collapsed
+            outcome: match healthy {
+                Some(h) if same_point(&s.equilibrium, &h) => Outcome::Recovered,
+                _ => Outcome::Collapsed,
             },
             settled_at: t,
             saddle_exit,
@@ -170,14 +218,144 @@ where
     })
 }
 
+/// A change of fate along a scanned quantity, certified by two simulated trials.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FateChange {
+    /// The bracket `(a, b)`, `a < b`, no wider than the tolerance (in the analysed quantity:
+    /// a shock fraction, a window in minutes, a parameter value).
+    pub bracket: (f64, f64),
+    /// The simulated fate at `a`.
+    pub below: Outcome,
+    /// The simulated fate at `b`.
+    pub above: Outcome,
+}
+
+impl FateChange {
+    /// The middle of the bracket (geometric when both ends are positive and the search was
+    /// on a log scale).
+    pub fn mid(&self) -> f64 {
+        0.5 * (self.bracket.0 + self.bracket.1)
+    }
+}
+
+/// A simulated trial: where, and its fate.
+type Tried = (f64, Fate);
+
+/// A map between an analysed quantity and the coordinate its tolerance is absolute in.
+type Coordinate = fn(f64) -> f64;
+
+/// What a scan found: each scanned point's fate, every refined change, and for each change the
+/// fate at the end of its bracket that lingered longest by a saddle.
+struct Scanned {
+    scan: Vec<(f64, Outcome)>,
+    changes: Vec<FateChange>,
+    ends: Vec<Fate>,
+}
+
+/// Refines one change of fate between `lo` and `hi` by bisection (in a coordinate in which
+/// `tol` is absolute) until the bracket is at most `tol` wide. Both ends stay simulated trials.
+fn refine(
+    (lo, fate_lo): (f64, Fate),
+    (hi, fate_hi): (f64, Fate),
+    tol: f64,
+    trial: &mut impl FnMut(f64) -> Result<Fate, Error>,
+) -> Result<(Tried, Tried), Error> {
+    let low = fate_lo.outcome;
+    let (mut a, mut fa) = (lo, fate_lo);
+    let (mut b, mut fb) = (hi, fate_hi);
+    while b - a > tol {
+        let m = 0.5 * (a + b);
+        if m <= a || m >= b {
+            break;
+        }
+        let fm = trial(m)?;
+        if fm.outcome == Outcome::Undecided {
+            return Err(Error::Invalid(format!(
+                "a trial at {m} did not settle within {SETTLE_HORIZON} minutes, so its fate is undecided"
+            )));
+        }
+        if fm.outcome == low {
+            (a, fa) = (m, fm);
+        } else {
+            (b, fb) = (m, fm);
+        }
+    }
+    Ok(((a, fa), (b, fb)))
+}
+
+/// Scans `points` (increasing) with `trial` and refines every change of fate between
+/// neighbours; `to_u`/`from_u` map the quantity to the coordinate in which `tol` is absolute.
+fn scan_and_refine(
+    points: &[f64],
+    tol: f64,
+    to_u: impl Fn(f64) -> f64,
+    from_u: impl Fn(f64) -> f64,
+    trial: &mut impl FnMut(f64) -> Result<Fate, Error>,
+) -> Result<Scanned, Error> {
+    let mut scanned: Vec<(f64, Fate)> = Vec::with_capacity(points.len());
+    for &v in points {
+        let f = trial(v)?;
+        if f.outcome == Outcome::Undecided {
+            return Err(Error::Invalid(format!(
+                "a trial at {v} did not settle within {SETTLE_HORIZON} minutes, so its fate is undecided"
+            )));
+        }
+        scanned.push((v, f));
+    }
+    let mut changes = vec![];
+    let mut ends = vec![];
+    for w in scanned.windows(2) {
+        let ((v0, f0), (v1, f1)) = (w[0], w[1]);
+        if f0.outcome == f1.outcome {
+            continue;
+        }
+        let mut tu = |u: f64| trial(from_u(u));
+        let ((a, fa), (b, fb)) = refine((to_u(v0), f0), (to_u(v1), f1), tol, &mut tu)?;
+        // The ends as the quantity itself: the exact points that were simulated.
+        let (qa, qb) = (
+            if a == to_u(v0) { v0 } else { from_u(a) },
+            if b == to_u(v1) { v1 } else { from_u(b) },
+        );
+        changes.push(FateChange {
+            bracket: (qa, qb),
+            below: fa.outcome,
+            above: fb.outcome,
+        });
+        ends.push(
+            if fa.saddle_exit.map(|e| e.1) >= fb.saddle_exit.map(|e| e.1) {
+                fa
+            } else {
+                fb
+            },
+        );
+    }
+    let scan = scanned.iter().map(|(v, f)| (*v, f.outcome)).collect();
+    Ok(Scanned {
+        scan,
+        changes,
+        ends,
+    })
+}
+
 /// The critical shock of a parameter set.
 #[derive(Debug, Clone)]
 pub struct CriticalShock<const N: usize> {
-    /// f*, or `None` when every shock below 1 is absorbed.
+    /// f*: the smallest shock after which the network does not recover (the middle of
+    /// [`CriticalShock::bracket`]); `None` when the scan found no shock below 1 that tips it,
+    /// or when the network is down ([`CriticalShock::down`]).
     pub value: Option<f64>,
-    /// Final bracket `[recovers, collapses]`.
-    pub bracket: (f64, f64),
-    /// The saddle whose stable manifold the shocked state crosses at f*.
+    /// The bracket `[recovers, collapses]` of f*, both ends simulated.
+    pub bracket: Option<(f64, f64)>,
+    /// Every change of fate the scan found on [0, 1), in increasing order: the fate need not
+    /// be monotone in the shock.
+    pub changes: Vec<FateChange>,
+    /// The scan: each shock tried and its fate.
+    pub scan: Vec<(f64, Outcome)>,
+    /// The network has no healthy state at these parameters: it is down whatever the shock,
+    /// and nothing was scanned.
+    pub down: bool,
+    /// The saddle whose stable manifold the shocked state crosses at f*, when the trials near
+    /// f* passed one.
     pub saddle: Option<Equilibrium<N>>,
     /// The equilibria of the parameter set.
     pub landscape: Landscape<N>,
@@ -190,79 +368,12 @@ pub struct CriticalShock<const N: usize> {
 /// Largest shock fraction tried: fractions must stay below 1.
 pub const MAX_FRACTION: f64 = 1.0 - 1e-9;
 
-struct Scored<'a, F: FnMut(f64) -> Result<Fate, Error>> {
-    trial: RefCell<F>,
-    /// Unstable eigenvalue of each saddle.
-    rates: Vec<f64>,
-    error: &'a RefCell<Option<Error>>,
-    /// Score sign for a recovered trial (+1 when recovering lies at the low end).
-    recovered_sign: f64,
-}
-
-impl<F: FnMut(f64) -> Result<Fate, Error>> CostFunction for Scored<'_, F> {
-    type Param = f64;
-    type Output = f64;
-    fn cost(&self, v: &f64) -> Result<f64, argmin::core::Error> {
-        let fate = match (self.trial.borrow_mut())(*v) {
-            Ok(f) => f,
-            Err(e) => {
-                let msg = e.to_string();
-                *self.error.borrow_mut() = Some(e);
-                return Err(argmin::core::Error::msg(msg));
-            }
-        };
-        // A trajectory leaves the saddle's neighbourhood ln(1/|v − v*|)/λu after entering it,
-        // on either side: exp(−λu·t_exit) is nearly proportional to |v − v*|. Trajectories that
-        // never come near score 1.
-        let magnitude = match fate.saddle_exit {
-            Some((k, t)) => (-self.rates[k] * t).exp().max(1e-300),
-            None => 1.0,
-        };
-        Ok(match fate.outcome {
-            Outcome::Recovered => self.recovered_sign * magnitude,
-            Outcome::Collapsed => -self.recovered_sign * magnitude,
-            Outcome::Undecided => 0.0,
-        })
-    }
-}
-
-/// Resolves the boundary between `lo` (recovers) and `hi` (collapses) to `tol` with Brent;
-/// `rates` are the saddles' unstable eigenvalues.
-fn resolve(
-    lo: f64,
-    hi: f64,
-    tol: f64,
-    rates: Vec<f64>,
-    trial: impl FnMut(f64) -> Result<Fate, Error>,
-) -> Result<(f64, (f64, f64)), Error> {
-    let error = RefCell::new(None);
-    let (a, b, sign) = if lo < hi {
-        (lo, hi, 1.0)
-    } else {
-        (hi, lo, -1.0)
-    };
-    let problem = Scored {
-        trial: RefCell::new(trial),
-        rates,
-        error: &error,
-        recovered_sign: sign,
-    };
-    let run = Executor::new(problem, BrentRoot::new(a, b, tol))
-        .configure(|s| s.max_iters(200))
-        .run();
-    if let Some(e) = error.borrow_mut().take() {
-        return Err(e);
-    }
-    let res = run.map_err(|e| Error::Invalid(format!("root finder: {e}")))?;
-    let x = *res
-        .state()
-        .get_best_param()
-        .ok_or_else(|| Error::Invalid("root finder returned no point".into()))?;
-    Ok((x, (x - tol, x + tol)))
-}
-
 /// The critical shock f*: the smallest instantaneous reboot fraction (peers and supernodes
-/// alike) after which the network does not recover, to `opts.tol` absolute.
+/// alike) after which the network does not recover, certified by a bracket of simulated trials
+/// no wider than `opts.tol`.
+///
+/// Shocks `k/scan` (the last one just below 1) are tried, and every change of fate between
+/// neighbours is refined; f* is the first change from recovered to collapsed.
 ///
 /// ```
 /// use selfheal::analysis::tipping::{critical_shock, TippingOptions};
@@ -270,6 +381,8 @@ fn resolve(
 /// let p = ParamSet::defaults(P2p.params());
 /// let cs = critical_shock(&P2p, p.values(), &TippingOptions::default()).unwrap();
 /// let f = cs.value.unwrap();
+/// let (lo, hi) = cs.bracket.unwrap();
+/// assert!(lo < f && f < hi && hi - lo <= 1e-6);
 /// assert!(f > 0.3 && f < 0.6); // MODEL.md: the default critical shock lies in (0.3, 0.6)
 /// ```
 pub fn critical_shock<M: Model<N>, const N: usize>(
@@ -280,44 +393,50 @@ pub fn critical_shock<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    check_tol(opts.tol)?;
+    opts.validate()?;
     let landscape = Landscape::new(model, p)?;
-    let healthy = landscape.healthy_state();
-    let sys = System::new(model, p);
     let mut stats = SolverStats::default();
     let mut trials = 0;
-    let mut last: Option<Fate> = None;
-    let mut trial = |f: f64| -> Result<Fate, Error> {
-        trials += 1;
-        let x0 = model.reboot_jump(&healthy, p, f, f)?;
-        let r = fate(&sys, x0, &landscape, &opts.solve, &mut stats)?;
-        if r.outcome == Outcome::Undecided {
-            return Err(Error::Invalid(format!(
-                "a shock of {f} leaves the network undecided (not settled within {SETTLE_HORIZON} minutes)"
-            )));
-        }
-        last = Some(r);
-        Ok(r)
-    };
-    // f = 0 leaves the healthy state in place; the largest shock decides whether any tips it.
-    if trial(MAX_FRACTION)?.outcome == Outcome::Recovered {
+    if !landscape.is_healthy() {
         return Ok(CriticalShock {
             value: None,
-            bracket: (MAX_FRACTION, 1.0),
+            bracket: None,
+            changes: vec![],
+            scan: vec![],
+            down: true,
             saddle: None,
             landscape,
             trials,
             stats,
         });
     }
-    let (value, bracket) = resolve(0.0, MAX_FRACTION, opts.tol, landscape.rates(), &mut trial)?;
-    // The saddle crossed: the one the last trial (at f*, within tol) lingered by.
-    let saddle = last
-        .and_then(|f| f.saddle_exit)
+    let start = landscape.rest_state();
+    let sys = System::new(model, p);
+    let mut trial = |f: f64| -> Result<Fate, Error> {
+        trials += 1;
+        let x0 = model.reboot_jump(&start, p, f, f)?;
+        fate(&sys, x0, &landscape, &opts.solve, &mut stats)
+    };
+    let points: Vec<f64> = (0..=opts.scan)
+        .map(|k| (k as f64 / opts.scan as f64).min(MAX_FRACTION))
+        .collect();
+    let Scanned {
+        scan,
+        changes,
+        ends,
+    } = scan_and_refine(&points, opts.tol, |u| u, |u| u, &mut trial)?;
+    let first = changes
+        .iter()
+        .position(|c| c.below == Outcome::Recovered && c.above == Outcome::Collapsed);
+    let saddle = first
+        .and_then(|i| ends[i].saddle_exit)
         .and_then(|(k, _)| landscape.saddles().nth(k).cloned());
     Ok(CriticalShock {
-        value: Some(value),
-        bracket,
+        value: first.map(|i| changes[i].mid()),
+        bracket: first.map(|i| changes[i].bracket),
+        changes,
+        scan,
+        down: false,
         saddle,
         landscape,
         trials,
@@ -325,40 +444,35 @@ where
     })
 }
 
-fn check_tol(tol: f64) -> Result<(), Error> {
-    if tol.is_finite() && tol > 0.0 && tol < 0.1 {
-        Ok(())
-    } else {
-        Err(Error::OutOfRange {
-            name: "tol".into(),
-            value: tol,
-            range: "in (0, 0.1)".into(),
-        })
-    }
-}
-
 /// The critical spread of a reboot wave.
 #[derive(Debug, Clone)]
 pub struct CriticalWindow {
-    /// W*: waves spread over longer than this are absorbed (minutes); `None` when even the
-    /// longest window tried (`MAX_WINDOW`) tips the network.
+    /// W*: every scanned wave spread over longer than this is absorbed (minutes), the middle
+    /// (geometric) of [`CriticalWindow::bracket`]; `None` when even the longest window tried
+    /// ([`MAX_WINDOW`]) tips the network.
     pub value: Option<f64>,
-    /// Final bracket `[tips, absorbed]` (minutes).
-    pub bracket: (f64, f64),
-    /// The critical shock of the same parameters, for reference.
-    pub critical_shock: f64,
+    /// The bracket `[tips, absorbed]` of W* (minutes), both ends simulated.
+    pub bracket: Option<(f64, f64)>,
+    /// Every change of fate the scan found, in increasing window.
+    pub changes: Vec<FateChange>,
+    /// The scan: each window tried and its fate.
+    pub scan: Vec<(f64, Outcome)>,
     /// Number of trials integrated.
     pub trials: usize,
     /// Solver work over all trials.
     pub stats: SolverStats,
 }
 
+/// Shortest window tried (minutes): 0.06 s, instantaneous for any network.
+pub const MIN_WINDOW: f64 = 1e-3;
 /// Longest window tried (minutes): 100 days.
 pub const MAX_WINDOW: f64 = 1.44e5;
 
-/// For a reboot fraction `f` above the critical shock, the critical window W*(f): waves spread
-/// over more than W* minutes are absorbed, faster ones tip the network (rate-induced tipping).
-/// Resolved to `opts.tol` relative.
+/// For a reboot fraction `f` whose instantaneous wave tips the network, the critical window
+/// W*(f): waves spread over more than W* minutes are absorbed, faster ones tip the network
+/// (rate-induced tipping). Windows from [`MIN_WINDOW`] to [`MAX_WINDOW`] are scanned at
+/// `opts.scan / 4` (at least 2) points per factor of ten, every change of fate is refined to
+/// `opts.tol` relative, and W* is the upper end of the last change from tipping to absorbed.
 pub fn critical_window<M: Model<N>, const N: usize>(
     model: &M,
     p: &[f64],
@@ -368,7 +482,7 @@ pub fn critical_window<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    check_tol(opts.tol)?;
+    opts.validate()?;
     if !(f.is_finite() && (0.0..1.0).contains(&f)) {
         return Err(Error::OutOfRange {
             name: "shock".into(),
@@ -376,76 +490,83 @@ where
             range: "in [0, 1)".into(),
         });
     }
-    let cs = critical_shock(model, p, opts)?;
-    let fstar = cs.value.ok_or_else(|| {
-        Error::Invalid("no shock below 1 tips the network, so no window is critical".into())
-    })?;
-    if f <= cs.bracket.1 {
+    let landscape = Landscape::new(model, p)?;
+    if !landscape.is_healthy() {
+        return Err(Error::NoHealthyState {
+            best_service: landscape.rest.service,
+        });
+    }
+    let start = landscape.rest_state();
+    let sys = System::new(model, p);
+    let mut stats = SolverStats::default();
+    let mut trials = 0;
+    // The instantaneous wave must tip the network, or no window is critical.
+    trials += 1;
+    let x0 = model.reboot_jump(&start, p, f, f)?;
+    let instant = fate(&sys, x0, &landscape, &opts.solve, &mut stats)?;
+    if instant.outcome != Outcome::Collapsed {
         return Err(Error::OutOfRange {
             name: "shock".into(),
             value: f,
-            range: format!("above the critical shock f* = {fstar:.6} (an instantaneous wave of this size is absorbed)"),
+            range: format!(
+                "large enough that an instantaneous wave tips the network (a wave of {f} is {} even when instantaneous)",
+                if instant.outcome == Outcome::Recovered { "absorbed" } else { "undecided" }
+            ),
         });
     }
-    let landscape = cs.landscape;
-    let healthy = landscape.healthy_state();
-    let mut stats = cs.stats;
-    let mut trials = 0;
-    let sys = System::new(model, p);
     let eta = -(1.0 - f).ln();
     let mut trial = |w: f64| -> Result<Fate, Error> {
         trials += 1;
         let mut wave = System::new(model, p);
         wave.reboot = Some((eta / w, eta / w));
-        let (_, x) = integrate(&wave, 0.0, healthy, w, &opts.solve, &mut stats, &mut |_| {
+        let (_, x) = integrate(&wave, 0.0, start, w, &opts.solve, &mut stats, &mut |_| {
             false
         })?;
         let mut fate = fate(&sys, x, &landscape, &opts.solve, &mut stats)?;
         fate.settled_at += w;
         Ok(fate)
     };
-    // Bracket in the window: start at one minute, then halve or double.
-    let mut w = 1.0;
-    let first = trial(w)?.outcome;
-    let (mut tips, mut absorbed) = (None, None);
-    if first == Outcome::Recovered {
-        absorbed = Some(w);
-        while w > 1e-9 {
-            w /= 4.0;
-            if trial(w)?.outcome == Outcome::Collapsed {
-                tips = Some(w);
-                break;
-            }
-            absorbed = Some(w);
-        }
-    } else {
-        tips = Some(w);
-        while w < MAX_WINDOW {
-            w = (w * 4.0).min(MAX_WINDOW);
-            if trial(w)?.outcome == Outcome::Recovered {
-                absorbed = Some(w);
-                break;
-            }
-            tips = Some(w);
-        }
+    let per_decade = (opts.scan / 4).max(2);
+    let decades = (MAX_WINDOW / MIN_WINDOW).log10();
+    let n = (decades * per_decade as f64).ceil() as usize;
+    let points: Vec<f64> = (0..=n)
+        .map(|k| {
+            let u = MIN_WINDOW.ln() + (MAX_WINDOW / MIN_WINDOW).ln() * k as f64 / n as f64;
+            u.exp().clamp(MIN_WINDOW, MAX_WINDOW)
+        })
+        .collect();
+    let Scanned {
+        scan, mut changes, ..
+    } = scan_and_refine(&points, opts.tol, f64::ln, f64::exp, &mut trial)?;
+    // Absorbed already at the shortest window although the instantaneous wave tips: the change
+    // lies in (0, MIN_WINDOW), bracketed by the instantaneous trial and the first scanned one.
+    if scan.first().is_some_and(|s| s.1 == Outcome::Recovered) {
+        changes.insert(
+            0,
+            FateChange {
+                bracket: (0.0, MIN_WINDOW),
+                below: Outcome::Collapsed,
+                above: Outcome::Recovered,
+            },
+        );
     }
-    let (Some(lo), Some(hi)) = (tips, absorbed) else {
-        return Ok(CriticalWindow {
-            value: None,
-            bracket: (tips.unwrap_or(0.0), absorbed.unwrap_or(f64::INFINITY)),
-            critical_shock: fstar,
-            trials,
-            stats,
-        });
-    };
-    // Resolve in ln W so that the tolerance is relative. The score runs the other way round
-    // here: long windows recover.
-    let rates = landscape.rates();
-    let (lw, (a, b)) = resolve(hi.ln(), lo.ln(), opts.tol, rates, |lw: f64| trial(lw.exp()))?;
+    let absorbed_at_end = scan.last().is_some_and(|s| s.1 == Outcome::Recovered);
+    let last = changes
+        .iter()
+        .rposition(|c| c.below == Outcome::Collapsed && c.above == Outcome::Recovered)
+        .filter(|_| absorbed_at_end);
     Ok(CriticalWindow {
-        value: Some(lw.exp()),
-        bracket: (a.exp().min(b.exp()), a.exp().max(b.exp())),
-        critical_shock: fstar,
+        value: last.map(|i| {
+            let (a, b) = changes[i].bracket;
+            if a > 0.0 {
+                (a * b).sqrt()
+            } else {
+                0.5 * b
+            }
+        }),
+        bracket: last.map(|i| changes[i].bracket),
+        changes,
+        scan,
         trials,
         stats,
     })
@@ -458,22 +579,33 @@ pub struct Rescue<const N: usize> {
     pub param: String,
     /// Its value before the rescue.
     pub from_value: f64,
-    /// The rescuing value closest to the current one (`None` when none in the searched range).
+    /// The rescuing value closest to the current one found by the search (the rescuing end of
+    /// [`Rescue::bracket`]); `None` when none in the searched range.
     pub value: Option<f64>,
-    /// Final bracket `[fails, rescues]`.
-    pub bracket: (f64, f64),
+    /// The bracket `(fails, rescues)`, both ends simulated (not ordered: `fails` lies on the
+    /// side of the current value).
+    pub bracket: Option<(f64, f64)>,
     /// The collapsed state the rescue starts from.
     pub collapsed: SVector<f64, N>,
+    /// Whether the network had no healthy state at the current value (the rescue starts from
+    /// the best stable state).
+    pub down: bool,
     /// Number of trials integrated.
     pub trials: usize,
     /// Solver work over all trials.
     pub stats: SolverStats,
 }
 
-/// From the collapsed state (the stable equilibrium with the fewest peers), the value of
-/// parameter `k` closest to its current value that, set as a step, brings the network back to
-/// the healthy state of the new parameters; searched upwards first (doubling, to the parameter's
-/// upper bound or 10⁶ times its value), then downwards. Resolved to `opts.tol` relative.
+/// Most doublings (or halvings) the rescue search takes in each direction.
+pub const RESCUE_STEPS: usize = 60;
+
+/// From the collapsed state (the stable equilibrium that is not healthy and serves least; when
+/// the network is down, the state it rests in), the value of parameter `k` closest to its
+/// current value that, set as a step, brings the network back to the healthy state of the new
+/// parameters. The search tries the current value, then doubles (to the parameter's upper
+/// bound or 10⁶ times its value), then halves (down to 10⁻⁹ times it); the first value that
+/// rescues is refined against the last that did not, to `opts.tol` relative. A value closer
+/// than one factor of two to a failing one can be missed.
 pub fn rescue<M: Model<N>, const N: usize>(
     model: &M,
     p: &[f64],
@@ -483,45 +615,70 @@ pub fn rescue<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    check_tol(opts.tol)?;
+    opts.validate()?;
     let spec = *model
         .params()
         .get(k)
         .ok_or_else(|| Error::Invalid(format!("parameter index {k} is out of range")))?;
     let landscape = Landscape::new(model, p)?;
-    let collapsed = landscape
-        .equilibria
-        .iter()
-        .rev()
-        .find(|e| e.kind == Kind::Stable && !same_point(&e.x, &landscape.healthy_state()))
-        .map(|e| e.x)
-        .ok_or_else(|| {
-            Error::Invalid(
-                "no collapsed state to rescue: with these parameters the only stable state is the healthy one"
-                    .into(),
-            )
-        })?;
+    let down = !landscape.is_healthy();
+    let collapsed = if down {
+        landscape.rest_state()
+    } else {
+        let healthy = landscape.rest_state();
+        landscape
+            .equilibria
+            .iter()
+            .filter(|e| e.kind == Kind::Stable && !same_point(&e.x, &healthy))
+            .min_by(|a, b| {
+                let s = |x: &SVector<f64, N>| model.service_level(x).unwrap_or(f64::INFINITY);
+                s(&a.x).total_cmp(&s(&b.x))
+            })
+            .map(|e| e.x)
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "no collapsed state to rescue: with these parameters the only stable state is the healthy one"
+                        .into(),
+                )
+            })?
+    };
     let v0 = p[k];
     let mut stats = SolverStats::default();
     let mut trials = 0;
-    let mut trial = |v: f64| -> Result<Outcome, Error> {
+    let mut trial = |v: f64| -> Result<Fate, Error> {
         trials += 1;
         let mut q = p.to_vec();
         q[k] = v;
-        let Ok(l) = Landscape::new(model, &q) else {
-            // No healthy state at this value: certainly no rescue.
-            return Ok(Outcome::Collapsed);
+        let l = match Landscape::new(model, &q) {
+            Ok(l) => l,
+            // No stable state at this value: certainly no rescue.
+            Err(Error::NoStableEquilibrium) => {
+                return Ok(Fate {
+                    outcome: Outcome::Collapsed,
+                    settled_at: 0.0,
+                    saddle_exit: None,
+                })
+            }
+            Err(e) => return Err(e),
         };
         let sys = System::new(model, &q);
-        Ok(fate(&sys, collapsed, &l, &opts.solve, &mut stats)?.outcome)
+        fate(&sys, collapsed, &l, &opts.solve, &mut stats)
     };
+    let at_v0 = trial(v0)?;
+    if at_v0.outcome != Outcome::Collapsed {
+        return Err(Error::Invalid(format!(
+            "the collapsed state is not collapsed at {} = {v0}: it {}",
+            spec.name,
+            at_v0.outcome.name()
+        )));
+    }
     let admissible = |v: f64| spec.admits(v);
     // Search outwards from v0 in each direction for a value that rescues.
     let mut found = None;
-    for up in [true, false] {
-        let mut last = v0;
+    'directions: for up in [true, false] {
+        let mut last = (v0, at_v0);
         let mut v = v0;
-        for _ in 0..60 {
+        for _ in 0..RESCUE_STEPS {
             v = match (up, v > 0.0) {
                 (true, true) => v * 2.0,
                 (true, false) => 1e-9_f64.max(v.abs() * 2.0),
@@ -531,50 +688,63 @@ where
             {
                 break;
             }
-            if trial(v)? == Outcome::Recovered {
-                found = Some((last, v));
-                break;
+            let f = trial(v)?;
+            match f.outcome {
+                Outcome::Recovered => {
+                    found = Some((last, (v, f)));
+                    break 'directions;
+                }
+                Outcome::Collapsed => last = (v, f),
+                Outcome::Undecided => {
+                    return Err(Error::Invalid(format!(
+                        "with {} = {v} the collapsed state did not settle within {SETTLE_HORIZON} minutes, so the rescue is undecided",
+                        spec.name
+                    )))
+                }
             }
-            last = v;
-        }
-        if found.is_some() {
-            break;
         }
     }
-    let Some((fails, rescues)) = found else {
+    let Some(((fails, f_fails), (rescues, f_rescues))) = found else {
         return Ok(Rescue {
             param: spec.name.into(),
             from_value: v0,
             value: None,
-            bracket: (v0, v0),
+            bracket: None,
             collapsed,
+            down,
             trials,
             stats,
         });
     };
-    // Bisect (geometrically when both ends are positive) to the relative tolerance.
-    let (mut a, mut b) = (fails, rescues);
-    while (b - a).abs() > opts.tol * b.abs().max(f64::MIN_POSITIVE) {
-        let m = if a > 0.0 && b > 0.0 {
-            (a * b).sqrt()
-        } else {
-            0.5 * (a + b)
-        };
-        if m == a || m == b {
-            break;
-        }
-        if trial(m)? == Outcome::Recovered {
-            b = m;
-        } else {
-            a = m;
-        }
-    }
+    // Refine in ln v when both ends are positive (relative tolerance), else linearly.
+    let log = fails > 0.0 && rescues > 0.0;
+    let (to_u, from_u): (Coordinate, Coordinate) = if log {
+        (f64::ln, f64::exp)
+    } else {
+        (|v| v, |u| u)
+    };
+    let tol = if log {
+        opts.tol
+    } else {
+        opts.tol * rescues.abs().max(fails.abs()).max(f64::MIN_POSITIVE)
+    };
+    let (lo, hi, flip) = if fails < rescues {
+        ((fails, f_fails), (rescues, f_rescues), false)
+    } else {
+        ((rescues, f_rescues), (fails, f_fails), true)
+    };
+    let mut tu = |u: f64| trial(from_u(u));
+    let ((a, _), (b, _)) = refine((to_u(lo.0), lo.1), (to_u(hi.0), hi.1), tol, &mut tu)?;
+    let exact = |u: f64, v: f64| if u == to_u(v) { v } else { from_u(u) };
+    let (a, b) = (exact(a, lo.0), exact(b, hi.0));
+    let (f, r) = if flip { (b, a) } else { (a, b) };
     Ok(Rescue {
         param: spec.name.into(),
         from_value: v0,
-        value: Some(b),
-        bracket: (a, b),
+        value: Some(r),
+        bracket: Some((f, r)),
         collapsed,
+        down,
         trials,
         stats,
     })

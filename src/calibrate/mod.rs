@@ -46,7 +46,7 @@ pub mod stats;
 
 pub use data::{parse_utc, read_readings, Reading, Weighting};
 
-use crate::analysis::equilibria::healthy_state;
+use crate::analysis::equilibria::{rest_state, RestState};
 use crate::error::Error;
 use crate::model::{Bound, Model};
 use crate::scenario::Scenario;
@@ -57,7 +57,7 @@ use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::neldermead::NelderMead;
 use argmin::solver::quasinewton::LBFGS;
-use nalgebra::{Const, DMatrix, DimMin, SVector};
+use nalgebra::{Const, DMatrix, DimMin};
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
 
@@ -388,18 +388,18 @@ struct Problem<'a, M, const N: usize> {
     gradient_evals: Cell<usize>,
     /// Healthy states of recently seen parameter vectors (most fitted quantities leave the
     /// initial and final parameters unchanged, and the search for them dominates a solve).
-    healthy: RefCell<Vec<(Vec<f64>, SVector<f64, N>)>>,
+    healthy: RefCell<Vec<(Vec<f64>, RestState<N>)>>,
 }
 
 impl<M: Model<N>, const N: usize> Problem<'_, M, N>
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    fn healthy_of(&self, p: &[f64]) -> Result<SVector<f64, N>, Error> {
+    fn healthy_of(&self, p: &[f64]) -> Result<RestState<N>, Error> {
         if let Some((_, x)) = self.healthy.borrow().iter().find(|(q, _)| q == p) {
             return Ok(*x);
         }
-        let x = healthy_state(self.model, p)?.equilibrium;
+        let x = rest_state(self.model, p)?;
         let mut cache = self.healthy.borrow_mut();
         if cache.len() >= 8 {
             cache.remove(0);
@@ -479,7 +479,7 @@ where
         let mut jac = DMatrix::zeros(n, k);
         let mut r = vec![0.0; n];
         let mut stats = SolverStats::default();
-        let x_h = self.healthy_of(sc.params.values())?;
+        let x_h = self.healthy_of(sc.params.values())?.x;
         for (j, f) in self.fit.iter().enumerate() {
             let dense = sens::sensitivity_run::<M, N, N2>(
                 self.model,

@@ -128,6 +128,14 @@ pub trait Model<const N: usize>: Sync {
     fn online<T: Scalar>(&self, x: &SVector<T, N>) -> T {
         x[self.watched()]
     }
+    /// The service level of a state: the share of the users who want service that get it, in
+    /// [0, 1] (for the reference model online users over online plus queued, MODEL.md
+    /// revision 3). The healthy state is the stable equilibrium with the highest service level,
+    /// provided it is at least 1/2; analyses that need a healthy state refuse a model that
+    /// returns `None` here (the default) rather than guess which state is healthy.
+    fn service_level(&self, _x: &SVector<f64, N>) -> Option<f64> {
+        None
+    }
     /// Utilisation of the serving capacity, if the model has such a notion.
     fn utilisation(&self, _x: &SVector<f64, N>, _p: &[f64]) -> Option<f64> {
         None

@@ -207,6 +207,14 @@ impl Model<3> for P2p {
         x[0] + x[1]
     }
 
+    /// Online users over the users who want to be online, (N + S)/(N + S + Q); 1 when nobody
+    /// wants service (MODEL.md revision 3).
+    fn service_level(&self, x: &SVector<f64, 3>) -> Option<f64> {
+        let online = x[0] + x[1];
+        let wanting = online + x[2];
+        Some(if wanting > 0.0 { online / wanting } else { 1.0 })
+    }
+
     fn utilisation(&self, x: &SVector<f64, 3>, p: &[f64]) -> Option<f64> {
         Some(Self::utilisation_of(x, p))
     }

@@ -23,12 +23,13 @@ mod output;
 pub use design::{Axis, Design, Quantity, Range, Sampler, SOBOL_DIMS};
 pub use output::{merge, run_to_file, Fingerprint, RunFile, Shard};
 
+use crate::analysis::equilibria::RestState;
 use crate::analysis::tipping::{critical_shock, critical_window, Landscape, TippingOptions};
 use crate::error::{suggest, Error};
 use crate::model::Model;
 use crate::scenario::Scenario;
 use crate::simulate::{simulate_with, SimOptions};
-use nalgebra::{Const, DimMin, SVector};
+use nalgebra::{Const, DimMin};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -139,8 +140,11 @@ pub struct Sweep<'m, M, const N: usize> {
 #[derive(Default)]
 pub struct RowCache<const N: usize> {
     landscapes: HashMap<Vec<u64>, Result<Arc<Landscape<N>>, String>>,
-    critical: HashMap<Vec<u64>, Result<Option<f64>, String>>,
+    critical: HashMap<Vec<u64>, CriticalEntry>,
 }
+
+/// A cached critical shock: the value and whether the network is down, or the error.
+type CriticalEntry = Result<(Option<f64>, bool), String>;
 
 /// Entries kept per cache before it is cleared (memory stays flat on huge sweeps).
 const CACHE_LIMIT: usize = 4096;
@@ -219,7 +223,9 @@ where
         &self.base
     }
 
-    /// Column names: one per axis, one per metric, then `status`.
+    /// Column names: one per axis, one per metric, then `status`: `ok`, `down` (the row's
+    /// network has no healthy state at its initial or final parameters: outcomes are
+    /// `collapsed` and `critical_shock` is empty), or the row's error.
     pub fn header(&self) -> Vec<String> {
         let mut h: Vec<String> = self.design.columns().into_iter().map(|(n, _)| n).collect();
         h.extend(self.metrics.iter().map(|m| m.name().to_string()));
@@ -249,9 +255,9 @@ where
         let point = self.design.point(i);
         let mut fields: Vec<String> = point.iter().map(|v| format!("{v}")).collect();
         match self.metrics_of(i, cache) {
-            Ok(values) => {
+            Ok((values, down)) => {
                 fields.extend(values);
-                fields.push("ok".into());
+                fields.push(if down { "down" } else { "ok" }.into());
             }
             Err(e) => {
                 fields.extend(self.metrics.iter().map(|_| String::new()));
@@ -261,12 +267,12 @@ where
         fields
     }
 
-    fn metrics_of(&self, i: usize, cache: &mut RowCache<N>) -> Result<Vec<String>, Error> {
+    fn metrics_of(&self, i: usize, cache: &mut RowCache<N>) -> Result<(Vec<String>, bool), Error> {
         let sc = self.scenario(i)?;
         let p = sc.params.values().to_vec();
         let sim = if self.metrics.iter().any(|m| m.needs_simulation()) {
-            let mut healthy = |q: &[f64]| -> Result<SVector<f64, N>, Error> {
-                Ok(cache.landscape(self.model, q)?.healthy_state())
+            let mut healthy = |q: &[f64]| -> Result<RestState<N>, Error> {
+                Ok(cache.landscape(self.model, q)?.rest_point())
             };
             Some(simulate_with(self.model, &sc, &self.sim, &mut healthy)?)
         } else {
@@ -275,6 +281,10 @@ where
         let num = |v: f64| format!("{v}");
         let opt = |v: Option<f64>| v.map_or(String::new(), num);
         let mut out = Vec::with_capacity(self.metrics.len());
+        // A row whose network has no healthy state says so in its status.
+        let mut down = sim
+            .as_ref()
+            .is_some_and(|s| s.summary.down || !s.summary.start_healthy);
         for m in &self.metrics {
             let s = sim.as_ref().map(|s| &s.summary);
             out.push(match m {
@@ -295,12 +305,13 @@ where
                         .entry(key(&p))
                         .or_insert_with(|| {
                             critical_shock(self.model, &p, &self.tipping)
-                                .map(|c| c.value)
+                                .map(|c| (c.value, c.down))
                                 .map_err(|e| e.to_string())
                         })
                         .clone()
                         .map_err(Error::Invalid)?;
-                    opt(v)
+                    down |= v.1;
+                    opt(v.0)
                 }
                 Metric::CriticalWindow => {
                     let f = sc.shock.map(|s| s.fraction).ok_or_else(|| {
@@ -315,7 +326,7 @@ where
                 }
             });
         }
-        Ok(out)
+        Ok((out, down))
     }
 
     /// Computes rows `range` on `threads` threads (0: all cores) and hands them to `sink` in row
@@ -450,6 +461,7 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, Error> {
 mod tests {
     use super::*;
     use crate::model::{ParamSpec, Scalar, StateSpec};
+    use nalgebra::SVector;
 
     /// Logistic growth that panics for rates just above 5 (a bug in a user's model).
     struct Faulty;
@@ -481,6 +493,9 @@ mod tests {
         }
         fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
             SVector::from([1.0])
+        }
+        fn service_level(&self, x: &SVector<f64, 1>) -> Option<f64> {
+            Some(x[0].clamp(0.0, 1.0))
         }
     }
 

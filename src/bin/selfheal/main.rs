@@ -345,18 +345,25 @@ struct EquilibriaArgs {
 struct CriticalShockArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
-    /// Absolute tolerance on f*.
+    /// Width of the final bracket of f* (and of every other change of fate).
     #[arg(long, value_name = "T", default_value_t = 1e-6)]
     tol: f64,
+    /// Scan resolution: shocks k/K for k = 0..K are simulated before refining every change of
+    /// fate (a change narrower than 1/K can be missed).
+    #[arg(long, value_name = "K", default_value_t = 20)]
+    scan: usize,
 }
 
 #[derive(Args)]
 struct CriticalWindowArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
-    /// Relative tolerance on W*.
+    /// Relative width of the final bracket of W*.
     #[arg(long, value_name = "T", default_value_t = 1e-6)]
     tol: f64,
+    /// Scan resolution: K/4 (at least 2) windows per factor of ten, from 1e-3 to 1.44e5 min.
+    #[arg(long, value_name = "K", default_value_t = 20)]
+    scan: usize,
 }
 
 /// Flags every command shares: the scenario and the solver.
@@ -630,10 +637,17 @@ fn print_summary(
         "scenario: {} (t_end {} min, method {}, rtol {:e}, atol {:e})",
         sc.name, sc.t_end, opts.solve.method, opts.solve.tol.rtol, opts.solve.tol.atol
     );
-    eprintln!(
-        "healthy state: peers {:.6}, supernodes {:.6e}, queue {:.6e}",
-        s.healthy[0], s.healthy[1], s.healthy[2]
-    );
+    if s.start_healthy {
+        eprintln!(
+            "healthy state: peers {:.6}, supernodes {:.6e}, queue {:.6e} (service level {:.4})",
+            s.healthy[0], s.healthy[1], s.healthy[2], s.service_level
+        );
+    } else {
+        eprintln!(
+            "no healthy state: the network is down at these parameters; best stable state: peers {:.6}, supernodes {:.6e}, queue {:.6e} (service level {:.4} < 0.5)",
+            s.healthy[0], s.healthy[1], s.healthy[2], s.service_level
+        );
+    }
     eprintln!(
         "lowest peers: {:.6} ({}) at t = {:.2} min",
         s.min_peers,
@@ -652,6 +666,9 @@ fn print_summary(
     match s.recovery_time {
         Some(t) => eprintln!("recovery time: {t:.2} min"),
         None => eprintln!("recovery time: none (peers never returned to 95% of healthy)"),
+    }
+    if s.down {
+        eprintln!("the final parameters have no healthy state: the network is down whatever the trajectory does");
     }
     match s.settled_at {
         Some(t) => eprintln!("outcome: {} (settled by t = {t:.1} min)", s.outcome.name()),
@@ -698,8 +715,8 @@ fn write_summary_json(
 
 /// Options for the tipping analyses: the scenario's solver settings, with `auto` meaning the
 /// stiff method (every trial ends near an equilibrium, where the model is stiff).
-fn tipping_options(solve: SolveOptions, tol: f64) -> TippingOptions {
-    let mut opts = TippingOptions { tol, solve };
+fn tipping_options(solve: SolveOptions, tol: f64, scan: usize) -> TippingOptions {
+    let mut opts = TippingOptions { tol, scan, solve };
     if solve.method == Method::Auto {
         opts.solve.method = Method::Rosenbrock;
     }
@@ -738,14 +755,34 @@ fn run_equilibria(args: &EquilibriaArgs) -> Result<(), Error> {
 
 fn run_critical_shock(args: &CriticalShockArgs) -> Result<(), Error> {
     let (sc, solve) = args.scenario.build()?;
-    let opts = tipping_options(solve, args.tol);
+    let opts = tipping_options(solve, args.tol, args.scan);
     let started = std::time::Instant::now();
     let cs = critical_shock(&P2p, sc.params.values(), &opts)?;
     let elapsed = started.elapsed();
-    eprintln!(
-        "bracket: [{:.9}, {:.9}] (recovers, collapses)",
-        cs.bracket.0, cs.bracket.1
-    );
+    if cs.down {
+        eprintln!(
+            "the network is down at these parameters: no stable state serves at least half the users who want service (the best serves {:.4}); every shock ends collapsed",
+            cs.landscape.rest.service
+        );
+        println!("down");
+        return Ok(());
+    }
+    for c in &cs.changes {
+        eprintln!(
+            "fate changes in [{:.9}, {:.9}]: {} below, {} above",
+            c.bracket.0,
+            c.bracket.1,
+            c.below.name(),
+            c.above.name()
+        );
+    }
+    if cs.changes.is_empty() {
+        eprintln!(
+            "no shock tips the network: all {} scanned shocks (0 to 1 in steps of 1/{}) recover",
+            cs.scan.len(),
+            opts.scan
+        );
+    }
     if let Some(s) = &cs.saddle {
         eprintln!(
             "saddle crossed: peers {:.6}, supernodes {:.6e}, queue {:.6e}; unstable eigenvalue {:.6e}/min",
@@ -776,15 +813,25 @@ fn run_critical_window(args: &CriticalWindowArgs) -> Result<(), Error> {
     let f = sc.shock.map(|s| s.fraction).ok_or_else(|| {
         Error::Invalid("critical-window needs --shock F (or a [shock] in the scenario)".into())
     })?;
-    let opts = tipping_options(solve, args.tol);
+    let opts = tipping_options(solve, args.tol, args.scan);
     let started = std::time::Instant::now();
     let cw = critical_window(&P2p, sc.params.values(), f, &opts)?;
     let elapsed = started.elapsed();
-    eprintln!("critical shock f* = {:.6}", cw.critical_shock);
-    eprintln!(
-        "bracket: [{:.6}, {:.6}] min (tips, absorbed)",
-        cw.bracket.0, cw.bracket.1
-    );
+    for c in &cw.changes {
+        eprintln!(
+            "fate changes in [{:.6}, {:.6}] min: {} below, {} above",
+            c.bracket.0,
+            c.bracket.1,
+            c.below.name(),
+            c.above.name()
+        );
+    }
+    if cw.value.is_none() {
+        eprintln!(
+            "no critical window: the longest window scanned ({} min) still tips the network",
+            selfheal::analysis::tipping::MAX_WINDOW
+        );
+    }
     eprintln!(
         "{} trials, {} steps; {:.2} ms",
         cw.trials,
@@ -846,7 +893,7 @@ fn run_rescue(args: &RescueArgs) -> Result<(), Error> {
         });
     }
     let FromState::Collapsed = args.from_state;
-    let opts = tipping_options(solve, args.tol);
+    let opts = tipping_options(solve, args.tol, TippingOptions::default().scan);
     let started = std::time::Instant::now();
     let r = rescue(&P2p, sc.params.values(), k, &opts)?;
     let elapsed = started.elapsed();
@@ -862,16 +909,13 @@ fn run_rescue(args: &RescueArgs) -> Result<(), Error> {
         println!("none");
         return Ok(());
     };
+    let (fails, rescues) = r.bracket.unwrap_or((v, v));
     eprintln!(
-        "bracket: [{}, {}] (fails, rescues); {} was {}",
-        r.bracket.0, r.bracket.1, r.param, r.from_value
+        "bracket: [{fails}, {rescues}] (fails, rescues; both simulated); {} was {}",
+        r.param, r.from_value
     );
     // How long recovery takes at the threshold and with a 10 % margin beyond it.
-    let margin = if r.bracket.1 >= r.bracket.0 {
-        v * 1.1
-    } else {
-        v / 1.1
-    };
+    let margin = if rescues >= fails { v * 1.1 } else { v / 1.1 };
     for (label, value) in [("at the threshold", v), ("with a 10% margin", margin)] {
         let mut run = sc.clone();
         run.shock = None;
@@ -1010,7 +1054,7 @@ fn run_sweep(args: &SweepArgs) -> Result<(), Error> {
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let mut sweep = Sweep::new(&P2p, sc, design, metrics)?;
     sweep.sim.solve = solve;
-    sweep.tipping = tipping_options(solve, sweep.tipping.tol);
+    sweep.tipping = tipping_options(solve, sweep.tipping.tol, sweep.tipping.scan);
     let mode = if args.resume {
         RunFile::Resume
     } else if args.force {

@@ -1,0 +1,329 @@
+//! Critical shocks that are certified or honestly absent: brackets checked by plain
+//! simulation, a one-state model with a closed-form f*, "down" networks never called healthy,
+//! and a seeded random consistency check over valid parameter sets.
+
+use nalgebra::SVector;
+use selfheal::analysis::tipping::{critical_shock, rescue, TippingOptions, MAX_FRACTION};
+use selfheal::error::Error;
+use selfheal::model::{Bound, Model, P2p, ParamSet, ParamSpec, Scalar, StateSpec};
+use selfheal::scenario::{Scenario, Shock};
+use selfheal::simulate::{simulate, Outcome, SimOptions};
+use selfheal::solve::{Method, SolveOptions, Tolerances};
+
+fn tight() -> SimOptions {
+    SimOptions {
+        solve: SolveOptions {
+            method: Method::Rosenbrock,
+            tol: Tolerances {
+                rtol: 1e-10,
+                atol: 1e-15,
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The outcome of a plain scenario simulation of an instantaneous wave `f` at `ps`.
+fn simulated<M: Model<N>, const N: usize>(model: &M, ps: &ParamSet, f: f64) -> Outcome
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
+    let mut sc = Scenario::new(model);
+    sc.params = ps.clone();
+    sc.shock = Some(Shock::instantaneous(f));
+    sc.t_end = 60.0;
+    simulate(model, &sc, &tight()).unwrap().summary.outcome
+}
+
+fn with(set: &[(&str, f64)]) -> ParamSet {
+    let mut ps = ParamSet::defaults(P2p.params());
+    for (n, v) in set {
+        ps.set(n, *v).unwrap();
+    }
+    ps
+}
+
+#[test]
+fn critical_shocks_without_a_saddle_passage_are_bracketed_by_simulation() {
+    // Values from an independent solver (SciPy, Radau at rtol 1e-12): f* = 0.857727 at
+    // sn_capacity 5000, 0.084161 at retry 30, 0.380694 at the 2007 fitted sign-on/off rates.
+    for (set, want) in [
+        (vec![("sn_capacity", 5000.0)], 0.857727),
+        (vec![("retry", 30.0)], 0.084161),
+        (
+            vec![
+                ("sign_on", 0.0005119938399415238),
+                ("sign_off", 0.0005716561753599269),
+            ],
+            0.380694,
+        ),
+    ] {
+        let ps = with(&set);
+        let cs = critical_shock(&P2p, ps.values(), &TippingOptions::default()).unwrap();
+        let f = cs.value.unwrap();
+        let (lo, hi) = cs.bracket.unwrap();
+        assert!(
+            lo < f && f < hi && hi - lo <= 1e-6,
+            "{set:?}: {lo} {f} {hi}"
+        );
+        assert!((f - want).abs() < 2e-6, "{set:?}: {f} vs {want}");
+        assert_eq!(
+            simulated(&P2p, &ps, f - 1e-4),
+            Outcome::Recovered,
+            "{set:?}"
+        );
+        assert_eq!(
+            simulated(&P2p, &ps, f + 1e-4),
+            Outcome::Collapsed,
+            "{set:?}"
+        );
+    }
+}
+
+#[test]
+fn a_network_without_a_healthy_state_is_down_never_recovered() {
+    // sn_capacity 300 lies below the healthy branch's fold (≈ 530.9): only the collapsed state
+    // is stable, and it serves almost nobody.
+    let ps = with(&[("sn_capacity", 300.0)]);
+    let cs = critical_shock(&P2p, ps.values(), &TippingOptions::default()).unwrap();
+    assert!(cs.down && cs.value.is_none() && cs.changes.is_empty());
+    let mut sc = Scenario::new(&P2p);
+    sc.params = ps.clone();
+    for f in [0.0, 0.5] {
+        sc.shock = Some(Shock::instantaneous(f));
+        let s = simulate(&P2p, &sc, &SimOptions::default()).unwrap().summary;
+        assert_eq!(s.outcome, Outcome::Collapsed, "shock {f}");
+        assert!(s.down && !s.start_healthy && s.service_level < 0.5);
+        // Service level from the state itself: online over online plus queued.
+        let h = &s.healthy;
+        assert!(((h[0] + h[1]) / (h[0] + h[1] + h[2]) - s.service_level).abs() < 1e-12);
+    }
+    let e = selfheal::analysis::healthy_state(&P2p, ps.values()).unwrap_err();
+    assert!(matches!(e, Error::NoHealthyState { .. }), "{e}");
+    // A rescue from the down state: more capacity brings the network up.
+    let k = ps.index("sn_capacity").unwrap();
+    let r = rescue(&P2p, ps.values(), k, &TippingOptions::default()).unwrap();
+    assert!(r.down);
+    let (fails, rescues) = r.bracket.unwrap();
+    assert!(fails < rescues && rescues > 300.0);
+}
+
+/// Slotted ALOHA as a fluid model of one state, the backlogged share b of M users: fresh users
+/// transmit with probability σ per slot, backlogged ones retry with ν; a slot succeeds when
+/// exactly one transmits, G·e^{−G} with G = M(σ(1 − b) + νb) attempts, so
+/// b' = σ(1 − b) − G·e^{−G}/M. A reboot wave sends a share f of the fresh users into the
+/// backlog: b → b + f(1 − b). Its middle equilibrium is *unstable* (no saddle in one state),
+/// and f* = (b_u − b_h)/(1 − b_h) exactly.
+struct Aloha;
+const ALOHA: [ParamSpec; 3] = [
+    ParamSpec {
+        name: "users",
+        symbol: "M",
+        unit: "-",
+        default: 100.0,
+        lower: Bound::Open(0.0),
+        upper: Bound::Unbounded,
+        meaning: "users",
+    },
+    ParamSpec {
+        name: "fresh",
+        symbol: "σ",
+        unit: "1/slot",
+        default: 0.002,
+        lower: Bound::Closed(0.0),
+        upper: Bound::Closed(1.0),
+        meaning: "transmission probability of a fresh user",
+    },
+    ParamSpec {
+        name: "retry",
+        symbol: "ν",
+        unit: "1/slot",
+        default: 0.2,
+        lower: Bound::Closed(0.0),
+        upper: Bound::Closed(1.0),
+        meaning: "retransmission probability of a backlogged user",
+    },
+];
+impl Model<1> for Aloha {
+    fn name(&self) -> &str {
+        "aloha"
+    }
+    fn states(&self) -> [StateSpec; 1] {
+        [StateSpec {
+            name: "backlog",
+            meaning: "backlogged share",
+        }]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        &ALOHA
+    }
+    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
+        let (m, s, v) = (p[0], p[1], p[2]);
+        let b = x[0];
+        let one = T::from(1.0);
+        let g = m * (s * (one - b) + v * b);
+        SVector::from([s * (one - b) - g * (-g).exp() / m])
+    }
+    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
+        SVector::from([0.0])
+    }
+    fn search_box(&self, _p: &[f64]) -> [selfheal::model::SearchRange; 1] {
+        [selfheal::model::SearchRange {
+            lo: 0.0,
+            hi: 1.0,
+            log: false,
+        }]
+    }
+    fn feasible(&self, x: &SVector<f64, 1>) -> bool {
+        (0.0..=1.0).contains(&x[0])
+    }
+    fn service_level(&self, x: &SVector<f64, 1>) -> Option<f64> {
+        Some(1.0 - x[0])
+    }
+    fn reboot_jump<T: Scalar>(
+        &self,
+        x: &SVector<T, 1>,
+        _p: &[T],
+        f: T,
+        _c: T,
+    ) -> Result<SVector<T, 1>, Error> {
+        Ok(SVector::from([x[0] + f * (T::from(1.0) - x[0])]))
+    }
+}
+
+/// Root of the ALOHA right-hand side in `[a, b]` by plain bisection (a second method).
+fn aloha_root(p: &[f64], mut a: f64, mut b: f64) -> f64 {
+    let f = |x: f64| Aloha.rhs(0.0, &SVector::from([x]), p)[0];
+    assert!(f(a) * f(b) < 0.0);
+    for _ in 0..200 {
+        let m = 0.5 * (a + b);
+        if f(m) * f(a) > 0.0 {
+            a = m;
+        } else {
+            b = m;
+        }
+    }
+    0.5 * (a + b)
+}
+
+#[test]
+fn one_state_model_with_an_unstable_middle_has_its_closed_form_critical_shock() {
+    for (m, s, v) in [
+        (100.0, 0.002, 0.2),
+        (200.0, 0.0012, 0.08),
+        (50.0, 0.004, 0.3),
+    ] {
+        let mut ps = ParamSet::defaults(&ALOHA);
+        for (n, x) in [("users", m), ("fresh", s), ("retry", v)] {
+            ps.set(n, x).unwrap();
+        }
+        let p = ps.values();
+        // Sign changes of b' on a fine grid locate the healthy and middle roots.
+        let f = |x: f64| Aloha.rhs(0.0, &SVector::from([x]), p)[0];
+        let grid: Vec<f64> = (0..=20000).map(|k| k as f64 / 20000.0).collect();
+        let roots: Vec<f64> = grid
+            .windows(2)
+            .filter(|w| f(w[0]) * f(w[1]) < 0.0)
+            .map(|w| aloha_root(p, w[0], w[1]))
+            .collect();
+        assert!(roots.len() >= 2, "({m}, {s}, {v}): {roots:?}");
+        let (bh, bu) = (roots[0], roots[1]);
+        let exact = (bu - bh) / (1.0 - bh);
+        let cs = critical_shock(&Aloha, p, &TippingOptions::default()).unwrap();
+        let (lo, hi) = cs.bracket.unwrap();
+        assert!(
+            lo <= exact + 1e-9 && exact <= hi + 1e-9,
+            "({m}, {s}, {v}): [{lo}, {hi}] vs exact {exact}"
+        );
+        assert!(cs.saddle.is_none(), "one state: no saddle");
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for seeded parameter sets.
+struct SplitMix(u64);
+impl SplitMix {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Random valid parameter sets: each parameter log-uniform within a factor `spread` of its
+/// default (fractions capped at 1; the crash hazards, 0 by default, stay 0).
+fn random_params(rng: &mut SplitMix, spread: f64) -> ParamSet {
+    let mut ps = ParamSet::defaults(P2p.params());
+    for spec in P2p.params() {
+        if spec.default == 0.0 {
+            continue;
+        }
+        let u = rng.next();
+        let mut v = spec.default * spread.powf(2.0 * u - 1.0);
+        if matches!(spec.upper, Bound::Closed(hi) if v > hi) {
+            v = spec.default;
+        }
+        ps.set(spec.name, v).unwrap();
+    }
+    ps
+}
+
+#[test]
+fn random_parameter_sets_never_contradict_plain_simulation() {
+    let opts = TippingOptions::default();
+    let mut rng = SplitMix(20261130);
+    let (mut tips, mut none, mut down, mut refused, mut contradictions) = (0, 0, 0, vec![], vec![]);
+    let mut several = 0;
+    for set in 0..320 {
+        let ps = random_params(&mut rng, 4.0);
+        let cs = match critical_shock(&P2p, ps.values(), &opts) {
+            Ok(cs) => cs,
+            // An honest refusal (no stable state, an undecided trial) is not a wrong answer.
+            Err(e) => {
+                refused.push(format!("set {set}: {e}"));
+                continue;
+            }
+        };
+        if cs.down {
+            down += 1;
+            if simulated(&P2p, &ps, 0.3) != Outcome::Collapsed {
+                contradictions.push(format!("set {set}: down but 0.3 not collapsed"));
+            }
+            continue;
+        }
+        if cs.changes.is_empty() {
+            none += 1;
+            // "None" is confirmed by plain simulation at the scan's points.
+            for &(f, _) in cs.scan.iter().step_by(4) {
+                if simulated(&P2p, &ps, f) != Outcome::Recovered {
+                    contradictions.push(format!("set {set}: none, but {f} does not recover"));
+                }
+            }
+            continue;
+        }
+        tips += cs.value.is_some() as usize;
+        several += (cs.changes.len() > 1) as usize;
+        for c in &cs.changes {
+            let (a, b) = c.bracket;
+            let below = (a - 1e-4).max(0.0);
+            let above = (b + 1e-4).min(MAX_FRACTION);
+            let (sb, sa) = (simulated(&P2p, &ps, below), simulated(&P2p, &ps, above));
+            if sb != c.below || sa != c.above {
+                contradictions.push(format!(
+                    "set {set}: change [{a}, {b}] {:?}->{:?}, simulated {below}: {sb:?}, {above}: {sa:?}",
+                    c.below, c.above
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "random sets: {tips} tip ({several} with more than one change of fate), {none} never tip, {down} down, {} refused {refused:#?}; {} contradictions",
+        refused.len(),
+        contradictions.len()
+    );
+    assert!(contradictions.is_empty(), "{contradictions:#?}");
+    assert!(tips >= 100, "too few sets tip to test anything: {tips}");
+}
