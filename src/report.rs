@@ -229,6 +229,7 @@ pub fn write_report(
     let ded = continue_equilibria(&P2p, &p0, kd, s0.max(1e-7), ded_hi, &copts)?;
     write_continuation(&file("continuation_dedicated.csv"), &ded)?;
     let (cap_folds, ded_folds) = (cap.folds(), ded.folds());
+    let cap_bistable = crate::analysis::bistable::bistable_intervals(&P2p, &cap)?;
     let bif = bifurcation_figure(&cap, "Equilibria against supernode capacity", Some(kappa));
     bif.save(&file("bifurcation.svg"))?;
     bif.save(&file("bifurcation.png"))?;
@@ -287,7 +288,7 @@ pub fn write_report(
         for (k, c) in fc.curves.iter().enumerate() {
             curves.push(Series {
                 label: if k == 0 {
-                    "folds: edges of the bistable region".into()
+                    "fold curves".into()
                 } else {
                     String::new()
                 },
@@ -526,8 +527,8 @@ pub fn write_report(
     }
     let _ = writeln!(w, "\nIn supernode capacity (`continuation_sn_capacity.csv`) the branches of equilibria fold at {}.",
         if cap_folds.is_empty() { "no value in the range".into() } else { cap_folds.iter().map(|v| format!("κ = {v:.1}")).collect::<Vec<_>>().join(" and ") });
-    if cap_folds.len() == 2 {
-        let _ = writeln!(w, "Below {:.0} requests per minute per supernode the healthy state does not exist; above {:.0} the collapsed state does not exist and every outage heals; in between (this scenario has κ = {kappa}) the network is bistable and a large enough trigger causes a lasting outage.", cap_folds[0], cap_folds[1]);
+    for b in &cap_bistable {
+        let _ = writeln!(w, "The network is bistable for κ between {:.1} ({}) and {:.1} ({}) (this scenario has κ = {kappa}): there a large enough trigger causes a lasting outage. Below the lower edge the healthy state does not exist; above the upper one nothing holds the network down. Folds and Hopf points on branches that are already unstable bound nothing.", b.lo.mu, edge_words(b.lo.kind), b.hi.mu, edge_words(b.hi.kind));
     }
     let _ = writeln!(
         w,
@@ -550,7 +551,7 @@ pub fn write_report(
     let _ = writeln!(w, "\n![Bifurcation diagram](bifurcation.svg)\n");
     let _ = writeln!(w, "*Online peers at each equilibrium against supernode capacity: stable branches solid, unstable dashed, folds and Hopf points marked with their values; the vertical line is this scenario.*\n");
     let _ = writeln!(w, "![Tipping map](tipping_map.svg)\n");
-    let _ = writeln!(w, "*The critical shock over supernode capacity and dedicated capacity (`tipping_map.csv`); grey where no shock below 1 tips the network. The white curves are where equilibria fold: the edges of the bistable region. The cross is this scenario.*\n");
+    let _ = writeln!(w, "*The critical shock over supernode capacity and dedicated capacity (`tipping_map.csv`); grey where no shock below 1 tips the network. The white curves are where equilibria fold; a fold curve bounds the bistable region only where it ends a stable branch (the collapsed state's subcritical Hopf point comes first in capacity, see above). The cross is this scenario.*\n");
     let _ = writeln!(w, "![Phase portrait](phase.svg)\n");
     let _ = writeln!(w, "*Trajectories after reboot waves just below (green) and above (red) the critical shock, in the plane of peers and supernodes, with the equilibria and a slice of the basin boundary (the saddle's stable manifold at the saddle's queue length).*\n");
     let _ = writeln!(w, "## Which lever moves the tipping point most?\n");
@@ -608,4 +609,15 @@ pub fn files_list() -> [&'static str; 14] {
         "phase.png",
         "report.md",
     ]
+}
+
+/// Words for what ends a stretch of stable states, in the report's prose.
+fn edge_words(kind: crate::analysis::bistable::EdgeKind) -> &'static str {
+    use crate::analysis::bistable::EdgeKind;
+    match kind {
+        EdgeKind::Fold => "the healthy state's fold",
+        EdgeKind::Hopf => "a Hopf point where the collapsed state loses stability",
+        EdgeKind::RangeEnd => "the end of the range computed",
+        EdgeKind::Unlocated => "a change of stability between two steps, not located",
+    }
 }

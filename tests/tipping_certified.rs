@@ -327,3 +327,52 @@ fn random_parameter_sets_never_contradict_plain_simulation() {
     assert!(contradictions.is_empty(), "{contradictions:#?}");
     assert!(tips >= 100, "too few sets tip to test anything: {tips}");
 }
+
+#[test]
+fn bistable_region_ends_where_the_collapsed_state_loses_stability_not_at_the_second_fold() {
+    use selfheal::analysis::bistable::{bistable_intervals, EdgeKind};
+    use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
+    use selfheal::analysis::equilibria::{all_equilibria, choose_rest, Kind};
+    let base = ParamSet::defaults(P2p.params());
+    // A second method: whether a healthy state exists and how many other stable states there
+    // are, from the equilibrium search and eigenvalues alone, either side of each reported edge.
+    // (Near the Hopf point the collapsed focus serves about half the users who want service,
+    // so "other stable state" is the test, not a service threshold.)
+    let undone = |name: &str, v: f64| {
+        let mut ps = base.clone();
+        ps.set(name, v).unwrap();
+        let eq = all_equilibria(&P2p, ps.values()).unwrap();
+        let healthy = choose_rest(&P2p, &eq).unwrap().healthy;
+        let stable = eq.iter().filter(|e| e.kind == Kind::Stable).count();
+        (healthy, stable - healthy as usize)
+    };
+    for (name, from, to, hi_kind) in [
+        ("sn_capacity", 300.0, 20000.0, EdgeKind::Hopf),
+        ("dedicated", 1e-5, 1e-3, EdgeKind::Hopf),
+    ] {
+        let k = base.index(name).unwrap();
+        let c = continue_equilibria(
+            &P2p,
+            base.values(),
+            k,
+            from,
+            to,
+            &ContinuationOptions::default(),
+        )
+        .unwrap();
+        let b = bistable_intervals(&P2p, &c).unwrap();
+        assert_eq!(b.len(), 1, "{name}: {b:?}");
+        assert_eq!(b[0].hi.kind, hi_kind, "{name}: {b:?}");
+        let (lo, hi) = (b[0].lo.mu, b[0].hi.mu);
+        let inside = undone(name, 0.5 * (lo + hi));
+        assert!(inside.0 && inside.1 == 1, "{name}: inside {inside:?}");
+        assert_eq!(undone(name, hi * 1.001).1, 0, "{name} above {hi}");
+        assert_eq!(undone(name, hi * 0.999).1, 1, "{name} below {hi}");
+        if b[0].lo.kind == EdgeKind::Fold {
+            assert!(
+                !undone(name, lo * 0.999).0,
+                "{name}: healthy below the fold {lo}"
+            );
+        }
+    }
+}

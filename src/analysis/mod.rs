@@ -1,6 +1,7 @@
 //! Analyses on any [`crate::model::Model`]: equilibria and their stability, settling, the
 //! healthy state, and tipping by shocks.
 
+pub mod bistable;
 pub mod codim2;
 pub mod continuation;
 pub mod equilibria;

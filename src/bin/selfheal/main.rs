@@ -45,7 +45,9 @@ enum Command {
     Continue(Box<ContinueArgs>),
     /// The smallest step in a parameter that brings a collapsed network back.
     Rescue(Box<RescueArgs>),
-    /// Folds met in P1, each continued in the plane (P1, P2): the edges of the bistable region.
+    /// Folds met in P1, each continued in the plane (P1, P2). A fold curve bounds the bistable
+    /// region only where it ends a stable branch (see `continue`, which prints the bistable
+    /// interval with its fold and Hopf edges).
     FoldCurve(Box<FoldCurveArgs>),
     /// Run many scenarios (a grid or a sample) and write one CSV row of metrics per scenario.
     Sweep(Box<SweepArgs>),
@@ -872,6 +874,22 @@ fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
             p.x[1],
             p.x[2]
         );
+    }
+    match selfheal::analysis::bistable::bistable_intervals(&P2p, &c) {
+        Ok(b) if b.is_empty() => eprintln!("bistable: nowhere in the range"),
+        Ok(b) => {
+            for i in b {
+                eprintln!(
+                    "bistable for {} in ({} [{}], {} [{}])",
+                    c.param,
+                    i.lo.mu,
+                    i.lo.kind.name(),
+                    i.hi.mu,
+                    i.hi.kind.name()
+                );
+            }
+        }
+        Err(e) => eprintln!("bistable region: {e}"),
     }
     eprintln!(
         "{} branches, {} steps; {:.2} ms",

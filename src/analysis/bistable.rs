@@ -1,0 +1,177 @@
+//! The bistable region along one parameter, assembled from a continuation: where a healthy
+//! stable state (service level at least 1/2) and a stable state that does not serve coexist.
+//!
+//! Each branch is cut into stretches of stable equilibria; a stretch ends at a located special
+//! point (a fold where it meets a saddle, a Hopf point where it loses stability), at the end of
+//! the continued range, or — when a change of stability was not located — at the last stable
+//! point, marked as such. Folds and Hopf points on branches that are already unstable end no
+//! stretch and so bound nothing. The bistable intervals are the overlaps of a healthy stretch
+//! with a stretch that does not serve.
+
+use crate::analysis::continuation::{Continuation, SpecialPoint};
+use crate::analysis::equilibria::HEALTHY_SERVICE;
+use crate::error::Error;
+use crate::model::Model;
+use serde::Serialize;
+
+/// What ends a stretch of stable equilibria.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeKind {
+    /// A fold: the stable branch meets a saddle and ends.
+    Fold,
+    /// A Hopf point: the branch loses stability.
+    Hopf,
+    /// The end of the continued range: the stretch may go on beyond it.
+    RangeEnd,
+    /// Stability changed between two steps without a located special point; the value is the
+    /// last stable step.
+    Unlocated,
+}
+
+impl EdgeKind {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EdgeKind::Fold => "fold",
+            EdgeKind::Hopf => "hopf",
+            EdgeKind::RangeEnd => "range end",
+            EdgeKind::Unlocated => "unlocated",
+        }
+    }
+}
+
+/// One end of a stretch or interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Edge {
+    /// Parameter value.
+    pub mu: f64,
+    /// What happens there.
+    pub kind: EdgeKind,
+}
+
+/// A maximal run of stable equilibria along one branch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StableStretch {
+    /// Index of the branch in the continuation.
+    pub branch: usize,
+    /// Lower end (in the parameter).
+    pub lo: Edge,
+    /// Upper end.
+    pub hi: Edge,
+    /// Service level at the stretch's middle step.
+    pub service: f64,
+}
+
+impl StableStretch {
+    /// Whether the stretch serves at least [`HEALTHY_SERVICE`].
+    pub fn healthy(&self) -> bool {
+        self.service >= HEALTHY_SERVICE
+    }
+}
+
+/// An interval of the parameter in which the network is bistable.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BistableInterval {
+    /// Lower end: where the later of the two stretches begins.
+    pub lo: Edge,
+    /// Upper end: where the earlier of the two stretches ends.
+    pub hi: Edge,
+}
+
+/// The stretches of stable equilibria of every branch of `c`.
+pub fn stable_stretches<M: Model<N>, const N: usize>(
+    model: &M,
+    c: &Continuation<N>,
+) -> Result<Vec<StableStretch>, Error> {
+    let mut out = vec![];
+    for (b, br) in c.branches.iter().enumerate() {
+        let pts = &br.points;
+        let mut i = 0;
+        while i < pts.len() {
+            if !(pts[i].stable && pts[i].special.is_none()) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < pts.len() && pts[i].stable && pts[i].special.is_none() {
+                i += 1;
+            }
+            let end = i - 1;
+            let edge = |k: Option<usize>, own: usize| match k.map(|k| (k, pts[k].special)) {
+                Some((k, Some(SpecialPoint::Fold))) => Edge {
+                    mu: pts[k].mu,
+                    kind: EdgeKind::Fold,
+                },
+                Some((k, Some(SpecialPoint::Hopf))) => Edge {
+                    mu: pts[k].mu,
+                    kind: EdgeKind::Hopf,
+                },
+                Some(_) => Edge {
+                    mu: pts[own].mu,
+                    kind: EdgeKind::Unlocated,
+                },
+                None => Edge {
+                    mu: pts[own].mu,
+                    kind: EdgeKind::RangeEnd,
+                },
+            };
+            let before = edge(start.checked_sub(1), start);
+            let after = edge((end + 1 < pts.len()).then_some(end + 1), end);
+            let mid = &pts[(start + end) / 2];
+            let service = model.service_level(&mid.x).ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "model `{}` defines no service level, so no stretch can be called healthy (implement Model::service_level)",
+                    model.name()
+                ))
+            })?;
+            let (lo, hi) = if before.mu <= after.mu {
+                (before, after)
+            } else {
+                (after, before)
+            };
+            out.push(StableStretch {
+                branch: b,
+                lo,
+                hi,
+                service,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The bistable intervals along the continued parameter: every overlap of a healthy stretch of
+/// stable equilibria with one that does not serve, in increasing order.
+///
+/// ```
+/// use selfheal::analysis::bistable::{bistable_intervals, EdgeKind};
+/// use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
+/// use selfheal::model::{Model, ParamSet, P2p};
+/// let ps = ParamSet::defaults(P2p.params());
+/// let k = ps.index("sn_capacity").unwrap();
+/// let c = continue_equilibria(&P2p, ps.values(), k, 300.0, 20000.0, &ContinuationOptions::default()).unwrap();
+/// let b = bistable_intervals(&P2p, &c).unwrap();
+/// assert_eq!(b.len(), 1);
+/// // The healthy state's fold below, the collapsed state's (subcritical) Hopf point above.
+/// assert_eq!((b[0].lo.kind, b[0].hi.kind), (EdgeKind::Fold, EdgeKind::Hopf));
+/// assert!((b[0].lo.mu - 530.898).abs() < 0.01 && (b[0].hi.mu - 5784.245).abs() < 0.01);
+/// ```
+pub fn bistable_intervals<M: Model<N>, const N: usize>(
+    model: &M,
+    c: &Continuation<N>,
+) -> Result<Vec<BistableInterval>, Error> {
+    let stretches = stable_stretches(model, c)?;
+    let mut out = vec![];
+    for h in stretches.iter().filter(|s| s.healthy()) {
+        for d in stretches.iter().filter(|s| !s.healthy()) {
+            let lo = if h.lo.mu >= d.lo.mu { h.lo } else { d.lo };
+            let hi = if h.hi.mu <= d.hi.mu { h.hi } else { d.hi };
+            if lo.mu < hi.mu {
+                out.push(BistableInterval { lo, hi });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.lo.mu.total_cmp(&b.lo.mu));
+    Ok(out)
+}
