@@ -74,7 +74,7 @@ pub struct Bifurcation {
 }
 
 /// A tipping map over two swept quantities.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TippingMap {
     /// Title.
     pub title: String,
@@ -95,6 +95,23 @@ pub struct TippingMap {
     /// Whether x and y (and curves and point) are given as log10 of the values: the axes then
     /// label the values themselves.
     pub log_axes: bool,
+    /// Legend label of the scenario's point (default "this scenario"), e.g. with its value.
+    pub point_label: Option<String>,
+    /// Cells without a value, by reason, each reason in its own colour and named in the legend
+    /// (e.g. "always down" apart from "no shock tips it"). NaN cells in no group are drawn
+    /// grey and named "error".
+    pub missing: Vec<MissingCells>,
+}
+
+/// Cells of a map that have no value for one reason.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MissingCells {
+    /// What the reason is, as the legend says it.
+    pub label: String,
+    /// Fill colour (red, green, blue).
+    pub rgb: (u8, u8, u8),
+    /// Indices into the map's `z`.
+    pub cells: Vec<usize>,
 }
 
 /// A phase portrait: peers against supernodes.
@@ -652,6 +669,31 @@ fn draw_branches_log<'a, DB: DrawingBackend + 'a>(
 }
 
 /// Blue (low) to yellow (high) through green.
+/// About `n` round tick values (1, 2 or 5 times a power of ten apart) inside `[lo, hi]`.
+fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
+        return vec![lo];
+    }
+    let raw = (hi - lo) / n.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last)
+        .map(|k| {
+            // Round away float noise (0.30000000000000004 → 0.3).
+            let v = k as f64 * step;
+            let digits = (-(step.log10().floor()) as i32 + 1).clamp(0, 15);
+            let f = 10f64.powi(digits);
+            (v * f).round() / f
+        })
+        .collect()
+}
+
 fn colour(u: f64) -> RGBColor {
     let u = u.clamp(0.0, 1.0);
     let stops = [
@@ -715,7 +757,21 @@ fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -
         .y_label_formatter(&|v| human_or_plain(if m.log_axes { 10f64.powf(*v) } else { *v }))
         .draw()
         .map_err(err)?;
-    let grey = RGBColor(200, 200, 200);
+    let grey = RGBColor(160, 160, 160);
+    // The reason of each cell without a value (index into `m.missing`).
+    let mut reason: Vec<Option<usize>> = vec![None; m.z.len()];
+    for (g, group) in m.missing.iter().enumerate() {
+        for &c in &group.cells {
+            if let Some(r) = reason.get_mut(c) {
+                *r = Some(g);
+            }
+        }
+    }
+    let errors =
+        m.z.iter()
+            .zip(&reason)
+            .any(|(z, r)| !z.is_finite() && r.is_none());
+    let reason = &reason;
     chart
         .draw_series((0..xs.len()).flat_map(|i| {
             let (ex, ey) = (&ex, &ey);
@@ -723,6 +779,9 @@ fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -
                 let z = m.z[i * ys.len() + j];
                 let c = if z.is_finite() {
                     colour((z - zmin) / span)
+                } else if let Some(g) = reason[i * ys.len() + j] {
+                    let (r, g, b) = m.missing[g].rgb;
+                    RGBColor(r, g, b)
                 } else {
                     grey
                 };
@@ -754,8 +813,22 @@ fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -
         chart
             .draw_series(std::iter::once(Cross::new(p, 9, RED.stroke_width(3))))
             .map_err(err)?
-            .label("this scenario")
+            .label(m.point_label.as_deref().unwrap_or("this scenario"))
             .legend(|(x, y)| Cross::new((x + 9, y), 6, RED.stroke_width(3)));
+    }
+    // Reasons for cells without a value, as legend swatches.
+    let swatches = m
+        .missing
+        .iter()
+        .filter(|g| !g.cells.is_empty())
+        .map(|g| (g.label.as_str(), RGBColor(g.rgb.0, g.rgb.1, g.rgb.2)))
+        .chain(errors.then_some(("error", grey)));
+    for (label, c) in swatches {
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()));
     }
     legend_at(&mut chart, SeriesLabelPosition::UpperRight)?;
     // Colour bar, or category swatches.
@@ -795,28 +868,26 @@ fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -
             bar.draw(&Rectangle::new([(14, y), (40, y + 1)], colour(u).filled()))
                 .map_err(err)?;
         }
-        bar.draw(&Text::new(
-            human_or_plain(zmax),
-            (46, top - 6),
-            (FONT, 14).into_font(),
-        ))
-        .map_err(err)?;
-        bar.draw(&Text::new(
-            human_or_plain(zmin),
-            (46, bottom - 8),
-            (FONT, 14).into_font(),
-        ))
-        .map_err(err)?;
+        // Ticks at round values inside [zmin, zmax], labelled beside the bar.
+        let y_of = |v: f64| bottom - ((v - zmin) / span * (bottom - top) as f64).round() as i32;
+        for v in ticks(zmin, zmin + span, 6) {
+            let y = y_of(v);
+            bar.draw(&PathElement::new(
+                vec![(40, y), (46, y)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?;
+            bar.draw(&Text::new(
+                human_or_plain(v),
+                (50, y - 7),
+                (FONT, 14).into_font(),
+            ))
+            .map_err(err)?;
+        }
         bar.draw(&Text::new(
             m.z_label.clone(),
             (6, 40),
             (FONT, 15).into_font(),
-        ))
-        .map_err(err)?;
-        bar.draw(&Text::new(
-            "grey: none",
-            (6, bottom + 20),
-            (FONT, 13).into_font(),
         ))
         .map_err(err)?;
     }

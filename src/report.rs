@@ -13,7 +13,9 @@ use crate::calibrate::{read_readings, Weighting};
 use crate::error::Error;
 use crate::model::{Model, P2p, System};
 use crate::output::{continuation_csv, equilibria_csv, trajectory_csv, write_atomic};
-use crate::plot::{Bifurcation, BranchLine, Figure, Outage, Phase, Plot, Series, TippingMap};
+use crate::plot::{
+    Bifurcation, BranchLine, Figure, MissingCells, Outage, Phase, Plot, Series, TippingMap,
+};
 use crate::scenario::{Scenario, Shock};
 use crate::simulate::{simulate, Outcome, SimOptions, Simulation};
 use crate::solve::SolverStats;
@@ -248,27 +250,16 @@ pub fn write_report(
     ax.set_log()?;
     let mut ay = Axis::parse(&format!("dedicated={dlo}:{dhi}:{n}"), &base)?;
     ay.set_log()?;
-    let (xs, ys): (Vec<f64>, Vec<f64>) = (
-        (0..n).map(|j| ax.value(j)).collect(),
-        (0..n).map(|j| ay.value(j)).collect(),
-    );
-    let sweep = Sweep::new(
-        &P2p,
-        base,
-        Design::Grid(vec![ax, ay]),
-        vec![Metric::CriticalShock],
-    )?;
-    let mut z = vec![f64::NAN; n * n];
+    let mut map = None;
     write_atomic(&file("tipping_map.csv"), true, |w| {
         let mut csv = csv::Writer::from_writer(w);
-        csv.write_record(sweep.header()).map_err(csv_err)?;
-        sweep.run(0..sweep.len(), 0, |i, row| {
-            z[i] = row[2].parse().unwrap_or(f64::NAN);
+        map = Some(critical_shock_map(&base, ax, ay, |row| {
             csv.write_record(row).map_err(csv_err)
-        })?;
+        })?);
         csv.flush()
             .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
     })?;
+    let mut map = map.expect("the map is built before the file is committed");
     let fc = fold_curves(
         &P2p,
         &{
@@ -300,23 +291,14 @@ pub fn write_report(
             });
         }
     }
-    let map = Figure::new(Plot::TippingMap(TippingMap {
-        title: "Critical shock f* over capacity and dedicated capacity".into(),
-        x: (
-            "sn_capacity (log scale)".into(),
-            xs.iter().map(|v| v.log10()).collect(),
-        ),
-        y: (
-            "dedicated (log scale)".into(),
-            ys.iter().map(|v| v.log10()).collect(),
-        ),
-        z,
-        z_label: "f*".into(),
-        categories: vec![],
-        curves,
-        point: Some((kappa.log10(), s0.max(1e-300).log10())),
-        log_axes: true,
-    }));
+    map.curves = curves;
+    map.point = Some((kappa.log10(), s0.max(1e-300).log10()));
+    map.point_label = Some(match fstar {
+        Some(f) => format!("this scenario (f* = {f:.4})"),
+        None if cs.down => "this scenario (down)".into(),
+        None => "this scenario (no shock tips it)".into(),
+    });
+    let map = Figure::new(Plot::TippingMap(map));
     map.save(&file("tipping_map.svg"))?;
     map.save(&file("tipping_map.png"))?;
 
@@ -620,4 +602,81 @@ fn edge_words(kind: crate::analysis::bistable::EdgeKind) -> &'static str {
         EdgeKind::RangeEnd => "the end of the range computed",
         EdgeKind::Unlocated => "a change of stability between two steps, not located",
     }
+}
+
+/// Colour of map cells whose network has no healthy state.
+pub const DOWN_RGB: (u8, u8, u8) = (70, 70, 70);
+/// Colour of map cells where the scan found no shock that tips the network.
+pub const HEALS_RGB: (u8, u8, u8) = (190, 215, 240);
+
+/// The critical shock of the reference model over a grid of two axes (a sweep with the
+/// `critical_shock` metric on both threads), as a map whose cells without a value say why:
+/// "always down" (no healthy state) or "no shock below 1 tips it" (the scan found none), each in
+/// its own colour; cells whose row failed stay grey ("error"). `on_row` receives the CSV header
+/// and then every row, in order. Axes spaced logarithmically are drawn on log scales (both or
+/// neither must be).
+pub fn critical_shock_map(
+    base: &Scenario,
+    x: Axis,
+    y: Axis,
+    mut on_row: impl FnMut(&[String]) -> Result<(), Error>,
+) -> Result<TippingMap, Error> {
+    if x.log != y.log {
+        return Err(Error::Invalid(
+            "a tipping map needs both axes linear or both logarithmic".into(),
+        ));
+    }
+    let log = x.log;
+    let scale = |v: f64| if log { v.log10() } else { v };
+    let (nx, ny) = (x.count, y.count);
+    let xs: Vec<f64> = (0..nx).map(|j| scale(x.value(j))).collect();
+    let ys: Vec<f64> = (0..ny).map(|j| scale(y.value(j))).collect();
+    let label = |a: &Axis| {
+        if log {
+            format!("{} (log scale)", a.name)
+        } else {
+            a.name.clone()
+        }
+    };
+    let (xl, yl) = (label(&x), label(&y));
+    let sweep = Sweep::new(
+        &P2p,
+        base.clone(),
+        Design::Grid(vec![x, y]),
+        vec![Metric::CriticalShock],
+    )?;
+    on_row(&sweep.header())?;
+    let mut z = vec![f64::NAN; nx * ny];
+    let (mut down, mut heals) = (vec![], vec![]);
+    sweep.run(0..sweep.len(), 0, |i, row| {
+        // Columns: x, y, critical_shock, status.
+        match (row[2].parse::<f64>(), row[3].as_str()) {
+            (Ok(v), _) => z[i] = v,
+            (Err(_), "down") => down.push(i),
+            (Err(_), "ok") => heals.push(i),
+            _ => {}
+        }
+        on_row(row)
+    })?;
+    Ok(TippingMap {
+        title: "Critical shock f* over capacity and dedicated capacity".into(),
+        x: (xl, xs),
+        y: (yl, ys),
+        z,
+        z_label: "f*".into(),
+        log_axes: log,
+        missing: vec![
+            MissingCells {
+                label: "always down (no healthy state)".into(),
+                rgb: DOWN_RGB,
+                cells: down,
+            },
+            MissingCells {
+                label: "no shock below 1 tips it".into(),
+                rgb: HEALS_RGB,
+                cells: heals,
+            },
+        ],
+        ..Default::default()
+    })
 }

@@ -122,3 +122,53 @@ fn report_cli_refuses_a_missing_scenario_in_one_line() {
     assert!(err.contains("missing.toml"));
     assert!(!dir.path().join("r").exists());
 }
+
+#[test]
+fn tipping_map_cells_without_a_value_say_why_and_agree_with_other_methods() {
+    use selfheal::analysis::equilibria::{all_equilibria, choose_rest};
+    use selfheal::model::{Model, ParamSet};
+    use selfheal::report::critical_shock_map;
+    use selfheal::simulate::{simulate, Outcome, SimOptions};
+    use selfheal::sweep::Axis;
+    let sc = Scenario::new(&P2p);
+    // Capacities below the healthy fold (down), inside the bistable range (tips) and above the
+    // collapsed state's Hopf point (heals).
+    let mut ax = Axis::parse("sn_capacity=300:12000:3", &sc).unwrap();
+    ax.set_log().unwrap();
+    let mut ay = Axis::parse("dedicated=1e-6:1e-5:2", &sc).unwrap();
+    ay.set_log().unwrap();
+    let (xa, ya) = (ax.clone(), ay.clone());
+    let mut rows = 0;
+    let map = critical_shock_map(&sc, ax, ay, |_| {
+        rows += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(rows, 1 + 6, "header and every row");
+    let (down, heals) = (&map.missing[0].cells, &map.missing[1].cells);
+    assert!(!down.is_empty() && !heals.is_empty(), "{down:?} {heals:?}");
+    for i in 0..6 {
+        let (k, d) = (xa.value(i / 2), ya.value(i % 2));
+        let mut ps = ParamSet::defaults(P2p.params());
+        ps.set("sn_capacity", k).unwrap();
+        ps.set("dedicated", d).unwrap();
+        // Down: from the equilibria alone, no stable state serves half the users.
+        let eq = all_equilibria(&P2p, ps.values()).unwrap();
+        let healthy = choose_rest(&P2p, &eq).unwrap().healthy;
+        assert_eq!(down.contains(&i), !healthy, "cell {i} ({k}, {d})");
+        // Heals: plain simulations of large shocks recover.
+        if heals.contains(&i) {
+            for f in [0.3, 0.6, 0.9] {
+                let mut s = sc.clone();
+                s.params = ps.clone();
+                s.shock = Some(Shock::instantaneous(f));
+                let out = simulate(&P2p, &s, &SimOptions::default()).unwrap();
+                assert_eq!(
+                    out.summary.outcome,
+                    Outcome::Recovered,
+                    "cell {i} shock {f}"
+                );
+            }
+        }
+    }
+}
