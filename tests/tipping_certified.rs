@@ -376,3 +376,88 @@ fn bistable_region_ends_where_the_collapsed_state_loses_stability_not_at_the_sec
         }
     }
 }
+
+#[test]
+fn random_critical_windows_and_rescues_agree_with_plain_simulation() {
+    use selfheal::analysis::tipping::critical_window;
+    use selfheal::scenario::Intervention;
+    let opts = TippingOptions::default();
+    let mut rng = SplitMix(7);
+    let (mut windows, mut rescues, mut contradictions) = (0, 0, vec![]);
+    let spread = |ps: &ParamSet, f: f64, w: f64| {
+        let mut sc = Scenario::new(&P2p);
+        sc.params = ps.clone();
+        sc.shock = Some(Shock {
+            at: 0.0,
+            fraction: f,
+            sn_fraction: f,
+            window: w,
+        });
+        sc.t_end = w + 60.0;
+        simulate(&P2p, &sc, &tight()).unwrap().summary.outcome
+    };
+    for set in 0..60 {
+        let ps = random_params(&mut rng, 3.0);
+        let Ok(cs) = critical_shock(&P2p, ps.values(), &opts) else {
+            continue;
+        };
+        let Some(fstar) = cs.value else {
+            continue;
+        };
+        // A wave halfway between f* and 1, where the instantaneous wave tips.
+        let f = 0.5 * (fstar + 1.0);
+        if let Ok(cw) = critical_window(&P2p, ps.values(), f, &opts) {
+            windows += 1;
+            for c in &cw.changes {
+                let (a, b) = c.bracket;
+                let below = (a * (1.0 - 1e-3)).max(0.0);
+                let above = b * (1.0 + 1e-3);
+                let (sb, sa) = (spread(&ps, f, below), spread(&ps, f, above));
+                if sb != c.below || sa != c.above {
+                    contradictions.push(format!(
+                        "set {set}: window change [{a}, {b}] {:?}->{:?}; simulated {sb:?}, {sa:?}",
+                        c.below, c.above
+                    ));
+                }
+            }
+        }
+        let k = ps.index("dedicated").unwrap();
+        if let Ok(r) = rescue(&P2p, ps.values(), k, &opts) {
+            let Some((fails, rescues_at)) = r.bracket else {
+                continue;
+            };
+            rescues += 1;
+            let step = |v: f64| {
+                let mut sc = Scenario::new(&P2p);
+                sc.params = ps.clone();
+                sc.initial = Some(r.collapsed.iter().copied().collect());
+                sc.interventions = vec![Intervention {
+                    at: 0.0,
+                    set: vec![(k, v)],
+                }];
+                sc.t_end = 60.0;
+                simulate(&P2p, &sc, &tight()).unwrap().summary.outcome
+            };
+            let away = if rescues_at > fails {
+                1.0 + 1e-3
+            } else {
+                1.0 - 1e-3
+            };
+            let (sf, sr) = (step(fails / away), step(rescues_at * away));
+            if sf != Outcome::Collapsed || sr != Outcome::Recovered {
+                contradictions.push(format!(
+                    "set {set}: rescue [{fails}, {rescues_at}]; simulated {sf:?}, {sr:?}"
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{windows} critical windows, {rescues} rescues checked; {} contradictions",
+        contradictions.len()
+    );
+    assert!(contradictions.is_empty(), "{contradictions:#?}");
+    assert!(
+        windows >= 20 && rescues >= 20,
+        "{windows} windows, {rescues} rescues"
+    );
+}
