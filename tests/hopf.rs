@@ -639,6 +639,48 @@ fn reference_model_hopf_point_in_dedicated_precedes_the_fold() {
     assert_eq!(data.criticality, Criticality::Subcritical);
 }
 
+/// With promotion slowed to 0.001/min (the 2007 scenario's bug) the pair crosses twice in
+/// quick succession near sn_capacity ≈ 8659 and 9183: there the real part along a step is far
+/// from linear, so the secant start of Newton lands near the other crossing or between them;
+/// both points must still be found, refined on the extended system, with the pair on the
+/// imaginary axis, and their coefficients must match integrated oscillations.
+#[test]
+fn reference_model_close_pair_of_hopf_points_are_both_refined() {
+    let mut ps = ParamSet::defaults(P2p.params());
+    ps.set("promotion", 0.001).unwrap();
+    let k = ps.index("sn_capacity").unwrap();
+    let c = continue_equilibria(
+        &P2p,
+        ps.values(),
+        k,
+        100.0,
+        20000.0,
+        &ContinuationOptions::default(),
+    )
+    .unwrap();
+    let mut hopf = hopf_points(&c);
+    hopf.sort_by(|a, b| a.mu.total_cmp(&b.mu));
+    assert_eq!(hopf.len(), 3, "{hopf:?}");
+    for h in &hopf[..2] {
+        let data = h.hopf.unwrap();
+        assert_eq!(data.located, Located::Newton, "{h:?}");
+        assert_eq!(data.criticality, Criticality::Supercritical, "{h:?}");
+        let mut p = ps.values().to_vec();
+        p[k] = h.mu;
+        let pair = selfheal::model::jacobian(&P2p, 0.0, &h.x, &p)
+            .complex_eigenvalues()
+            .iter()
+            .copied()
+            .find(|l| l.im > 0.0)
+            .unwrap();
+        assert!(pair.re.abs() < 1e-12 * pair.im, "{pair}");
+        assert!(close(pair.im, data.omega, 1e-10), "{pair} vs {data:?}");
+        let m = measured_l1(&P2p, &p, &h.x, data.omega, 2e-4, 0.01);
+        assert!(close(m, data.l1, 1e-3), "measured {m} vs {}", data.l1);
+    }
+    assert!(close(hopf[0].mu, 8658.5896, 1e-6) && close(hopf[1].mu, 9183.0377, 1e-6));
+}
+
 #[test]
 fn continue_reports_frequency_and_criticality() {
     let dir = tempfile::tempdir().unwrap();

@@ -18,8 +18,9 @@
 //!   `f = 0, A q = iω q, ⟨c, q⟩ = 1` in `(x, μ, q, ω)` with exact derivatives
 //!   ([`crate::analysis::hopf::refine_hopf`]), started from the corrected branch point at the
 //!   secant estimate of the crossing, and accepted only if it lands inside the step on the same
-//!   pair; otherwise by regula falsi on the pair's real part along the corrected branch. Either
-//!   way the point carries its frequency `ω` and first Lyapunov coefficient `l1` (Kuznetsov's
+//!   pair; otherwise by regula falsi on the pair's real part along the corrected branch, polished
+//!   by the same Newton when it converges from there (the regula falsi point stands when it does
+//!   not). Either way the point carries its frequency `ω` and first Lyapunov coefficient `l1` (Kuznetsov's
 //!   formula, [`crate::analysis::hopf::first_lyapunov`]), hence whether it is sub- or
 //!   supercritical, and which method located it.
 
@@ -652,8 +653,9 @@ where
     /// Locates the crossing of the pair `step.pair` inside one step: Newton on the extended
     /// Hopf system from the corrected point at the secant estimate, accepted if it lands
     /// inside the step on the same pair (the eigenvalue nearest the pair interpolated along the
-    /// step); otherwise regula falsi on that pair's real part. Returns the special point with
-    /// its frequency and first Lyapunov coefficient.
+    /// step); otherwise regula falsi on that pair's real part, then the same Newton from its
+    /// result, which stands if Newton fails again. Returns the special point with its frequency
+    /// and first Lyapunov coefficient.
     fn hopf_in_step(&self, step: &Step<'_, N>) -> Option<BranchPoint<N>> {
         let Step {
             u,
@@ -669,12 +671,10 @@ where
             let pred = u + tau_s.component_mul(s) * a;
             self.correct(&pred, tau_s, s).map(|(x, mu, _)| (x, mu))
         };
-        let newton = || -> Option<BranchPoint<N>> {
-            let a = h * l0.re / (l0.re - l1.re);
-            let (xg, mg) = on_branch(a)?;
-            let lg = self.pair_near(&xg, mg, expected(a))?;
+        // Newton on the extended system from a branch point (x, μ) with the pair near ±iω.
+        let newton = |xg: SVector<f64, N>, mg: f64, w: f64| -> Option<BranchPoint<N>> {
             let p = self.with_mu(mg);
-            let hp = refine_hopf(self.model, &p, self.k, xg, mg, lg.im, s[N]).ok()?;
+            let hp = refine_hopf(self.model, &p, self.k, xg, mg, w, s[N]).ok()?;
             // Inside the step: the scaled position along the chord from u to the step's end.
             let u1 = DVector::from_fn(N + 1, |i, _| if i < N { x1[i] } else { mu1 });
             let uh = DVector::from_fn(N + 1, |i, _| if i < N { hp.x[i] } else { hp.mu });
@@ -699,10 +699,19 @@ where
             });
             Some(pt)
         };
-        if let Some(pt) = newton() {
-            return Some(pt);
+        // From the secant estimate of the crossing.
+        let a = h * l0.re / (l0.re - l1.re);
+        if let Some((xg, mg)) = on_branch(a) {
+            if let Some(pt) = self
+                .pair_near(&xg, mg, expected(a))
+                .and_then(|lg| newton(xg, mg, lg.im))
+            {
+                return Some(pt);
+            }
         }
-        // Fallback: regula falsi on the real part of the pair followed along the step.
+        // Otherwise (the real part far from linear along the step, e.g. near a second crossing):
+        // regula falsi on the real part of the pair followed along the step, then Newton from
+        // there; its result stands if Newton still fails.
         let at = |a: f64| -> Probe<N> {
             let (x, mu) = on_branch(a)?;
             let l = self.pair_near(&x, mu, expected(a))?;
@@ -710,6 +719,9 @@ where
         };
         let g1 = at(h)?.1;
         let ((xh, mh, w), _) = regula_falsi(h, (l0.re, g1), 1e-14, at)?;
+        if let Some(pt) = newton(xh, mh, w) {
+            return Some(pt);
+        }
         let p = self.with_mu(mh);
         let (mut pt, _) = self.point_and_pairs(xh, mh, Some(SpecialPoint::Hopf));
         pt.hopf = first_lyapunov(&System::new(self.model, &p), &xh, w)
