@@ -193,8 +193,9 @@ pub fn equilibria_csv<M: Model<N>, const N: usize>(
 }
 
 /// Writes a continuation as CSV: the parameter, the states, then
-/// `stable,point,branch,max_real_eig`; one row per accepted step of every branch, `point` set
-/// (`fold`, `hopf`) on located special points.
+/// `stable,point,branch,max_real_eig,omega,l1`; one row per accepted step of every branch,
+/// `point` set (`fold`, `hopf`) on located special points, `omega` (the critical pair's
+/// imaginary part) and `l1` (the first Lyapunov coefficient) on Hopf points only.
 pub fn continuation_csv<M: Model<N>, const N: usize>(
     out: &mut dyn Write,
     model: &M,
@@ -203,7 +204,7 @@ pub fn continuation_csv<M: Model<N>, const N: usize>(
     let mut csv = csv::Writer::from_writer(out);
     let mut header = vec![c.param.clone()];
     header.extend(model.states().iter().map(|s| s.name.to_string()));
-    header.extend(["stable", "point", "branch", "max_real_eig"].map(String::from));
+    header.extend(["stable", "point", "branch", "max_real_eig", "omega", "l1"].map(String::from));
     csv.write_record(&header).map_err(csv_error)?;
     for (b, br) in c.branches.iter().enumerate() {
         for pt in &br.points {
@@ -214,6 +215,8 @@ pub fn continuation_csv<M: Model<N>, const N: usize>(
                 pt.special.map_or(String::new(), |s| s.name().to_string()),
                 format!("{}", b + 1),
                 format!("{:e}", pt.max_real),
+                pt.hopf.map_or(String::new(), |h| format!("{}", h.omega)),
+                pt.hopf.map_or(String::new(), |h| format!("{:e}", h.l1)),
             ]);
             csv.write_record(&row).map_err(csv_error)?;
         }

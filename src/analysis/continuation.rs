@@ -11,13 +11,24 @@
 //! - **Folds** are detected where the parameter component of the tangent changes sign and
 //!   located by Newton on the Moore–Spence system `f = 0, J·v = 0, ⟨l, v⟩ = 1` with exact second
 //!   derivatives (hyper-dual numbers), to 1e-9 relative or better.
-//! - **Hopf points** are detected where a complex pair of eigenvalues crosses the imaginary axis
-//!   and located by Brent's method on the pair's real part along the corrected branch.
+//! - **Hopf points** are detected where a complex pair of eigenvalues crosses the imaginary
+//!   axis. Each pair is followed from step to step by continuity (an eigenvalue in the upper
+//!   half-plane is matched to the nearest one at the next point, both ways), so a test never jumps
+//!   from one pair to another. A crossing is located by Newton on the extended Hopf system
+//!   `f = 0, A q = iω q, ⟨c, q⟩ = 1` in `(x, μ, q, ω)` with exact derivatives
+//!   ([`crate::analysis::hopf::refine_hopf`]), started from the corrected branch point at the
+//!   secant estimate of the crossing, and accepted only if it lands inside the step on the same
+//!   pair; otherwise by regula falsi on the pair's real part along the corrected branch, polished
+//!   by the same Newton when it converges from there (the regula falsi point stands when it does
+//!   not). Either way the point carries its frequency `ω` and first Lyapunov coefficient `l1` (Kuznetsov's
+//!   formula, [`crate::analysis::hopf::first_lyapunov`]), hence whether it is sub- or
+//!   supercritical, and which method located it.
 
 use crate::analysis::equilibria::{all_equilibria, same_point, Equilibrium, Stability};
+use crate::analysis::hopf::{first_lyapunov, refine_hopf, state_scales, HopfData, Located};
 use crate::error::Error;
 use crate::model::{Model, System};
-use nalgebra::{Const, DMatrix, DVector, DimMin, SVector};
+use nalgebra::{Complex, Const, DMatrix, DVector, DimMin, SVector};
 use serde::Serialize;
 
 /// A special point on a branch.
@@ -53,6 +64,9 @@ pub struct BranchPoint<const N: usize> {
     pub max_real: f64,
     /// Set on located special points.
     pub special: Option<SpecialPoint>,
+    /// Frequency, first Lyapunov coefficient and criticality at a located Hopf point (`None`
+    /// elsewhere, and where the coefficient cannot be computed).
+    pub hopf: Option<HopfData>,
 }
 
 /// A branch of equilibria, in the order it was traced.
@@ -155,16 +169,10 @@ fn scales<M: Model<N>, const N: usize>(
     mu: f64,
     mu_range: f64,
 ) -> DVector<f64> {
-    let bx = model.search_box(p);
+    let sx = state_scales(model, p, x);
     let mut s = DVector::zeros(N + 1);
     for i in 0..N {
-        let r = bx[i];
-        let floor = if r.log {
-            r.lo.max(1e-300)
-        } else {
-            1e-3 * (r.hi - r.lo).abs().max(1e-300)
-        };
-        s[i] = x[i].abs().max(floor);
+        s[i] = sx[i];
     }
     s[N] = mu.abs().max(1e-3 * mu_range).max(1e-300);
     s
@@ -284,6 +292,49 @@ pub(crate) fn regula_falsi<P>(
     best
 }
 
+/// The eigenvalues in the upper half-plane (one of each complex pair).
+fn upper_pairs(eigenvalues: &[Complex<f64>]) -> Vec<Complex<f64>> {
+    eigenvalues
+        .iter()
+        .copied()
+        .filter(|l| l.im > 1e-12 * l.norm())
+        .collect()
+}
+
+/// The element of `set` nearest `lambda`.
+fn nearest(set: &[Complex<f64>], lambda: Complex<f64>) -> Option<Complex<f64>> {
+    set.iter()
+        .copied()
+        .min_by(|a, b| (a - lambda).norm().total_cmp(&(b - lambda).norm()))
+}
+
+/// Complex pairs followed from one point to the next: each eigenvalue of `old` with the one of
+/// `new` nearest it, kept only when that one's nearest in `old` is it again (a pair that turns
+/// real, or a new pair, is matched with nothing).
+fn match_pairs(old: &[Complex<f64>], new: &[Complex<f64>]) -> Vec<(Complex<f64>, Complex<f64>)> {
+    old.iter()
+        .filter_map(|&a| {
+            let b = nearest(new, a)?;
+            (nearest(old, b)? == a).then_some((a, b))
+        })
+        .collect()
+}
+
+/// A point on the branch (state, parameter, the pair's imaginary part) and the pair's real part
+/// there: what regula falsi probes when it locates a Hopf point.
+type Probe<const N: usize> = Option<((SVector<f64, N>, f64, f64), f64)>;
+
+/// One accepted step in which a pair crosses: its start `u` (scaled tangent `tau_s`, scales
+/// `s`, length `h`), its end, and the pair's eigenvalue at both ends.
+struct Step<'a, const N: usize> {
+    u: &'a DVector<f64>,
+    tau_s: &'a DVector<f64>,
+    s: &'a DVector<f64>,
+    h: f64,
+    end: (&'a SVector<f64, N>, f64),
+    pair: (Complex<f64>, Complex<f64>),
+}
+
 struct Tracer<'a, M, const N: usize> {
     model: &'a M,
     p: Vec<f64>,
@@ -324,14 +375,26 @@ where
     }
 
     fn point(&self, x: SVector<f64, N>, mu: f64, special: Option<SpecialPoint>) -> BranchPoint<N> {
+        self.point_and_pairs(x, mu, special).0
+    }
+
+    /// The branch point and the eigenvalues of its complex pairs in the upper half-plane.
+    fn point_and_pairs(
+        &self,
+        x: SVector<f64, N>,
+        mu: f64,
+        special: Option<SpecialPoint>,
+    ) -> (BranchPoint<N>, Vec<Complex<f64>>) {
         let st = self.stability(&x, mu);
-        BranchPoint {
+        let pt = BranchPoint {
             mu,
             x,
             stable: st.is_stable(),
             max_real: st.max_real,
             special,
-        }
+            hopf: None,
+        };
+        (pt, upper_pairs(&st.eigenvalues))
     }
 
     /// Unit tangent (unscaled, in `(x, μ)`) at a point, oriented along `prev` (scaled by `s`).
@@ -479,14 +542,15 @@ where
         None
     }
 
-    /// Real part of the eigenvalue pair nearest the imaginary axis among complex ones.
-    fn hopf_test(&self, x: &SVector<f64, N>, mu: f64) -> Option<f64> {
-        self.stability(x, mu)
-            .eigenvalues
-            .iter()
-            .filter(|l| l.im.abs() > 1e-12 * l.norm().max(1e-300))
-            .map(|l| l.re)
-            .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+    /// The eigenvalue of a complex pair (upper half-plane) at `(x, μ)` nearest `lambda`: the
+    /// pair followed by continuity.
+    fn pair_near(
+        &self,
+        x: &SVector<f64, N>,
+        mu: f64,
+        lambda: Complex<f64>,
+    ) -> Option<Complex<f64>> {
+        nearest(&upper_pairs(&self.stability(x, mu).eigenvalues), lambda)
     }
 
     /// Traces one branch from an equilibrium at `lo`-side start, towards the inside of the
@@ -514,9 +578,9 @@ where
         if t[N] * toward < 0.0 {
             t = -t;
         }
-        let mut pts = vec![self.point(x, mu, None)];
+        let (first, mut pairs) = self.point_and_pairs(x, mu, None);
+        let mut pts = vec![first];
         let mut h = opts.ds;
-        let mut last_hopf = self.hopf_test(&x, mu);
         for _ in 0..opts.max_steps {
             let u = DVector::from_fn(N + 1, |i, _| if i < N { x[i] } else { mu });
             let tau_s = t.component_div(&s).normalize();
@@ -557,17 +621,26 @@ where
                     pts.push(self.point(xf, mf, Some(SpecialPoint::Fold)));
                 }
             }
-            // Hopf: a complex pair's real part changes sign.
-            let hopf = self.hopf_test(&xn, mun);
-            if let (Some(h0), Some(h1)) = (last_hopf, hopf) {
-                if h0 * h1 < 0.0 {
-                    if let Some((xh, mh)) = self.locate_hopf(&u, &tau_s, &s, h, h0) {
-                        pts.push(self.point(xh, mh, Some(SpecialPoint::Hopf)));
+            // Hopf: the real part of a complex pair, followed from the last point, changes
+            // sign.
+            let (next, next_pairs) = self.point_and_pairs(xn, mun, None);
+            for (l0, l1) in match_pairs(&pairs, &next_pairs) {
+                if (l0.re < 0.0) != (l1.re < 0.0) {
+                    let step = Step {
+                        u: &u,
+                        tau_s: &tau_s,
+                        s: &s,
+                        h,
+                        end: (&xn, mun),
+                        pair: (l0, l1),
+                    };
+                    if let Some(pt) = self.hopf_in_step(&step) {
+                        pts.push(pt);
                     }
                 }
             }
-            last_hopf = hopf;
-            pts.push(self.point(xn, mun, None));
+            pairs = next_pairs;
+            pts.push(next);
             x = xn;
             mu = mun;
             s = sn;
@@ -577,23 +650,89 @@ where
         Ok(pts)
     }
 
-    /// Regula falsi on the critical pair's real part along the step from `u` (scaled tangent
-    /// `tau_s`), each point corrected onto the branch.
-    fn locate_hopf(
-        &self,
-        u: &DVector<f64>,
-        tau_s: &DVector<f64>,
-        s: &DVector<f64>,
-        h: f64,
-        g0: f64,
-    ) -> Option<(SVector<f64, N>, f64)> {
-        let at = |a: f64| -> Option<((SVector<f64, N>, f64), f64)> {
+    /// Locates the crossing of the pair `step.pair` inside one step: Newton on the extended
+    /// Hopf system from the corrected point at the secant estimate, accepted if it lands
+    /// inside the step on the same pair (the eigenvalue nearest the pair interpolated along the
+    /// step); otherwise regula falsi on that pair's real part, then the same Newton from its
+    /// result, which stands if Newton fails again. Returns the special point with its frequency
+    /// and first Lyapunov coefficient.
+    fn hopf_in_step(&self, step: &Step<'_, N>) -> Option<BranchPoint<N>> {
+        let Step {
+            u,
+            tau_s,
+            s,
+            h,
+            end: (x1, mu1),
+            pair: (l0, l1),
+        } = *step;
+        // The pair's eigenvalue expected at arclength a, by linear interpolation.
+        let expected = |a: f64| l0 + (l1 - l0) * (a / h);
+        let on_branch = |a: f64| {
             let pred = u + tau_s.component_mul(s) * a;
-            let (x, mu, _) = self.correct(&pred, tau_s, s)?;
-            Some(((x, mu), self.hopf_test(&x, mu)?))
+            self.correct(&pred, tau_s, s).map(|(x, mu, _)| (x, mu))
+        };
+        // Newton on the extended system from a branch point (x, μ) with the pair near ±iω.
+        let newton = |xg: SVector<f64, N>, mg: f64, w: f64| -> Option<BranchPoint<N>> {
+            let p = self.with_mu(mg);
+            let hp = refine_hopf(self.model, &p, self.k, xg, mg, w, s[N]).ok()?;
+            // Inside the step: the scaled position along the chord from u to the step's end.
+            let u1 = DVector::from_fn(N + 1, |i, _| if i < N { x1[i] } else { mu1 });
+            let uh = DVector::from_fn(N + 1, |i, _| if i < N { hp.x[i] } else { hp.mu });
+            let d = (&u1 - u).component_div(s);
+            let e = (&uh - u).component_div(s);
+            let dd = d.norm_squared();
+            let pos = if dd > 0.0 { e.dot(&d) / dd } else { 0.0 };
+            if !(-0.05..=1.05).contains(&pos) {
+                return None;
+            }
+            // The same pair: the eigenvalue nearest the interpolated pair is the refined one.
+            let lh = self.pair_near(&hp.x, hp.mu, expected(pos * h))?;
+            if (lh.im - hp.omega).abs() > 1e-8 * hp.omega || lh.re.abs() > 1e-8 * hp.omega {
+                return None;
+            }
+            let (mut pt, _) = self.point_and_pairs(hp.x, hp.mu, Some(SpecialPoint::Hopf));
+            pt.hopf = Some(HopfData {
+                omega: hp.omega,
+                l1: hp.l1,
+                criticality: hp.criticality,
+                located: Located::Newton,
+            });
+            Some(pt)
+        };
+        // From the secant estimate of the crossing.
+        let a = h * l0.re / (l0.re - l1.re);
+        if let Some((xg, mg)) = on_branch(a) {
+            if let Some(pt) = self
+                .pair_near(&xg, mg, expected(a))
+                .and_then(|lg| newton(xg, mg, lg.im))
+            {
+                return Some(pt);
+            }
+        }
+        // Otherwise (the real part far from linear along the step, e.g. near a second crossing):
+        // regula falsi on the real part of the pair followed along the step, then Newton from
+        // there; its result stands if Newton still fails.
+        let at = |a: f64| -> Probe<N> {
+            let (x, mu) = on_branch(a)?;
+            let l = self.pair_near(&x, mu, expected(a))?;
+            Some(((x, mu, l.im), l.re))
         };
         let g1 = at(h)?.1;
-        regula_falsi(h, (g0, g1), 1e-14, at).map(|(p, _)| p)
+        let ((xh, mh, w), _) = regula_falsi(h, (l0.re, g1), 1e-14, at)?;
+        if let Some(pt) = newton(xh, mh, w) {
+            return Some(pt);
+        }
+        let p = self.with_mu(mh);
+        let (mut pt, _) = self.point_and_pairs(xh, mh, Some(SpecialPoint::Hopf));
+        pt.hopf = first_lyapunov(&System::new(self.model, &p), &xh, w)
+            .ok()
+            .map(|ly| HopfData {
+                omega: ly.omega,
+                l1: ly.l1,
+                criticality: ly.criticality(),
+                located: Located::RegulaFalsi,
+            });
+        Some(pt)
     }
 
     fn name(&self) -> &str {

@@ -1,16 +1,18 @@
 //! Analyses on any [`crate::model::Model`]: equilibria and their stability, settling, the
-//! healthy state, and tipping by shocks.
+//! healthy state, tipping by shocks, continuation and Hopf points.
 
 pub mod bistable;
 pub mod codim2;
 pub mod continuation;
 pub mod equilibria;
+pub mod hopf;
 pub mod tipping;
 
 pub use equilibria::{
     all_equilibria, choose_rest, healthy_state, newton, rest_state, settled, Equilibrium, Kind,
     NewtonResult, Rest, RestState, Settled, Stability, HEALTHY_SERVICE,
 };
+pub use hopf::{first_lyapunov, refine_hopf, Criticality, HopfData, HopfPoint, Located, Lyapunov};
 pub use tipping::{
     critical_shock, critical_window, CriticalShock, CriticalWindow, FateChange, TippingOptions,
 };

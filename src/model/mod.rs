@@ -15,7 +15,7 @@ pub use params::{Bound, ParamSet, ParamSpec};
 
 use crate::error::Error;
 use nalgebra::{SMatrix, SVector};
-use num_dual::{Dual2_64, Dual64, DualNum, DualSVec64, HyperDual64};
+use num_dual::{Dual2_64, Dual64, DualNum, DualSVec64, HyperDual64, HyperHyperDual64};
 
 /// The scalar a right-hand side is written in: `f64`, or a dual number carrying derivatives.
 pub trait Scalar: DualNum<Primitive = f64> + Copy {}
@@ -340,6 +340,24 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
         let xd = SVector::<HyperDual64, N>::from_fn(|i, _| HyperDual64::new(x[i], a[i], b[i], 0.0));
         let d = self.f_dual(HyperDual64::from_re(t), &xd, &pd[..self.p.len()]);
         d.map(|v| v.eps1eps2)
+    }
+
+    /// `f` at `x + ε₁a + ε₂b + ε₃c` in one hyper-hyper-dual pass, parameters fixed: part
+    /// `eps1eps2eps3` is the third derivative `D³f[a, b, c]` in the state, `eps1eps2` (likewise
+    /// `eps1eps3`, `eps2eps3`) the second derivative `D²f[a, b]`, `eps1` the product `J·a`.
+    pub fn third_derivative(
+        &self,
+        t: f64,
+        x: &SVector<f64, N>,
+        a: &SVector<f64, N>,
+        b: &SVector<f64, N>,
+        c: &SVector<f64, N>,
+    ) -> SVector<HyperHyperDual64, N> {
+        let pd = dual_params::<HyperHyperDual64>(self.p);
+        let xd = SVector::<HyperHyperDual64, N>::from_fn(|i, _| {
+            HyperHyperDual64::new(x[i], a[i], b[i], c[i], 0.0, 0.0, 0.0, 0.0)
+        });
+        self.f_dual(HyperHyperDual64::from_re(t), &xd, &pd[..self.p.len()])
     }
 
     /// `∂f/∂p_k` by automatic differentiation.

@@ -184,3 +184,83 @@ impl Model<2> for HopfNormalForm {
         finite(x)
     }
 }
+
+/// A general planar system at a Hopf point with quadratic and cubic terms,
+///
+/// ```text
+/// x' = μx − ωy + a20·x² + a11·xy + a02·y² + s·x(x² + y²)
+/// y' = ωx + μy + b20·x² + b11·xy + b02·y² + s·y(x² + y²)
+/// ```
+///
+/// The origin is an equilibrium with eigenvalues `μ ± iω`, so a Hopf point sits at `μ = 0`.
+/// Without quadratic terms it is the normal form `r' = μr + s·r³`, `θ' = ω`, supercritical for
+/// `s < 0` and subcritical for `s > 0`; the quadratic terms change the first Lyapunov
+/// coefficient. In Kuznetsov's normalisation (*Elements of Applied Bifurcation Theory*: eigenvector
+/// `q` with `⟨q, q⟩ = 1`; his planar formula for a system in this Jordan form)
+///
+/// ```text
+/// l1 = (f_xxx + f_xyy + g_xxy + g_yyy)/(8ω) + (f_xy(f_xx + f_yy) − g_xy(g_xx + g_yy) − f_xx g_xx + f_yy g_yy)/(8ω²)
+///    = 2s/ω + (a11(a20 + a02) − b11(b20 + b02) − 2a20 b20 + 2a02 b02)/(4ω²)
+/// ```
+///
+/// (`tests/ref/hopf_l1.py` checks symbolically that this equals his general n-dimensional
+/// formula.)
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanarHopf;
+
+const PLANAR_HOPF: [ParamSpec; 9] = [
+    param("mu", -1.0, "real part of the eigenvalues"),
+    param("omega", 1.0, "imaginary part of the eigenvalues"),
+    param("cubic", -1.0, "cubic coefficient s"),
+    param("a20", 0.0, "coefficient of x² in x'"),
+    param("a11", 0.0, "coefficient of xy in x'"),
+    param("a02", 0.0, "coefficient of y² in x'"),
+    param("b20", 0.0, "coefficient of x² in y'"),
+    param("b11", 0.0, "coefficient of xy in y'"),
+    param("b02", 0.0, "coefficient of y² in y'"),
+];
+
+impl PlanarHopf {
+    /// The first Lyapunov coefficient at `μ = 0` in Kuznetsov's normalisation, from the closed
+    /// form above.
+    pub fn l1(p: &[f64]) -> f64 {
+        let (w, s) = (p[1], p[2]);
+        let (a20, a11, a02, b20, b11, b02) = (p[3], p[4], p[5], p[6], p[7], p[8]);
+        2.0 * s / w
+            + (a11 * (a20 + a02) - b11 * (b20 + b02) - 2.0 * a20 * b20 + 2.0 * a02 * b02)
+                / (4.0 * w * w)
+    }
+}
+
+impl Model<2> for PlanarHopf {
+    fn name(&self) -> &str {
+        "planar-hopf"
+    }
+    fn states(&self) -> [StateSpec; 2] {
+        [
+            X,
+            StateSpec {
+                name: "y",
+                meaning: "state",
+            },
+        ]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        &PLANAR_HOPF
+    }
+    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 2>, p: &[T]) -> SVector<T, 2> {
+        let (u, v) = (x[0], x[1]);
+        let r2 = u * u + v * v;
+        let (mu, w, s) = (p[0], p[1], p[2]);
+        SVector::from([
+            mu * u - w * v + p[3] * u * u + p[4] * u * v + p[5] * v * v + s * u * r2,
+            w * u + mu * v + p[6] * u * u + p[7] * u * v + p[8] * v * v + s * v * r2,
+        ])
+    }
+    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
+        SVector::zeros()
+    }
+    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+        finite(x)
+    }
+}

@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use selfheal::analysis::codim2::fold_curves;
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
 use selfheal::analysis::equilibria::all_equilibria;
+use selfheal::analysis::hopf::Located;
 use selfheal::analysis::tipping::{critical_shock, critical_window, rescue, TippingOptions};
 use selfheal::model::{Model, P2p};
 use selfheal::output::{
@@ -864,8 +865,22 @@ fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
         continuation_csv(w, &P2p, &c)
     })?;
     for (b, p) in c.special_points() {
+        // Hopf points: frequency, first Lyapunov coefficient and criticality.
+        let hopf = p.hopf.map_or(String::new(), |h| {
+            format!(
+                "; ω = {}/min, l1 = {:+.1e}: {}{}",
+                significant(h.omega, 4),
+                h.l1,
+                h.criticality.name(),
+                if h.located == Located::RegulaFalsi {
+                    ", located by regula falsi"
+                } else {
+                    ""
+                }
+            )
+        });
         eprintln!(
-            "{} at {} = {} on branch {} (peers {:.6}, supernodes {:.6e}, queue {:.6e})",
+            "{} at {} = {} on branch {} (peers {:.6}, supernodes {:.6e}, queue {:.6e}{hopf})",
             p.special.map_or("", |s| s.name()),
             c.param,
             p.mu,
