@@ -225,6 +225,31 @@ pub fn continuation_csv<M: Model<N>, const N: usize>(
         .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
 }
 
+/// Writes fold curves as CSV: the two parameters, the states, then `point,curve`; one row per
+/// step of every curve, `point` set on located codimension-two points (`cusp`, `bt`, `zh`).
+pub fn fold_curve_csv<M: Model<N>, const N: usize>(
+    out: &mut dyn Write,
+    model: &M,
+    fc: &crate::analysis::codim2::FoldCurves<N>,
+) -> Result<(), Error> {
+    let mut csv = csv::Writer::from_writer(out);
+    let mut header = vec![fc.p1.clone(), fc.p2.clone()];
+    header.extend(model.states().iter().map(|s| s.name.to_string()));
+    header.extend(["point", "curve"].map(String::from));
+    csv.write_record(&header).map_err(csv_error)?;
+    for (c, curve) in fc.curves.iter().enumerate() {
+        for pt in &curve.points {
+            let mut row = vec![format!("{}", pt.mu1), format!("{}", pt.mu2)];
+            row.extend(pt.x.iter().map(|v| format!("{v}")));
+            row.push(pt.special.map_or(String::new(), |s| s.name().to_string()));
+            row.push(format!("{}", c + 1));
+            csv.write_record(&row).map_err(csv_error)?;
+        }
+    }
+    csv.flush()
+        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;

@@ -510,7 +510,7 @@ pub fn write_report(
     let _ = writeln!(w, "\nIn supernode capacity (`continuation_sn_capacity.csv`) the branches of equilibria fold at {}.",
         if cap_folds.is_empty() { "no value in the range".into() } else { cap_folds.iter().map(|v| format!("κ = {v:.1}")).collect::<Vec<_>>().join(" and ") });
     for b in &cap_bistable {
-        let _ = writeln!(w, "The network is bistable for κ between {:.1} ({}) and {:.1} ({}) (this scenario has κ = {kappa}): there a large enough trigger causes a lasting outage. Below the lower edge the healthy state does not exist; above the upper one nothing holds the network down. Folds and Hopf points on branches that are already unstable bound nothing.", b.lo.mu, edge_words(b.lo.kind), b.hi.mu, edge_words(b.hi.kind));
+        let _ = writeln!(w, "The network is bistable for κ between {:.1} ({}) and {:.1} ({}) (this scenario has κ = {kappa}): there a large enough trigger causes a lasting outage. Below the lower edge the healthy state does not exist. Folds and Hopf points on branches that are already unstable bound nothing.", b.lo.mu, edge_words(&b.lo), b.hi.mu, edge_words(&b.hi));
     }
     let _ = writeln!(
         w,
@@ -594,13 +594,16 @@ pub fn files_list() -> [&'static str; 14] {
 }
 
 /// Words for what ends a stretch of stable states, in the report's prose.
-fn edge_words(kind: crate::analysis::bistable::EdgeKind) -> &'static str {
+fn edge_words(e: &crate::analysis::bistable::Edge) -> &'static str {
     use crate::analysis::bistable::EdgeKind;
-    match kind {
-        EdgeKind::Fold => "the healthy state's fold",
-        EdgeKind::Hopf => "a Hopf point where the collapsed state loses stability",
-        EdgeKind::RangeEnd => "the end of the range computed",
-        EdgeKind::Unlocated => "a change of stability between two steps, not located",
+    use crate::analysis::hopf::Criticality;
+    match (e.kind, e.criticality) {
+        (EdgeKind::Fold, _) => "a fold where a stable state meets a saddle",
+        (EdgeKind::Hopf, Some(Criticality::Subcritical)) => "a subcritical Hopf point: the collapsed state loses stability and beyond it nothing holds the network down",
+        (EdgeKind::Hopf, Some(Criticality::Supercritical)) => "a supercritical Hopf point: beyond it a small stable oscillation around the collapsed state keeps the network down",
+        (EdgeKind::Hopf, _) => "a Hopf point of undetermined criticality",
+        (EdgeKind::RangeEnd, _) => "the end of the range computed",
+        (EdgeKind::Unlocated, _) => "a change of stability between two steps, not located",
     }
 }
 

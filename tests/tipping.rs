@@ -406,3 +406,100 @@ fn rescue_value_separates_fates_by_plain_simulation() {
         assert_eq!(out, want, "dedicated = {value}");
     }
 }
+
+#[test]
+fn bogdanov_takens_and_fold_hopf_points_of_the_normal_forms_are_located_exactly() {
+    use selfheal::analysis::codim2::{fold_curves, FoldSpecial};
+    use selfheal::model::textbook::{BogdanovTakens, FoldHopf};
+    let o = ContinuationOptions::default();
+    // BT normal form: the fold curve β1 = β2²/4 carries a Bogdanov–Takens point at the origin.
+    let fc = fold_curves(
+        &BogdanovTakens,
+        &[-1.0, -1.0],
+        0,
+        (-1.0, 1.0),
+        1,
+        (-1.0, 1.0),
+        &o,
+    )
+    .unwrap();
+    for p in fc.curves.iter().flat_map(|c| c.points.iter()) {
+        assert!(
+            (p.mu1 - p.mu2 * p.mu2 / 4.0).abs() < 1e-9,
+            "off the fold curve: {p:?}"
+        );
+    }
+    let bt: Vec<_> = fc
+        .special_points()
+        .filter(|p| p.special == Some(FoldSpecial::BogdanovTakens))
+        .collect();
+    assert_eq!(bt.len(), 1, "{:?}", fc.special_points().collect::<Vec<_>>());
+    assert!(
+        bt[0].mu1.abs() < 1e-9 && bt[0].mu2.abs() < 1e-9,
+        "{:?}",
+        bt[0]
+    );
+    assert_eq!(
+        fc.special_points().count(),
+        1,
+        "no cusp or fold–Hopf point here"
+    );
+    // Fold–Hopf unfolding: the fold line β1 = 0 carries a zero–Hopf point at β2 = 0.
+    let fc = fold_curves(&FoldHopf, &[-1.0, -0.5], 0, (-1.0, 1.0), 1, (-1.0, 1.0), &o).unwrap();
+    let zh: Vec<_> = fc.special_points().collect();
+    assert_eq!(zh.len(), 1, "{zh:?}");
+    assert_eq!(zh[0].special, Some(FoldSpecial::FoldHopf));
+    assert!(
+        zh[0].mu1.abs() < 1e-9 && zh[0].mu2.abs() < 1e-9,
+        "{:?}",
+        zh[0]
+    );
+}
+
+#[test]
+fn reference_fold_curve_has_two_bogdanov_takens_points_with_a_double_zero_eigenvalue() {
+    use selfheal::analysis::codim2::{fold_curves, FoldSpecial};
+    let ps = ParamSet::defaults(P2p.params());
+    let (k1, k2) = (
+        ps.index("sn_capacity").unwrap(),
+        ps.index("dedicated").unwrap(),
+    );
+    let fc = fold_curves(
+        &P2p,
+        ps.values(),
+        k1,
+        (20.0, 200000.0),
+        k2,
+        (0.0, 0.05),
+        &ContinuationOptions::default(),
+    )
+    .unwrap();
+    let mut bt: Vec<(f64, f64)> = fc
+        .special_points()
+        .filter(|p| p.special == Some(FoldSpecial::BogdanovTakens))
+        .map(|p| (p.mu1, p.mu2))
+        .collect();
+    bt.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // An independent computation (SciPy/sympy on the same equations) placed them at about
+    // (450.246, 7.3168e-4) and (44838.9, 6.2654e-7).
+    assert_eq!(bt.len(), 2, "{bt:?}");
+    for ((k, d), (kw, dw)) in bt.iter().zip([(450.246, 7.3168e-4), (44838.9, 6.2654e-7)]) {
+        assert!(
+            (k / kw - 1.0).abs() < 1e-4 && (d / dw - 1.0).abs() < 1e-4,
+            "{k} {d}"
+        );
+    }
+    // Second check: at each, two eigenvalues of the Jacobian vanish.
+    for p in fc
+        .special_points()
+        .filter(|p| p.special == Some(FoldSpecial::BogdanovTakens))
+    {
+        let mut q = ps.values().to_vec();
+        q[k1] = p.mu1;
+        q[k2] = p.mu2;
+        let ev = selfheal::model::jacobian(&P2p, 0.0, &p.x, &q).complex_eigenvalues();
+        let mut norms: Vec<f64> = ev.iter().map(|l| l.norm()).collect();
+        norms.sort_by(f64::total_cmp);
+        assert!(norms[1] < 1e-5 * norms[2], "{ev:?}");
+    }
+}

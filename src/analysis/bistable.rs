@@ -7,9 +7,16 @@
 //! point, marked as such. Folds and Hopf points on branches that are already unstable end no
 //! stretch and so bound nothing. The bistable intervals are the overlaps of a healthy stretch
 //! with a stretch that does not serve.
+//!
+//! These are the parameters at which two stable *equilibria* coexist. Where the stretch that
+//! does not serve ends at a **supercritical** Hopf point, a small stable cycle takes over from
+//! the collapsed equilibrium beyond it and the network stays down (oscillating); the edge says
+//! so through its criticality. Where it ends at a **subcritical** one, an unstable cycle has
+//! shrunk onto the collapsed state and beyond it nothing holds the network down.
 
 use crate::analysis::continuation::{Continuation, SpecialPoint};
 use crate::analysis::equilibria::HEALTHY_SERVICE;
+use crate::analysis::hopf::Criticality;
 use crate::error::Error;
 use crate::model::Model;
 use serde::Serialize;
@@ -48,6 +55,18 @@ pub struct Edge {
     pub mu: f64,
     /// What happens there.
     pub kind: EdgeKind,
+    /// At a Hopf point, its criticality (from the first Lyapunov coefficient).
+    pub criticality: Option<Criticality>,
+}
+
+impl Edge {
+    /// `fold`, `hopf, subcritical`, `range end`, ….
+    pub fn describe(&self) -> String {
+        match self.criticality {
+            Some(c) => format!("{}, {}", self.kind.name(), c.name()),
+            None => self.kind.name().to_string(),
+        }
+    }
 }
 
 /// A maximal run of stable equilibria along one branch.
@@ -102,18 +121,22 @@ pub fn stable_stretches<M: Model<N>, const N: usize>(
                 Some((k, Some(SpecialPoint::Fold))) => Edge {
                     mu: pts[k].mu,
                     kind: EdgeKind::Fold,
+                    criticality: None,
                 },
                 Some((k, Some(SpecialPoint::Hopf))) => Edge {
                     mu: pts[k].mu,
                     kind: EdgeKind::Hopf,
+                    criticality: pts[k].hopf.map(|h| h.criticality),
                 },
                 Some(_) => Edge {
                     mu: pts[own].mu,
                     kind: EdgeKind::Unlocated,
+                    criticality: None,
                 },
                 None => Edge {
                     mu: pts[own].mu,
                     kind: EdgeKind::RangeEnd,
+                    criticality: None,
                 },
             };
             let before = edge(start.checked_sub(1), start);
@@ -155,6 +178,7 @@ pub fn stable_stretches<M: Model<N>, const N: usize>(
 /// assert_eq!(b.len(), 1);
 /// // The healthy state's fold below, the collapsed state's (subcritical) Hopf point above.
 /// assert_eq!((b[0].lo.kind, b[0].hi.kind), (EdgeKind::Fold, EdgeKind::Hopf));
+/// assert_eq!(b[0].hi.describe(), "hopf, subcritical");
 /// assert!((b[0].lo.mu - 530.898).abs() < 0.01 && (b[0].hi.mu - 5784.245).abs() < 0.01);
 /// ```
 pub fn bistable_intervals<M: Model<N>, const N: usize>(

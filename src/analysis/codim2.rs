@@ -1,8 +1,20 @@
-//! Two-parameter fold curves: the edges of the bistable region in a parameter plane, traced by
-//! pseudo-arclength continuation of the Moore–Spence system `f = 0, J·v = 0, ⟨l, v⟩ = 1` in
-//! `(x, v, μ1, μ2)`, with cusps (where two fold curves meet) detected where the fold's
-//! normal-form coefficient `a = ⟨w, D²f[v, v]⟩` (`w` the left null vector, `⟨w, v⟩ = 1`)
-//! changes sign, and located by regula falsi along the curve.
+//! Two-parameter fold curves, traced by pseudo-arclength continuation of the Moore–Spence
+//! system `f = 0, J·v = 0, ⟨l, v⟩ = 1` in `(x, v, μ1, μ2)`, with the codimension-two points on
+//! them, each detected by a test function changing sign between steps and located by regula
+//! falsi along the curve (every trial corrected onto it):
+//!
+//! - **cusps** (two fold curves meet): the fold's normal-form coefficient
+//!   `a = ⟨w, D²f[v, v]⟩` (`w` the left null vector, `⟨w, v⟩ = 1`) passes through zero;
+//! - **Bogdanov–Takens points** (a double zero eigenvalue): the sum of the principal minors of
+//!   order N − 1 of the Jacobian — at a fold the product of its other eigenvalues — passes
+//!   through zero;
+//! - **fold–Hopf (zero–Hopf) points** (a zero eigenvalue beside a purely imaginary pair): the
+//!   real part of the complex pair of eigenvalues nearest the imaginary axis (the zero
+//!   eigenvalue aside) changes sign.
+//!
+//! A fold curve bounds the bistable region only where it ends a stable branch; between its
+//! Bogdanov–Takens points a fold curve may join only unstable branches (see
+//! [`crate::analysis::bistable`]).
 
 use super::continuation::{
     continue_equilibria, curve_correct, curve_tangent, keeps_direction, regula_falsi,
@@ -21,8 +33,30 @@ pub struct FoldPoint<const N: usize> {
     pub mu2: f64,
     /// The state at the fold.
     pub x: SVector<f64, N>,
-    /// Whether this is a located cusp.
-    pub cusp: bool,
+    /// Set on located codimension-two points.
+    pub special: Option<FoldSpecial>,
+}
+
+/// A codimension-two point on a fold curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FoldSpecial {
+    /// Two fold curves meet.
+    Cusp,
+    /// Bogdanov–Takens: a double zero eigenvalue; a Hopf curve ends here.
+    BogdanovTakens,
+    /// Fold–Hopf (zero–Hopf): a zero eigenvalue and a purely imaginary pair.
+    FoldHopf,
+}
+
+impl FoldSpecial {
+    /// The name in CSV files: `cusp`, `bt`, `zh`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FoldSpecial::Cusp => "cusp",
+            FoldSpecial::BogdanovTakens => "bt",
+            FoldSpecial::FoldHopf => "zh",
+        }
+    }
 }
 
 /// A traced fold curve: points in order along it.
@@ -48,10 +82,16 @@ pub struct FoldCurves<const N: usize> {
 impl<const N: usize> FoldCurves<N> {
     /// The located cusps.
     pub fn cusps(&self) -> impl Iterator<Item = &FoldPoint<N>> {
+        self.special_points()
+            .filter(|p| p.special == Some(FoldSpecial::Cusp))
+    }
+
+    /// Every located codimension-two point (cusps, Bogdanov–Takens and fold–Hopf points).
+    pub fn special_points(&self) -> impl Iterator<Item = &FoldPoint<N>> {
         self.curves
             .iter()
             .flat_map(|c| c.points.iter())
-            .filter(|p| p.cusp)
+            .filter(|p| p.special.is_some())
     }
 }
 
@@ -163,13 +203,47 @@ where
         Some(w.dot(&q) / vu.norm())
     }
 
-    fn point(&self, u: &DVector<f64>, cusp: bool) -> FoldPoint<N> {
+    fn point(&self, u: &DVector<f64>, special: Option<FoldSpecial>) -> FoldPoint<N> {
         FoldPoint {
             mu1: u[2 * N],
             mu2: u[2 * N + 1],
             x: SVector::<f64, N>::from_fn(|i, _| u[i]),
-            cusp,
+            special,
         }
+    }
+
+    /// The Jacobian at the fold point `u`.
+    fn jacobian_at(&self, u: &DVector<f64>) -> DMatrix<f64> {
+        let (x, _, p) = self.unpack(u);
+        let j = System::new(self.model, &p).jacobian(0.0, &x);
+        DMatrix::from_fn(N, N, |r, c| j[(r, c)])
+    }
+
+    /// Bogdanov–Takens test: the sum of the principal minors of order N − 1 of the Jacobian
+    /// (the product of the eigenvalues other than the zero one), over `N·|J|^(N−1)` (Frobenius
+    /// norm), a bound on its size, so that "zero" means something.
+    fn bt_test(&self, u: &DVector<f64>) -> Option<f64> {
+        if N < 2 {
+            return None;
+        }
+        let j = self.jacobian_at(u);
+        let minor = |k: usize, m: &DMatrix<f64>| m.clone().remove_row(k).remove_column(k);
+        let sum: f64 = (0..N).map(|k| minor(k, &j).determinant()).sum();
+        // The size a sum of N minors of order N − 1 of this matrix can have.
+        let scale = N as f64 * j.norm().powi(N as i32 - 1);
+        Some(sum / scale.max(f64::MIN_POSITIVE))
+    }
+
+    /// Fold–Hopf test: real part of the complex pair nearest the imaginary axis, over its
+    /// modulus, among the eigenvalues other than the one nearest zero; `None` when there is no
+    /// complex pair.
+    fn zh_test(&self, u: &DVector<f64>) -> Option<f64> {
+        let ev = self.jacobian_at(u).complex_eigenvalues();
+        let zero = (0..ev.len()).min_by(|a, b| ev[*a].norm().total_cmp(&ev[*b].norm()))?;
+        (0..ev.len())
+            .filter(|k| *k != zero && ev[*k].im > 1e-12 * ev[*k].norm().max(1e-300))
+            .map(|k| ev[k].re / ev[k].norm())
+            .min_by(|a, b| a.abs().total_cmp(&b.abs()))
     }
 
     /// Newton with one parameter fixed (`which` = 0 for μ1, 1 for μ2) on the square system in
@@ -225,6 +299,8 @@ where
         let mut pts = vec![];
         let mut h = opts.ds;
         let mut last_a = self.cusp_test(&u);
+        let mut last_bt = self.bt_test(&u);
+        let mut last_zh = self.zh_test(&u);
         let eval = |w: &DVector<f64>| self.eval(w);
         for _ in 0..opts.max_steps {
             let tau_s = t.component_div(&s).normalize();
@@ -258,7 +334,7 @@ where
             }
             if let Some((frac, which, edge)) = exit {
                 if let Some(ue) = self.at_fixed(&u + (&un - &u) * frac, which, edge) {
-                    pts.push(self.point(&ue, false));
+                    pts.push(self.point(&ue, None));
                 }
                 break;
             }
@@ -273,13 +349,35 @@ where
                     // is not.
                     if let Some((uc, ac)) = self.locate_cusp(&u, &tau_s, &s, h, a0, a1) {
                         if ac.abs() <= 1e-6 * a0.abs().max(a1.abs()) {
-                            pts.push(self.point(&uc, true));
+                            pts.push(self.point(&uc, Some(FoldSpecial::Cusp)));
                         }
                     }
                 }
             }
             last_a = a_new;
-            pts.push(self.point(&un, false));
+            for (kind, test, last) in [
+                (
+                    FoldSpecial::BogdanovTakens,
+                    Self::bt_test as fn(&Self, &DVector<f64>) -> Option<f64>,
+                    &mut last_bt,
+                ),
+                (FoldSpecial::FoldHopf, Self::zh_test, &mut last_zh),
+            ] {
+                let now = test(self, &un);
+                if let (Some(g0), Some(g1)) = (*last, now) {
+                    if g0 * g1 < 0.0 {
+                        if let Some((uc, gc)) =
+                            self.locate_on_curve(&u, &tau_s, &s, h, (g0, g1), |w| test(self, w))
+                        {
+                            if gc.abs() <= 1e-8 {
+                                pts.push(self.point(&uc, Some(kind)));
+                            }
+                        }
+                    }
+                }
+                *last = now;
+            }
+            pts.push(self.point(&un, None));
             u = un;
             s = sn;
             t = tn;
@@ -297,14 +395,28 @@ where
         a0: f64,
         a1: f64,
     ) -> Option<(DVector<f64>, f64)> {
+        self.locate_on_curve(u, tau_s, s, h, (a0, a1), |w| self.cusp_test(w))
+    }
+
+    /// Regula falsi on `test` along the step of length `h` from `u`, each trial corrected onto
+    /// the curve.
+    fn locate_on_curve(
+        &self,
+        u: &DVector<f64>,
+        tau_s: &DVector<f64>,
+        s: &DVector<f64>,
+        h: f64,
+        (g0, g1): (f64, f64),
+        test: impl Fn(&DVector<f64>) -> Option<f64>,
+    ) -> Option<(DVector<f64>, f64)> {
         let eval = |w: &DVector<f64>| self.eval(w);
         let at = |z: f64| -> Option<(DVector<f64>, f64)> {
             let pred = u + tau_s.component_mul(s) * z;
             let (w, _) = curve_correct(&eval, &pred, tau_s, s)?;
-            let a = self.cusp_test(&w)?;
-            Some((w, a))
+            let g = test(&w)?;
+            Some((w, g))
         };
-        regula_falsi(h, (a0, a1), 1e-13, at)
+        regula_falsi(h, (g0, g1), 1e-13, at)
     }
 }
 
@@ -436,7 +548,7 @@ where
         back.reverse();
         let fwd = tracer.trace(&u0, 1.0, bounds, opts, &mut steps);
         let mut points = back;
-        points.push(tracer.point(&u0, false));
+        points.push(tracer.point(&u0, None));
         points.extend(fwd);
         curves.push(FoldCurve { points });
     }

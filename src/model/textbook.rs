@@ -264,3 +264,86 @@ impl Model<2> for PlanarHopf {
         finite(x)
     }
 }
+
+const Y: StateSpec = StateSpec {
+    name: "y",
+    meaning: "state",
+};
+
+/// The Bogdanov–Takens normal form `x' = y`, `y' = β1 + β2·x + x² − x·y`: equilibria `(x, 0)`
+/// with `x² + β2·x + β1 = 0`, which fold on the curve `β1 = β2²/4` (at `x = −β2/2`). There
+/// the Jacobian is `[[0, 1], [0, β2/2]]`: a second eigenvalue `β2/2` passes through zero at the
+/// Bogdanov–Takens point `(β1, β2) = (0, 0)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BogdanovTakens;
+
+const BOGDANOV_TAKENS: [ParamSpec; 2] = [
+    param("beta1", -1.0, "first unfolding parameter"),
+    param("beta2", -1.0, "second unfolding parameter"),
+];
+
+impl Model<2> for BogdanovTakens {
+    fn name(&self) -> &str {
+        "bogdanov-takens"
+    }
+    fn states(&self) -> [StateSpec; 2] {
+        [X, Y]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        &BOGDANOV_TAKENS
+    }
+    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 2>, p: &[T]) -> SVector<T, 2> {
+        SVector::from([x[1], p[0] + p[1] * x[0] + x[0] * x[0] - x[0] * x[1]])
+    }
+    fn nominal_state(&self, p: &[f64]) -> SVector<f64, 2> {
+        SVector::from([-0.5 * p[1], 0.0])
+    }
+    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+        finite(x)
+    }
+}
+
+/// A fold–Hopf (zero–Hopf) unfolding: `x' = β1 + x²`, `y' = (β2 + x)·y − z`,
+/// `z' = y + (β2 + x)·z`. Equilibria `(±√(−β1), 0, 0)` fold on the line `β1 = 0` (at `x = 0`),
+/// where the eigenvalues are `0` and `β2 ± i`: a fold–Hopf point at `(β1, β2) = (0, 0)`, and no
+/// Bogdanov–Takens point (the other eigenvalues' product is `β2² + 1 > 0`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FoldHopf;
+
+const FOLD_HOPF: [ParamSpec; 2] = [
+    param("beta1", -1.0, "fold unfolding parameter"),
+    param("beta2", -0.5, "Hopf unfolding parameter"),
+];
+
+impl Model<3> for FoldHopf {
+    fn name(&self) -> &str {
+        "fold-hopf"
+    }
+    fn states(&self) -> [StateSpec; 3] {
+        [
+            X,
+            Y,
+            StateSpec {
+                name: "z",
+                meaning: "state",
+            },
+        ]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        &FOLD_HOPF
+    }
+    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 3>, p: &[T]) -> SVector<T, 3> {
+        let growth = p[1] + x[0];
+        SVector::from([
+            p[0] + x[0] * x[0],
+            growth * x[1] - x[2],
+            x[1] + growth * x[2],
+        ])
+    }
+    fn nominal_state(&self, p: &[f64]) -> SVector<f64, 3> {
+        SVector::from([(-p[0]).max(0.0).sqrt(), 0.0, 0.0])
+    }
+    fn feasible(&self, x: &SVector<f64, 3>) -> bool {
+        finite(x)
+    }
+}

@@ -8,7 +8,7 @@ use selfheal::analysis::hopf::Located;
 use selfheal::analysis::tipping::{critical_shock, critical_window, rescue, TippingOptions};
 use selfheal::model::{Model, P2p};
 use selfheal::output::{
-    check_target, continuation_csv, equilibria_csv, trajectory_csv, write_atomic,
+    check_target, continuation_csv, equilibria_csv, fold_curve_csv, trajectory_csv, write_atomic,
 };
 use selfheal::scenario::{Intervention, Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions, Simulation};
@@ -898,9 +898,9 @@ fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
                     "bistable for {} in ({} [{}], {} [{}])",
                     c.param,
                     i.lo.mu,
-                    i.lo.kind.name(),
+                    i.lo.describe(),
                     i.hi.mu,
-                    i.hi.kind.name()
+                    i.hi.describe()
                 );
             }
         }
@@ -999,41 +999,17 @@ fn run_fold_curve(args: &FoldCurveArgs) -> Result<(), Error> {
     )?;
     let elapsed = started.elapsed();
     write_out(&args.output.out, args.output.force, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        let err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
-        csv.write_record([
-            fc.p1.as_str(),
-            fc.p2.as_str(),
-            "peers",
-            "supernodes",
-            "queue",
-            "point",
-            "curve",
-        ])
-        .map_err(err)?;
-        for (c, curve) in fc.curves.iter().enumerate() {
-            for pt in &curve.points {
-                csv.write_record([
-                    format!("{}", pt.mu1),
-                    format!("{}", pt.mu2),
-                    format!("{}", pt.x[0]),
-                    format!("{}", pt.x[1]),
-                    format!("{}", pt.x[2]),
-                    if pt.cusp {
-                        "cusp".into()
-                    } else {
-                        String::new()
-                    },
-                    format!("{}", c + 1),
-                ])
-                .map_err(err)?;
-            }
-        }
-        csv.flush()
-            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+        fold_curve_csv(w, &P2p, &fc)
     })?;
-    for cusp in fc.cusps() {
-        eprintln!("cusp at {} = {}, {} = {}", fc.p1, cusp.mu1, fc.p2, cusp.mu2);
+    for pt in fc.special_points() {
+        eprintln!(
+            "{} at {} = {}, {} = {}",
+            pt.special.map_or("", |s| s.name()),
+            fc.p1,
+            pt.mu1,
+            fc.p2,
+            pt.mu2
+        );
     }
     eprintln!(
         "{} fold curves, {} steps; {:.2} ms",
