@@ -533,7 +533,7 @@ pub fn write_report(
     let _ = writeln!(w, "\n![Bifurcation diagram](bifurcation.svg)\n");
     let _ = writeln!(w, "*Online peers at each equilibrium against supernode capacity: stable branches solid, unstable dashed, folds and Hopf points marked with their values; the vertical line is this scenario.*\n");
     let _ = writeln!(w, "![Tipping map](tipping_map.svg)\n");
-    let _ = writeln!(w, "*The critical shock over supernode capacity and dedicated capacity (`tipping_map.csv`); grey where no shock below 1 tips the network. The white curves are where equilibria fold; a fold curve bounds the bistable region only where it ends a stable branch (the collapsed state's subcritical Hopf point comes first in capacity, see above). The cross is this scenario.*\n");
+    let _ = writeln!(w, "*The critical shock over supernode capacity and dedicated capacity (`tipping_map.csv`); cells without an f* are coloured by why: always down (no healthy state) or no shock below 1 tips the network. The white curves are where equilibria fold; a fold curve bounds the bistable region only where it ends a stable branch (between its Bogdanov–Takens points it joins unstable branches only; see the bistable interval above). The cross is this scenario, with its f*.*\n");
     let _ = writeln!(w, "![Phase portrait](phase.svg)\n");
     let _ = writeln!(w, "*Trajectories after reboot waves just below (green) and above (red) the critical shock, in the plane of peers and supernodes, with the equilibria and a slice of the basin boundary (the saddle's stable manifold at the saddle's queue length).*\n");
     let _ = writeln!(w, "## Which lever moves the tipping point most?\n");
