@@ -67,7 +67,8 @@ pub struct Bifurcation {
     pub param: String,
     /// The branches.
     pub branches: Vec<BranchLine>,
-    /// Special points: parameter, peers, kind (`fold`, `hopf`).
+    /// Special points: parameter, peers, kind (`fold`, `hopf`, or `hopf (subcritical)` with
+    /// its criticality).
     pub special: Vec<(f64, f64, String)>,
     /// The parameter's value in the scenario, marked by a vertical line.
     pub current: Option<f64>,

@@ -158,11 +158,12 @@ pub fn bifurcation_figure(c: &Continuation<3>, title: &str, current: Option<f64>
         special: c
             .special_points()
             .map(|(_, p)| {
-                (
-                    p.mu,
-                    p.x[0],
-                    p.special.map_or("", SpecialPoint::name).to_string(),
-                )
+                let kind = p.special.map_or("", SpecialPoint::name);
+                let label = match p.hopf {
+                    Some(h) => format!("{kind} ({})", h.criticality.name()),
+                    None => kind.to_string(),
+                };
+                (p.mu, p.x[0], label)
             })
             .collect(),
         current,
