@@ -316,3 +316,37 @@ proptest! {
         prop_assert!(sim.summary.min_peers.is_finite());
     }
 }
+
+#[test]
+fn populations_rounded_below_zero_do_not_make_the_right_hand_side_nan() {
+    // Two valid parameter sets whose integration once failed with "the right-hand side is not
+    // finite" / step-size underflow: a supernode count a rounding error below zero raised to a
+    // fractional Hill exponent. Both networks are down (no healthy state), and must say so.
+    for set in [
+        &[
+            ("dedicated", 0.0),
+            ("success_steepness", 2.0),
+            ("overload_rate", 0.83),
+            ("overload_steepness", 1.0),
+            ("need_steepness", 3.01),
+        ][..],
+        &[
+            ("sign_off", 0.1),
+            ("peer_load", 5.0),
+            ("dedicated", 0.0),
+            ("overload_steepness", 0.1),
+            ("need_steepness", 13.3),
+        ][..],
+    ] {
+        let mut sc = Scenario::new(&P2p);
+        for (n, v) in set {
+            sc.params.set(n, *v).unwrap();
+        }
+        let sim = simulate(&P2p, &sc, &SimOptions::default()).unwrap();
+        assert!(sim.summary.down, "{set:?}");
+        assert_eq!(sim.summary.outcome, Outcome::Collapsed);
+        for s in &sim.dense.segments {
+            assert!(s.y1.iter().all(|v| v.is_finite()));
+        }
+    }
+}

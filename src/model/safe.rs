@@ -42,7 +42,8 @@ pub fn pow<T: Scalar>(x: T, n: f64) -> T {
 /// Hill function of the ratio `r = num/den` and its complement, both computed without
 /// cancellation: returns `(r^n / (1 + r^n), 1 / (1 + r^n))`.
 ///
-/// `num, den ≥ 0`; `den = 0` counts as `r = +∞` (returns `(1, 0)`), `num = 0 < den` as `r = 0`.
+/// `num, den ≥ 0`; `den = 0` counts as `r = +∞` (returns `(1, 0)`), `num = 0 < den` as `r = 0`,
+/// and so does `num < 0` (a population rounded below zero).
 ///
 /// ```
 /// use selfheal::model::safe::hill_ratio;
@@ -56,6 +57,11 @@ pub fn hill_ratio<T: Scalar>(num: T, den: T, n: f64) -> (T, T) {
     let one = T::from(1.0);
     if den.re() <= 0.0 {
         return (one, T::from(0.0));
+    }
+    // A numerator a rounding error below zero (a population a step left slightly negative)
+    // reads as r = 0: a negative ratio to a fractional power would be NaN.
+    if num.re() < 0.0 {
+        return (T::from(0.0), one);
     }
     if num.re() <= den.re() {
         let t = pow(num / den, n);
