@@ -6,7 +6,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum Error {
     /// A parameter (or scenario quantity) outside its valid range.
-    #[error("`{name}` = {value} is out of range: must be {range}")]
+    #[error("`{name}` = {} is out of range: must be {range}", number(*.value))]
     OutOfRange {
         /// Name of the parameter or quantity.
         name: String,
@@ -93,6 +93,15 @@ pub enum SolverFailure {
     /// The linear system of an implicit stage is singular.
     #[error("singular iteration matrix")]
     Singular,
+}
+
+/// A number as people read it: plain where that is short, else in scientific notation.
+pub(crate) fn number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 fn hint_text(hint: &Option<String>) -> String {

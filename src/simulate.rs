@@ -36,6 +36,10 @@ impl Outcome {
     }
 }
 
+/// Most rows an output grid may have (`t_end/dt + 1`); a finer grid is refused before any
+/// work, since rows are held in memory.
+pub const MAX_ROWS: usize = 10_000_000;
+
 /// Options of a simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SimOptions {
@@ -207,6 +211,17 @@ where
             name: "dt".into(),
             value: opts.dt,
             range: "finite and > 0".into(),
+        });
+    }
+    let rows = sc.t_end / opts.dt + 1.0;
+    if rows.is_nan() || rows > MAX_ROWS as f64 {
+        return Err(Error::OutOfRange {
+            name: "dt".into(),
+            value: opts.dt,
+            range: format!(
+                "at least t_end/{MAX_ROWS} = {:e} (the output grid would have {rows:.3e} rows, at most {MAX_ROWS})",
+                sc.t_end / MAX_ROWS as f64
+            ),
         });
     }
     let mut p = sc.params.values().to_vec();

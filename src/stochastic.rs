@@ -207,6 +207,19 @@ pub fn simulate_runs(
             range: "at least 1".into(),
         });
     }
+    // Every run keeps its grid of outputs: refuse a grid that would not fit before any work.
+    let rows = (sc.t_end / dt + 1.0) * runs as f64;
+    if !(dt.is_finite() && dt > 0.0 && rows <= crate::simulate::MAX_ROWS as f64) {
+        return Err(Error::OutOfRange {
+            name: "dt".into(),
+            value: dt,
+            range: format!(
+                "finite, > 0 and at least t_end·runs/{} = {:e} (the runs' output grids would hold {rows:.3e} rows)",
+                crate::simulate::MAX_ROWS,
+                sc.t_end * runs as f64 / crate::simulate::MAX_ROWS as f64
+            ),
+        });
+    }
     let p0 = sc.params.values().to_vec();
     let land0 = Landscape::new(&P2p, &p0)?;
     let pf = sc.final_params();

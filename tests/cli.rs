@@ -482,3 +482,67 @@ fn calibrate_fits_and_writes_a_scenario_that_reads_back() {
         fitted
     );
 }
+
+#[test]
+fn output_grids_and_sweeps_too_large_to_hold_are_refused_before_any_work() {
+    // Each once panicked ("capacity overflow"), aborted allocating tens of GB, or wrapped to
+    // "0 rows"; now one line naming the flag, the limit and the real size.
+    for (args, want) in [
+        (&["simulate", "--dt", "1e-300"][..], "`dt` = 1e-300"),
+        (
+            &[
+                "simulate", "--shock", "0.5", "--t-end", "1e308", "--dt", "1e8",
+            ][..],
+            "rows",
+        ),
+        (
+            &["simulate", "--t-end", "1", "--dt", "1e-9"][..],
+            "1.000e9 rows",
+        ),
+        (
+            &[
+                "stochastic",
+                "--population",
+                "10000",
+                "--runs",
+                "1",
+                "--quantiles",
+                "q.csv",
+                "--dt",
+                "1e-300",
+            ][..],
+            "`dt` = 1e-300",
+        ),
+        (
+            &[
+                "sweep",
+                "--grid",
+                "sn_capacity=1:2:4294967296",
+                "--grid",
+                "retry=1:2:4294967296",
+                "--metric",
+                "outcome",
+                "--out",
+                "s.csv",
+            ][..],
+            "1.844674e19 rows",
+        ),
+        (
+            &[
+                "sweep",
+                "--grid",
+                "shock=0:0.5:3000",
+                "--metric",
+                "outcome",
+                "--threads",
+                "50000",
+                "--out",
+                "s.csv",
+            ][..],
+            "`threads` = 50000",
+        ),
+    ] {
+        let e = refused(args, &[]);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}

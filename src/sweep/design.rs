@@ -5,6 +5,9 @@ use crate::error::{suggest, Error};
 use crate::scenario::{Intervention, Scenario, Shock};
 use serde::Serialize;
 
+/// Most rows one sweep may have (10^9; a shard of a larger study is a sweep of its own).
+pub const MAX_ROWS: usize = 1_000_000_000;
+
 /// A quantity a sweep can vary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Quantity {
@@ -359,7 +362,8 @@ impl Design {
         }
     }
 
-    /// Checks the design as a whole.
+    /// Checks the design as a whole: at least one column, no column twice, and at most
+    /// [`MAX_ROWS`] rows.
     pub fn validate(&self) -> Result<(), Error> {
         let cols = self.columns();
         if cols.is_empty() {
@@ -370,6 +374,22 @@ impl Design {
         for (i, (a, _)) in cols.iter().enumerate() {
             if cols[..i].iter().any(|(b, _)| a == b) {
                 return Err(Error::Invalid(format!("`{a}` is swept twice")));
+            }
+        }
+        if let Design::Grid(axes) = self {
+            // The product of the counts must fit a row index: refuse with the real count.
+            let rows = axes
+                .iter()
+                .try_fold(1usize, |acc, a| acc.checked_mul(a.count));
+            if rows.is_none_or(|r| r > MAX_ROWS) {
+                let real: f64 = axes.iter().map(|a| a.count as f64).product();
+                return Err(Error::Invalid(format!(
+                    "the grid has {real:.6e} rows ({}); at most {MAX_ROWS} rows per sweep",
+                    axes.iter()
+                        .map(|a| format!("{} × {}", a.name, a.count))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
             }
         }
         if let Design::Sample {
@@ -385,10 +405,9 @@ impl Design {
                     ranges.len()
                 )));
             }
-            if *n > u32::MAX as usize {
+            if *n > MAX_ROWS {
                 return Err(Error::Invalid(format!(
-                    "--n {n} is too large (at most {})",
-                    u32::MAX
+                    "a sample of {n} rows is too large (at most {MAX_ROWS} rows per sweep)"
                 )));
             }
         }

@@ -344,6 +344,19 @@ where
         if range.is_empty() {
             return Ok(());
         }
+        if threads > MAX_THREADS {
+            return Err(Error::OutOfRange {
+                name: "threads".into(),
+                value: threads as f64,
+                range: format!("in [0, {MAX_THREADS}] (0: one per core)"),
+            });
+        }
+        // More threads than rows would only start idle threads.
+        let threads = if threads == 0 {
+            0
+        } else {
+            threads.min(range.len().max(1))
+        };
         let pool = pool(threads)?;
         let workers = pool.current_num_threads().max(1);
         // Blocks small enough to balance the last rows across workers, large enough that the
@@ -436,6 +449,9 @@ impl Drop for StopOnPanic<'_> {
         }
     }
 }
+
+/// Most worker threads a sweep may ask for.
+pub const MAX_THREADS: usize = 1024;
 
 /// The thread pool for `threads` workers (0: one per core), built once per size and reused, so
 /// that short sweeps run repeatedly (notebooks, benchmarks) do not pay for starting threads.
