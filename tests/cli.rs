@@ -546,3 +546,61 @@ fn output_grids_and_sweeps_too_large_to_hold_are_refused_before_any_work() {
         assert!(e.contains(want), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn negative_numbers_reach_the_range_checks_that_name_the_flag() {
+    // clap once read `-1e-3` as an unknown short flag ("unexpected argument '-1' found").
+    for (args, want) in [
+        (
+            &["simulate", "--shock", "-1e-3"][..],
+            "`shock.fraction` = -0.001",
+        ),
+        (&["simulate", "--rtol", "-1e-6"][..], "`rtol` = -1e-6"),
+        (&["critical-shock", "--tol", "-1"][..], "`tol` = -1"),
+        (&["simulate", "--dt", "-1"][..], "`dt` = -1"),
+        (&["stochastic", "--runs", "-1"][..], "--runs"),
+        (&["stochastic", "--population", "-5"][..], "whole number"),
+        (
+            &[
+                "sweep",
+                "--grid",
+                "shock=0:1:3",
+                "--metric",
+                "outcome",
+                "--out",
+                "x.csv",
+                "--threads",
+                "-1",
+            ][..],
+            "--threads",
+        ),
+        (
+            &[
+                "sweep",
+                "--grid",
+                "shock=0:1:3",
+                "--metric",
+                "outcome",
+                "--out",
+                "x.csv",
+                "--shard",
+                "-1/3",
+            ][..],
+            "--shard `-1/3`",
+        ),
+    ] {
+        let e = refused(args, &[]);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    // Counts written like floats are accepted.
+    let (_, err) = ok(&[
+        "stochastic",
+        "--population",
+        "1e4",
+        "--runs",
+        "1",
+        "--t-end",
+        "10",
+    ]);
+    assert!(err.contains("10000 users"), "{err}");
+}

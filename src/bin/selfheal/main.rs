@@ -1,6 +1,6 @@
 //! The `selfheal` command line: parse, call the library, print.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use selfheal::analysis::codim2::fold_curves;
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
 use selfheal::analysis::equilibria::all_equilibria;
@@ -89,7 +89,7 @@ struct CalibrateArgs {
     #[arg(long = "fit-method", value_name = "METHOD", default_value = "both")]
     fit_method: String,
     /// Starts of the global phase (the scenario's values and Sobol' points in the bounds).
-    #[arg(long, value_name = "K", default_value_t = 8)]
+    #[arg(long, value_name = "K", default_value_t = 8, value_parser = whole_usize)]
     starts: usize,
     /// Relative error added to every reading without a `sigma` (see the README).
     #[arg(
@@ -148,13 +148,13 @@ struct StochasticArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
     /// Number of users M.
-    #[arg(long, value_name = "M")]
+    #[arg(long, value_name = "M", value_parser = whole_number)]
     population: u64,
     /// Number of runs.
-    #[arg(long, value_name = "R", default_value_t = 100)]
+    #[arg(long, value_name = "R", default_value_t = 100, value_parser = whole_usize)]
     runs: usize,
     /// Seed (run i is seeded from the seed and i alone).
-    #[arg(long, value_name = "S", default_value_t = 1)]
+    #[arg(long, value_name = "S", default_value_t = 1, value_parser = whole_number)]
     seed: u64,
     /// exact, tau or auto (exact below 10^5 users).
     #[arg(long, value_name = "METHOD", default_value = "auto")]
@@ -201,7 +201,7 @@ struct SweepArgs {
     #[arg(long, value_name = "METHOD", conflicts_with = "grid")]
     sample: Option<String>,
     /// Number of sample points.
-    #[arg(long, value_name = "N", requires = "sample")]
+    #[arg(long, value_name = "N", requires = "sample", value_parser = whole_usize)]
     n: Option<usize>,
     /// A sampled range NAME=LO:HI (repeatable).
     #[arg(
@@ -212,7 +212,7 @@ struct SweepArgs {
     )]
     range: Vec<String>,
     /// Seed of the sample.
-    #[arg(long, value_name = "S", default_value_t = 1)]
+    #[arg(long, value_name = "S", default_value_t = 1, value_parser = whole_number)]
     seed: u64,
     /// Metrics, comma-separated: outcome, min_peers, t_min_peers, recovery_time, peak_queue,
     /// peak_utilisation, critical_shock, critical_window, n_equilibria.
@@ -222,7 +222,7 @@ struct SweepArgs {
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Worker threads (0: every core).
-    #[arg(long, value_name = "T", default_value_t = 0)]
+    #[arg(long, value_name = "T", default_value_t = 0, value_parser = whole_usize)]
     threads: usize,
     /// Compute only the K-th of N deterministic parts.
     #[arg(long, value_name = "K/N")]
@@ -353,7 +353,7 @@ struct CriticalShockArgs {
     tol: f64,
     /// Scan resolution: shocks k/K for k = 0..K are simulated before refining every change of
     /// fate (a change narrower than 1/K can be missed).
-    #[arg(long, value_name = "K", default_value_t = 20)]
+    #[arg(long, value_name = "K", default_value_t = 20, value_parser = whole_usize)]
     scan: usize,
 }
 
@@ -365,7 +365,7 @@ struct CriticalWindowArgs {
     #[arg(long, value_name = "T", default_value_t = 1e-6)]
     tol: f64,
     /// Scan resolution: K/4 (at least 2) windows per factor of ten, from 1e-3 to 1.44e5 min.
-    #[arg(long, value_name = "K", default_value_t = 20)]
+    #[arg(long, value_name = "K", default_value_t = 20, value_parser = whole_usize)]
     scan: usize,
 }
 
@@ -503,8 +503,84 @@ fn apply_sets(sc: &mut Scenario, sets: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
+/// The command line, with negative numbers accepted as flag values everywhere (so that
+/// `--shock -1e-3` is refused by the range check, which names the flag, rather than by the
+/// parser as an unknown argument).
+fn command_line() -> clap::Command {
+    let mut cmd = Cli::command().allow_negative_numbers(true);
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |c| {
+            c.allow_negative_numbers(true)
+                .mut_args(|a| a.allow_negative_numbers(true))
+        });
+    }
+    cmd
+}
+
+/// Joins a long flag and a following negative number into `--flag=-1e-3`: a token that parses
+/// as a number is never a flag, and clap would otherwise take `-1e-3` for an unknown short flag.
+fn join_negative_values(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out: Vec<std::ffi::OsString> = Vec::with_capacity(args.len());
+    let mut it = args.into_iter().peekable();
+    while let Some(a) = it.next() {
+        let flag = a
+            .to_str()
+            .filter(|t| t.starts_with("--") && t.len() > 2 && !t.contains('='))
+            .map(str::to_string);
+        let next_is_negative = it.peek().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.starts_with('-')
+                && (n.parse::<f64>().is_ok()
+                    || n[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+        });
+        match (flag, next_is_negative) {
+            (Some(f), true) => {
+                let v = it.next().expect("peeked");
+                let mut joined = std::ffi::OsString::from(format!("{f}="));
+                joined.push(v);
+                out.push(joined);
+            }
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+/// A whole number of things, also written like a float (`1e9`); negative, fractional or
+/// non-finite values are refused with the allowed range.
+fn whole_number(text: &str) -> Result<u64, String> {
+    if let Ok(v) = text.parse::<u64>() {
+        return Ok(v);
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 => {
+            Ok(v as u64)
+        }
+        _ => Err(format!(
+            "must be a whole number in [0, {}] (got {text})",
+            u64::MAX
+        )),
+    }
+}
+
+/// [`whole_number`] as a `usize`.
+fn whole_usize(text: &str) -> Result<usize, String> {
+    let v = whole_number(text)?;
+    usize::try_from(v).map_err(|_| format!("must be at most {} (got {text})", usize::MAX))
+}
+
+fn parse_cli() -> Result<Cli, clap::Error> {
+    let mut cmd = command_line();
+    let matches =
+        cmd.try_get_matches_from_mut(join_negative_values(std::env::args_os().collect()))?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_cli() {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
