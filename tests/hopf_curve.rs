@@ -5,8 +5,11 @@
 //! reference model's Hopf curve through the collapsed state's Hopf point, ending at the
 //! Bogdanov–Takens points an independent computation placed at (450.246, 7.3168e-4) and
 //! (44838.9, 6.2654e-7) in (sn_capacity, dedicated), with points confirmed by one-parameter
-//! continuation, eigenvalues and integrated oscillations.
+//! continuation, eigenvalues and integrated oscillations; the CLI.
 
+mod common;
+
+use common::selfheal;
 use nalgebra::{Complex, Const, DimMin, SMatrix, SVector};
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions, SpecialPoint};
 use selfheal::analysis::hopf_curve::{
@@ -496,5 +499,119 @@ fn reference_model_hopf_curve_runs_between_two_bogdanov_takens_points() {
         let m = measured_l1(&P2p, &q, &p.x, p.omega, 2e-4, 0.01);
         let l1 = p.l1.unwrap();
         assert!(m * l1 > 0.0 && close(m, l1, 2e-3), "{p:?}: measured {m}");
+    }
+}
+
+#[test]
+fn hopf_curve_command_writes_the_curve_and_names_its_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "hopf-curve",
+        "sn_capacity",
+        "dedicated",
+        "--p1",
+        "20:200000",
+        "--p2",
+        "0:0.05",
+    ];
+    let out = selfheal(&args, dir.path());
+    assert!(out.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "sn_capacity,dedicated,peers,supernodes,queue,omega,l1,point,curve"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(rows.iter().all(|r| r.len() == 9));
+    let bt: Vec<_> = rows.iter().filter(|r| r[7] == "bt").collect();
+    assert_eq!(bt.len(), 2);
+    assert!(bt.iter().all(|r| r[5] == "0" && r[6].is_empty()));
+    assert_eq!(rows.iter().filter(|r| r[7] == "bautin").count(), 2);
+    assert!(rows
+        .iter()
+        .filter(|r| r[7].is_empty())
+        .all(|r| r[6].parse::<f64>().is_ok() && r[5].parse::<f64>().unwrap() > 0.0));
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("bt at sn_capacity = "))
+            .count(),
+        2,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("bautin at sn_capacity = "))
+            .count(),
+        2,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ends: bogdanov-takens, bogdanov-takens"),
+        "{stderr}"
+    );
+    // Written to a file, never over an existing one without --force.
+    let mut with_out = args.to_vec();
+    with_out.extend(["--out", "h.csv"]);
+    assert!(selfheal(&with_out, dir.path()).status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("h.csv")).unwrap(),
+        stdout
+    );
+    let again = selfheal(&with_out, dir.path());
+    assert!(!again.status.success());
+    assert!(String::from_utf8(again.stderr)
+        .unwrap()
+        .contains("pass --force"));
+    // A range of P2 that misses the current value is refused in one line, with no file.
+    let bad = selfheal(
+        &[
+            "hopf-curve",
+            "sn_capacity",
+            "dedicated",
+            "--p1",
+            "20:200000",
+            "--p2",
+            "1:2",
+            "--out",
+            "bad.csv",
+        ],
+        dir.path(),
+    );
+    assert!(!bad.status.success());
+    let e = String::from_utf8(bad.stderr).unwrap();
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(e.contains("dedicated"), "{e}");
+    assert!(!dir.path().join("bad.csv").exists());
+    // The same parameter twice, and an empty range.
+    for bad in [
+        [
+            "hopf-curve",
+            "dedicated",
+            "dedicated",
+            "--p1",
+            "0:1",
+            "--p2",
+            "0:1",
+        ],
+        [
+            "hopf-curve",
+            "sn_capacity",
+            "dedicated",
+            "--p1",
+            "5:5",
+            "--p2",
+            "0:1",
+        ],
+    ] {
+        let out = selfheal(&bad, dir.path());
+        assert!(!out.status.success());
+        let e = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
     }
 }
