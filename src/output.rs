@@ -250,6 +250,37 @@ pub fn fold_curve_csv<M: Model<N>, const N: usize>(
         .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
 }
 
+/// Writes Hopf curves in two parameters as CSV: the two parameters, the states, then
+/// `omega,l1,point,curve`; one row per point of every curve, in order along it, `point` set
+/// (`bautin`, `bt`) on located codimension-two points, `l1` empty where it is not defined (at a
+/// Bogdanov–Takens point).
+pub fn hopf_curve_csv<M: Model<N>, const N: usize>(
+    out: &mut dyn Write,
+    model: &M,
+    hc: &crate::analysis::hopf_curve::HopfCurves<N>,
+) -> Result<(), Error> {
+    let mut csv = csv::Writer::from_writer(out);
+    let mut header = vec![hc.p1.clone(), hc.p2.clone()];
+    header.extend(model.states().iter().map(|s| s.name.to_string()));
+    header.extend(["omega", "l1", "point", "curve"].map(String::from));
+    csv.write_record(&header).map_err(csv_error)?;
+    for (c, curve) in hc.curves.iter().enumerate() {
+        for pt in &curve.points {
+            let mut row = vec![format!("{}", pt.mu1), format!("{}", pt.mu2)];
+            row.extend(pt.x.iter().map(|v| format!("{v}")));
+            row.extend([
+                format!("{}", pt.omega),
+                pt.l1.map_or(String::new(), |l| format!("{l:e}")),
+                pt.kind.map_or(String::new(), |k| k.name().to_string()),
+                format!("{}", c + 1),
+            ]);
+            csv.write_record(&row).map_err(csv_error)?;
+        }
+    }
+    csv.flush()
+        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ pub mod codim2;
 pub mod continuation;
 pub mod equilibria;
 pub mod hopf;
+pub mod hopf_curve;
 pub mod tipping;
 
 pub use equilibria::{
@@ -13,6 +14,9 @@ pub use equilibria::{
     NewtonResult, Rest, RestState, Settled, Stability, HEALTHY_SERVICE,
 };
 pub use hopf::{first_lyapunov, refine_hopf, Criticality, HopfData, HopfPoint, Located, Lyapunov};
+pub use hopf_curve::{
+    hopf_curves, HopfCurve, HopfCurveEnd, HopfCurveEntry, HopfCurvePoint, HopfCurves,
+};
 pub use tipping::{
     critical_shock, critical_window, CriticalShock, CriticalWindow, FateChange, TippingOptions,
 };

@@ -185,6 +185,64 @@ impl Model<2> for HopfNormalForm {
     }
 }
 
+// ---- Bautin (generalised Hopf) normal form: for two-parameter Hopf curves ----
+
+/// The Bautin (generalised Hopf) normal form, in polar coordinates `r' = β1·r + β2·r³ − r⁵`,
+/// `θ' = 1`; in Cartesian coordinates
+///
+/// ```text
+/// x' = β1·x − y + β2·x·r² − x·r⁴
+/// y' = x + β1·y + β2·y·r² − y·r⁴        (r² = x² + y²)
+/// ```
+///
+/// The origin is an equilibrium with eigenvalues `β1 ± i`: its Hopf curve in `(β1, β2)` is the
+/// line `β1 = 0`, with `ω = 1` and first Lyapunov coefficient `l1 = 2β2` (Kuznetsov's
+/// normalisation: `r' = μr + s·r³`, `θ' = ω` has `l1 = 2s/ω`), which changes sign at the Bautin
+/// point `(β1, β2) = (0, 0)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bautin;
+
+const BAUTIN: [ParamSpec; 2] = [
+    param("beta1", -0.5, "real part of the eigenvalues"),
+    param(
+        "beta2",
+        -1.0,
+        "cubic coefficient (the first Lyapunov coefficient is 2·beta2)",
+    ),
+];
+
+impl Model<2> for Bautin {
+    fn name(&self) -> &str {
+        "bautin"
+    }
+    fn states(&self) -> [StateSpec; 2] {
+        [
+            X,
+            StateSpec {
+                name: "y",
+                meaning: "state",
+            },
+        ]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        &BAUTIN
+    }
+    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 2>, p: &[T]) -> SVector<T, 2> {
+        let (u, v) = (x[0], x[1]);
+        let r2 = u * u + v * v;
+        let radial = p[0] + p[1] * r2 - r2 * r2;
+        SVector::from([radial * u - v, u + radial * v])
+    }
+    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
+        SVector::zeros()
+    }
+    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+        finite(x)
+    }
+}
+
+// ---- end of the Bautin normal form ----
+
 /// A general planar system at a Hopf point with quadratic and cubic terms,
 ///
 /// ```text

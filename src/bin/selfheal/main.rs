@@ -5,8 +5,10 @@ use selfheal::analysis::codim2::fold_curves;
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
 use selfheal::analysis::equilibria::all_equilibria;
 use selfheal::analysis::hopf::Located;
+use selfheal::analysis::hopf_curve::hopf_curves;
 use selfheal::analysis::tipping::{critical_shock, critical_window, rescue, TippingOptions};
 use selfheal::model::{Model, P2p};
+use selfheal::output::hopf_curve_csv;
 use selfheal::output::{
     check_target, continuation_csv, equilibria_csv, fold_curve_csv, trajectory_csv, write_atomic,
 };
@@ -50,6 +52,10 @@ enum Command {
     /// region only where it ends a stable branch (see `continue`, which prints the bistable
     /// interval with its fold and Hopf edges).
     FoldCurve(Box<FoldCurveArgs>),
+    /// Hopf points met in P1, each continued in the plane (P1, P2) until the frequency vanishes
+    /// (a Bogdanov–Takens point) or the curve leaves the ranges; Bautin points (where the Hopf
+    /// point turns from sub- to supercritical) are located on the way.
+    HopfCurve(Box<HopfCurveArgs>),
     /// Run many scenarios (a grid or a sample) and write one CSV row of metrics per scenario.
     Sweep(Box<SweepArgs>),
     /// Join the shards of a sweep into exactly the file a single run writes.
@@ -270,6 +276,26 @@ struct FoldCurveArgs {
     #[arg(id = "P2", value_name = "P2")]
     p2: String,
     /// Range of P1 in which to find folds, A:B.
+    #[arg(long = "p1", id = "p1_range", value_name = "A:B", value_parser = parse_range, allow_hyphen_values = true)]
+    p1_range: (f64, f64),
+    /// Range of P2 over which to follow them, C:D (must contain the current value of P2).
+    #[arg(long = "p2", id = "p2_range", value_name = "C:D", value_parser = parse_range, allow_hyphen_values = true)]
+    p2_range: (f64, f64),
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args)]
+struct HopfCurveArgs {
+    /// The parameter in which Hopf points are first found.
+    #[arg(id = "P1", value_name = "P1")]
+    p1: String,
+    /// The second parameter.
+    #[arg(id = "P2", value_name = "P2")]
+    p2: String,
+    /// Range of P1 in which to find Hopf points, A:B.
     #[arg(long = "p1", id = "p1_range", value_name = "A:B", value_parser = parse_range, allow_hyphen_values = true)]
     p1_range: (f64, f64),
     /// Range of P2 over which to follow them, C:D (must contain the current value of P2).
@@ -610,6 +636,7 @@ fn main() -> ExitCode {
         Command::Continue(args) => run_continue(&args),
         Command::Rescue(args) => run_rescue(&args),
         Command::FoldCurve(args) => run_fold_curve(&args),
+        Command::HopfCurve(args) => run_hopf_curve(&args),
         Command::Sweep(args) => run_sweep(&args),
         Command::Merge(args) => run_merge(&args),
         Command::Report(args) => run_report(&args),
@@ -1091,6 +1118,70 @@ fn run_fold_curve(args: &FoldCurveArgs) -> Result<(), Error> {
         "{} fold curves, {} steps; {:.2} ms",
         fc.curves.len(),
         fc.steps,
+        elapsed.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn run_hopf_curve(args: &HopfCurveArgs) -> Result<(), Error> {
+    let (sc, _) = args.scenario.build()?;
+    let k1 = sc.params.index(&args.p1)?;
+    let k2 = sc.params.index(&args.p2)?;
+    if let Some(p) = &args.output.out {
+        check_target(p, args.output.force)?;
+    }
+    let started = std::time::Instant::now();
+    let hc = hopf_curves(
+        &P2p,
+        sc.params.values(),
+        k1,
+        args.p1_range,
+        k2,
+        args.p2_range,
+        &ContinuationOptions::default(),
+    )?;
+    let elapsed = started.elapsed();
+    write_out(&args.output.out, args.output.force, |w| {
+        hopf_curve_csv(w, &P2p, &hc)
+    })?;
+    for (c, pt) in hc.special_points() {
+        let kind = pt.kind.map_or("", |k| k.name());
+        let omega = if pt.omega > 0.0 {
+            format!("; ω = {:.4}/min", pt.omega)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{kind} at {} = {}, {} = {} on curve {} (peers {:.6}, supernodes {:.6e}, queue {:.6e}{omega})",
+            hc.p1,
+            pt.mu1,
+            hc.p2,
+            pt.mu2,
+            c + 1,
+            pt.x[0],
+            pt.x[1],
+            pt.x[2],
+        );
+    }
+    for (c, curve) in hc.curves.iter().enumerate() {
+        eprintln!(
+            "curve {}: {} points, ends: {}, {}",
+            c + 1,
+            curve.points.len(),
+            curve.ends[0].name(),
+            curve.ends[1].name()
+        );
+    }
+    for mu in &hc.unstarted {
+        eprintln!(
+            "no curve could be started from the Hopf point at {} = {mu}",
+            hc.p1
+        );
+    }
+    eprintln!(
+        "{} Hopf curves, {} steps; {:.2} ms",
+        hc.curves.len(),
+        hc.steps,
         elapsed.as_secs_f64() * 1e3
     );
     Ok(())
