@@ -89,8 +89,10 @@ pub struct TippingMap {
     pub z_label: String,
     /// Category labels for categorical values (e.g. 0 = collapsed, 1 = recovered).
     pub categories: Vec<(f64, String)>,
-    /// Curves drawn over the map (e.g. fold curves), with labels.
+    /// Curves drawn over the map as solid white lines (e.g. fold curves), with labels.
     pub curves: Vec<Series>,
+    /// Curves drawn over the map as dashed white lines (e.g. Hopf curves), with labels.
+    pub dashed: Vec<Series>,
     /// The scenario's own point.
     pub point: Option<(f64, f64)>,
     /// Whether x and y (and curves and point) are given as log10 of the values: the axes then
@@ -805,6 +807,25 @@ fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -
             s.label(&cv.label).legend(move |(x, y)| {
                 PathElement::new(
                     vec![(x, y), (x + 18, y)],
+                    RGBColor(90, 90, 90).stroke_width(3),
+                )
+            });
+        }
+    }
+    for cv in &m.dashed {
+        let pts: Vec<(f64, f64)> = cv
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| *x >= x0 && *x <= x1 && *y >= y0 && *y <= y1)
+            .collect();
+        let s = chart
+            .draw_series(DashedLineSeries::new(pts, 10, 6, WHITE.stroke_width(3)))
+            .map_err(err)?;
+        if !cv.label.is_empty() {
+            s.label(&cv.label).legend(move |(x, y)| {
+                PathElement::new(
+                    vec![(x, y), (x + 7, y)],
                     RGBColor(90, 90, 90).stroke_width(3),
                 )
             });

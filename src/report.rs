@@ -293,6 +293,38 @@ pub fn write_report(
         }
     }
     map.curves = curves;
+    // Hopf curves: where the collapsed state loses stability (the bistable region's edge where
+    // that Hopf point is subcritical and comes before the fold).
+    let hc = crate::analysis::hopf_curve::hopf_curves(
+        &P2p,
+        &{
+            let mut q = p0.clone();
+            q[kd] = s0.clamp(dlo, dhi);
+            q
+        },
+        kc,
+        (klo / 4.0, khi * 4.0),
+        kd,
+        (dlo, dhi),
+        &copts,
+    )
+    .ok();
+    if let Some(hc) = &hc {
+        for (k, c) in hc.curves.iter().enumerate() {
+            map.dashed.push(Series {
+                label: if k == 0 {
+                    "Hopf curves".into()
+                } else {
+                    String::new()
+                },
+                points: c
+                    .points
+                    .iter()
+                    .map(|p| (p.mu1.log10(), p.mu2.max(1e-300).log10()))
+                    .collect(),
+            });
+        }
+    }
     map.point = Some((kappa.log10(), s0.max(1e-300).log10()));
     map.point_label = Some(match fstar {
         Some(f) => format!("this scenario (f* = {f:.4})"),
@@ -534,7 +566,7 @@ pub fn write_report(
     let _ = writeln!(w, "\n![Bifurcation diagram](bifurcation.svg)\n");
     let _ = writeln!(w, "*Online peers at each equilibrium against supernode capacity: stable branches solid, unstable dashed, folds and Hopf points marked with their values; the vertical line is this scenario.*\n");
     let _ = writeln!(w, "![Tipping map](tipping_map.svg)\n");
-    let _ = writeln!(w, "*The critical shock over supernode capacity and dedicated capacity (`tipping_map.csv`); cells without an f* are coloured by why: always down (no healthy state) or no shock below 1 tips the network. The white curves are where equilibria fold; a fold curve bounds the bistable region only where it ends a stable branch (between its Bogdanov–Takens points it joins unstable branches only; see the bistable interval above). The cross is this scenario, with its f*.*\n");
+    let _ = writeln!(w, "*The critical shock over supernode capacity and dedicated capacity (`tipping_map.csv`); cells without an f* are coloured by why: always down (no healthy state) or no shock below 1 tips the network. The solid white curves are where equilibria fold, the dashed ones where an equilibrium has a Hopf point; a fold curve bounds the bistable region only where it ends a stable branch (between its Bogdanov–Takens points, where the Hopf curves end, it joins unstable branches only), and there the collapsed state's Hopf curve is the edge where its Hopf point is subcritical. The cross is this scenario, with its f*.*\n");
     let _ = writeln!(w, "![Phase portrait](phase.svg)\n");
     let _ = writeln!(w, "*Trajectories after reboot waves just below (green) and above (red) the critical shock, in the plane of peers and supernodes, with the equilibria and a slice of the basin boundary (the saddle's stable manifold at the saddle's queue length).*\n");
     let _ = writeln!(w, "## Which lever moves the tipping point most?\n");
