@@ -144,7 +144,8 @@ fn csv_error(e: csv::Error) -> Error {
 }
 
 /// Writes equilibria as CSV: the states, then
-/// `stable,max_real_eig,kind,unstable_dims,residual,eigenvalues`.
+/// `stable,max_real_eig,kind,unstable_dims,residual,eigenvalues,service_level` (the last empty
+/// when the model defines no service level).
 pub fn equilibria_csv<M: Model<N>, const N: usize>(
     out: &mut dyn Write,
     model: &M,
@@ -160,6 +161,7 @@ pub fn equilibria_csv<M: Model<N>, const N: usize>(
             "unstable_dims",
             "residual",
             "eigenvalues",
+            "service_level",
         ]
         .map(String::from),
     );
@@ -185,6 +187,9 @@ pub fn equilibria_csv<M: Model<N>, const N: usize>(
             format!("{}", e.stability.unstable_dims),
             format!("{:e}", e.residual),
             eigs.join(" "),
+            model
+                .service_level(&e.x)
+                .map_or(String::new(), |v| format!("{v}")),
         ]);
         csv.write_record(&row).map_err(csv_error)?;
     }

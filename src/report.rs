@@ -486,13 +486,20 @@ pub fn write_report(
     };
     let verdict = match s.outcome {
         Outcome::Recovered => "**it recovers**",
+        Outcome::Collapsed if s.down => {
+            "**it is down**: with the parameters in force at the end no stable state serves half the users who want service"
+        }
         Outcome::Collapsed => "**it does not recover**: it settles in the collapsed state",
         Outcome::Undecided => "**undecided**: it had not settled within the horizon",
     };
+    if !s.start_healthy {
+        let _ = writeln!(w, "**The network has no healthy state with the parameters in force at the start**: its best stable state serves {:.3} % of the users who want service (healthy needs at least 50 %). It is down whatever happens; the run starts in that state.\n", s.service_level * 100.0);
+    }
     let _ = writeln!(w, "After {shock_txt}, {verdict}{}. Online peers fall to {} ({:.4} of users) at hour {:.1}; the login queue peaks at {}.",
         if sc.interventions.is_empty() { String::new() } else { " (with the scenario's interventions)".into() },
         users(s.min_peers, pop), s.min_peers, s.t_min_peers / 60.0, users(s.peaks[2].0, pop));
     match s.recovery_time {
+        _ if !s.start_healthy => {}
         Some(t) if t > 0.0 => {
             let _ = writeln!(
                 w,
@@ -533,10 +540,17 @@ pub fn write_report(
                 }
             }
         }
+        None if cs.down => {
+            let _ = writeln!(
+                w,
+                "\nThere is no critical shock: the network is down at these parameters before any shock."
+            );
+        }
         None => {
             let _ = writeln!(
                 w,
-                "\nNo instantaneous reboot below 100 % tips the network: it always heals itself."
+                "\nNo instantaneous reboot below 100 % tips the network (every shock k/{} for k = 0..{} recovers): it heals itself.",
+                topts.scan, topts.scan
             );
         }
     }

@@ -172,3 +172,19 @@ fn tipping_map_cells_without_a_value_say_why_and_agree_with_other_methods() {
         }
     }
 }
+
+#[test]
+fn report_of_a_network_without_a_healthy_state_says_it_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = Scenario::new(&P2p);
+    sc.params.set("sn_capacity", 300.0).unwrap();
+    sc.shock = Some(Shock::instantaneous(0.5));
+    sc.t_end = 600.0;
+    write_report(&sc, "down", &[], dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("no healthy state"), "{md}");
+    assert!(md.contains("**it is down**"), "{md}");
+    for wrong in ["it recovers", "heals itself", "back at 95 %"] {
+        assert!(!md.contains(wrong), "`{wrong}` in a down report:\n{md}");
+    }
+}
