@@ -261,68 +261,32 @@ pub fn write_report(
             .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
     })?;
     let mut map = map.expect("the map is built before the file is committed");
-    let fc = fold_curves(
-        &P2p,
-        &{
-            let mut q = p0.clone();
-            q[kd] = s0.clamp(dlo, dhi);
-            q
-        },
-        kc,
-        (klo / 4.0, khi * 4.0),
-        kd,
-        (dlo, dhi),
-        &copts,
-    )
-    .ok();
-    let mut curves: Vec<Series> = vec![];
-    if let Some(fc) = &fc {
+    // Fold curves (solid) and Hopf curves (dashed) in the map's plane, from the scenario's
+    // dedicated capacity: where they end stable branches they are the bistable region's edges.
+    let q = {
+        let mut q = p0.clone();
+        q[kd] = s0.clamp(dlo, dhi);
+        q
+    };
+    let (r1, r2) = ((klo / 4.0, khi * 4.0), (dlo, dhi));
+    let logs = |pts: &mut dyn Iterator<Item = (f64, f64)>| -> Vec<(f64, f64)> {
+        pts.map(|(a, b)| (a.log10(), b.max(1e-300).log10()))
+            .collect()
+    };
+    let labelled = |k: usize, label: &str, points| Series {
+        label: if k == 0 { label.into() } else { String::new() },
+        points,
+    };
+    if let Ok(fc) = fold_curves(&P2p, &q, kc, r1, kd, r2, &copts) {
         for (k, c) in fc.curves.iter().enumerate() {
-            curves.push(Series {
-                label: if k == 0 {
-                    "fold curves".into()
-                } else {
-                    String::new()
-                },
-                points: c
-                    .points
-                    .iter()
-                    .map(|p| (p.mu1.log10(), p.mu2.log10()))
-                    .collect(),
-            });
+            let pts = logs(&mut c.points.iter().map(|p| (p.mu1, p.mu2)));
+            map.curves.push(labelled(k, "fold curves", pts));
         }
     }
-    map.curves = curves;
-    // Hopf curves: where the collapsed state loses stability (the bistable region's edge where
-    // that Hopf point is subcritical and comes before the fold).
-    let hc = crate::analysis::hopf_curve::hopf_curves(
-        &P2p,
-        &{
-            let mut q = p0.clone();
-            q[kd] = s0.clamp(dlo, dhi);
-            q
-        },
-        kc,
-        (klo / 4.0, khi * 4.0),
-        kd,
-        (dlo, dhi),
-        &copts,
-    )
-    .ok();
-    if let Some(hc) = &hc {
+    if let Ok(hc) = crate::analysis::hopf_curve::hopf_curves(&P2p, &q, kc, r1, kd, r2, &copts) {
         for (k, c) in hc.curves.iter().enumerate() {
-            map.dashed.push(Series {
-                label: if k == 0 {
-                    "Hopf curves".into()
-                } else {
-                    String::new()
-                },
-                points: c
-                    .points
-                    .iter()
-                    .map(|p| (p.mu1.log10(), p.mu2.max(1e-300).log10()))
-                    .collect(),
-            });
+            let pts = logs(&mut c.points.iter().map(|p| (p.mu1, p.mu2)));
+            map.dashed.push(labelled(k, "Hopf curves", pts));
         }
     }
     map.point = Some((kappa.log10(), s0.max(1e-300).log10()));
