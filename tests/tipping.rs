@@ -503,3 +503,25 @@ fn reference_fold_curve_has_two_bogdanov_takens_points_with_a_double_zero_eigenv
         assert!(norms[1] < 1e-5 * norms[2], "{ev:?}");
     }
 }
+
+#[test]
+fn points_where_newton_stalls_are_not_reported_as_equilibria() {
+    // overload_steepness = 0.4 once listed a "saddle" at (1e-19, 0.7096, 4e-10) with residual
+    // 9.9e-4: Newton had stopped moving against the edge N = 0, where the Jacobian is huge.
+    // With N = 0 the supernodes can only decay (dS/dt = −(δs + φ)S), so no equilibrium has
+    // S = 0.71 there.
+    let mut ps = ParamSet::defaults(P2p.params());
+    ps.set("overload_steepness", 0.4).unwrap();
+    let eq = all_equilibria(&P2p, ps.values()).unwrap();
+    assert!(!eq.is_empty());
+    for e in &eq {
+        let f = P2p.rhs(0.0, &e.x, ps.values());
+        assert!(
+            f.amax() < 1e-14,
+            "{:?}: residual {:e}",
+            e.x.as_slice(),
+            f.amax()
+        );
+        assert!(e.x[1] < 0.1, "{:?}", e.x.as_slice());
+    }
+}

@@ -491,8 +491,8 @@ where
 /// Every equilibrium of the model in its feasible region that the search finds: deflated Newton
 /// from quasi-random (Halton) starts spread over the model's [`Model::search_box`], from its
 /// nominal state and from where the flow comes to rest from there; each root polished by plain
-/// Newton (exact Jacobian, LU), deduplicated, classified, and sorted with the most of the
-/// watched state (peers) first.
+/// Newton (exact Jacobian, LU), kept only if its residual meets [`ROOT_TOL`], deduplicated,
+/// classified, and sorted with the most of the watched state (peers) first.
 ///
 /// ```
 /// use selfheal::analysis::equilibria::{all_equilibria, Kind};
@@ -559,7 +559,7 @@ where
             continue;
         };
         let x = polished.x;
-        if model.feasible(&x) && !roots.iter().any(|r| same_point(r, &x)) {
+        if model.feasible(&x) && is_root(&sys, &x) && !roots.iter().any(|r| same_point(r, &x)) {
             roots.push(x);
         }
     }
@@ -570,6 +570,18 @@ where
         .collect();
     eq.sort_by(|a, b| b.x[w].total_cmp(&a.x[w]));
     Ok(eq)
+}
+
+/// Relative residual an equilibrium must meet: `‖f(x)‖∞ ≤ ROOT_TOL · ‖J(x)‖∞ · ‖x‖∞` (the
+/// size of the right-hand side's terms near `x`), so that a point where Newton merely stopped
+/// moving — e.g. against the edge of the feasible region, where the Jacobian is huge — is
+/// never reported.
+pub const ROOT_TOL: f64 = 1e-9;
+
+fn is_root<M: Model<N>, const N: usize>(sys: &System<'_, M, N>, x: &SVector<f64, N>) -> bool {
+    let (f, j) = sys.f_and_jacobian(0.0, x);
+    let scale = (j.abs() * x.abs()).amax();
+    f.amax() <= ROOT_TOL * scale.max(f64::MIN_POSITIVE) || f.amax() == 0.0
 }
 
 /// Whether two equilibria are the same point (every component within 1e-6 relative, floor
