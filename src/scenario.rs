@@ -446,17 +446,25 @@ impl Scenario {
 
 fn parse_shock(t: &Table) -> Result<Shock, Error> {
     let mut s = Shock::instantaneous(0.0);
-    let mut sn = None;
+    let (mut f, mut sn) = (None, None);
     for (key, v) in t {
         let x = number(v, &format!("shock.{key}"))?;
         match key.as_str() {
             "at" => s.at = x,
-            "fraction" => s.fraction = x,
+            "fraction" => f = Some(x),
             "sn_fraction" => sn = Some(x),
             "window" => s.window = x,
             other => return Err(unknown_key(other, "[shock]", &SHOCK_KEYS)),
         }
     }
+    // A wave without its size is a mistake, not a wave of size 0 (a crash of supernodes only
+    // says `fraction = 0` and `sn_fraction`).
+    s.fraction = f.ok_or_else(|| {
+        Error::Invalid(
+            "[shock] needs `fraction` (the share of peers that go down, in [0, 1); 0 with `sn_fraction` for supernodes only)"
+                .into(),
+        )
+    })?;
     s.sn_fraction = sn.unwrap_or(s.fraction);
     Ok(s)
 }

@@ -604,3 +604,25 @@ fn negative_numbers_reach_the_range_checks_that_name_the_flag() {
     ]);
     assert!(err.contains("10000 users"), "{err}");
 }
+
+#[test]
+fn a_shock_without_its_size_is_refused_not_taken_as_zero() {
+    let e = refused(
+        &["simulate", "s.toml"],
+        &[("s.toml", "[shock]\nat = 10.0\n")],
+    );
+    assert!(e.contains("[shock] needs `fraction`"), "{e}");
+    // A crash of supernodes only states fraction = 0 with sn_fraction.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "t_end = 60\n[shock]\nfraction = 0.0\nsn_fraction = 0.3\n",
+    )
+    .unwrap();
+    let out = selfheal(&["simulate", "s.toml", "--out", "o.csv"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
