@@ -573,3 +573,30 @@ fn devices_and_pipes_take_rows_in_place_and_directories_are_refused() {
     assert!(e.contains("is a directory"), "{e}");
     assert!(dir.path().join("out").is_dir());
 }
+
+#[test]
+fn log_sampled_ranges_spread_points_evenly_over_decades() {
+    let sc = Scenario::new(&P2p);
+    for sampler in [Sampler::Random, Sampler::Lhs, Sampler::Sobol] {
+        let mut r = Range::parse("retry=1e-3:1e3", &sc).unwrap();
+        r.set_log().unwrap();
+        let d = Design::Sample {
+            sampler,
+            n: 600,
+            ranges: vec![r],
+            seed: 3,
+        };
+        // Six decades: about 100 points in each, whatever the sampler.
+        let mut per_decade = [0usize; 6];
+        for i in 0..600 {
+            let v = d.point(i)[0];
+            assert!((1e-3..=1e3).contains(&v), "{v}");
+            per_decade[((v.log10() + 3.0).floor() as usize).min(5)] += 1;
+        }
+        for c in per_decade {
+            assert!((60..=140).contains(&c), "{sampler:?}: {per_decade:?}");
+        }
+    }
+    let mut r = Range::parse("retry=0:1", &sc).unwrap();
+    assert!(r.set_log().is_err(), "a log range needs positive ends");
+}

@@ -264,9 +264,24 @@ pub struct Range {
     pub lo: f64,
     /// Upper end.
     pub hi: f64,
+    /// Sample `ln` of the value uniformly (both ends > 0).
+    pub log: bool,
 }
 
 impl Range {
+    /// Makes the range logarithmic: points are spread uniformly in `ln` of the value; both
+    /// ends must be positive.
+    pub fn set_log(&mut self) -> Result<(), Error> {
+        if !(self.lo > 0.0 && self.hi > 0.0) {
+            return Err(Error::Invalid(format!(
+                "--log {}: a logarithmic range needs LO and HI > 0, got {} and {}",
+                self.name, self.lo, self.hi
+            )));
+        }
+        self.log = true;
+        Ok(())
+    }
+
     /// Parses `NAME=LO:HI`.
     pub fn parse(text: &str, base: &Scenario) -> Result<Self, Error> {
         let bad = |why: &str| Error::Invalid(format!("--range `{text}`: {why}"));
@@ -286,6 +301,7 @@ impl Range {
             quantity: Quantity::parse(name.trim(), base)?,
             lo,
             hi,
+            log: false,
         })
     }
 }
@@ -445,7 +461,13 @@ impl Design {
                                 / *n as f64
                         }
                     };
-                    r.lo + u * (r.hi - r.lo)
+                    if r.log {
+                        (r.lo.ln() + u * (r.hi.ln() - r.lo.ln()))
+                            .exp()
+                            .clamp(r.lo, r.hi)
+                    } else {
+                        r.lo + u * (r.hi - r.lo)
+                    }
                 })
                 .collect(),
         }

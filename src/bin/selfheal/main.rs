@@ -200,7 +200,7 @@ struct SweepArgs {
         allow_hyphen_values = true
     )]
     grid: Vec<String>,
-    /// Space this grid axis logarithmically (repeatable).
+    /// Space this grid axis, or sample this range, logarithmically (repeatable).
     #[arg(long = "log", value_name = "NAME")]
     log: Vec<String>,
     /// Sample instead of a grid: lhs, sobol or random.
@@ -1213,11 +1213,17 @@ fn run_sweep(args: &SweepArgs) -> Result<(), Error> {
             let n = args
                 .n
                 .ok_or_else(|| Error::Invalid("--sample needs --n N".into()))?;
-            let ranges = args
+            let mut ranges = args
                 .range
                 .iter()
                 .map(|r| Range::parse(r, &sc))
                 .collect::<Result<Vec<_>, _>>()?;
+            for name in &args.log {
+                let range = ranges.iter_mut().find(|r| &r.name == name).ok_or_else(|| {
+                    Error::Invalid(format!("--log {name}: no sampled range of that name"))
+                })?;
+                range.set_log()?;
+            }
             Design::Sample {
                 sampler: method.parse()?,
                 n,
