@@ -48,6 +48,35 @@ pub fn check_target(path: &Path, force: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks every output of one command before any work: each may be written
+/// ([`check_target`]), its directory exists, and no file is named twice (links followed), so
+/// that a command writes all its outputs or none.
+pub fn check_targets(paths: &[&Path], force: bool) -> Result<(), Error> {
+    let mut seen: Vec<PathBuf> = vec![];
+    for p in paths {
+        check_target(p, force)?;
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = dir.canonicalize().map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+        let real = p
+            .canonicalize()
+            .unwrap_or_else(|_| dir.join(p.file_name().unwrap_or_default()));
+        if seen.contains(&real) {
+            return Err(Error::Invalid(format!(
+                "{} is named as two outputs of one command",
+                p.display()
+            )));
+        }
+        seen.push(real);
+    }
+    Ok(())
+}
+
 /// Writes `path` through a temporary file in the same directory that is renamed over it only
 /// once `write` has succeeded: a failure or a crash never leaves half a file, and an existing
 /// file is replaced only with `force`. A symbolic link is followed (the file it points to is

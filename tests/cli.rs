@@ -626,3 +626,56 @@ fn a_shock_without_its_size_is_refused_not_taken_as_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_command_writes_all_its_outputs_or_none() {
+    // A missing directory for the second output: the first is not written either.
+    let e = refused(&["simulate", "--summary", "nodir/x.json"], &[]);
+    assert!(e.contains("nodir"), "{e}");
+    // One file named as two outputs.
+    let e = refused(&["simulate", "--summary", "out.csv"], &[]);
+    assert!(e.contains("two outputs"), "{e}");
+    let e = refused(
+        &[
+            "stochastic",
+            "--population",
+            "1000",
+            "--runs",
+            "2",
+            "--out",
+            "q.csv",
+            "--quantiles",
+            "q.csv",
+        ],
+        &[],
+    );
+    assert!(e.contains("two outputs"), "{e}");
+    // A merge never replaces one of its own shards, even with --force.
+    let dir = tempfile::tempdir().unwrap();
+    for k in ["1/2", "2/2"] {
+        let out = format!("s{}.csv", &k[..1]);
+        let r = selfheal(
+            &[
+                "sweep",
+                "--grid",
+                "shock=0:0.5:4",
+                "--metric",
+                "outcome",
+                "--shard",
+                k,
+                "--out",
+                &out,
+            ],
+            dir.path(),
+        );
+        assert!(r.status.success());
+    }
+    let before = std::fs::read(dir.path().join("s1.csv")).unwrap();
+    let r = selfheal(
+        &["merge", "s1.csv", "s2.csv", "--out", "./s1.csv", "--force"],
+        dir.path(),
+    );
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("both a shard and the merged output"));
+    assert_eq!(std::fs::read(dir.path().join("s1.csv")).unwrap(), before);
+}

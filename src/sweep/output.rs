@@ -317,6 +317,17 @@ pub fn merge(shards: &[PathBuf], out: &Path, force: bool) -> Result<usize, Error
     if shards.is_empty() {
         return Err(Error::Invalid("merge needs at least one shard".into()));
     }
+    // The merged file must not replace one of its own inputs.
+    if let Ok(target) = out.canonicalize() {
+        for s in shards {
+            if s.canonicalize().is_ok_and(|c| c == target) {
+                return Err(Error::Invalid(format!(
+                    "{} is both a shard and the merged output; write the merge elsewhere",
+                    s.display()
+                )));
+            }
+        }
+    }
     let mut parts = vec![];
     for path in shards {
         let fp = Fingerprint::read(path)?;

@@ -10,7 +10,8 @@ use selfheal::analysis::tipping::{critical_shock, critical_window, rescue, Tippi
 use selfheal::model::{Model, P2p};
 use selfheal::output::hopf_curve_csv;
 use selfheal::output::{
-    check_target, continuation_csv, equilibria_csv, fold_curve_csv, trajectory_csv, write_atomic,
+    check_target, check_targets, continuation_csv, equilibria_csv, fold_curve_csv, trajectory_csv,
+    write_atomic,
 };
 use selfheal::scenario::{Intervention, Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions, Simulation};
@@ -701,13 +702,13 @@ fn significant(v: f64, digits: i32) -> String {
 
 fn run_simulate(args: &SimulateArgs) -> Result<(), Error> {
     let (sc, solve) = args.scenario.build()?;
-    // Refuse clobbering before any work is done.
-    if let Some(p) = &args.out {
-        check_target(p, args.force)?;
-    }
-    if let Some(p) = &args.summary {
-        check_target(p, args.force)?;
-    }
+    // Refuse clobbering, missing directories and one file named twice before any work.
+    let targets: Vec<&Path> = [&args.out, &args.summary]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+    check_targets(&targets, args.force)?;
     let opts = SimOptions {
         solve,
         dt: args.dt,
@@ -1314,12 +1315,12 @@ fn run_stochastic(args: &StochasticArgs) -> Result<(), Error> {
             )))
         }
     };
-    if let Some(p) = &args.output.out {
-        check_target(p, args.output.force)?;
-    }
-    if let Some(p) = &args.quantiles {
-        check_target(p, args.output.force)?;
-    }
+    let targets: Vec<&Path> = [&args.output.out, &args.quantiles]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+    check_targets(&targets, args.output.force)?;
     if !(args.dt.is_finite() && args.dt > 0.0) {
         return Err(Error::OutOfRange {
             name: "dt".into(),
