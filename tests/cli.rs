@@ -679,3 +679,29 @@ fn a_command_writes_all_its_outputs_or_none() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("both a shard and the merged output"));
     assert_eq!(std::fs::read(dir.path().join("s1.csv")).unwrap(), before);
 }
+
+#[test]
+fn ranges_and_times_outside_what_is_valid_are_refused_not_silently_empty() {
+    // Once header-only output with exit 0.
+    for p1 in ["0:20000", "nan:20000"] {
+        let e = refused(
+            &[
+                "fold-curve",
+                "sn_capacity",
+                "dedicated",
+                "--p1",
+                p1,
+                "--p2",
+                "0:0.05",
+            ],
+            &[],
+        );
+        assert!(e.contains("`sn_capacity` = ") && e.contains("> 0"), "{e}");
+    }
+    // A rescue step after the scenario's end.
+    let e = refused(&["rescue", "dedicated", "--at", "3000"], &[]);
+    assert!(
+        e.contains("`--at` = 3000") && e.contains("t_end = 2880"),
+        "{e}"
+    );
+}

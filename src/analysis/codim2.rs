@@ -455,14 +455,16 @@ where
             s1.name
         )));
     }
-    if c == d {
-        return Err(Error::Invalid(format!(
-            "empty range for {}: both ends are {c}",
-            s2.name
-        )));
-    }
-    for v in [c, d] {
-        s2.check(v)?;
+    for (spec, lo, hi) in [(s1, a, b), (s2, c, d)] {
+        if lo == hi {
+            return Err(Error::Invalid(format!(
+                "empty range for {}: both ends are {lo}",
+                spec.name
+            )));
+        }
+        for v in [lo, hi] {
+            spec.check(v)?;
+        }
     }
     let mu2_0 = p[k2];
     if mu2_0 < c.min(d) || mu2_0 > c.max(d) {
@@ -479,9 +481,14 @@ where
     // Folds met over [a, b]: branches from the equilibria at both ends, so that a branch not
     // connected to one end within the range is still found from the other.
     let mut folds: Vec<_> = vec![];
+    let mut failed = vec![];
     for (from, to) in [(a, b), (b, a)] {
-        let Ok(one) = continue_equilibria(model, p, k1, from, to, opts) else {
-            continue;
+        let one = match continue_equilibria(model, p, k1, from, to, opts) {
+            Ok(one) => one,
+            Err(e) => {
+                failed.push(e);
+                continue;
+            }
         };
         for (_, pt) in one.special_points() {
             let dup = folds.iter().any(|f: &super::continuation::BranchPoint<N>| {
@@ -491,6 +498,10 @@ where
                 folds.push(pt.clone());
             }
         }
+    }
+    // Neither end could be continued: say why instead of returning no curves.
+    if failed.len() == 2 {
+        return Err(failed.swap_remove(0));
     }
     let mut curves: Vec<FoldCurve<N>> = vec![];
     let mut steps = 0;

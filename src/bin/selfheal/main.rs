@@ -1022,11 +1022,11 @@ fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
 fn run_rescue(args: &RescueArgs) -> Result<(), Error> {
     let (sc, solve) = args.scenario.build()?;
     let k = sc.params.index(&args.param)?;
-    if !(args.at.is_finite() && args.at >= 0.0) {
+    if !(args.at.is_finite() && args.at >= 0.0 && args.at <= sc.t_end) {
         return Err(Error::OutOfRange {
             name: "--at".into(),
             value: args.at,
-            range: "finite and >= 0".into(),
+            range: format!("in [0, t_end = {}]", sc.t_end),
         });
     }
     let FromState::Collapsed = args.from_state;
