@@ -161,9 +161,9 @@ impl Scenario {
 
     /// Reads a scenario from TOML text and validates it.
     pub fn from_toml<M: Model<N>, const N: usize>(model: &M, text: &str) -> Result<Self, Error> {
-        let doc: Table = text.parse().map_err(|e: toml::de::Error| {
-            Error::Invalid(format!("invalid TOML: {}", e.message()))
-        })?;
+        let doc: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| toml_error(text, &e))?;
         let mut sc = Self::new(model);
         for (key, v) in &doc {
             match key.as_str() {
@@ -442,6 +442,31 @@ impl Scenario {
             "initial": self.initial,
         })
     }
+}
+
+/// A TOML syntax error as one line: where (line, column and the text there) and what, in words
+/// a user can act on.
+fn toml_error(text: &str, e: &toml::de::Error) -> Error {
+    let what = match e.message() {
+        m if m.contains("as i128") || m.contains("as i64") => {
+            "an integer too large to read; write it as a float (e.g. 1e20)".to_string()
+        }
+        m => m.trim().to_string(),
+    };
+    let Some(span) = e.span().filter(|s| s.start <= text.len()) else {
+        return Error::Invalid(format!("invalid TOML: {what}"));
+    };
+    let before = &text[..span.start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let at: String = text[span.start..span.end.min(text.len())]
+        .chars()
+        .take(40)
+        .collect();
+    Error::Invalid(format!(
+        "invalid TOML at line {line}, column {column} (`{}`): {what}",
+        at.trim()
+    ))
 }
 
 fn parse_shock(t: &Table) -> Result<Shock, Error> {

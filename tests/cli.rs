@@ -705,3 +705,23 @@ fn ranges_and_times_outside_what_is_valid_are_refused_not_silently_empty() {
         "{e}"
     );
 }
+
+#[test]
+fn toml_errors_name_the_line_and_what_to_do() {
+    let e = refused(
+        &["simulate", "s.toml"],
+        &[("s.toml", "[params]\nretry = 99999999999999999999\n")],
+    );
+    assert!(
+        e.contains("line 2") && e.contains("write it as a float"),
+        "{e}"
+    );
+    let e = refused(
+        &["simulate", "s.toml"],
+        &[("s.toml", "[params]\nretry = 1.0\nretry = 2.0\n")],
+    );
+    assert!(
+        e.contains("line 3") && e.contains("`retry`") && e.contains("duplicate key"),
+        "{e}"
+    );
+}

@@ -231,7 +231,13 @@ fn resuming_a_file_of_another_sweep_says_what_differs() {
         ],
         dir.path(),
     );
-    assert!(e.contains("different sweep") && e.contains("count"), "{e}");
+    assert!(
+        e.contains("different sweep")
+            && e.contains("count: ")
+            && e.contains("in the file")
+            && !e.contains('{'),
+        "{e}"
+    );
     let e = refused(
         &[
             "sweep",

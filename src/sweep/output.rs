@@ -53,12 +53,13 @@ impl Fingerprint {
     {
         Fingerprint(json!({
             "format": "selfheal-sweep-1",
+            "selfheal_version": env!("CARGO_PKG_VERSION"),
             "model": sweep.model.name(),
             "scenario": sweep.base().to_json(),
             "design": sweep.design(),
             "metrics": sweep.metrics(),
             "simulation": sweep.sim,
-            "tipping": { "tol": sweep.tipping.tol, "solve": sweep.tipping.solve },
+            "tipping": { "tol": sweep.tipping.tol, "scan": sweep.tipping.scan, "solve": sweep.tipping.solve },
             "rows": sweep.len(),
             "shard": shard.map(|s| format!("{}/{}", s.k, s.n)),
         }))
@@ -96,27 +97,51 @@ impl Fingerprint {
 
     /// The first place where two fingerprints differ, as `key: this vs that`.
     pub fn difference(&self, other: &Fingerprint) -> Option<String> {
+        /// A leaf as a person reads it: strings without quotes, numbers and flags as they are.
+        fn plain(v: &Value) -> String {
+            match v {
+                Value::String(s) => s.clone(),
+                Value::Null => "nothing".into(),
+                other => other.to_string(),
+            }
+        }
         fn walk(path: &str, a: &Value, b: &Value) -> Option<String> {
+            let join = |k: &str| {
+                if path.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{path}.{k}")
+                }
+            };
             match (a, b) {
                 (Value::Object(x), Value::Object(y)) => {
                     let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
                     keys.sort();
                     keys.dedup();
                     keys.into_iter().find_map(|k| {
-                        let p = if path.is_empty() {
-                            k.clone()
-                        } else {
-                            format!("{path}.{k}")
-                        };
                         walk(
-                            &p,
+                            &join(k),
                             x.get(k).unwrap_or(&Value::Null),
                             y.get(k).unwrap_or(&Value::Null),
                         )
                     })
                 }
+                (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+                    .iter()
+                    .zip(y)
+                    .enumerate()
+                    .find_map(|(i, (u, v))| walk(&format!("{path}[{}]", i + 1), u, v)),
+                (Value::Array(x), Value::Array(y)) => Some(format!(
+                    "{path}: {} entries in the file, {} now",
+                    x.len(),
+                    y.len()
+                )),
                 _ if a == b => None,
-                _ => Some(format!("{path}: {a} vs {b}")),
+                _ => Some(format!(
+                    "{path}: {} in the file, {} now",
+                    plain(a),
+                    plain(b)
+                )),
             }
         }
         walk("", &self.0, &other.0)
