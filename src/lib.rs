@@ -35,6 +35,7 @@
 pub mod analysis;
 pub mod calibrate;
 pub mod error;
+pub mod linalg;
 pub mod model;
 pub mod output;
 #[cfg(feature = "plot")]

@@ -350,3 +350,43 @@ fn populations_rounded_below_zero_do_not_make_the_right_hand_side_nan() {
         }
     }
 }
+
+#[test]
+fn subnormal_populations_neither_hang_nor_produce_nan() {
+    // A start with a subnormal peer count once hung `simulate` (nalgebra's Schur iteration
+    // never converged on a Jacobian with subnormal entries), and a valid parameter set whose
+    // rest state holds 1e-232 peers wrote NaN rows (higher derivatives for the dense output
+    // overflowed).
+    let mut sc = Scenario::new(&P2p);
+    sc.initial = Some(vec![1e-310, 0.0, 0.03]);
+    let started = std::time::Instant::now();
+    let sim = simulate(&P2p, &sc, &SimOptions::default()).unwrap();
+    assert!(started.elapsed().as_secs() < 10);
+    let mut sc2 = Scenario::new(&P2p);
+    for (n, v) in [
+        ("sign_on", 0.00101),
+        ("retry", 200.0),
+        ("sn_capacity", 10.0),
+        ("dedicated", 7e-7),
+        ("success_steepness", 40.0),
+        ("overload_rate", 0.8),
+        ("overload_threshold", 0.08),
+        ("overload_steepness", 0.397),
+        ("need_steepness", 0.13),
+    ] {
+        sc2.params.set(n, v).unwrap();
+    }
+    sc2.shock = Some(Shock {
+        at: 60.0,
+        fraction: 0.0,
+        sn_fraction: 0.0,
+        window: 0.0,
+    });
+    let sim2 = simulate(&P2p, &sc2, &SimOptions::default()).unwrap();
+    for s in [&sim, &sim2] {
+        for (_, x) in s.sample(10.0) {
+            assert!(x.iter().all(|v| v.is_finite()), "{x:?}");
+        }
+        assert!(s.summary.peak_utilisation.is_some_and(|u| u.0.is_finite()));
+    }
+}

@@ -238,7 +238,7 @@ where
     /// modulus, among the eigenvalues other than the one nearest zero; `None` when there is no
     /// complex pair.
     fn zh_test(&self, u: &DVector<f64>) -> Option<f64> {
-        let ev = self.jacobian_at(u).complex_eigenvalues();
+        let ev = crate::linalg::eigenvalues(&self.jacobian_at(u))?;
         let zero = (0..ev.len()).min_by(|a, b| ev[*a].norm().total_cmp(&ev[*b].norm()))?;
         (0..ev.len())
             .filter(|k| *k != zero && ev[*k].im > 1e-12 * ev[*k].norm().max(1e-300))

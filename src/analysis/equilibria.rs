@@ -110,10 +110,18 @@ pub struct Stability {
 }
 
 impl Stability {
-    /// Eigenvalues of `j` (nalgebra's Schur decomposition).
+    /// Eigenvalues of `j` (nalgebra's Schur decomposition, bounded: [`crate::linalg`]). When
+    /// they cannot be computed (a non-finite entry, no convergence) the list is empty and
+    /// `max_real` is NaN: neither stable nor anything else.
     pub fn of<const N: usize>(j: &SMatrix<f64, N, N>) -> Self {
         let d = nalgebra::DMatrix::from_column_slice(N, N, j.as_slice());
-        let eigenvalues: Vec<Complex<f64>> = d.complex_eigenvalues().iter().copied().collect();
+        let Some(eigenvalues) = crate::linalg::eigenvalues(&d) else {
+            return Self {
+                eigenvalues: vec![],
+                max_real: f64::NAN,
+                unstable_dims: 0,
+            };
+        };
         let max_real = eigenvalues
             .iter()
             .map(|l| l.re)
@@ -386,7 +394,10 @@ impl<const N: usize> Equilibrium<N> {
             .map(|l| l.norm())
             .fold(0.0, f64::max);
         let zero = 1e-12 * scale.max(1e-300);
-        let kind = if stability.eigenvalues.iter().any(|l| l.re.abs() <= zero) {
+        // No eigenvalues (they could not be computed): stability is undecided.
+        let kind = if stability.eigenvalues.is_empty()
+            || stability.eigenvalues.iter().any(|l| l.re.abs() <= zero)
+        {
             Kind::NonHyperbolic
         } else if stability.unstable_dims == 0 {
             Kind::Stable

@@ -43,7 +43,7 @@ pub fn pow<T: Scalar>(x: T, n: f64) -> T {
 /// cancellation: returns `(r^n / (1 + r^n), 1 / (1 + r^n))`.
 ///
 /// `num, den ≥ 0`; `den = 0` counts as `r = +∞` (returns `(1, 0)`), `num = 0 < den` as `r = 0`,
-/// and so does `num < 0` (a population rounded below zero).
+/// and so does `num < 0` (a population rounded below zero); a subnormal `den` counts as 0.
 ///
 /// ```
 /// use selfheal::model::safe::hill_ratio;
@@ -55,12 +55,16 @@ pub fn pow<T: Scalar>(x: T, n: f64) -> T {
 #[inline(always)]
 pub fn hill_ratio<T: Scalar>(num: T, den: T, n: f64) -> (T, T) {
     let one = T::from(1.0);
-    if den.re() <= 0.0 {
+    // A subnormal denominator counts as zero: its reciprocal overflows, so neither the ratio
+    // nor its derivative could be formed.
+    if den.re() < f64::MIN_POSITIVE {
         return (one, T::from(0.0));
     }
     // A numerator a rounding error below zero (a population a step left slightly negative)
-    // reads as r = 0: a negative ratio to a fractional power would be NaN.
-    if num.re() < 0.0 {
+    // reads as r = 0: a negative ratio to a fractional power would be NaN. At r = 0 exactly
+    // with n > 1 the value and every first derivative are those of a constant; the chain rule
+    // would multiply a zero by a derivative of the ratio that may overflow.
+    if num.re() < 0.0 || (num.re() == 0.0 && n > 1.0) {
         return (T::from(0.0), one);
     }
     if num.re() <= den.re() {

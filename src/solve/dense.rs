@@ -62,6 +62,18 @@ impl<const N: usize> Segment<N> {
         let third1 = p3 * 6.0 + p4 * 24.0 + d * 60.0;
         let e = (j0 * h3 - third0) / 6.0;
         let k = (third1 - j1 * h3) / 6.0 - e;
+        // Higher derivatives by AD can overflow where populations are near the smallest normal
+        // numbers: drop the orders that are not finite (quintic, or cubic through values and
+        // slopes) rather than hand NaN to the output.
+        let finite = |v: &[&SVector<f64, N>]| v.iter().all(|x| x.iter().all(|c| c.is_finite()));
+        let z = SVector::<f64, N>::zeros();
+        let (c, d, e, k) = if !finite(&[&c, &d]) {
+            (z, z, z, z)
+        } else if !finite(&[&e, &k]) {
+            (c, d, z, z)
+        } else {
+            (c, d, e, k)
+        };
         Self {
             t0,
             t1,
