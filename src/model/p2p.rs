@@ -164,7 +164,9 @@ impl Model<3> for P2p {
         let (over, _) = hill_ratio(load, cap * g(OverloadThreshold), re(OverloadSteepness));
         let phi = g(OverloadRate) * over;
         let logins = g(Retry) * q * success;
-        let disconnects = if sn_total.re() > 0.0 {
+        // S + S0 below the smallest normal number counts as 0 (D = 0, MODEL.md): dividing by it
+        // would overflow the derivative.
+        let disconnects = if sn_total.re() >= f64::MIN_POSITIVE {
             phi * s * n / sn_total
         } else {
             zero
@@ -245,7 +247,7 @@ impl Model<3> for P2p {
         }
         let (n, s, q) = (x[0], x[1], x[2]);
         let sn_total = s + p[P2pIdx::Dedicated as usize];
-        let orphaned = if sn_total.re() > 0.0 {
+        let orphaned = if sn_total.re() >= f64::MIN_POSITIVE {
             c * s / sn_total
         } else {
             T::from(0.0)
@@ -267,7 +269,7 @@ impl Model<3> for P2p {
     ) -> SVector<T, 3> {
         let (n, s) = (x[0], x[1]);
         let sn_total = s + p[P2pIdx::Dedicated as usize];
-        let orphan = if sn_total.re() > 0.0 {
+        let orphan = if sn_total.re() >= f64::MIN_POSITIVE {
             s * n * eta_s / sn_total
         } else {
             T::from(0.0)
