@@ -420,6 +420,58 @@ where
     }
 }
 
+/// Checks the arguments of a curve traced in the plane of two parameters (`what`: "fold
+/// curves", "Hopf curves"): two different parameters of the model, each range non-empty and
+/// inside its parameter's bounds, and the second parameter's current value inside its range
+/// (where the curves start).
+pub(crate) fn check_plane<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    (k1, (lo1, hi1)): (usize, (f64, f64)),
+    (k2, (lo2, hi2)): (usize, (f64, f64)),
+    what: &str,
+) -> Result<(), Error> {
+    let specs = model.params();
+    for k in [k1, k2] {
+        if k >= specs.len() || k >= p.len() {
+            return Err(Error::Invalid(format!(
+                "parameter index {k} is out of range"
+            )));
+        }
+    }
+    let (s1, s2) = (specs[k1], specs[k2]);
+    if k1 == k2 {
+        return Err(Error::Invalid(format!(
+            "{what} need two different parameters, got `{}` twice",
+            s1.name
+        )));
+    }
+    for (spec, lo, hi) in [(s1, lo1, hi1), (s2, lo2, hi2)] {
+        if lo == hi {
+            return Err(Error::Invalid(format!(
+                "empty range for {}: both ends are {lo}",
+                spec.name
+            )));
+        }
+        for v in [lo, hi] {
+            spec.check(v)?;
+        }
+    }
+    let mu2_0 = p[k2];
+    if mu2_0 < lo2.min(hi2) || mu2_0 > lo2.max(hi2) {
+        return Err(Error::OutOfRange {
+            name: s2.name.into(),
+            value: mu2_0,
+            range: format!(
+                "inside the range [{}, {}] to start the {what}",
+                lo2.min(hi2),
+                lo2.max(hi2)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The folds met by continuation in parameter `k1` over `[a, b]` (at the current value of
 /// `k2`), each continued in the plane `(k1, k2)` while `k2` stays in `[c, d]`; curves that pass
 /// through another starting fold are traced once.
@@ -447,37 +499,8 @@ pub fn fold_curves<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    let specs = model.params();
-    let (s1, s2) = (specs[k1], specs[k2]);
-    if k1 == k2 {
-        return Err(Error::Invalid(format!(
-            "fold curves need two different parameters, got `{}` twice",
-            s1.name
-        )));
-    }
-    for (spec, lo, hi) in [(s1, a, b), (s2, c, d)] {
-        if lo == hi {
-            return Err(Error::Invalid(format!(
-                "empty range for {}: both ends are {lo}",
-                spec.name
-            )));
-        }
-        for v in [lo, hi] {
-            spec.check(v)?;
-        }
-    }
+    check_plane(model, p, (k1, (a, b)), (k2, (c, d)), "fold curves")?;
     let mu2_0 = p[k2];
-    if mu2_0 < c.min(d) || mu2_0 > c.max(d) {
-        return Err(Error::OutOfRange {
-            name: s2.name.into(),
-            value: mu2_0,
-            range: format!(
-                "inside the range [{}, {}] to start the fold curves",
-                c.min(d),
-                c.max(d)
-            ),
-        });
-    }
     // Folds met over [a, b]: branches from the equilibria at both ends, so that a branch not
     // connected to one end within the range is still found from the other.
     let mut folds: Vec<_> = vec![];
@@ -564,8 +587,8 @@ where
         curves.push(FoldCurve { points });
     }
     Ok(FoldCurves {
-        p1: s1.name.into(),
-        p2: s2.name.into(),
+        p1: model.params()[k1].name.into(),
+        p2: model.params()[k2].name.into(),
         curves,
         steps,
     })

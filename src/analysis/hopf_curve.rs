@@ -560,44 +560,14 @@ pub fn hopf_curves<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    let specs = model.params();
-    for k in [k1, k2] {
-        if k >= specs.len() || k >= p.len() {
-            return Err(Error::Invalid(format!(
-                "parameter index {k} is out of range"
-            )));
-        }
-    }
-    let (s1, s2) = (specs[k1], specs[k2]);
-    if k1 == k2 {
-        return Err(Error::Invalid(format!(
-            "Hopf curves need two different parameters, got `{}` twice",
-            s1.name
-        )));
-    }
-    for (spec, lo, hi) in [(s1, lo1, hi1), (s2, lo2, hi2)] {
-        if lo == hi {
-            return Err(Error::Invalid(format!(
-                "empty range for {}: both ends are {lo}",
-                spec.name
-            )));
-        }
-        for v in [lo, hi] {
-            spec.check(v)?;
-        }
-    }
+    crate::analysis::codim2::check_plane(
+        model,
+        p,
+        (k1, (lo1, hi1)),
+        (k2, (lo2, hi2)),
+        "Hopf curves",
+    )?;
     let mu2_0 = p[k2];
-    if mu2_0 < lo2.min(hi2) || mu2_0 > lo2.max(hi2) {
-        return Err(Error::OutOfRange {
-            name: s2.name.into(),
-            value: mu2_0,
-            range: format!(
-                "inside the range [{}, {}] to start the Hopf curves",
-                lo2.min(hi2),
-                lo2.max(hi2)
-            ),
-        });
-    }
     // Hopf points met over [lo1, hi1]: branches from the equilibria at both ends, so that a
     // branch not connected to one end within the range is still found from the other.
     let mut starts: Vec<BranchPoint<N>> = vec![];
@@ -667,8 +637,8 @@ where
         });
     }
     Ok(HopfCurves {
-        p1: s1.name.into(),
-        p2: s2.name.into(),
+        p1: model.params()[k1].name.into(),
+        p2: model.params()[k2].name.into(),
         curves,
         unstarted,
         steps,

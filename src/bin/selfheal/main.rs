@@ -52,11 +52,11 @@ enum Command {
     /// Folds met in P1, each continued in the plane (P1, P2). A fold curve bounds the bistable
     /// region only where it ends a stable branch (see `continue`, which prints the bistable
     /// interval with its fold and Hopf edges).
-    FoldCurve(Box<FoldCurveArgs>),
+    FoldCurve(Box<PlaneArgs>),
     /// Hopf points met in P1, each continued in the plane (P1, P2) until the frequency vanishes
     /// (a Bogdanov–Takens point) or the curve leaves the ranges; Bautin points (where the Hopf
     /// point turns from sub- to supercritical) are located on the way.
-    HopfCurve(Box<HopfCurveArgs>),
+    HopfCurve(Box<PlaneArgs>),
     /// Run many scenarios (a grid or a sample) and write one CSV row of metrics per scenario.
     Sweep(Box<SweepArgs>),
     /// Join the shards of a sweep into exactly the file a single run writes.
@@ -269,34 +269,16 @@ fn parse_range(text: &str) -> Result<(f64, f64), String> {
 }
 
 #[derive(Args)]
-struct FoldCurveArgs {
-    /// The parameter in which folds are first found.
+// Arguments of the commands that trace curves in the plane of two parameters (`fold-curve`,
+// `hopf-curve`).
+struct PlaneArgs {
+    /// The parameter in which the points (folds or Hopf points) are first found.
     #[arg(id = "P1", value_name = "P1")]
     p1: String,
     /// The second parameter.
     #[arg(id = "P2", value_name = "P2")]
     p2: String,
-    /// Range of P1 in which to find folds, A:B.
-    #[arg(long = "p1", id = "p1_range", value_name = "A:B", value_parser = parse_range, allow_hyphen_values = true)]
-    p1_range: (f64, f64),
-    /// Range of P2 over which to follow them, C:D (must contain the current value of P2).
-    #[arg(long = "p2", id = "p2_range", value_name = "C:D", value_parser = parse_range, allow_hyphen_values = true)]
-    p2_range: (f64, f64),
-    #[command(flatten)]
-    scenario: ScenarioArgs,
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-#[derive(Args)]
-struct HopfCurveArgs {
-    /// The parameter in which Hopf points are first found.
-    #[arg(id = "P1", value_name = "P1")]
-    p1: String,
-    /// The second parameter.
-    #[arg(id = "P2", value_name = "P2")]
-    p2: String,
-    /// Range of P1 in which to find Hopf points, A:B.
+    /// Range of P1 in which to find the points, A:B.
     #[arg(long = "p1", id = "p1_range", value_name = "A:B", value_parser = parse_range, allow_hyphen_values = true)]
     p1_range: (f64, f64),
     /// Range of P2 over which to follow them, C:D (must contain the current value of P2).
@@ -1084,7 +1066,7 @@ fn run_rescue(args: &RescueArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn run_fold_curve(args: &FoldCurveArgs) -> Result<(), Error> {
+fn run_fold_curve(args: &PlaneArgs) -> Result<(), Error> {
     let (sc, _) = args.scenario.build()?;
     let k1 = sc.params.index(&args.p1)?;
     let k2 = sc.params.index(&args.p2)?;
@@ -1124,7 +1106,7 @@ fn run_fold_curve(args: &FoldCurveArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn run_hopf_curve(args: &HopfCurveArgs) -> Result<(), Error> {
+fn run_hopf_curve(args: &PlaneArgs) -> Result<(), Error> {
     let (sc, _) = args.scenario.build()?;
     let k1 = sc.params.index(&args.p1)?;
     let k2 = sc.params.index(&args.p2)?;
