@@ -1,6 +1,6 @@
 //! The `selfheal` command line: parse, call the library, print.
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use selfheal::analysis::codim2::fold_curves;
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
 use selfheal::analysis::equilibria::all_equilibria;
@@ -512,24 +512,6 @@ fn apply_sets(sc: &mut Scenario, sets: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-/// The command line, with negative numbers accepted as flag values everywhere (so that
-/// `--shock -1e-3` is refused by the range check, which names the flag, rather than by the
-/// parser as an unknown argument).
-fn command_line() -> clap::Command {
-    let mut cmd = Cli::command().allow_negative_numbers(true);
-    let names: Vec<String> = cmd
-        .get_subcommands()
-        .map(|c| c.get_name().to_string())
-        .collect();
-    for name in names {
-        cmd = cmd.mut_subcommand(name, |c| {
-            c.allow_negative_numbers(true)
-                .mut_args(|a| a.allow_negative_numbers(true))
-        });
-    }
-    cmd
-}
-
 /// Joins a long flag and a following negative number into `--flag=-1e-3`: a token that parses
 /// as a number is never a flag, and clap would otherwise take `-1e-3` for an unknown short flag.
 fn join_negative_values(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
@@ -581,11 +563,10 @@ fn whole_usize(text: &str) -> Result<usize, String> {
     usize::try_from(v).map_err(|_| format!("must be at most {} (got {text})", usize::MAX))
 }
 
+/// Parses the command line; negative numbers reach the range checks (see
+/// [`join_negative_values`]).
 fn parse_cli() -> Result<Cli, clap::Error> {
-    let mut cmd = command_line();
-    let matches =
-        cmd.try_get_matches_from_mut(join_negative_values(std::env::args_os().collect()))?;
-    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+    Cli::try_parse_from(join_negative_values(std::env::args_os().collect()))
 }
 
 fn main() -> ExitCode {
