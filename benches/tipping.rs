@@ -4,10 +4,10 @@
 //! `cargo bench --bench tipping`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use selfheal::analysis::codim2::fold_curves;
+use selfheal::analysis::codim2::{fold_curves, Plane};
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
-use selfheal::analysis::equilibria::all_equilibria;
 use selfheal::analysis::tipping::{critical_shock, TippingOptions};
+use selfheal::equilibria::all_equilibria;
 use selfheal::model::{Model, P2p, ParamSet};
 use std::hint::black_box;
 
@@ -43,10 +43,7 @@ fn bench_tipping(c: &mut Criterion) {
             fold_curves(
                 &P2p,
                 black_box(&p),
-                k,
-                (20.0, 20000.0),
-                kd,
-                (0.0, 0.05),
+                &Plane::new(k, (20.0, 20000.0), kd, (0.0, 0.05)),
                 &copts,
             )
             .unwrap()

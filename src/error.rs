@@ -2,8 +2,11 @@
 
 use thiserror::Error;
 
-/// Everything that can go wrong in the library.
+/// Everything that can go wrong in the library. Messages name the culprit in the library's
+/// own terms (a parameter, a file, a row), never a command-line flag: the command line adds
+/// those. Match on the variants to branch; new variants may be added.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A parameter (or scenario quantity) outside its valid range.
     #[error("`{name}` = {} is out of range: must be {range}", number(*.value))]
@@ -36,6 +39,33 @@ pub enum Error {
     /// A malformed scenario or other invalid input.
     #[error("{0}")]
     Invalid(String),
+    /// Text that does not parse: a scenario, a data file, a value; with where it was found.
+    #[error("{}{message}", location(.file, .line))]
+    Parse {
+        /// The file, if the text came from one.
+        file: Option<String>,
+        /// The line (1-based), if known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+    /// An output that exists and was not to be replaced.
+    #[error("{path} already exists")]
+    Exists {
+        /// The file.
+        path: String,
+        /// Whether the existing file is an interrupted run of the same job that can be
+        /// completed instead of replaced.
+        resumable: bool,
+    },
+    /// An error with what was being done when it happened (a file, a sweep row, an argument).
+    #[error("{context}: {source}")]
+    Context {
+        /// Where or what.
+        context: String,
+        /// The error itself.
+        source: Box<Error>,
+    },
     /// A feature the model does not provide.
     #[error("{0}")]
     Unsupported(String),
@@ -88,11 +118,64 @@ pub enum SolverFailure {
     #[error("the right-hand side is not finite")]
     NonFinite,
     /// An explicit method detected stiffness.
-    #[error("the problem is stiff here; use --method rosenbrock (or auto)")]
+    #[error("the problem is stiff here; use a stiff method (rosenbrock, rodas4 or auto)")]
     Stiff,
     /// The linear system of an implicit stage is singular.
     #[error("singular iteration matrix")]
     Singular,
+}
+
+impl Error {
+    /// This error with `context` (a file, a row, an argument) in front of its message.
+    pub fn context(self, context: impl Into<String>) -> Error {
+        Error::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+
+    /// The error beneath any added context.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Context { source, .. } => source.root(),
+            e => e,
+        }
+    }
+
+    /// Whether a write failed because the reader went away (`| head`): not a failure of the
+    /// writer.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self.root(), Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
+    /// A write to `target` that failed.
+    pub(crate) fn write(target: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: target.into(),
+            source,
+        }
+    }
+
+    /// A CSV write to `target` that failed: I/O errors keep their kind.
+    pub(crate) fn csv_write(target: impl Into<String>, e: csv::Error) -> Error {
+        let target = target.into();
+        match e.into_kind() {
+            csv::ErrorKind::Io(source) => Error::Io {
+                path: target,
+                source,
+            },
+            other => Error::Invalid(format!("{target}: writing CSV: {other:?}")),
+        }
+    }
+}
+
+fn location(file: &Option<String>, line: &Option<usize>) -> String {
+    match (file, line) {
+        (Some(f), Some(l)) => format!("{f}, line {l}: "),
+        (Some(f), None) => format!("{f}: "),
+        (None, Some(l)) => format!("line {l}: "),
+        (None, None) => String::new(),
+    }
 }
 
 /// A number as people read it: plain where that is short, else in scientific notation.

@@ -34,7 +34,9 @@
 
 pub mod analysis;
 pub mod calibrate;
+pub mod equilibria;
 pub mod error;
+pub mod files;
 pub mod linalg;
 pub mod model;
 pub mod output;

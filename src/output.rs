@@ -1,137 +1,11 @@
-//! Outputs: trajectory CSV and files written whole or not at all.
+//! CSV formats of results: trajectories, equilibria, continuation branches, fold and Hopf
+//! curves. Each writes to any `Write`; files go through [`crate::files::write_atomic`].
 
 use crate::error::Error;
 use crate::model::Model;
 use crate::scenario::Scenario;
 use crate::simulate::Simulation;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-
-fn io_err(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-/// Whether `path` exists and is neither a regular file nor a directory: a device such as
-/// `/dev/null` or `/dev/stdout`, a FIFO or a socket. Such targets are written in place.
-pub(crate) fn is_special(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
-}
-
-/// Refuses a directory where a file is to be written.
-pub(crate) fn refuse_directory(path: &Path) -> Result<(), Error> {
-    if path.is_dir() {
-        return Err(Error::Invalid(format!(
-            "{} is a directory; give a file name",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Refuses an existing `path` unless `force` (devices, FIFOs and sockets are not refused:
-/// writing to them replaces nothing).
-pub fn check_target(path: &Path, force: bool) -> Result<(), Error> {
-    refuse_directory(path)?;
-    if is_special(path) {
-        return Ok(());
-    }
-    if !force && path.exists() {
-        return Err(Error::Invalid(format!(
-            "{} already exists; pass --force to replace it",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Checks every output of one command before any work: each may be written
-/// ([`check_target`]), its directory exists, and no file is named twice (links followed), so
-/// that a command writes all its outputs or none.
-pub fn check_targets(paths: &[&Path], force: bool) -> Result<(), Error> {
-    let mut seen: Vec<PathBuf> = vec![];
-    for p in paths {
-        check_target(p, force)?;
-        let dir = match p.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let dir = dir.canonicalize().map_err(|e| Error::Io {
-            path: dir.display().to_string(),
-            source: e,
-        })?;
-        let real = p
-            .canonicalize()
-            .unwrap_or_else(|_| dir.join(p.file_name().unwrap_or_default()));
-        if seen.contains(&real) {
-            return Err(Error::Invalid(format!(
-                "{} is named as two outputs of one command",
-                p.display()
-            )));
-        }
-        seen.push(real);
-    }
-    Ok(())
-}
-
-/// Writes `path` through a temporary file in the same directory that is renamed over it only
-/// once `write` has succeeded: a failure or a crash never leaves half a file, and an existing
-/// file is replaced only with `force`. A symbolic link is followed (the file it points to is
-/// replaced, not the link); a device, FIFO or socket (`/dev/null`, `/dev/stdout`) is written
-/// in place, never replaced.
-pub fn write_atomic(
-    path: &Path,
-    force: bool,
-    write: impl FnOnce(&mut dyn Write) -> Result<(), Error>,
-) -> Result<(), Error> {
-    check_target(path, force)?;
-    if is_special(path) {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| io_err(path, e))?;
-        let mut w = BufWriter::new(file);
-        write(&mut w)?;
-        return w.flush().map_err(|e| io_err(path, e));
-    }
-    // Replace what a link points to, not the link.
-    let resolved;
-    let path = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            resolved = std::fs::canonicalize(path).map_err(|e| io_err(path, e))?;
-            resolved.as_path()
-        }
-        _ => path,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Invalid(format!("{} is not a file name", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let file = File::create(&tmp).map_err(|e| io_err(path, e))?;
-        let mut w = BufWriter::new(file);
-        write(&mut w)?;
-        let file = w.into_inner().map_err(|e| io_err(path, e.into_error()))?;
-        file.sync_all().map_err(|e| io_err(path, e))?;
-        check_target(path, force)?;
-        std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+use std::io::Write;
 
 /// Writes a sampled trajectory as CSV: `t`, the states, then the model's extra columns
 /// (`t,peers,supernodes,queue,offline,utilisation` for the reference model). With `absolute`,
@@ -145,7 +19,7 @@ pub fn trajectory_csv<M: Model<N>, const N: usize>(
     absolute: bool,
 ) -> Result<(), Error> {
     let mut w = csv::Writer::from_writer(out);
-    let csv_err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
+    let csv_err = csv_error;
     let extras = model.extra_columns();
     let mut header = vec!["t".to_string()];
     header.extend(model.states().iter().map(|s| s.name.to_string()));
@@ -163,13 +37,12 @@ pub fn trajectory_csv<M: Model<N>, const N: usize>(
         }
         w.write_record(&row).map_err(csv_err)?;
     }
-    w.flush()
-        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))?;
+    w.flush().map_err(|e| Error::write("CSV output", e))?;
     Ok(())
 }
 
 fn csv_error(e: csv::Error) -> Error {
-    Error::Invalid(format!("writing CSV: {e}"))
+    Error::csv_write("CSV output", e)
 }
 
 /// Writes equilibria as CSV: the states, then
@@ -222,8 +95,7 @@ pub fn equilibria_csv<M: Model<N>, const N: usize>(
         ]);
         csv.write_record(&row).map_err(csv_error)?;
     }
-    csv.flush()
-        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+    csv.flush().map_err(|e| Error::write("CSV output", e))
 }
 
 /// Writes a continuation as CSV: the parameter, the states, then
@@ -255,8 +127,7 @@ pub fn continuation_csv<M: Model<N>, const N: usize>(
             csv.write_record(&row).map_err(csv_error)?;
         }
     }
-    csv.flush()
-        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+    csv.flush().map_err(|e| Error::write("CSV output", e))
 }
 
 /// Writes fold curves as CSV: the two parameters, the states, then `point,curve`; one row per
@@ -280,8 +151,7 @@ pub fn fold_curve_csv<M: Model<N>, const N: usize>(
             csv.write_record(&row).map_err(csv_error)?;
         }
     }
-    csv.flush()
-        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+    csv.flush().map_err(|e| Error::write("CSV output", e))
 }
 
 /// Writes Hopf curves in two parameters as CSV: the two parameters, the states, then
@@ -311,41 +181,5 @@ pub fn hopf_curve_csv<M: Model<N>, const N: usize>(
             csv.write_record(&row).map_err(csv_error)?;
         }
     }
-    csv.flush()
-        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::FileTypeExt;
-
-    #[test]
-    fn devices_are_written_in_place_and_links_followed() {
-        // Writing to /dev/null must never replace the device with a regular file.
-        write_atomic(Path::new("/dev/null"), false, |w| {
-            w.write_all(b"x").map_err(|e| Error::Invalid(e.to_string()))
-        })
-        .unwrap();
-        let m = std::fs::metadata("/dev/null").unwrap();
-        assert!(m.file_type().is_char_device());
-
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target.csv");
-        std::fs::write(&target, "old").unwrap();
-        let link = dir.path().join("link.csv");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        write_atomic(&link, true, |w| {
-            w.write_all(b"new")
-                .map_err(|e| Error::Invalid(e.to_string()))
-        })
-        .unwrap();
-        assert!(std::fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink());
-        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
-        let e = write_atomic(dir.path(), true, |_| Ok(())).unwrap_err();
-        assert!(e.to_string().contains("is a directory"), "{e}");
-    }
+    csv.flush().map_err(|e| Error::write("CSV output", e))
 }

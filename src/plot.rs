@@ -223,12 +223,12 @@ impl Figure {
     }
 
     /// Writes the figure to `path` (`.svg` or `.png`) whole or not at all (see
-    /// [`crate::output::write_atomic`]); replaces an existing file.
+    /// [`crate::files::write_atomic`]); replaces an existing file.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("svg") => {
                 let svg = self.to_svg()?;
-                crate::output::write_atomic(path, true, |w| {
+                crate::files::write_atomic(path, true, |w| {
                     w.write_all(svg.as_bytes()).map_err(|e| Error::Io {
                         path: path.display().to_string(),
                         source: e,
@@ -259,7 +259,7 @@ impl Figure {
                         });
                         let _ = std::fs::remove_file(&tmp);
                         let bytes = bytes?;
-                        crate::output::write_atomic(path, true, |w| {
+                        crate::files::write_atomic(path, true, |w| {
                             w.write_all(&bytes).map_err(|e| Error::Io {
                                 path: path.display().to_string(),
                                 source: e,

@@ -2,7 +2,7 @@
 //! equilibria, critical shock and tipping points, and write the CSVs, four figures and a short
 //! `report.md` that says in plain words what they mean.
 
-use crate::analysis::codim2::fold_curves;
+use crate::analysis::codim2::{fold_curves, Plane};
 use crate::analysis::continuation::{
     continue_equilibria, Continuation, ContinuationOptions, SpecialPoint,
 };
@@ -11,8 +11,9 @@ use crate::analysis::tipping::{
 };
 use crate::calibrate::{read_readings, Weighting};
 use crate::error::Error;
+use crate::files::write_atomic;
 use crate::model::{Model, P2p, System};
-use crate::output::{continuation_csv, equilibria_csv, trajectory_csv, write_atomic};
+use crate::output::{continuation_csv, equilibria_csv, trajectory_csv};
 use crate::plot::{
     Bifurcation, BranchLine, Figure, MissingCells, Outage, Phase, Plot, Series, TippingMap,
 };
@@ -43,6 +44,36 @@ pub struct Report {
     pub levers: Vec<(String, Option<f64>)>,
 }
 
+/// The report's default scenario (`data/skype2007.toml`), shipped inside the library so that
+/// the report runs from any directory.
+pub const DEFAULT_SCENARIO: &str = include_str!("../data/skype2007.toml");
+
+/// The name the default scenario is reported under.
+pub const DEFAULT_SCENARIO_NAME: &str = "data/skype2007.toml";
+
+/// The public readings drawn beside the default scenario (`data/skype2007_online.csv`).
+pub const DEFAULT_OBSERVATIONS: &str = include_str!("../data/skype2007_online.csv");
+
+/// The default scenario and its readings ([`DEFAULT_SCENARIO`], [`DEFAULT_OBSERVATIONS`]).
+pub fn default_scenario() -> Result<(Scenario, Vec<Observation>), Error> {
+    let sc = Scenario::from_toml(&P2p, DEFAULT_SCENARIO)
+        .map_err(|e| e.context(DEFAULT_SCENARIO_NAME))?;
+    let start = sc
+        .start
+        .clone()
+        .ok_or_else(|| Error::Invalid(format!("{DEFAULT_SCENARIO_NAME}: no `start` clock time")))?;
+    let observed = crate::calibrate::data::read_readings_from(
+        DEFAULT_OBSERVATIONS.as_bytes(),
+        "data/skype2007_online.csv",
+        &start,
+        &Weighting::default(),
+    )?
+    .into_iter()
+    .map(|r| (r.t, r.users, r.note))
+    .collect();
+    Ok((sc, observed))
+}
+
 /// Reads observed online users (`time`, `online_users`, optional `note`) relative to `start`
 /// (see [`read_readings`] for the format).
 pub fn read_observations(path: &Path, start: &str) -> Result<Vec<Observation>, Error> {
@@ -53,7 +84,7 @@ pub fn read_observations(path: &Path, start: &str) -> Result<Vec<Observation>, E
 }
 
 fn csv_err(e: csv::Error) -> Error {
-    Error::Invalid(format!("writing CSV: {e}"))
+    Error::csv_write("CSV output", e)
 }
 
 fn write_continuation(path: &Path, c: &Continuation<3>) -> Result<(), Error> {
@@ -61,7 +92,11 @@ fn write_continuation(path: &Path, c: &Continuation<3>) -> Result<(), Error> {
 }
 
 fn users(x: f64, population: f64) -> String {
-    let u = x * population;
+    user_count(x * population)
+}
+
+/// A number of users as people read it: `1234567` → `1.23 million`, `45678` → `46 thousand`.
+pub fn user_count(u: f64) -> String {
     if u >= 1e6 {
         format!("{:.2} million", u / 1e6)
     } else if u >= 1e3 {
@@ -277,13 +312,15 @@ pub fn write_report(
         label: if k == 0 { label.into() } else { String::new() },
         points,
     };
-    if let Ok(fc) = fold_curves(&P2p, &q, kc, r1, kd, r2, &copts) {
+    if let Ok(fc) = fold_curves(&P2p, &q, &Plane::new(kc, r1, kd, r2), &copts) {
         for (k, c) in fc.curves.iter().enumerate() {
             let pts = logs(&mut c.points.iter().map(|p| (p.mu1, p.mu2)));
             map.curves.push(labelled(k, "fold curves", pts));
         }
     }
-    if let Ok(hc) = crate::analysis::hopf_curve::hopf_curves(&P2p, &q, kc, r1, kd, r2, &copts) {
+    if let Ok(hc) =
+        crate::analysis::hopf_curve::hopf_curves(&P2p, &q, &Plane::new(kc, r1, kd, r2), &copts)
+    {
         for (k, c) in hc.curves.iter().enumerate() {
             let pts = logs(&mut c.points.iter().map(|p| (p.mu1, p.mu2)));
             map.dashed.push(labelled(k, "Hopf curves", pts));
@@ -313,11 +350,11 @@ pub fn write_report(
             let x0 = P2p.reboot_jump(&healthy, &p0, fr, fr)?;
             let mut pts = vec![(x0[0], x0[1])];
             let mut stats = SolverStats::default();
-            let fate = crate::analysis::equilibria::integrate_to_rest(
+            let fate = crate::equilibria::integrate_to_rest(
                 &sys,
                 0.0,
                 x0,
-                crate::analysis::equilibria::SETTLE_HORIZON,
+                crate::equilibria::SETTLE_HORIZON,
                 &topts.solve,
                 &mut stats,
                 |seg| {
@@ -327,9 +364,8 @@ pub fn write_report(
                     }
                 },
             )?;
-            let recovers = fate.is_some_and(|(st, _)| {
-                crate::analysis::equilibria::same_point(&st.equilibrium, &healthy)
-            });
+            let recovers = fate
+                .is_some_and(|(st, _)| crate::equilibria::same_point(&st.equilibrium, &healthy));
             trajectories.push((pts, recovers));
         }
     }
@@ -364,13 +400,13 @@ pub fn write_report(
             .equilibria
             .iter()
             .map(|e| {
-                let label = if crate::analysis::equilibria::same_point(&e.x, &healthy) {
+                let label = if crate::equilibria::same_point(&e.x, &healthy) {
                     if landscape.is_healthy() {
                         "healthy".to_string()
                     } else {
                         "best stable (down)".to_string()
                     }
-                } else if e.kind == crate::analysis::equilibria::Kind::Saddle {
+                } else if e.kind == crate::equilibria::Kind::Saddle {
                     "saddle".to_string()
                 } else {
                     "collapsed".to_string()

@@ -40,6 +40,20 @@ impl Shock {
     }
 }
 
+/// Changes to a scenario's reboot wave, each optional. A peers' fraction given without a
+/// supernodes' fraction sets both (as in a scenario file's `[shock]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ShockChange {
+    /// Fraction of peers (and of supernodes, unless `sn_fraction` is given).
+    pub fraction: Option<f64>,
+    /// Fraction of supernodes.
+    pub sn_fraction: Option<f64>,
+    /// Spread of the wave (minutes).
+    pub window: Option<f64>,
+    /// Start time (minutes).
+    pub at: Option<f64>,
+}
+
 /// A step change of parameters at a given time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Intervention {
@@ -331,6 +345,45 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// Sets one parameter from `NAME=VALUE` text (as typed by a user), range-checked.
+    pub fn set_assignment(&mut self, text: &str) -> Result<(), Error> {
+        let (name, value) = text.split_once('=').ok_or_else(|| Error::Parse {
+            file: None,
+            line: None,
+            message: format!("expected NAME=VALUE, got `{text}`"),
+        })?;
+        let v: f64 = value.trim().parse().map_err(|_| Error::Parse {
+            file: None,
+            line: None,
+            message: format!("{}: `{}` is not a number", name.trim(), value.trim()),
+        })?;
+        self.params.set(name.trim(), v)
+    }
+
+    /// Applies a [`ShockChange`]: the wave is created (instantaneous, at `t = 0`, nothing
+    /// rebooting) if the scenario has none and anything is changed. Not validated here: call
+    /// [`Scenario::validate`] after all changes.
+    pub fn change_shock(&mut self, change: &ShockChange) {
+        if *change == ShockChange::default() {
+            return;
+        }
+        let mut s = self.shock.unwrap_or(Shock::instantaneous(0.0));
+        if let Some(f) = change.fraction {
+            s.fraction = f;
+            s.sn_fraction = f;
+        }
+        if let Some(c) = change.sn_fraction {
+            s.sn_fraction = c;
+        }
+        if let Some(w) = change.window {
+            s.window = w;
+        }
+        if let Some(t) = change.at {
+            s.at = t;
+        }
+        self.shock = Some(s);
     }
 
     /// The parameter values in force at time `t` (every intervention with `at <= t` applied).

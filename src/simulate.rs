@@ -1,7 +1,7 @@
 //! Scenario simulation: the solver run across the shock and every intervention, sampled on a
 //! grid, with events located on the dense output and the outcome decided by settling.
 
-use crate::analysis::equilibria::{
+use crate::equilibria::{
     integrate_to_rest, rest_state, same_point, RestState, Settled, SETTLE_HORIZON,
 };
 use crate::error::Error;
@@ -106,6 +106,25 @@ pub struct Simulation<const N: usize> {
 }
 
 impl<const N: usize> Simulation<N> {
+    /// The run as a JSON document: the library version, the model, the scenario, the method,
+    /// tolerances and output interval, and the summary (what `simulate --summary` writes).
+    pub fn summary_json<M: Model<N>>(
+        &self,
+        model: &M,
+        sc: &Scenario,
+        opts: &SimOptions,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "selfheal_version": env!("CARGO_PKG_VERSION"),
+            "model": model.name(),
+            "scenario": sc.to_json(),
+            "method": opts.solve.method,
+            "tolerances": opts.solve.tol,
+            "dt": opts.dt,
+            "summary": self.summary,
+        })
+    }
+
     /// States at `0, dt, 2dt, …` up to `t_end` (and `t_end` itself if it is not on the grid);
     /// at a jump the row holds the state after it.
     pub fn sample(&self, dt: f64) -> Vec<(f64, SVector<f64, N>)> {

@@ -37,6 +37,22 @@ pub enum StochasticMethod {
     Auto,
 }
 
+impl std::str::FromStr for StochasticMethod {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self, Error> {
+        match text {
+            "exact" => Ok(Self::Exact),
+            "tau" => Ok(Self::TauLeap),
+            "auto" => Ok(Self::Auto),
+            other => Err(Error::Parse {
+                file: None,
+                line: None,
+                message: format!("unknown stochastic method `{other}`: must be exact, tau or auto"),
+            }),
+        }
+    }
+}
+
 /// One run's result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
@@ -467,4 +483,37 @@ pub fn peer_quantiles(runs: &[Run], dt: f64) -> Vec<(f64, [f64; 5])> {
             (k as f64 * dt, [q(0.05), q(0.25), q(0.5), q(0.75), q(0.95)])
         })
         .collect()
+}
+
+/// Writes one CSV row per run: `run,min_peers,outcome,recovery_time` (empty when the run did
+/// not recover).
+pub fn runs_csv(out: &mut dyn std::io::Write, runs: &[Run]) -> Result<(), Error> {
+    let err = |e| Error::csv_write("CSV output", e);
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(["run", "min_peers", "outcome", "recovery_time"])
+        .map_err(err)?;
+    for r in runs {
+        csv.write_record([
+            format!("{}", r.run),
+            format!("{}", r.min_peers),
+            r.outcome.name().to_string(),
+            r.recovery_time.map_or(String::new(), |t| format!("{t}")),
+        ])
+        .map_err(err)?;
+    }
+    csv.flush().map_err(|e| Error::write("CSV output", e))
+}
+
+/// Writes the quantiles of [`peer_quantiles`] as CSV: `t,q05,q25,q50,q75,q95`.
+pub fn quantiles_csv(out: &mut dyn std::io::Write, rows: &[(f64, [f64; 5])]) -> Result<(), Error> {
+    let err = |e| Error::csv_write("CSV output", e);
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(["t", "q05", "q25", "q50", "q75", "q95"])
+        .map_err(err)?;
+    for (t, q) in rows {
+        let mut rec = vec![format!("{t}")];
+        rec.extend(q.iter().map(|v| format!("{v}")));
+        csv.write_record(&rec).map_err(err)?;
+    }
+    csv.flush().map_err(|e| Error::write("CSV output", e))
 }

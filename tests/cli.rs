@@ -586,7 +586,7 @@ fn negative_numbers_reach_the_range_checks_that_name_the_flag() {
                 "--shard",
                 "-1/3",
             ][..],
-            "--shard `-1/3`",
+            "--shard: shard `-1/3`",
         ),
     ] {
         let e = refused(args, &[]);

@@ -11,6 +11,7 @@ mod common;
 
 use common::selfheal;
 use nalgebra::SVector;
+use selfheal::analysis::codim2::Plane;
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions, SpecialPoint};
 use selfheal::analysis::hopf_curve::{
     hopf_curves, HopfCurve, HopfCurveEnd, HopfCurveEntry, HopfCurvePoint,
@@ -39,10 +40,7 @@ fn bautin_normal_form_has_its_bautin_point_at_the_origin() {
     let hc = hopf_curves(
         &Bautin,
         &[-0.5, -0.5],
-        0,
-        (-1.0, 1.0),
-        1,
-        (-1.0, 1.0),
+        &Plane::new(0, (-1.0, 1.0), 1, (-1.0, 1.0)),
         &ContinuationOptions::default(),
     )
     .unwrap();
@@ -137,10 +135,7 @@ fn bogdanov_takens_normal_form_hopf_curve_ends_at_the_origin() {
     let hc = hopf_curves(
         &BtNormalForm,
         &[-0.5, -1.0],
-        0,
-        (-1.0, 1.0),
-        1,
-        (-2.0, 1.0),
+        &Plane::new(0, (-1.0, 1.0), 1, (-2.0, 1.0)),
         &ContinuationOptions::default(),
     )
     .unwrap();
@@ -221,10 +216,7 @@ fn a_closed_hopf_curve_is_traced_once() {
     let hc = hopf_curves(
         &HopfCircle,
         &[0.0, 0.0],
-        0,
-        (-2.0, 2.0),
-        1,
-        (-2.0, 2.0),
+        &Plane::new(0, (-2.0, 2.0), 1, (-2.0, 2.0)),
         &ContinuationOptions::default(),
     )
     .unwrap();
@@ -266,10 +258,7 @@ fn reference_model_hopf_curve_runs_between_two_bogdanov_takens_points() {
     let hc = hopf_curves(
         &P2p,
         ps.values(),
-        k1,
-        (20.0, 200000.0),
-        k2,
-        (0.0, 0.05),
+        &Plane::new(k1, (20.0, 200000.0), k2, (0.0, 0.05)),
         &ContinuationOptions::default(),
     )
     .unwrap();

@@ -125,7 +125,7 @@ fn report_cli_refuses_a_missing_scenario_in_one_line() {
 
 #[test]
 fn tipping_map_cells_without_a_value_say_why_and_agree_with_other_methods() {
-    use selfheal::analysis::equilibria::{all_equilibria, choose_rest};
+    use selfheal::equilibria::{all_equilibria, choose_rest};
     use selfheal::model::{Model, ParamSet};
     use selfheal::report::critical_shock_map;
     use selfheal::simulate::{simulate, Outcome, SimOptions};

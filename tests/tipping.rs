@@ -2,10 +2,10 @@
 
 use nalgebra::SVector;
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions, SpecialPoint};
-use selfheal::analysis::equilibria::{all_equilibria, Kind};
 use selfheal::analysis::tipping::{
     critical_shock, critical_window, fate, Landscape, TippingOptions,
 };
+use selfheal::equilibria::{all_equilibria, Kind};
 use selfheal::model::textbook::{Cusp, DoubleWell, HopfNormalForm, SaddleNode};
 use selfheal::model::{Model, P2p, ParamSet, System};
 use selfheal::scenario::{Scenario, Shock};
@@ -319,15 +319,12 @@ fn no_stable_state_is_a_clear_error() {
 
 #[test]
 fn cusp_of_the_normal_form_and_fold_curve_shape() {
-    use selfheal::analysis::codim2::fold_curves;
+    use selfheal::analysis::codim2::{fold_curves, Plane};
     // x' = μ + λx − x³: the fold curve is μ = ±2(λ/3)^{3/2}, meeting in a cusp at (0, 0).
     let fc = fold_curves(
         &Cusp,
         &[0.0, 1.0],
-        0,
-        (-1.0, 1.0),
-        1,
-        (-0.5, 2.0),
+        &Plane::new(0, (-1.0, 1.0), 1, (-0.5, 2.0)),
         &ContinuationOptions::default(),
     )
     .unwrap();
@@ -352,14 +349,20 @@ fn cusp_of_the_normal_form_and_fold_curve_shape() {
 
 #[test]
 fn reference_cusp_bounds_the_bistable_region() {
-    use selfheal::analysis::codim2::fold_curves;
+    use selfheal::analysis::codim2::{fold_curves, Plane};
     let ps = ParamSet::defaults(P2p.params());
     let (k1, k2) = (
         ps.index("sn_capacity").unwrap(),
         ps.index("dedicated").unwrap(),
     );
     let o = ContinuationOptions::default();
-    let fc = fold_curves(&P2p, ps.values(), k1, (20.0, 20000.0), k2, (0.0, 0.05), &o).unwrap();
+    let fc = fold_curves(
+        &P2p,
+        ps.values(),
+        &Plane::new(k1, (20.0, 20000.0), k2, (0.0, 0.05)),
+        &o,
+    )
+    .unwrap();
     let cusps: Vec<_> = fc.cusps().collect();
     assert_eq!(cusps.len(), 1);
     let (kc, dc) = (cusps[0].mu1, cusps[0].mu2);
@@ -409,17 +412,14 @@ fn rescue_value_separates_fates_by_plain_simulation() {
 
 #[test]
 fn bogdanov_takens_and_fold_hopf_points_of_the_normal_forms_are_located_exactly() {
-    use selfheal::analysis::codim2::{fold_curves, FoldSpecial};
+    use selfheal::analysis::codim2::{fold_curves, FoldSpecial, Plane};
     use selfheal::model::textbook::{BogdanovTakens, FoldHopf};
     let o = ContinuationOptions::default();
     // BT normal form: the fold curve β1 = β2²/4 carries a Bogdanov–Takens point at the origin.
     let fc = fold_curves(
         &BogdanovTakens,
         &[-1.0, -1.0],
-        0,
-        (-1.0, 1.0),
-        1,
-        (-1.0, 1.0),
+        &Plane::new(0, (-1.0, 1.0), 1, (-1.0, 1.0)),
         &o,
     )
     .unwrap();
@@ -445,7 +445,13 @@ fn bogdanov_takens_and_fold_hopf_points_of_the_normal_forms_are_located_exactly(
         "no cusp or fold–Hopf point here"
     );
     // Fold–Hopf unfolding: the fold line β1 = 0 carries a zero–Hopf point at β2 = 0.
-    let fc = fold_curves(&FoldHopf, &[-1.0, -0.5], 0, (-1.0, 1.0), 1, (-1.0, 1.0), &o).unwrap();
+    let fc = fold_curves(
+        &FoldHopf,
+        &[-1.0, -0.5],
+        &Plane::new(0, (-1.0, 1.0), 1, (-1.0, 1.0)),
+        &o,
+    )
+    .unwrap();
     let zh: Vec<_> = fc.special_points().collect();
     assert_eq!(zh.len(), 1, "{zh:?}");
     assert_eq!(zh[0].special, Some(FoldSpecial::FoldHopf));
@@ -458,7 +464,7 @@ fn bogdanov_takens_and_fold_hopf_points_of_the_normal_forms_are_located_exactly(
 
 #[test]
 fn reference_fold_curve_has_two_bogdanov_takens_points_with_a_double_zero_eigenvalue() {
-    use selfheal::analysis::codim2::{fold_curves, FoldSpecial};
+    use selfheal::analysis::codim2::{fold_curves, FoldSpecial, Plane};
     let ps = ParamSet::defaults(P2p.params());
     let (k1, k2) = (
         ps.index("sn_capacity").unwrap(),
@@ -467,10 +473,7 @@ fn reference_fold_curve_has_two_bogdanov_takens_points_with_a_double_zero_eigenv
     let fc = fold_curves(
         &P2p,
         ps.values(),
-        k1,
-        (20.0, 200000.0),
-        k2,
-        (0.0, 0.05),
+        &Plane::new(k1, (20.0, 200000.0), k2, (0.0, 0.05)),
         &ContinuationOptions::default(),
     )
     .unwrap();

@@ -332,7 +332,7 @@ fn random_parameter_sets_never_contradict_plain_simulation() {
 fn bistable_region_ends_where_the_collapsed_state_loses_stability_not_at_the_second_fold() {
     use selfheal::analysis::bistable::{bistable_intervals, EdgeKind};
     use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
-    use selfheal::analysis::equilibria::{all_equilibria, choose_rest, Kind};
+    use selfheal::equilibria::{all_equilibria, choose_rest, Kind};
     let base = ParamSet::defaults(P2p.params());
     // A second method: whether a healthy state exists and how many other stable states there
     // are, from the equilibrium search and eigenvalues alone, either side of each reported edge.

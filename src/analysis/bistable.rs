@@ -15,8 +15,8 @@
 //! shrunk onto the collapsed state and beyond it nothing holds the network down.
 
 use crate::analysis::continuation::{Continuation, SpecialPoint};
-use crate::analysis::equilibria::HEALTHY_SERVICE;
 use crate::analysis::hopf::Criticality;
+use crate::equilibria::HEALTHY_SERVICE;
 use crate::error::Error;
 use crate::model::Model;
 use serde::Serialize;

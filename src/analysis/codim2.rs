@@ -420,69 +420,100 @@ where
     }
 }
 
-/// Checks the arguments of a curve traced in the plane of two parameters (`what`: "fold
-/// curves", "Hopf curves"): two different parameters of the model, each range non-empty and
-/// inside its parameter's bounds, and the second parameter's current value inside its range
-/// (where the curves start).
-pub(crate) fn check_plane<M: Model<N>, const N: usize>(
-    model: &M,
-    p: &[f64],
-    (k1, (lo1, hi1)): (usize, (f64, f64)),
-    (k2, (lo2, hi2)): (usize, (f64, f64)),
-    what: &str,
-) -> Result<(), Error> {
-    let specs = model.params();
-    for k in [k1, k2] {
-        if k >= specs.len() || k >= p.len() {
-            return Err(Error::Invalid(format!(
-                "parameter index {k} is out of range"
-            )));
-        }
-    }
-    let (s1, s2) = (specs[k1], specs[k2]);
-    if k1 == k2 {
-        return Err(Error::Invalid(format!(
-            "{what} need two different parameters, got `{}` twice",
-            s1.name
-        )));
-    }
-    for (spec, lo, hi) in [(s1, lo1, hi1), (s2, lo2, hi2)] {
-        if lo == hi {
-            return Err(Error::Invalid(format!(
-                "empty range for {}: both ends are {lo}",
-                spec.name
-            )));
-        }
-        for v in [lo, hi] {
-            spec.check(v)?;
-        }
-    }
-    let mu2_0 = p[k2];
-    if mu2_0 < lo2.min(hi2) || mu2_0 > lo2.max(hi2) {
-        return Err(Error::OutOfRange {
-            name: s2.name.into(),
-            value: mu2_0,
-            range: format!(
-                "inside the range [{}, {}] to start the {what}",
-                lo2.min(hi2),
-                lo2.max(hi2)
-            ),
-        });
-    }
-    Ok(())
+/// The plane of two parameters in which curves of codimension-one points are traced: the points
+/// are found by continuation in parameter `k1` over `range1` (at the current value of `k2`),
+/// then each is followed in `(k1, k2)` while `k2` stays in `range2`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plane {
+    /// Index of the first parameter (where the starting points are found).
+    pub k1: usize,
+    /// Its range.
+    pub range1: (f64, f64),
+    /// Index of the second parameter.
+    pub k2: usize,
+    /// Its range (must contain its current value, where the curves start).
+    pub range2: (f64, f64),
 }
 
-/// The folds met by continuation in parameter `k1` over `[a, b]` (at the current value of
-/// `k2`), each continued in the plane `(k1, k2)` while `k2` stays in `[c, d]`; curves that pass
-/// through another starting fold are traced once.
+impl Plane {
+    /// The plane of parameters `k1` over `range1` and `k2` over `range2`.
+    pub fn new(k1: usize, range1: (f64, f64), k2: usize, range2: (f64, f64)) -> Self {
+        Self {
+            k1,
+            range1,
+            k2,
+            range2,
+        }
+    }
+
+    /// `(k1, range1, k2, range2)`.
+    pub fn parts(&self) -> (usize, (f64, f64), usize, (f64, f64)) {
+        (self.k1, self.range1, self.k2, self.range2)
+    }
+
+    /// Checks the plane for parameters `p` of `model` (`what`: "fold curves", "Hopf
+    /// curves"): two different parameters of the model, each range non-empty and inside its
+    /// parameter's bounds, and the second parameter's current value inside its range.
+    pub fn check<M: Model<N>, const N: usize>(
+        &self,
+        model: &M,
+        p: &[f64],
+        what: &str,
+    ) -> Result<(), Error> {
+        let (k1, (lo1, hi1), k2, (lo2, hi2)) = self.parts();
+        let specs = model.params();
+        for k in [k1, k2] {
+            if k >= specs.len() || k >= p.len() {
+                return Err(Error::Invalid(format!(
+                    "parameter index {k} is out of range"
+                )));
+            }
+        }
+        let (s1, s2) = (specs[k1], specs[k2]);
+        if k1 == k2 {
+            return Err(Error::Invalid(format!(
+                "{what} need two different parameters, got `{}` twice",
+                s1.name
+            )));
+        }
+        for (spec, lo, hi) in [(s1, lo1, hi1), (s2, lo2, hi2)] {
+            if lo == hi {
+                return Err(Error::Invalid(format!(
+                    "empty range for {}: both ends are {lo}",
+                    spec.name
+                )));
+            }
+            for v in [lo, hi] {
+                spec.check(v)?;
+            }
+        }
+        let mu2_0 = p[k2];
+        if mu2_0 < lo2.min(hi2) || mu2_0 > lo2.max(hi2) {
+            return Err(Error::OutOfRange {
+                name: s2.name.into(),
+                value: mu2_0,
+                range: format!(
+                    "inside the range [{}, {}] to start the {what}",
+                    lo2.min(hi2),
+                    lo2.max(hi2)
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The folds met by continuation in the first parameter of the `plane` over its range (at the
+/// current value of the second), each continued in the plane while the second parameter stays
+/// in its range; curves that pass through another starting fold are traced once.
 ///
 /// ```
-/// use selfheal::analysis::codim2::fold_curves;
+/// use selfheal::analysis::codim2::{fold_curves, Plane};
 /// use selfheal::model::textbook::Cusp;
 /// use selfheal::analysis::continuation::ContinuationOptions;
 /// // x' = μ + λx − x³: folds at μ = ±2(λ/3)^{3/2} meet in a cusp at the origin.
-/// let fc = fold_curves(&Cusp, &[0.0, 1.0], 0, (-1.0, 1.0), 1, (-0.5, 1.0),
-///                      &ContinuationOptions::default()).unwrap();
+/// let plane = Plane::new(0, (-1.0, 1.0), 1, (-0.5, 1.0));
+/// let fc = fold_curves(&Cusp, &[0.0, 1.0], &plane, &ContinuationOptions::default()).unwrap();
 /// let cusp: Vec<_> = fc.cusps().collect();
 /// assert_eq!(cusp.len(), 1);
 /// assert!(cusp[0].mu1.abs() < 1e-8 && cusp[0].mu2.abs() < 1e-8);
@@ -490,16 +521,14 @@ pub(crate) fn check_plane<M: Model<N>, const N: usize>(
 pub fn fold_curves<M: Model<N>, const N: usize>(
     model: &M,
     p: &[f64],
-    k1: usize,
-    (a, b): (f64, f64),
-    k2: usize,
-    (c, d): (f64, f64),
+    plane: &Plane,
     opts: &ContinuationOptions,
 ) -> Result<FoldCurves<N>, Error>
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    check_plane(model, p, (k1, (a, b)), (k2, (c, d)), "fold curves")?;
+    plane.check(model, p, "fold curves")?;
+    let (k1, (a, b), k2, (c, d)) = plane.parts();
     let mu2_0 = p[k2];
     // Folds met over [a, b]: branches from the equilibria at both ends, so that a branch not
     // connected to one end within the range is still found from the other.

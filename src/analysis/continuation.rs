@@ -24,8 +24,8 @@
 //!   formula, [`crate::analysis::hopf::first_lyapunov`]), hence whether it is sub- or
 //!   supercritical, and which method located it.
 
-use crate::analysis::equilibria::{all_equilibria, same_point, Equilibrium, Stability};
 use crate::analysis::hopf::{first_lyapunov, refine_hopf, state_scales, HopfData, Located};
+use crate::equilibria::{all_equilibria, same_point, Equilibrium, Stability};
 use crate::error::Error;
 use crate::model::{Model, System};
 use nalgebra::{Complex, Const, DMatrix, DVector, DimMin, SVector};
@@ -431,7 +431,7 @@ where
     /// Newton at fixed μ (to land exactly on a range end).
     fn at_mu(&self, x0: SVector<f64, N>, mu: f64) -> Option<SVector<f64, N>> {
         let p = self.with_mu(mu);
-        crate::analysis::equilibria::newton(&System::new(self.model, &p), x0, 30)
+        crate::equilibria::newton(&System::new(self.model, &p), x0, 30)
             .ok()
             .map(|r| r.x)
     }
@@ -771,7 +771,7 @@ where
         .params()
         .get(k)
         .ok_or_else(|| Error::Invalid(format!("parameter index {k} is out of range")))?;
-    for (name, v) in [("--from", from), ("--to", to)] {
+    for (name, v) in [("from", from), ("to", to)] {
         spec.check(v).map_err(|_| Error::OutOfRange {
             name: format!("{} {name}", spec.name),
             value: v,
@@ -780,7 +780,7 @@ where
     }
     if from == to {
         return Err(Error::Invalid(format!(
-            "empty range for {}: --from and --to are both {from}",
+            "empty range for {}: it starts and ends at {from}",
             spec.name
         )));
     }

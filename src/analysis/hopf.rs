@@ -27,7 +27,7 @@
 //!   (hyper-dual numbers, no finite differences). Unknowns are scaled by their size and rows
 //!   equilibrated, as in the continuation.
 
-use crate::analysis::equilibria::Stability;
+use crate::equilibria::Stability;
 use crate::error::Error;
 use crate::model::{Model, System};
 use nalgebra::linalg::balancing::balance_parlett_reinsch;

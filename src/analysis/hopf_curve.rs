@@ -33,12 +33,13 @@
 //! - **Bogdanov–Takens points**: where `κ` changes sign, located by regula falsi on `κ` along
 //!   the step and polished by Newton at `κ = 0`; the Hopf curve stops there.
 
+use super::codim2::Plane;
 use super::continuation::{
     continue_equilibria, curve_correct, curve_tangent, keeps_direction, regula_falsi, BranchPoint,
     ContinuationOptions, SpecialPoint,
 };
-use super::equilibria::Stability;
 use super::hopf::{first_lyapunov, refine_hopf, state_scales, Lyapunov};
+use crate::equilibria::Stability;
 use crate::error::Error;
 use crate::model::{Model, System};
 use nalgebra::{Const, DMatrix, DVector, DimMin, SVector};
@@ -528,21 +529,22 @@ where
     }
 }
 
-/// The Hopf points met by continuing equilibria in parameter `k1` across `[lo1, hi1]` (at the
-/// current value of `k2`), each continued as a curve in the plane `(k1, k2)` in both directions
-/// while both parameters stay in their ranges, until the frequency vanishes (a
+/// The Hopf points met by continuing equilibria in the first parameter of the `plane` across
+/// its range (at the current value of the second), each continued as a curve in the plane in
+/// both directions while both parameters stay in their ranges, until the frequency vanishes (a
 /// Bogdanov–Takens point) or the curve is lost; Bautin points are located on the way. A curve
 /// that passes through another starting Hopf point is traced once. One curve that stops early
 /// never fails the call: its end says why ([`HopfCurveEnd`]).
 ///
 /// ```
+/// use selfheal::analysis::codim2::Plane;
 /// use selfheal::analysis::continuation::ContinuationOptions;
 /// use selfheal::analysis::hopf_curve::{hopf_curves, HopfCurveEnd};
 /// use selfheal::model::textbook::Bautin;
 /// // r' = β1 r + β2 r³ − r⁵, θ' = 1: Hopf points on β1 = 0 with l1 = 2β2, so a Bautin
 /// // point at the origin.
-/// let hc = hopf_curves(&Bautin, &[-0.5, -0.5], 0, (-1.0, 1.0), 1, (-1.0, 1.0),
-///                      &ContinuationOptions::default()).unwrap();
+/// let plane = Plane::new(0, (-1.0, 1.0), 1, (-1.0, 1.0));
+/// let hc = hopf_curves(&Bautin, &[-0.5, -0.5], &plane, &ContinuationOptions::default()).unwrap();
 /// let b: Vec<_> = hc.bautin_points().collect();
 /// assert_eq!(b.len(), 1);
 /// assert!(b[0].mu1.abs() < 1e-10 && b[0].mu2.abs() < 1e-10);
@@ -551,22 +553,14 @@ where
 pub fn hopf_curves<M: Model<N>, const N: usize>(
     model: &M,
     p: &[f64],
-    k1: usize,
-    (lo1, hi1): (f64, f64),
-    k2: usize,
-    (lo2, hi2): (f64, f64),
+    plane: &Plane,
     opts: &ContinuationOptions,
 ) -> Result<HopfCurves<N>, Error>
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    crate::analysis::codim2::check_plane(
-        model,
-        p,
-        (k1, (lo1, hi1)),
-        (k2, (lo2, hi2)),
-        "Hopf curves",
-    )?;
+    plane.check(model, p, "Hopf curves")?;
+    let (k1, (lo1, hi1), k2, (lo2, hi2)) = plane.parts();
     let mu2_0 = p[k2];
     // Hopf points met over [lo1, hi1]: branches from the equilibria at both ends, so that a
     // branch not connected to one end within the range is still found from the other.

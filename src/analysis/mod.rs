@@ -1,15 +1,16 @@
-//! Analyses on any [`crate::model::Model`]: equilibria and their stability, settling, the
-//! healthy state, tipping by shocks, continuation and Hopf points.
+//! Analyses on any [`crate::model::Model`] that go beyond one run: tipping by shocks, windows
+//! and rescues (each a scan of simulated trials), continuation with folds and Hopf points,
+//! Hopf criticality, curves in two parameters, bistable intervals. The equilibria they build
+//! on live one layer down, in [`crate::equilibria`] (re-exported here).
 
 pub mod bistable;
 pub mod codim2;
 pub mod continuation;
-pub mod equilibria;
 pub mod hopf;
 pub mod hopf_curve;
 pub mod tipping;
 
-pub use equilibria::{
+pub use crate::equilibria::{
     all_equilibria, choose_rest, healthy_state, newton, rest_state, settled, Equilibrium, Kind,
     NewtonResult, Rest, RestState, Settled, Stability, HEALTHY_SERVICE,
 };

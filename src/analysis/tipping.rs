@@ -21,9 +21,9 @@
 //! want service, MODEL.md revision 3) is down whatever the shock: its trials are `collapsed`,
 //! and the critical shock reports it as down instead of searching.
 //!
-//! [`settled`]: crate::analysis::equilibria::settled
+//! [`settled`]: crate::equilibria::settled
 
-use crate::analysis::equilibria::{
+use crate::equilibria::{
     all_equilibria, choose_rest, integrate_to_rest, same_point, Equilibrium, Kind, Rest, RestState,
     SETTLE_HORIZON,
 };
@@ -105,6 +105,19 @@ pub struct TippingOptions {
     pub scan: usize,
     /// Solver options of every trial.
     pub solve: SolveOptions,
+}
+
+impl TippingOptions {
+    /// Options with brackets of width `tol` after a scan of `scan` intervals, trials solved
+    /// with `solve`; the `auto` method means the stiff one, since every trial ends near an
+    /// equilibrium, where the model is stiff.
+    pub fn new(solve: SolveOptions, tol: f64, scan: usize) -> Self {
+        let mut solve = solve;
+        if solve.method == Method::Auto {
+            solve.method = Method::Rosenbrock;
+        }
+        Self { tol, scan, solve }
+    }
 }
 
 impl Default for TippingOptions {
@@ -748,6 +761,52 @@ where
         trials,
         stats,
     })
+}
+
+impl<const N: usize> Rescue<N> {
+    /// The rescuing value moved beyond the threshold by `factor` (> 1) in the rescuing
+    /// direction: `value × factor` when rescuing values lie above the failing ones, else
+    /// `value / factor`. `None` without a rescuing value.
+    pub fn with_margin(&self, factor: f64) -> Option<f64> {
+        let v = self.value?;
+        let (fails, rescues) = self.bracket.unwrap_or((v, v));
+        Some(if rescues >= fails {
+            v * factor
+        } else {
+            v / factor
+        })
+    }
+
+    /// Minutes from the `step` until peers are back to 95 % of the healthy state, with the
+    /// network in [`Rescue::collapsed`] when the step is made (the scenario's shock and
+    /// interventions are replaced by the step); `None` if not within `horizon` minutes after it.
+    pub fn recovery_time<M: Model<N>>(
+        &self,
+        model: &M,
+        sc: &crate::scenario::Scenario,
+        step: crate::scenario::Intervention,
+        horizon: f64,
+        solve: SolveOptions,
+    ) -> Result<Option<f64>, Error>
+    where
+        Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    {
+        let mut run = sc.clone();
+        run.shock = None;
+        run.initial = Some(self.collapsed.iter().copied().collect());
+        let at = step.at;
+        run.interventions = vec![step];
+        run.t_end = at + horizon;
+        let sim = crate::simulate::simulate(
+            model,
+            &run,
+            &crate::simulate::SimOptions {
+                solve,
+                ..Default::default()
+            },
+        )?;
+        Ok(sim.summary.recovery_time.map(|t| t - at))
+    }
 }
 
 /// A slice of the healthy basin's boundary: for each value of state `i` in `along`, the value of

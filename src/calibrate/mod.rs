@@ -41,12 +41,14 @@
 //! ```
 
 pub mod data;
+mod output;
 pub(crate) mod sens;
 pub mod stats;
 
 pub use data::{parse_utc, read_readings, Reading, Weighting};
+pub use output::{fitted_toml, readings_between, residuals_csv, Provenance};
 
-use crate::analysis::equilibria::{rest_state, RestState};
+use crate::equilibria::{rest_state, RestState};
 use crate::error::Error;
 use crate::model::{Bound, Model};
 use crate::scenario::Scenario;
@@ -119,7 +121,7 @@ impl FitParam {
                 Ok((start / 100.0, start * 100.0))
             } else {
                 Err(Error::Invalid(format!(
-                    "`{name}` starts at {start}: give its bounds with --bounds {name}=LO:HI ({what})"
+                    "`{name}` starts at {start}: give its bounds as {name}=LO:HI ({what})"
                 )))
             }
         };
@@ -628,14 +630,12 @@ fn problem<'a, M: Model<N>, const N: usize>(
         ));
     }
     if fit.is_empty() {
-        return Err(Error::Invalid(
-            "name at least one quantity to fit (--fit NAME[,NAME...])".into(),
-        ));
+        return Err(Error::Invalid("name at least one quantity to fit".into()));
     }
     for (a, f) in fit.iter().enumerate() {
         if fit[..a].iter().any(|g| g.quantity == f.quantity) {
             return Err(Error::Invalid(format!(
-                "`{}` is named twice in --fit",
+                "`{}` is named twice among the fitted quantities",
                 f.name
             )));
         }
@@ -702,7 +702,7 @@ fn start_points(fit: &[FitParam], count: usize) -> Result<Vec<Vec<f64>>, Error> 
     }
     if count > 1 && fit.len() > crate::sweep::SOBOL_DIMS {
         return Err(Error::Invalid(format!(
-            "several starts spread over at most {} fitted quantities; use --starts 1 for {}",
+            "several starts spread over at most {} fitted quantities; use 1 start for {}",
             crate::sweep::SOBOL_DIMS,
             fit.len()
         )));

@@ -192,7 +192,7 @@ pub struct Axis {
 impl Axis {
     /// Parses `NAME=START:STOP:COUNT`.
     pub fn parse(text: &str, base: &Scenario) -> Result<Self, Error> {
-        let bad = |why: &str| Error::Invalid(format!("--grid `{text}`: {why}"));
+        let bad = |why: &str| Error::Invalid(format!("grid axis `{text}`: {why}"));
         let (name, spec) = text
             .split_once('=')
             .ok_or_else(|| bad("expected NAME=START:STOP:COUNT"))?;
@@ -226,7 +226,7 @@ impl Axis {
     pub fn set_log(&mut self) -> Result<(), Error> {
         if !(self.start > 0.0 && self.stop > 0.0) {
             return Err(Error::Invalid(format!(
-                "--log {}: a logarithmic axis needs START and STOP > 0, got {} and {}",
+                "axis {}: a logarithmic axis needs START and STOP > 0, got {} and {}",
                 self.name, self.start, self.stop
             )));
         }
@@ -274,7 +274,7 @@ impl Range {
     pub fn set_log(&mut self) -> Result<(), Error> {
         if !(self.lo > 0.0 && self.hi > 0.0) {
             return Err(Error::Invalid(format!(
-                "--log {}: a logarithmic range needs LO and HI > 0, got {} and {}",
+                "range {}: a logarithmic range needs LO and HI > 0, got {} and {}",
                 self.name, self.lo, self.hi
             )));
         }
@@ -284,7 +284,7 @@ impl Range {
 
     /// Parses `NAME=LO:HI`.
     pub fn parse(text: &str, base: &Scenario) -> Result<Self, Error> {
-        let bad = |why: &str| Error::Invalid(format!("--range `{text}`: {why}"));
+        let bad = |why: &str| Error::Invalid(format!("sampled range `{text}`: {why}"));
         let (name, spec) = text
             .split_once('=')
             .ok_or_else(|| bad("expected NAME=LO:HI"))?;
@@ -354,6 +354,44 @@ pub enum Design {
 pub const SOBOL_DIMS: usize = 12;
 
 impl Design {
+    /// A grid of `axes` (first slowest), those named in `log` spaced logarithmically.
+    pub fn grid(mut axes: Vec<Axis>, log: &[String]) -> Result<Self, Error> {
+        for name in log {
+            let axis = axes.iter_mut().find(|a| &a.name == name).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "logarithmic spacing: no grid axis is named `{name}`"
+                ))
+            })?;
+            axis.set_log()?;
+        }
+        Ok(Design::Grid(axes))
+    }
+
+    /// `n` points drawn by `sampler` (from `seed`) in `ranges`, those named in `log` sampled
+    /// uniformly in the logarithm.
+    pub fn sample(
+        sampler: Sampler,
+        n: usize,
+        mut ranges: Vec<Range>,
+        log: &[String],
+        seed: u64,
+    ) -> Result<Self, Error> {
+        for name in log {
+            let range = ranges.iter_mut().find(|r| &r.name == name).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "logarithmic sampling: no sampled range is named `{name}`"
+                ))
+            })?;
+            range.set_log()?;
+        }
+        Ok(Design::Sample {
+            sampler,
+            n,
+            ranges,
+            seed,
+        })
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         match self {
@@ -413,7 +451,9 @@ impl Design {
         } = self
         {
             if *n == 0 {
-                return Err(Error::Invalid("--n must be at least 1".into()));
+                return Err(Error::Invalid(
+                    "a sample needs at least 1 point (n = 0)".into(),
+                ));
             }
             if *sampler == Sampler::Sobol && ranges.len() > SOBOL_DIMS {
                 return Err(Error::Invalid(format!(

@@ -23,8 +23,8 @@ mod output;
 pub use design::{Axis, Design, Quantity, Range, Sampler, SOBOL_DIMS};
 pub use output::{merge, run_to_file, Fingerprint, RunFile, Shard};
 
-use crate::analysis::equilibria::RestState;
 use crate::analysis::tipping::{critical_shock, critical_window, Landscape, TippingOptions};
+use crate::equilibria::RestState;
 use crate::error::{suggest, Error};
 use crate::model::Model;
 use crate::scenario::Scenario;
@@ -97,7 +97,7 @@ impl Metric {
                 .find(|m| m.name() == name)
                 .ok_or_else(|| Error::UnknownKey {
                     key: name.into(),
-                    table: "--metric".into(),
+                    table: "the metrics".into(),
                     hint: suggest(name, Metric::ALL.iter().map(|m| m.name())),
                 })?;
             if out.contains(&m) {
@@ -106,7 +106,7 @@ impl Metric {
             out.push(m);
         }
         if out.is_empty() {
-            return Err(Error::Invalid("--metric needs at least one metric".into()));
+            return Err(Error::Invalid("a sweep needs at least one metric".into()));
         }
         Ok(out)
     }

@@ -24,7 +24,7 @@ pub struct Shard {
 impl Shard {
     /// Parses `K/N`.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let bad = || Error::Invalid(format!("--shard `{text}`: expected K/N with 1 <= K <= N"));
+        let bad = || Error::Invalid(format!("shard `{text}`: expected K/N with 1 <= K <= N"));
         let (k, n) = text.split_once('/').ok_or_else(bad)?;
         let k: usize = k.trim().parse().map_err(|_| bad())?;
         let n: usize = n.trim().parse().map_err(|_| bad())?;
@@ -88,7 +88,7 @@ impl Fingerprint {
 
     fn write(&self, csv: &Path) -> Result<(), Error> {
         let side = Self::path_for(csv);
-        crate::output::write_atomic(&side, true, |w| {
+        crate::files::write_atomic(&side, true, |w| {
             serde_json::to_writer_pretty(&mut *w, &self.0)
                 .map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))?;
             writeln!(w).map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))
@@ -230,13 +230,13 @@ where
     let range = shard.map_or(0..total, |s| s.rows(total));
     let fingerprint = Fingerprint::of(sweep, shard);
     let header = record(&sweep.header())?;
-    crate::output::refuse_directory(path)?;
+    crate::files::refuse_directory(path)?;
     // A device, FIFO or socket (`/dev/stdout`, a pipe) takes the rows as they come: nothing is
     // replaced, there is nothing to resume, and no fingerprint goes beside it.
-    let special = crate::output::is_special(path);
+    let special = crate::files::is_special(path);
     if special && mode == RunFile::Resume {
         return Err(Error::Invalid(format!(
-            "{} is not a regular file; --resume needs the file an earlier run wrote",
+            "{} is not a regular file; only the file an earlier run wrote can be completed",
             path.display()
         )));
     }
@@ -245,16 +245,16 @@ where
     let mut append = false;
     match (exists, mode) {
         (true, RunFile::Fresh) => {
-            return Err(Error::Invalid(format!(
-                "{} already exists; pass --resume to complete it or --force to replace it",
-                path.display()
-            )))
+            return Err(Error::Exists {
+                path: path.display().to_string(),
+                resumable: true,
+            })
         }
         (true, RunFile::Resume) => {
             let old = Fingerprint::read(path)?;
             if let Some(diff) = old.difference(&fingerprint) {
                 return Err(Error::Invalid(format!(
-                    "{} was written by a different sweep ({diff}); use another --out or --force",
+                    "{} was written by a different sweep ({diff}); write to another file or replace it",
                     path.display()
                 )));
             }
@@ -360,7 +360,7 @@ pub fn merge(shards: &[PathBuf], out: &Path, force: bool) -> Result<usize, Error
             .as_str()
             .ok_or_else(|| {
                 Error::Invalid(format!(
-                    "{} is not a shard (no --shard in its fingerprint)",
+                    "{} is not a shard (its fingerprint names no shard)",
                     path.display()
                 ))
             })
@@ -428,13 +428,13 @@ pub fn merge(shards: &[PathBuf], out: &Path, force: bool) -> Result<usize, Error
         let want = s.rows(total).len();
         if rows != want || body.last().is_some_and(|b| *b != b'\n') {
             return Err(Error::Invalid(format!(
-                "{} holds {rows} complete rows of {want}: finish it with --resume first",
+                "{} holds {rows} complete rows of {want}: complete that shard first",
                 path.display()
             )));
         }
         bodies.push(body.to_vec());
     }
-    crate::output::write_atomic(out, force, |w| {
+    crate::files::write_atomic(out, force, |w| {
         let err = |e: std::io::Error| Error::Io {
             path: out.display().to_string(),
             source: e,
@@ -447,7 +447,7 @@ pub fn merge(shards: &[PathBuf], out: &Path, force: bool) -> Result<usize, Error
         Ok(())
     })?;
     // No fingerprint beside a device or pipe (there is no file to resume).
-    if !crate::output::is_special(out) {
+    if !crate::files::is_special(out) {
         base.write(out)?;
     }
     Ok(total)

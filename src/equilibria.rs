@@ -1,5 +1,8 @@
-//! Equilibria: Newton's method on the exact Jacobian, stability from eigenvalues, the test
-//! that a trajectory has settled, and the healthy state.
+//! Equilibria, one layer below simulation and the analyses: damped and deflated Newton on the
+//! exact Jacobian, every equilibrium from quasi-random starts, stability and classification
+//! from eigenvalues, the test that a trajectory has settled, integrating to rest, the service
+//! level and the healthy state. [`crate::simulate`] uses it to measure a run against the
+//! healthy state; [`crate::analysis`] builds on it and re-exports it.
 
 use crate::error::{Error, SolverFailure};
 use crate::model::{Model, System};
@@ -506,7 +509,7 @@ where
 /// classified, and sorted with the most of the watched state (peers) first.
 ///
 /// ```
-/// use selfheal::analysis::equilibria::{all_equilibria, Kind};
+/// use selfheal::equilibria::{all_equilibria, Kind};
 /// use selfheal::model::{Model, ParamSet, P2p};
 /// let p = ParamSet::defaults(P2p.params());
 /// let eq = all_equilibria(&P2p, p.values()).unwrap();

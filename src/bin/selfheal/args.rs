@@ -1,0 +1,219 @@
+//! What the commands share: the scenario and solver flags, the output flags, number parsers,
+//! and the joining of negative values to their flags.
+
+use clap::Args;
+use selfheal::files::write_atomic;
+use selfheal::model::P2p;
+use selfheal::scenario::{Scenario, ShockChange};
+use selfheal::solve::{Method, SolveOptions, Tolerances};
+use selfheal::Error;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Flags every scenario command shares: the scenario and the solver.
+#[derive(Args)]
+pub struct ScenarioArgs {
+    /// Scenario file (TOML); without it: model defaults, no shock, t_end 2880.
+    pub scenario: Option<PathBuf>,
+    /// Override a parameter, e.g. --set sn_capacity=800 (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", allow_hyphen_values = true)]
+    pub set: Vec<String>,
+    /// Reboot fraction of peers (and of supernodes unless --sn-shock), in [0, 1).
+    #[arg(long, value_name = "F")]
+    pub shock: Option<f64>,
+    /// Reboot fraction of supernodes, in [0, 1).
+    #[arg(long, value_name = "C")]
+    pub sn_shock: Option<f64>,
+    /// Spread the reboot wave over W minutes (0: instantaneous).
+    #[arg(long, value_name = "W")]
+    pub window: Option<f64>,
+    /// Time of the reboot wave (minutes).
+    #[arg(long, value_name = "T")]
+    pub shock_at: Option<f64>,
+    /// End of the simulation (minutes).
+    #[arg(long, value_name = "T")]
+    pub t_end: Option<f64>,
+    /// Relative tolerance.
+    #[arg(long, value_name = "R", default_value = "1e-6")]
+    pub rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, value_name = "A", default_value = "1e-12")]
+    pub atol: f64,
+    /// Integration method: auto, rosenbrock (Rodas5P), rodas4, dopri5 or dop853.
+    #[arg(long, value_name = "METHOD", default_value = "auto")]
+    pub method: String,
+}
+
+impl ScenarioArgs {
+    /// The scenario (file, then `--set`, then the shock flags, then `--t-end`), validated,
+    /// and the solver options.
+    pub fn build(&self) -> Result<(Scenario, SolveOptions), Error> {
+        let mut sc = match &self.scenario {
+            Some(path) => Scenario::from_file(&P2p, path)?,
+            None => Scenario::new(&P2p),
+        };
+        apply_sets(&mut sc, &self.set)?;
+        sc.change_shock(&ShockChange {
+            fraction: self.shock,
+            sn_fraction: self.sn_shock,
+            window: self.window,
+            at: self.shock_at,
+        });
+        if let Some(t) = self.t_end {
+            sc.t_end = t;
+        }
+        sc.validate(&P2p)?;
+        let tol = Tolerances {
+            rtol: self.rtol,
+            atol: self.atol,
+        };
+        tol.validate()?;
+        let method: Method = self
+            .method
+            .parse()
+            .map_err(|e: Error| e.context("--method"))?;
+        Ok((
+            sc,
+            SolveOptions {
+                tol,
+                method,
+                ..Default::default()
+            },
+        ))
+    }
+}
+
+/// Applies `--set NAME=VALUE` overrides.
+pub fn apply_sets(sc: &mut Scenario, sets: &[String]) -> Result<(), Error> {
+    for item in sets {
+        // Range and name errors already name the parameter.
+        sc.set_assignment(item).map_err(|e| match e {
+            Error::Parse { .. } => e.context("--set"),
+            e => e,
+        })?;
+    }
+    Ok(())
+}
+
+/// Where a command's CSV goes.
+#[derive(Args)]
+pub struct OutputArgs {
+    /// Write the CSV here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace existing output files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl OutputArgs {
+    /// Writes through `write` to the file (atomically) or to standard output.
+    pub fn write(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match &self.out {
+            Some(path) => write_atomic(path, self.force, write),
+            None => write(&mut std::io::stdout().lock()),
+        }
+    }
+
+    /// Refuses the output before any work (see [`selfheal::files::check_target`]).
+    pub fn check(&self) -> Result<(), Error> {
+        match &self.out {
+            Some(p) => selfheal::files::check_target(p, self.force),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The result line of an analysis on standard output: the value, or `none`.
+pub fn print_result(v: Option<f64>) {
+    match v {
+        Some(v) => println!("{v}"),
+        None => println!("none"),
+    }
+}
+
+/// Milliseconds since `started`.
+pub fn ms(started: std::time::Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+/// `A:B` for a parameter range.
+pub fn parse_range(text: &str) -> Result<(f64, f64), String> {
+    let (a, b) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected START:END, got `{text}`"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("`{v}` is not a number"))
+    };
+    Ok((num(a)?, num(b)?))
+}
+
+/// Joins a long flag and a following negative number into `--flag=-1e-3`: a token that parses
+/// as a number is never a flag, and clap would otherwise take `-1e-3` for an unknown short flag.
+pub fn join_negative_values(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out: Vec<std::ffi::OsString> = Vec::with_capacity(args.len());
+    let mut it = args.into_iter().peekable();
+    while let Some(a) = it.next() {
+        let flag = a
+            .to_str()
+            .filter(|t| t.starts_with("--") && t.len() > 2 && !t.contains('='))
+            .map(str::to_string);
+        let next_is_negative = it.peek().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.starts_with('-')
+                && (n.parse::<f64>().is_ok()
+                    || n[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+        });
+        match (flag, next_is_negative) {
+            (Some(f), true) => {
+                let v = it.next().expect("peeked");
+                let mut joined = std::ffi::OsString::from(format!("{f}="));
+                joined.push(v);
+                out.push(joined);
+            }
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+/// A whole number of things, also written like a float (`1e9`); negative, fractional or
+/// non-finite values are refused with the allowed range.
+pub fn whole_number(text: &str) -> Result<u64, String> {
+    if let Ok(v) = text.parse::<u64>() {
+        return Ok(v);
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 => {
+            Ok(v as u64)
+        }
+        _ => Err(format!(
+            "must be a whole number in [0, {}] (got {text})",
+            u64::MAX
+        )),
+    }
+}
+
+/// [`whole_number`] as a `usize`.
+pub fn whole_usize(text: &str) -> Result<usize, String> {
+    let v = whole_number(text)?;
+    usize::try_from(v).map_err(|_| format!("must be at most {} (got {text})", usize::MAX))
+}
+
+/// `v` with `digits` significant digits, without trailing zeros.
+pub fn significant(v: f64, digits: i32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let prec = (digits - 1 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.prec$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}

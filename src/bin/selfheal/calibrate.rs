@@ -1,0 +1,258 @@
+//! `selfheal calibrate`: fit quantities of a scenario to observed online users.
+
+use crate::args::{apply_sets, whole_usize};
+use clap::Args;
+use selfheal::calibrate::{
+    calibrate, fitted_toml, read_readings, readings_between, residuals_csv, CalibrateOptions,
+    FitMethod, FitParam, Provenance, Weighting,
+};
+use selfheal::files::{check_targets, write_atomic};
+use selfheal::model::P2p;
+use selfheal::scenario::Scenario;
+use selfheal::solve::{Method, SolveOptions, Tolerances};
+use selfheal::Error;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// Scenario file (TOML) with a `start` clock time.
+    scenario: PathBuf,
+    /// Observed online users: CSV with `time` (ISO 8601, UTC) and `online_users`; optional
+    /// `sigma` (users), `note`, `source`.
+    #[arg(long, value_name = "FILE.csv")]
+    data: PathBuf,
+    /// Quantities to fit: parameters, shock, sn_shock, window, shock_at, population,
+    /// intervention.K.at, intervention.K.NAME (comma-separated).
+    #[arg(
+        long,
+        value_name = "NAME[,NAME...]",
+        value_delimiter = ',',
+        required = true
+    )]
+    fit: Vec<String>,
+    /// Bounds of a fitted quantity, e.g. --bounds promotion=1e-4:1e-2 (repeatable).
+    #[arg(long, value_name = "NAME=LO:HI", allow_hyphen_values = true)]
+    bounds: Vec<String>,
+    /// Override a parameter before fitting, e.g. --set retry=2 (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", allow_hyphen_values = true)]
+    set: Vec<String>,
+    /// nelder-mead, lbfgs, or both (Nelder–Mead from every start, then L-BFGS).
+    #[arg(long = "fit-method", value_name = "METHOD", default_value = "both")]
+    fit_method: String,
+    /// Starts of the global phase (the scenario's values and Sobol' points in the bounds).
+    #[arg(long, value_name = "K", default_value_t = 8, value_parser = whole_usize)]
+    starts: usize,
+    /// Relative error added to every reading without a `sigma` (see the README).
+    #[arg(long, value_name = "R", default_value_t = 0.05)]
+    rel_error: f64,
+    /// Use only readings at or after this time (ISO 8601, UTC).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Use only readings at or before this time (ISO 8601, UTC).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Confidence level of the intervals.
+    #[arg(long, value_name = "L", default_value_t = 0.95)]
+    level: f64,
+    /// Relative tolerance of every solve (tighter than the other commands' 1e-6: the fit
+    /// differentiates the solution).
+    #[arg(long, value_name = "R", default_value = "1e-8")]
+    rtol: f64,
+    /// Absolute tolerance of every solve (tighter than the other commands' 1e-12).
+    #[arg(long, value_name = "A", default_value = "1e-13")]
+    atol: f64,
+    /// Write the fitted scenario (TOML) here.
+    #[arg(long, value_name = "FITTED.toml")]
+    out: Option<PathBuf>,
+    /// Write each reading against the fitted model here (CSV).
+    #[arg(long, value_name = "FILE.csv")]
+    residuals: Option<PathBuf>,
+    /// Draw the fitted model against every reading (SVG or PNG, by extension).
+    #[arg(long, value_name = "FILE.svg|png")]
+    figure: Option<PathBuf>,
+    /// Replace existing output files.
+    #[arg(long)]
+    force: bool,
+}
+
+impl CalibrateArgs {
+    /// The quantities to fit, with their `--bounds`.
+    fn fit_params(&self, sc: &Scenario) -> Result<Vec<FitParam>, Error> {
+        let mut fit = self
+            .fit
+            .iter()
+            .map(|name| FitParam::new(name.trim(), sc).map_err(|e| e.context("--fit")))
+            .collect::<Result<Vec<_>, _>>()?;
+        for b in &self.bounds {
+            let bad = || Error::Invalid(format!("--bounds expects NAME=LO:HI, got `{b}`"));
+            let (name, range) = b.split_once('=').ok_or_else(bad)?;
+            let (lo, hi) = range.split_once(':').ok_or_else(bad)?;
+            let num = |v: &str| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| Error::Invalid(format!("--bounds {name}: `{v}` is not a number")))
+            };
+            let f = fit
+                .iter_mut()
+                .find(|f| f.name == name.trim())
+                .ok_or_else(|| {
+                    Error::Invalid(format!("--bounds {name}: `{name}` is not in --fit"))
+                })?;
+            f.set_bounds(num(lo)?, num(hi)?)
+                .map_err(|e| e.context("--bounds"))?;
+        }
+        Ok(fit)
+    }
+}
+
+pub fn run(args: &CalibrateArgs) -> Result<(), Error> {
+    let mut sc = Scenario::from_file(&P2p, &args.scenario)?;
+    apply_sets(&mut sc, &args.set)?;
+    sc.validate(&P2p)?;
+    let start = sc.start.clone().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: calibration needs the scenario's `start` (the clock time of t = 0)",
+            args.scenario.display()
+        ))
+    })?;
+    let method = FitMethod::parse(&args.fit_method).map_err(|e| e.context("--fit-method"))?;
+    let solve = SolveOptions {
+        tol: Tolerances {
+            rtol: args.rtol,
+            atol: args.atol,
+        },
+        method: Method::Rosenbrock,
+        ..Default::default()
+    };
+    solve.tol.validate()?;
+    let opts = CalibrateOptions {
+        solve,
+        method,
+        starts: args.starts,
+        level: args.level,
+        ..CalibrateOptions::default()
+    };
+    let fit = args.fit_params(&sc)?;
+    let weighting = Weighting {
+        relative: args.rel_error,
+    };
+    let all = read_readings(&args.data, &start, &weighting)?;
+    let readings = readings_between(&all, &start, args.from.as_deref(), args.until.as_deref())
+        .map_err(|e| match e {
+            Error::Context { context, source } => source.context(format!("--{context}")),
+            e => e,
+        })?;
+    if readings.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: no readings between --from and --until",
+            args.data.display()
+        )));
+    }
+    let targets: Vec<&Path> = [&args.out, &args.residuals, &args.figure]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+    check_targets(&targets, args.force)?;
+    if let Some(f) = &args.figure {
+        let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !["svg", "png"].contains(&ext) {
+            return Err(Error::Invalid(format!(
+                "--figure {}: the name must end in .svg or .png",
+                f.display()
+            )));
+        }
+    }
+    let started = std::time::Instant::now();
+    let result = calibrate::<_, 3, 6>(&P2p, &sc, &readings, fit, &opts)?;
+    let secs = started.elapsed().as_secs_f64();
+    print_fit(args, &result, readings.len(), all.len(), secs);
+
+    if let Some(path) = &args.residuals {
+        write_atomic(path, args.force, |w| residuals_csv(w, &result))?;
+    }
+    if let Some(path) = &args.figure {
+        let mut shown = result.scenario.clone();
+        shown.t_end = all.iter().map(|r| r.t).fold(shown.t_end, f64::max);
+        let sim = selfheal::simulate::simulate(&P2p, &shown, &Default::default())?;
+        let observed: Vec<_> = all.iter().map(|r| (r.t, r.users, r.note.clone())).collect();
+        let title = format!(
+            "Calibrated model: {} quantities fitted to {} readings, RMSE {} users",
+            result.params.len(),
+            readings.len(),
+            selfheal::report::user_count(result.rmse)
+        );
+        selfheal::report::fit_figure(&shown, &sim, &observed, &title).save(path)?;
+    }
+    if let Some(path) = &args.out {
+        let provenance = Provenance {
+            scenario: args.scenario.display().to_string(),
+            data: args.data.display().to_string(),
+            from: args.from.clone(),
+            until: args.until.clone(),
+            rel_error: args.rel_error,
+        };
+        let text = fitted_toml(&P2p, &result, &provenance);
+        write_atomic(path, args.force, |w| {
+            w.write_all(text.as_bytes()).map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            })
+        })?;
+    }
+    Ok(())
+}
+
+fn print_fit(
+    args: &CalibrateArgs,
+    result: &selfheal::calibrate::Fit,
+    used: usize,
+    all: usize,
+    secs: f64,
+) {
+    let pct = 100.0 * result.level;
+    println!(
+        "fitted {} quantities to {used} of {all} readings in {}",
+        result.params.len(),
+        args.data.display()
+    );
+    println!(
+        "{:<28} {:>13} {:>13} {:>11}  {:<29} bounds",
+        "name",
+        "start",
+        "fitted",
+        "sd",
+        format!("{pct:.0} % interval")
+    );
+    for p in &result.params {
+        let sd = p.sd.map_or("-".into(), |v| format!("{v:.4e}"));
+        let iv = p.interval.map_or("not determined".into(), |(a, b)| {
+            format!("[{a:.5e}, {b:.5e}]")
+        });
+        println!(
+            "{:<28} {:>13.6e} {:>13.6e} {:>11}  {:<29} [{}, {}]{}",
+            p.name,
+            p.start,
+            p.value,
+            sd,
+            iv,
+            p.bounds.0,
+            p.bounds.1,
+            if p.at_bound { "  (at a bound)" } else { "" }
+        );
+    }
+    println!("{} (start {:.4})", result.quality(), result.chi2_start);
+    for st in &result.stages {
+        println!(
+            "{}: {} start(s), {} iterations, {} objective and {} gradient evaluations, chi2 {:.6}; {}",
+            st.method, st.starts, st.iterations, st.cost_evals, st.gradient_evals, st.chi2, st.stopped
+        );
+    }
+    println!(
+        "solver: {} steps, {} rejected, {} rhs evaluations; {secs:.2} s",
+        result.stats.steps, result.stats.rejected, result.stats.rhs_evals
+    );
+    for w in &result.warnings {
+        println!("warning: {w}");
+    }
+}

@@ -1,0 +1,197 @@
+//! Files written whole or not at all: the checks every command makes before any work (no
+//! clobbering without `force`, no directory where a file goes, no file named twice) and the
+//! atomic write through a temporary file in the target's directory. Utility layer: no
+//! knowledge of models or results.
+
+use crate::error::Error;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+fn io_err(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Whether `path` exists and is neither a regular file nor a directory: a device such as
+/// `/dev/null` or `/dev/stdout`, a FIFO or a socket. Such targets are written in place.
+pub(crate) fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// Refuses a directory where a file is to be written.
+pub(crate) fn refuse_directory(path: &Path) -> Result<(), Error> {
+    if path.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{} is a directory; give a file name",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an existing `path` unless `force` ([`Error::Exists`]); devices, FIFOs and sockets
+/// are not refused: writing to them replaces nothing.
+pub fn check_target(path: &Path, force: bool) -> Result<(), Error> {
+    refuse_directory(path)?;
+    if is_special(path) {
+        return Ok(());
+    }
+    if !force && path.exists() {
+        return Err(Error::Exists {
+            path: path.display().to_string(),
+            resumable: false,
+        });
+    }
+    Ok(())
+}
+
+/// Checks every output of one command before any work: each may be written
+/// ([`check_target`]), its directory exists, and no file is named twice (links followed), so
+/// that a command writes all its outputs or none.
+pub fn check_targets(paths: &[&Path], force: bool) -> Result<(), Error> {
+    let mut seen: Vec<PathBuf> = vec![];
+    for p in paths {
+        check_target(p, force)?;
+        let dir = parent_dir(p);
+        let dir = dir.canonicalize().map_err(|e| io_err(&dir, e))?;
+        let real = p
+            .canonicalize()
+            .unwrap_or_else(|_| dir.join(p.file_name().unwrap_or_default()));
+        if seen.contains(&real) {
+            return Err(Error::Invalid(format!(
+                "{} is named as two outputs of one command",
+                p.display()
+            )));
+        }
+        seen.push(real);
+    }
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Writes `path` through a temporary file in the same directory that takes its place only
+/// once `write` has succeeded: a failure or a crash never leaves half a file. Without `force`
+/// the temporary file is moved in only if nothing is there by then (an atomic no-clobber
+/// rename, so a file created meanwhile by another process is not replaced either). A symbolic
+/// link is followed (the file it points to is replaced, not the link); a device, FIFO or
+/// socket (`/dev/null`, `/dev/stdout`) is written in place, never replaced.
+pub fn write_atomic(
+    path: &Path,
+    force: bool,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), Error>,
+) -> Result<(), Error> {
+    check_target(path, force)?;
+    if is_special(path) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| io_err(path, e))?;
+        let mut w = BufWriter::new(file);
+        write(&mut w)?;
+        return w.flush().map_err(|e| io_err(path, e));
+    }
+    // Replace what a link points to, not the link.
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path).map_err(|e| io_err(path, e))?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Invalid(format!("{} is not a file name", path.display())))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .suffix(".tmp")
+        .tempfile_in(parent_dir(path))
+        .map_err(|e| io_err(path, e))?;
+    {
+        let mut w = BufWriter::new(tmp.as_file_mut());
+        write(&mut w)?;
+        w.flush().map_err(|e| io_err(path, e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| io_err(path, e))?;
+    let persisted = if force {
+        tmp.persist(path)
+    } else {
+        tmp.persist_noclobber(path)
+    };
+    // On failure the temporary file is removed when the error drops it.
+    persisted.map(|_| ()).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Exists {
+                path: path.display().to_string(),
+                resumable: false,
+            }
+        } else {
+            io_err(path, e.error)
+        }
+    })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    #[test]
+    fn devices_are_written_in_place_and_links_followed() {
+        // Writing to /dev/null must never replace the device with a regular file.
+        write_atomic(Path::new("/dev/null"), false, |w| {
+            w.write_all(b"x").map_err(|e| Error::Invalid(e.to_string()))
+        })
+        .unwrap();
+        let m = std::fs::metadata("/dev/null").unwrap();
+        assert!(m.file_type().is_char_device());
+
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.csv");
+        std::fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, true, |w| {
+            w.write_all(b"new")
+                .map_err(|e| Error::Invalid(e.to_string()))
+        })
+        .unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        let e = write_atomic(dir.path(), true, |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn a_file_created_during_the_write_is_not_clobbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.csv");
+        // Another process creates the target after the checks, while we are writing.
+        let e = write_atomic(&target, false, |w| {
+            std::fs::write(&target, "theirs").unwrap();
+            w.write_all(b"ours").map_err(|e| Error::write("test", e))
+        })
+        .unwrap_err();
+        assert!(matches!(e, Error::Exists { .. }), "{e}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "theirs");
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // With force it is replaced.
+        write_atomic(&target, true, |w| {
+            w.write_all(b"ours").map_err(|e| Error::write("test", e))
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "ours");
+    }
+}
