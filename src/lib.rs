@@ -5,8 +5,20 @@
 //! waves and operator interventions, and analysed for the tipping point where the network's
 //! self-healing fails.
 //!
-//! The flow of the crate is one-way: [`scenario`] → [`model`] + parameters → [`solve`] →
-//! [`simulate`] → [`analysis`].
+//! The crate is layered one way; each module uses only those before it in this list
+//! (ARCHITECTURE.md says what each owns):
+//!
+//! 1. utilities: [`error`], [`files`] (atomic, no-clobber writes), [`qmc`] (Sobol' points and
+//!    hashes), [`linalg`];
+//! 2. [`model`]: the `Model` trait, parameters, the reference model and textbook models;
+//! 3. [`scenario`]: parameters, the reboot wave, interventions, named quantities;
+//! 4. [`solve`]: Rosenbrock and explicit methods with dense output;
+//! 5. [`equilibria`]: Newton, stability, the service level and the healthy state;
+//! 6. [`simulate`]: a scenario run and its summary;
+//! 7. [`analysis`]: tipping (critical shock, window, rescue), continuation, Hopf points, curves
+//!    in two parameters, bistable intervals;
+//! 8. [`sweep`], [`calibrate`], [`stochastic`]: many runs, fits, the Markov chain;
+//! 9. [`output`] (CSV formats), [`plot`] and [`report`] (figures, the newcomer's report).
 //!
 //! ## Quick start
 //!
@@ -42,6 +54,7 @@ pub mod model;
 pub mod output;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod qmc;
 #[cfg(feature = "plot")]
 pub mod report;
 pub mod scenario;

@@ -3,7 +3,10 @@
 //! culprit.
 
 use crate::error::{suggest, Error};
+
+mod quantity;
 use crate::model::{Model, ParamSet};
+pub use quantity::Quantity;
 use serde_json::{json, Map, Value};
 use toml::{Table, Value as Toml};
 

@@ -51,10 +51,10 @@ pub use output::{fitted_toml, readings_between, residuals_csv, Provenance};
 use crate::equilibria::{rest_state, RestState};
 use crate::error::Error;
 use crate::model::{Bound, Model};
+use crate::scenario::Quantity;
 use crate::scenario::Scenario;
 use crate::simulate::{simulate_with, SimOptions};
 use crate::solve::{Method, SolveOptions, SolverStats, Tolerances};
-use crate::sweep::Quantity;
 use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::neldermead::NelderMead;
@@ -700,10 +700,10 @@ fn start_points(fit: &[FitParam], count: usize) -> Result<Vec<Vec<f64>>, Error> 
             range: "at least 1".into(),
         });
     }
-    if count > 1 && fit.len() > crate::sweep::SOBOL_DIMS {
+    if count > 1 && fit.len() > crate::qmc::SOBOL_DIMS {
         return Err(Error::Invalid(format!(
             "several starts spread over at most {} fitted quantities; use 1 start for {}",
-            crate::sweep::SOBOL_DIMS,
+            crate::qmc::SOBOL_DIMS,
             fit.len()
         )));
     }
@@ -712,7 +712,7 @@ fn start_points(fit: &[FitParam], count: usize) -> Result<Vec<Vec<f64>>, Error> 
         out.push(
             (0..fit.len())
                 .map(|d| {
-                    let s = 0.02 + 0.96 * crate::sweep::design::sobol(i, d, 0);
+                    let s = 0.02 + 0.96 * crate::qmc::sobol(i, d, 0);
                     (s / (1.0 - s)).ln()
                 })
                 .collect(),

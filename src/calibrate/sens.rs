@@ -15,10 +15,10 @@
 
 use crate::error::Error;
 use crate::model::{Model, ParamSpec, Scalar, StateSpec, System, MAX_PARAMS};
+use crate::scenario::Quantity;
 use crate::scenario::Scenario;
 use crate::simulate::{breakpoints, Event};
 use crate::solve::{integrate, Dense, Segment, SolveOptions, SolverStats};
-use crate::sweep::Quantity;
 use nalgebra::{Const, DimMin, SMatrix, SVector};
 use num_dual::Dual;
 

@@ -20,7 +20,8 @@
 pub(crate) mod design;
 mod output;
 
-pub use design::{Axis, Design, Quantity, Range, Sampler, SOBOL_DIMS};
+pub use crate::qmc::SOBOL_DIMS;
+pub use design::{Axis, Design, Quantity, Range, Sampler};
 pub use output::{merge, run_to_file, Fingerprint, RunFile, Shard};
 
 use crate::analysis::tipping::{critical_shock, critical_window, Landscape, TippingOptions};
