@@ -7,7 +7,7 @@
 //! logistic function; on the logarithm of θ when the bounds span two decades or more).
 //!
 //! Two argmin methods, usable alone or in turn (the default): Nelder–Mead, which needs only
-//! `χ²`, and L-BFGS with the exact gradient from forward sensitivities (see [`sens`]). How
+//! `χ²`, and L-BFGS with the exact gradient from forward sensitivities (the model extended by its sensitivities, `calibrate/sens.rs`). How
 //! well each parameter is determined comes from the Gauss–Newton approximation of the Hessian
 //! at the optimum: `Cov(θ) = s²·(JᵀJ)⁻¹`, `J = ∂r/∂θ` the weighted residuals' exact Jacobian,
 //! `s² = χ²/(n − k)` (the weights are judged only relative to each other, so their scale is

@@ -257,7 +257,7 @@ impl Design {
     }
 
     /// Checks the design as a whole: at least one column, no column twice, and at most
-    /// [`MAX_ROWS`] rows.
+    /// 10⁹ (`MAX_ROWS`) rows.
     pub fn validate(&self) -> Result<(), Error> {
         let cols = self.columns();
         if cols.is_empty() {
