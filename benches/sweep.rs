@@ -1,7 +1,7 @@
 //! Sweep throughput: rows of 48-hour scenarios, and a grid of critical shocks.
 //!
 //! `cargo bench --bench sweep`. The full-size figures (10^6 scenarios, a 100×100 grid of
-//! critical shocks) are measured with the CLI, as the README says.
+//! critical shocks) are measured with the CLI, as docs/benchmarks.md says.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use selfheal::model::P2p;

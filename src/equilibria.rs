@@ -247,7 +247,7 @@ where
 /// declaring a state undecided: 1000 days.
 pub const SETTLE_HORIZON: f64 = 1.44e6;
 
-/// Service level a stable state needs to count as healthy (MODEL.md revision 3).
+/// Service level a stable state needs to count as healthy (docs/model.md).
 pub const HEALTHY_SERVICE: f64 = 0.5;
 
 /// Where an undisturbed network rests: the healthy state, or when there is none the stable

@@ -1,5 +1,5 @@
 //! Scenarios: parameters, a reboot wave, interventions, the clock and an initial state,
-//! read from and written to TOML (format in the README), validated with errors that name the
+//! read from and written to TOML (format in docs/scenarios.md), validated with errors that name the
 //! culprit.
 
 use crate::error::{suggest, Error};

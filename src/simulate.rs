@@ -72,8 +72,10 @@ pub struct Summary {
     pub peaks: Vec<(f64, f64)>,
     /// Peak utilisation over `[0, t_end]` and its time, if the model defines utilisation.
     pub peak_utilisation: Option<(f64, f64)>,
-    /// Minutes from the shock until the watched state, having fallen below 95 % of its healthy
-    /// value, first returns to 95 % (0 if it never fell; `None` if it never returned).
+    /// Minutes from the shock (from `t = 0` without one) until the watched state, having
+    /// fallen below 95 % of its healthy value, first returns to 95 % (0 if it never fell; `None`
+    /// if it never returned). The healthy value is that of the initial parameters; when they
+    /// have no healthy state, that of the final parameters; when neither has one, `None`.
     pub recovery_time: Option<f64>,
     /// The healthy state of the initial parameters, where the scenario starts unless it gives
     /// an initial state; when they have no healthy state (see [`Summary::start_healthy`]), the
@@ -332,8 +334,22 @@ where
     let peaks = (0..N).map(|i| extremum(&dense.segments, i, true)).collect();
     let peak_utilisation = peak_utilisation(model, sc, &dense.segments);
     let shock_at = sc.shock.map_or(0.0, |s| s.at);
-    let level = 0.95 * x_h[w];
-    let recovery_time = recovery(dense.segments.iter().chain(tail.iter()), w, level, shock_at);
+    // Recovery is measured against the healthy state the network starts from; when the initial
+    // parameters have none (a run that starts down), against that of the final parameters; when
+    // neither has one, there is nothing to recover to.
+    let reference = match (start.healthy, end.healthy) {
+        (true, _) => Some(x_h),
+        (false, true) => Some(end.x),
+        (false, false) => None,
+    };
+    let recovery_time = reference.and_then(|x| {
+        recovery(
+            dense.segments.iter().chain(tail.iter()),
+            w,
+            0.95 * x[w],
+            shock_at,
+        )
+    });
 
     Ok(Simulation {
         dense,
@@ -425,7 +441,7 @@ fn peak_utilisation<M: Model<N>, const N: usize>(
     Some((u, t))
 }
 
-/// Recovery time per MODEL.md, located on the dense output.
+/// Recovery time per docs/model.md, located on the dense output.
 fn recovery<'a, const N: usize>(
     segs: impl Iterator<Item = &'a Segment<N>>,
     i: usize,

@@ -1,7 +1,7 @@
 //! The reference model as a continuous-time Markov chain on integer counts of `M` users:
 //! exact simulation (Gillespie's direct method) for small `M`, tau-leaping for large `M`.
 //!
-//! Each flow of MODEL.md becomes a transition whose rate is `M` times the fluid flow, evaluated
+//! Each flow of docs/model.md becomes a transition whose rate is `M` times the fluid flow, evaluated
 //! at the current fractions: sign-on (offline → queue), sign-off (peer → offline), supernode
 //! sign-off (supernode → offline), login (queue → peer), give-up (queue → offline), promotion
 //! (peer → supernode), and overload shutdown (supernode → queue). A shutdown moves the supernode

@@ -390,3 +390,46 @@ fn subnormal_populations_neither_hang_nor_produce_nan() {
         assert!(s.summary.peak_utilisation.is_some_and(|u| u.0.is_finite()));
     }
 }
+
+#[test]
+fn a_run_that_starts_down_recovers_to_the_final_healthy_state_or_not_at_all() {
+    let o = opts(Method::Rosenbrock, 1e-9, 1e-14);
+    let k = P2pIdx::SnCapacity as usize;
+    // Down everywhere: no healthy state at the start or the end, so nothing to recover to.
+    let mut down = Scenario::new(&P2p);
+    down.params.set("sn_capacity", 300.0).unwrap();
+    let sim = simulate(&P2p, &down, &o).unwrap();
+    assert!(!sim.summary.start_healthy && sim.summary.down);
+    assert_eq!(sim.summary.recovery_time, None);
+    assert_eq!(sim.summary.outcome, Outcome::Collapsed);
+
+    // Down at the start, capacity restored at t = 600: recovery is measured against the
+    // healthy state of the final parameters (found here independently, by healthy_state).
+    // Above the Hopf point at about 5,800 the collapsed state is no longer an attractor.
+    let mut ps = ParamSet::defaults(P2p.params());
+    ps.set("sn_capacity", 20_000.0).unwrap();
+    let target = healthy_state(&P2p, ps.values()).unwrap().equilibrium;
+    let mut rescued = down.clone();
+    rescued.interventions.push(Intervention {
+        at: 600.0,
+        set: vec![(k, 20_000.0)],
+    });
+    rescued.t_end = 30.0 * 1440.0;
+    let sim = simulate(&P2p, &rescued, &o).unwrap();
+    let s = &sim.summary;
+    assert!(!s.start_healthy && !s.down);
+    assert_eq!(s.outcome, Outcome::Recovered);
+    let rt = s.recovery_time.expect("a recovered run returns to 95 %");
+    // The level is crossed at the recovery time, after the step, and not before it.
+    assert!(rt > 600.0, "{rt}");
+    let level = 0.95 * target[0];
+    let back = sim.dense.eval(rt).unwrap()[0];
+    assert!((back - level).abs() < 1e-9, "{back} vs {level}");
+    for j in 0..1000 {
+        let t = rt * j as f64 / 1000.0;
+        assert!(
+            sim.dense.eval(t).unwrap()[0] < level,
+            "above the level at {t}"
+        );
+    }
+}

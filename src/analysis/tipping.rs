@@ -18,7 +18,7 @@
 //! reported, as the state whose stable manifold the shocked state crosses.
 //!
 //! A network with no healthy state (no stable equilibrium serves at least half the users who
-//! want service, MODEL.md revision 3) is down whatever the shock: its trials are `collapsed`,
+//! want service, docs/model.md) is down whatever the shock: its trials are `collapsed`,
 //! and the critical shock reports it as down instead of searching.
 //!
 //! [`settled`]: crate::equilibria::settled
@@ -396,7 +396,7 @@ pub const MAX_FRACTION: f64 = 1.0 - 1e-9;
 /// let f = cs.value.unwrap();
 /// let (lo, hi) = cs.bracket.unwrap();
 /// assert!(lo < f && f < hi && hi - lo <= 1e-6);
-/// assert!(f > 0.3 && f < 0.6); // MODEL.md: the default critical shock lies in (0.3, 0.6)
+/// assert!(f > 0.3 && f < 0.6); // the default f* is about 0.38 (docs/tipping-points.md)
 /// ```
 pub fn critical_shock<M: Model<N>, const N: usize>(
     model: &M,

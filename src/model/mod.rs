@@ -129,7 +129,7 @@ pub trait Model<const N: usize>: Sync {
         x[self.watched()]
     }
     /// The service level of a state: the share of the users who want service that get it, in
-    /// [0, 1] (for the reference model online users over online plus queued, MODEL.md
+    /// [0, 1] (for the reference model online users over online plus queued, docs/model.md
     /// revision 3). The healthy state is the stable equilibrium with the highest service level,
     /// provided it is at least 1/2; analyses that need a healthy state refuse a model that
     /// returns `None` here (the default) rather than guess which state is healthy.

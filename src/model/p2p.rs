@@ -1,4 +1,4 @@
-//! The reference model: online peers, supernodes and the login queue (MODEL.md).
+//! The reference model: online peers, supernodes and the login queue (docs/model.md).
 
 use super::safe::hill_ratio;
 use super::{Bound, Model, ParamSpec, Scalar, SearchRange, StateSpec};
@@ -67,7 +67,7 @@ const NONNEG: Bound = Bound::Closed(0.0);
 const POS: Bound = Bound::Open(0.0);
 const INF: Bound = Bound::Unbounded;
 
-/// The parameter table of the reference model (MODEL.md), in [`P2pIdx`] order.
+/// The parameter table of the reference model (docs/model.md), in [`P2pIdx`] order.
 #[rustfmt::skip]
 pub const P2P_PARAMS: [ParamSpec; 16] = [
     spec("sign_on", "λ", "1/min", 1.0 / 480.0, NONNEG, INF, "rate at which offline users start the client and join the queue"),
@@ -103,7 +103,7 @@ const STATES: [StateSpec; 3] = [
     },
 ];
 
-/// The reference model of MODEL.md: state `(peers, supernodes, queue)`, time in minutes,
+/// The reference model of docs/model.md: state `(peers, supernodes, queue)`, time in minutes,
 /// populations as fractions of the user base.
 ///
 /// ```
@@ -164,7 +164,7 @@ impl Model<3> for P2p {
         let (over, _) = hill_ratio(load, cap * g(OverloadThreshold), re(OverloadSteepness));
         let phi = g(OverloadRate) * over;
         let logins = g(Retry) * q * success;
-        // S + S0 below the smallest normal number counts as 0 (D = 0, MODEL.md): dividing by it
+        // S + S0 below the smallest normal number counts as 0 (D = 0, docs/model.md): dividing by it
         // would overflow the derivative.
         let disconnects = if sn_total.re() >= f64::MIN_POSITIVE {
             phi * s * n / sn_total
@@ -210,7 +210,7 @@ impl Model<3> for P2p {
     }
 
     /// Online users over the users who want to be online, (N + S)/(N + S + Q); 1 when nobody
-    /// wants service (MODEL.md revision 3).
+    /// wants service (docs/model.md).
     fn service_level(&self, x: &SVector<f64, 3>) -> Option<f64> {
         let online = x[0] + x[1];
         let wanting = online + x[2];

@@ -1,4 +1,5 @@
-//! Dense output: one cubic per accepted step, and exact event location on it.
+//! Dense output: one polynomial of degree at most 7 per accepted step (the method's own
+//! interpolant), and exact event location on it.
 
 use nalgebra::SVector;
 

@@ -1,7 +1,8 @@
 //! Explicit Runge–Kutta methods (Dormand–Prince 5(4) and 8(5,3)) through ode_solvers.
 //!
 //! ode_solvers records every accepted step (sparse output); the dense output comes from our
-//! own cubic Hermite interpolation of those steps, never from the crate's output grid (which
+//! own Hermite interpolation of those steps (degree 7: values and first three derivatives at
+//! both ends, the higher ones by automatic differentiation), never from the crate's output grid (which
 //! can extrapolate past the point the integration reached).
 
 use super::dense::Segment;

@@ -87,12 +87,15 @@ impl Axis {
         }
         let (a, b) = ((self.count - 1 - j) as f64, j as f64);
         let d = (self.count - 1) as f64;
-        // Weighted means of the ends: exact at both ends and free of accumulated steps.
-        if self.log {
+        // Weighted means of the ends: exact at both ends and free of accumulated steps; rounded
+        // to 15 significant digits, so that a grid written in decimals reads back as decimals
+        // (0.3, not 0.30000000000000004: a change of at most 5e-16 relative).
+        let v = if self.log {
             ((a * self.start.ln() + b * self.stop.ln()) / d).exp()
         } else {
             (a * self.start + b * self.stop) / d
-        }
+        };
+        format!("{v:.14e}").parse().unwrap_or(v)
     }
 }
 

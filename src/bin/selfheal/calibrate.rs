@@ -42,7 +42,7 @@ pub struct CalibrateArgs {
     /// Starts of the global phase (the scenario's values and Sobol' points in the bounds).
     #[arg(long, value_name = "K", default_value_t = 8, value_parser = whole_usize)]
     starts: usize,
-    /// Relative error added to every reading without a `sigma` (see the README).
+    /// Relative error added to every reading without a `sigma` (see docs/calibration.md).
     #[arg(long, value_name = "R", default_value_t = 0.05)]
     rel_error: f64,
     /// Use only readings at or after this time (ISO 8601, UTC).

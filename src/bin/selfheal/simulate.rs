@@ -104,6 +104,9 @@ fn print_summary(sc: &Scenario, opts: &SimOptions, sim: &Simulation<3>, elapsed_
     }
     match s.recovery_time {
         Some(t) => eprintln!("recovery time: {t:.2} min"),
+        None if s.down && !s.start_healthy => {
+            eprintln!("recovery time: none (no healthy state to return to)")
+        }
         None => eprintln!("recovery time: none (peers never returned to 95% of healthy)"),
     }
     if s.down {

@@ -42,7 +42,8 @@ pub struct CriticalWindowArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum FromState {
-    /// The stable equilibrium with the fewest peers.
+    /// The stable state that is not the healthy one and serves least (when the network is
+    /// down, the state it rests in).
     Collapsed,
 }
 
