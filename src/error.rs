@@ -197,25 +197,10 @@ fn hint_text(hint: &Option<String>) -> String {
 /// The candidate closest to `name` by edit distance, if close enough to be a likely typo.
 pub(crate) fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     candidates
-        .map(|c| (levenshtein(name, c), c))
+        .map(|c| (strsim::levenshtein(name, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.to_string())
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -227,6 +212,5 @@ mod tests {
         let names = ["retry", "give_up", "sign_on"];
         assert_eq!(suggest("retyr", names.into_iter()), Some("retry".into()));
         assert_eq!(suggest("zzzzzzzz", names.into_iter()), None);
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
     }
 }

@@ -68,59 +68,16 @@ pub fn last_place(users: f64) -> f64 {
     unit
 }
 
-/// Parses `YYYY-MM-DDTHH:MM[:SS]Z` (UTC; `+00:00` also accepted) into seconds since
-/// 1970-01-01 00:00 UTC.
+/// Parses an ISO 8601 / RFC 3339 instant with its offset (`2007-08-16T22:15:00Z`,
+/// `2007-08-16T22:15Z`, `2007-08-17T00:15:00+02:00`) into seconds since 1970-01-01 00:00 UTC.
+/// A time without an offset is refused: it would not say which instant it is.
 pub fn parse_utc(text: &str) -> Result<f64, Error> {
-    let bad = || {
-        Error::Invalid(format!(
-            "`{text}` is not a UTC time such as 2007-08-16T22:15:00Z"
-        ))
-    };
-    let t = text.trim();
-    let t = t
-        .strip_suffix('Z')
-        .or_else(|| t.strip_suffix("+00:00"))
-        .ok_or_else(bad)?;
-    let (date, time) = t.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|v| v.parse().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
-    let hms: Vec<f64> = time
-        .split(':')
-        .map(|v| v.parse().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
-    if d.len() != 3 || !(2..=3).contains(&hms.len()) {
-        return Err(bad());
-    }
-    let (y, m, day) = (d[0], d[1], d[2]);
-    let sec = hms.get(2).copied().unwrap_or(0.0);
-    if !(1..=12).contains(&m)
-        || !(1..=days_in_month(y, m)).contains(&day)
-        || !(0.0..24.0).contains(&hms[0])
-        || !(0.0..60.0).contains(&hms[1])
-        || !(0.0..60.0).contains(&sec)
-    {
-        return Err(bad());
-    }
-    // Days from the civil date (proleptic Gregorian calendar).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(days as f64 * 86400.0 + hms[0] * 3600.0 + hms[1] * 60.0 + sec)
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+    let t: jiff::Timestamp = text.trim().parse().map_err(|e: jiff::Error| Error::Parse {
+        file: None,
+        line: None,
+        message: format!("`{text}` is not a UTC time such as 2007-08-16T22:15:00Z ({e})"),
+    })?;
+    Ok(t.as_second() as f64 + f64::from(t.subsec_nanosecond()) * 1e-9)
 }
 
 /// Reads observed online users from a CSV file with columns `time` (ISO 8601, UTC) and
@@ -245,6 +202,15 @@ mod tests {
         assert!(parse_utc("2007-02-29T00:00:00Z").is_err());
         assert!(parse_utc("2007-08-16 22:15").is_err());
         assert!(parse_utc("2007-08-16T24:00:00Z").is_err());
+        // An offset names the same instant in another zone.
+        assert_eq!(
+            parse_utc("2007-08-17T00:15:00+02:00").unwrap(),
+            parse_utc("2007-08-16T22:15:00Z").unwrap()
+        );
+        assert_eq!(
+            parse_utc("2007-08-16T22:15:00.5Z").unwrap() - parse_utc("2007-08-16T22:15Z").unwrap(),
+            0.5
+        );
     }
 
     #[test]
