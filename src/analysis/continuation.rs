@@ -250,46 +250,22 @@ pub(crate) fn curve_correct(
     None
 }
 
-/// Illinois regula falsi for a sign change of a test function along a curve: `at(a)` returns
-/// the curve point at arclength `a ∈ [0, h]` (corrected onto the curve) and the test value
-/// there; `g0`, `g1` are the values at the ends. Stops when the bracket is below `rel·h` or the
-/// test value vanishes; returns the last point and its test value.
+/// A sign change of a test function along a curve, by the crate's root finder
+/// ([`crate::roots::illinois`]): `at(a)` returns the curve point at arclength `a ∈ [0, h]`
+/// (corrected onto the curve) and the test value there; `g0`, `g1` are the values at the ends.
+/// Stops when the bracket is below `rel·h` or the test value vanishes; returns the last point
+/// and its test value.
 pub(crate) fn regula_falsi<P>(
     h: f64,
     (g0, g1): (f64, f64),
     rel: f64,
     at: impl Fn(f64) -> Option<(P, f64)>,
 ) -> Option<(P, f64)> {
-    let (mut lo, mut glo, mut hi, mut ghi) = (0.0, g0, h, g1);
-    if glo * ghi > 0.0 {
-        return None;
-    }
-    let mut best = None;
-    let mut side = 0;
-    for _ in 0..200 {
-        let m = (lo * ghi - hi * glo) / (ghi - glo);
-        let (p, g) = at(m)?;
-        best = Some((p, g));
-        if g == 0.0 || (hi - lo).abs() <= rel * h {
-            break;
-        }
-        if g * glo < 0.0 {
-            hi = m;
-            ghi = g;
-            if side == -1 {
-                glo *= 0.5;
-            }
-            side = -1;
-        } else {
-            lo = m;
-            glo = g;
-            if side == 1 {
-                ghi *= 0.5;
-            }
-            side = 1;
-        }
-    }
-    best
+    let tol = crate::roots::Tolerance {
+        abs: rel * h.abs(),
+        rel: 0.0,
+    };
+    crate::roots::illinois((0.0, h), (g0, g1), tol, at).map(|r| (r.value, r.g))
 }
 
 /// The eigenvalues in the upper half-plane (one of each complex pair).

@@ -88,29 +88,24 @@ pub fn student_t_cdf(t: f64, nu: f64) -> f64 {
     }
 }
 
-/// The `p`-quantile of Student's t with `nu` degrees of freedom (`0 < p < 1`), by bisection
-/// on the distribution function.
+/// The `p`-quantile of Student's t with `nu` degrees of freedom (`0 < p < 1`): the root of the
+/// distribution function minus `p` ([`crate::roots::illinois`]).
 pub fn student_t_quantile(p: f64, nu: f64) -> f64 {
     assert!(p > 0.0 && p < 1.0 && nu > 0.0);
     if p < 0.5 {
         return -student_t_quantile(1.0 - p, nu);
     }
-    let (mut lo, mut hi) = (0.0, 1.0);
+    let mut hi = 1.0;
     while student_t_cdf(hi, nu) < p {
         hi *= 2.0;
     }
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if student_t_cdf(mid, nu) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-        if hi - lo <= 1e-14 * hi {
-            break;
-        }
-    }
-    0.5 * (lo + hi)
+    let g = |x: f64| student_t_cdf(x, nu) - p;
+    let tol = crate::roots::Tolerance {
+        abs: 0.0,
+        rel: 1e-14,
+    };
+    crate::roots::illinois((0.0, hi), (g(0.0), g(hi)), tol, |x| Some(((), g(x))))
+        .map_or(hi, |r| r.x)
 }
 
 #[cfg(test)]

@@ -323,37 +323,16 @@ impl IntoIterator for Roots {
     }
 }
 
-/// Root of an increasing-through-zero function on `[lo, hi]` (g(lo) < 0 ≤ g(hi)) by
-/// safeguarded regula falsi (Illinois), then bisection to full precision.
-fn bisect_monotone(g: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
-    let (mut glo, mut ghi) = (g(lo), g(hi));
-    let mut side = 0i8;
-    for _ in 0..200 {
-        if hi - lo <= 4.0 * f64::EPSILON * hi.abs().max(1e-300) {
-            break;
-        }
-        let mut x = (lo * ghi - hi * glo) / (ghi - glo);
-        if !(x > lo && x < hi) {
-            x = 0.5 * (lo + hi);
-        }
-        let gx = g(x);
-        if gx >= 0.0 {
-            hi = x;
-            ghi = gx;
-            if side == 1 {
-                glo *= 0.5;
-            }
-            side = 1;
-        } else {
-            lo = x;
-            glo = gx;
-            if side == -1 {
-                ghi *= 0.5;
-            }
-            side = -1;
-        }
-    }
-    hi
+/// Root of an increasing-through-zero function on `[lo, hi]` (g(lo) < 0 ≤ g(hi)) to full
+/// precision by the crate's root finder ([`crate::roots::illinois`]): the upper end of the final
+/// bracket, where g ≥ 0.
+fn bisect_monotone(g: impl Fn(f64) -> f64, lo: f64, hi: f64) -> f64 {
+    let tol = crate::roots::Tolerance {
+        abs: 0.0,
+        rel: 4.0 * f64::EPSILON,
+    };
+    crate::roots::illinois((lo, hi), (g(lo), g(hi)), tol, |x| Some(((), g(x))))
+        .map_or(hi, |r| r.bracket.1)
 }
 
 /// A continuous trajectory: accepted steps in time order (zero-length segments mark jumps).
