@@ -44,7 +44,8 @@ pub enum Error {
     Parse {
         /// The file, if the text came from one.
         file: Option<String>,
-        /// The line (1-based), if known.
+        /// The line (1-based; in a CSV file the row as a spreadsheet counts it, the header
+        /// being line 1), if known.
         line: Option<usize>,
         /// What is wrong.
         message: String,
@@ -126,6 +127,15 @@ pub enum SolverFailure {
 }
 
 impl Error {
+    /// A parse error at `line` of `file`.
+    pub(crate) fn parse_at(file: &str, line: usize, message: impl Into<String>) -> Error {
+        Error::Parse {
+            file: Some(file.to_string()),
+            line: Some(line),
+            message: message.into(),
+        }
+    }
+
     /// This error with `context` (a file, a row, an argument) in front of its message.
     pub fn context(self, context: impl Into<String>) -> Error {
         Error::Context {
@@ -171,7 +181,7 @@ impl Error {
 
 fn location(file: &Option<String>, line: &Option<usize>) -> String {
     match (file, line) {
-        (Some(f), Some(l)) => format!("{f}, line {l}: "),
+        (Some(f), Some(l)) => format!("{f} line {l}: "),
         (Some(f), None) => format!("{f}: "),
         (None, Some(l)) => format!("line {l}: "),
         (None, None) => String::new(),

@@ -260,8 +260,19 @@ impl Scenario {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(model, &text)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+        let file = path.display().to_string();
+        Self::from_toml(model, &text).map_err(|e| match e {
+            Error::Parse {
+                file: None,
+                line,
+                message,
+            } => Error::Parse {
+                file: Some(file),
+                line,
+                message,
+            },
+            e => e.context(file),
+        })
     }
 
     /// Checks every rule of the format: ranges, time order, the initial state's region.
@@ -510,7 +521,11 @@ fn toml_error(text: &str, e: &toml::de::Error) -> Error {
         m => m.trim().to_string(),
     };
     let Some(span) = e.span().filter(|s| s.start <= text.len()) else {
-        return Error::Invalid(format!("invalid TOML: {what}"));
+        return Error::Parse {
+            file: None,
+            line: None,
+            message: format!("invalid TOML: {what}"),
+        };
     };
     let before = &text[..span.start];
     let line = before.matches('\n').count() + 1;
@@ -519,10 +534,11 @@ fn toml_error(text: &str, e: &toml::de::Error) -> Error {
         .chars()
         .take(40)
         .collect();
-    Error::Invalid(format!(
-        "invalid TOML at line {line}, column {column} (`{}`): {what}",
-        at.trim()
-    ))
+    Error::Parse {
+        file: None,
+        line: Some(line),
+        message: format!("invalid TOML, column {column} (`{}`): {what}", at.trim()),
+    }
 }
 
 fn parse_shock(t: &Table) -> Result<Shock, Error> {

@@ -381,7 +381,7 @@ fn calibrate_refuses_bad_data_names_and_bounds() {
         &files("time,online_users\n16/08/2007 01:00,5\n"),
     );
     assert!(
-        e.contains("d.csv row 2") && e.contains("not a UTC time"),
+        e.contains("d.csv line 2") && e.contains("not a UTC time"),
         "{e}"
     );
     let e = refused(

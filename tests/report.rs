@@ -100,7 +100,7 @@ fn observations_are_read_relative_to_the_start_and_bad_files_refused() {
     assert!(read_observations(&path, "2007-08-16T00:00:00Z")
         .unwrap_err()
         .to_string()
-        .contains("row 2"));
+        .contains("line 2"));
     std::fs::write(&path, "time,online_users\n2007-08-16T22:15:00Z,-5\n").unwrap();
     assert!(read_observations(&path, "2007-08-16T00:00:00Z")
         .unwrap_err()

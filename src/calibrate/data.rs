@@ -112,17 +112,17 @@ pub fn read_readings_from(
             range: "in [0, 1)".into(),
         });
     }
-    let t0 = parse_utc(start).map_err(|e| Error::Invalid(format!("scenario start: {e}")))?;
+    let t0 = parse_utc(start).map_err(|e| e.context("scenario start"))?;
     let mut rd = csv::ReaderBuilder::new().flexible(false).from_reader(input);
     let headers = rd
         .headers()
-        .map_err(|e| Error::Invalid(format!("{name}: {e}")))?
+        .map_err(|e| Error::parse_at(name, 1, e.to_string()))?
         .clone();
     let col = |c: &str| headers.iter().position(|h| h.trim() == c);
     let need = |c: &str| {
         col(c).ok_or_else(|| {
-            Error::Invalid(format!(
-                "{name}: missing column `{c}` (need `time` and `online_users`; optional `sigma`, `note`, `source`)"
+            Error::parse_at(name, 1, format!(
+                "missing column `{c}` (need `time` and `online_users`; optional `sigma`, `note`, `source`)"
             ))
         })
     };
@@ -131,31 +131,36 @@ pub fn read_readings_from(
     let mut out = vec![];
     for (k, rec) in rd.records().enumerate() {
         let row = k + 2;
-        let rec = rec.map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
-        let at = |e: Error| Error::Invalid(format!("{name} row {row}: {e}"));
+        let rec = rec.map_err(|e| Error::parse_at(name, row, e.to_string()))?;
+        let at = |e: Error| Error::parse_at(name, row, e.to_string());
         let time = rec[ct].trim().to_string();
         let t = (parse_utc(&time).map_err(at)? - t0) / 60.0;
         let users: f64 = rec[cu].trim().parse().map_err(|_| {
-            Error::Invalid(format!(
-                "{name} row {row}: online_users `{}` is not a number",
-                &rec[cu]
-            ))
+            Error::parse_at(
+                name,
+                row,
+                format!("online_users `{}` is not a number", &rec[cu]),
+            )
         })?;
         if !(users.is_finite() && users >= 0.0) {
-            return Err(Error::Invalid(format!(
-                "{name} row {row}: online_users = {users} is out of range: must be finite and >= 0"
-            )));
+            return Err(Error::parse_at(
+                name,
+                row,
+                format!("online_users = {users} is out of range: must be finite and >= 0"),
+            ));
         }
         let given = cs.map(|c| rec[c].trim()).filter(|s| !s.is_empty());
         let (sigma, sigma_from) = match given {
             Some(s) => {
                 let v: f64 = s.parse().map_err(|_| {
-                    Error::Invalid(format!("{name} row {row}: sigma `{s}` is not a number"))
+                    Error::parse_at(name, row, format!("sigma `{s}` is not a number"))
                 })?;
                 if !(v.is_finite() && v > 0.0) {
-                    return Err(Error::Invalid(format!(
-                        "{name} row {row}: sigma = {v} is out of range: must be finite and > 0"
-                    )));
+                    return Err(Error::parse_at(
+                        name,
+                        row,
+                        format!("sigma = {v} is out of range: must be finite and > 0"),
+                    ));
                 }
                 (v, "column")
             }
@@ -224,7 +229,7 @@ mod tests {
             "{e}"
         );
         let e = read("time,online_users\n16 Aug,5\n").unwrap_err();
-        assert!(e.to_string().starts_with("d.csv row 2:"), "{e}");
+        assert!(e.to_string().starts_with("d.csv line 2:"), "{e}");
         let e = read("time,online_users\n2007-08-16T01:00:00Z,-5\n").unwrap_err();
         assert!(e.to_string().contains("must be finite and >= 0"), "{e}");
         let r = read(

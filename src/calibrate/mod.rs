@@ -530,7 +530,7 @@ where
         match p.chi2(&p.theta(u)) {
             Ok(c) => Ok(c),
             Err(_) if self.infinite_on_error => Ok(f64::INFINITY),
-            Err(e) => Err(argmin::core::Error::msg(e.to_string())),
+            Err(e) => Err(argmin::core::Error::new(e)),
         }
     }
 }
@@ -547,7 +547,7 @@ where
         p.gradient_evals.set(p.gradient_evals.get() + 1);
         let (r, jac) = p
             .residuals_and_jacobian::<N2>(&p.theta(u))
-            .map_err(|e| argmin::core::Error::msg(e.to_string()))?;
+            .map_err(argmin::core::Error::new)?;
         // Chain rule to the optimiser's coordinates: dχ²/du = dχ²/dθ · dθ/du.
         Ok(chi2_grad(&r, &jac)
             .into_iter()
@@ -736,7 +736,12 @@ where
         problem,
         infinite_on_error: method == Local::NelderMead,
     };
-    let fail = |e: argmin::core::Error| Error::Invalid(format!("{}: {e}", method.name()));
+    // Our own errors come back through argmin typed (a solver failure stays a solver failure);
+    // argmin's own are described.
+    let fail = |e: argmin::core::Error| match e.downcast::<Error>() {
+        Ok(ours) => ours.context(method.name()),
+        Err(theirs) => Error::Invalid(format!("{}: {theirs}", method.name())),
+    };
     let (param, cost, iters, reason) = match method {
         Local::NelderMead => {
             let mut simplex = vec![u0.to_vec()];
