@@ -537,7 +537,10 @@ fn toml_error(text: &str, e: &toml::de::Error) -> Error {
     Error::Parse {
         file: None,
         line: Some(line),
-        message: format!("invalid TOML, column {column} (`{}`): {what}", at.trim()),
+        message: match at.trim() {
+            "" => format!("invalid TOML, column {column}: {what}"),
+            at => format!("invalid TOML, column {column} (`{at}`): {what}"),
+        },
     }
 }
 

@@ -725,3 +725,64 @@ fn toml_errors_name_the_line_and_what_to_do() {
         "{e}"
     );
 }
+
+#[test]
+fn flags_a_command_does_not_use_are_refused_not_ignored() {
+    for (args, flag) in [
+        (&["equilibria", "--shock", "0.5"][..], "--shock"),
+        (&["equilibria", "--rtol", "1e-9"][..], "--rtol"),
+        (
+            &[
+                "continue", "retry", "--from", "1", "--to", "2", "--t-end", "5",
+            ][..],
+            "--t-end",
+        ),
+        (
+            &[
+                "fold-curve",
+                "retry",
+                "sn_capacity",
+                "--p1",
+                "1:2",
+                "--p2",
+                "500:900",
+                "--method",
+                "dopri5",
+            ][..],
+            "--method",
+        ),
+        (&["critical-shock", "--shock", "0.3"][..], "--shock"),
+        (
+            &["critical-window", "--shock", "0.5", "--window", "3"][..],
+            "--window",
+        ),
+        (
+            &["critical-window", "--shock", "0.5", "--sn-shock", "0.2"][..],
+            "--sn-shock",
+        ),
+        (
+            &["rescue", "sn_capacity", "--shock-at", "10"][..],
+            "--shock-at",
+        ),
+        (
+            &["stochastic", "--population", "100", "--atol", "1e-9"][..],
+            "--atol",
+        ),
+    ] {
+        let e = refused(args, &[]);
+        assert!(e.contains(&format!("does not use {flag}")), "{args:?}: {e}");
+    }
+    // The same flags are taken where they matter.
+    ok(&[
+        "simulate", "--shock", "0.3", "--rtol", "1e-8", "--t-end", "100",
+    ]);
+    ok(&[
+        "critical-window",
+        "--shock",
+        "0.5",
+        "--scan",
+        "4",
+        "--tol",
+        "1e-3",
+    ]);
+}

@@ -33,18 +33,74 @@ pub struct ScenarioArgs {
     /// End of the simulation (minutes).
     #[arg(long, value_name = "T")]
     pub t_end: Option<f64>,
-    /// Relative tolerance.
-    #[arg(long, value_name = "R", default_value = "1e-6")]
-    pub rtol: f64,
-    /// Absolute tolerance.
-    #[arg(long, value_name = "A", default_value = "1e-12")]
-    pub atol: f64,
-    /// Integration method: auto, rosenbrock (Rodas5P), rodas4, dopri5 or dop853.
-    #[arg(long, value_name = "METHOD", default_value = "auto")]
-    pub method: String,
+    /// Relative tolerance of the solver [default: 1e-6].
+    #[arg(long, value_name = "R")]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance of the solver [default: 1e-12].
+    #[arg(long, value_name = "A")]
+    pub atol: Option<f64>,
+    /// Integration method: auto, rosenbrock (Rodas5P), rodas4, dopri5 or dop853 [default: auto].
+    #[arg(long, value_name = "METHOD")]
+    pub method: Option<String>,
+}
+
+/// The scenario flags a command does not use (each is refused when given, rather than
+/// silently ignored).
+#[derive(Clone, Copy, Default)]
+pub struct Unused {
+    /// `--shock`, `--sn-shock`, `--window`, `--shock-at`.
+    pub wave: bool,
+    /// Of the wave flags, only `--shock` is used.
+    pub wave_but_fraction: bool,
+    /// `--t-end`.
+    pub t_end: bool,
+    /// `--rtol`, `--atol`, `--method`.
+    pub solver: bool,
+}
+
+impl Unused {
+    /// Commands that work on the parameters alone: no wave, no clock, no solver.
+    pub const PARAMETERS_ONLY: Unused = Unused {
+        wave: true,
+        wave_but_fraction: false,
+        t_end: true,
+        solver: true,
+    };
 }
 
 impl ScenarioArgs {
+    /// Refuses the flags of `unused` that were given, naming the command.
+    pub fn refuse(&self, command: &str, unused: Unused) -> Result<(), Error> {
+        let given = |flag: &str, set: bool, unused: bool| {
+            if set && unused {
+                Err(Error::Invalid(format!(
+                    "{command} does not use {flag}; leave it out (see `selfheal {command} --help`)"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let wave = unused.wave || unused.wave_but_fraction;
+        given("--shock", self.shock.is_some(), unused.wave)?;
+        given("--sn-shock", self.sn_shock.is_some(), wave)?;
+        given("--window", self.window.is_some(), wave)?;
+        given("--shock-at", self.shock_at.is_some(), wave)?;
+        given("--t-end", self.t_end.is_some(), unused.t_end)?;
+        given("--rtol", self.rtol.is_some(), unused.solver)?;
+        given("--atol", self.atol.is_some(), unused.solver)?;
+        given("--method", self.method.is_some(), unused.solver)
+    }
+
+    /// [`ScenarioArgs::build`] after refusing the flags `command` does not use.
+    pub fn build_for(
+        &self,
+        command: &str,
+        unused: Unused,
+    ) -> Result<(Scenario, SolveOptions), Error> {
+        self.refuse(command, unused)?;
+        self.build()
+    }
+
     /// The scenario (file, then `--set`, then the shock flags, then `--t-end`), validated,
     /// and the solver options.
     pub fn build(&self) -> Result<(Scenario, SolveOptions), Error> {
@@ -63,15 +119,16 @@ impl ScenarioArgs {
             sc.t_end = t;
         }
         sc.validate(&P2p)?;
+        let default = Tolerances::default();
         let tol = Tolerances {
-            rtol: self.rtol,
-            atol: self.atol,
+            rtol: self.rtol.unwrap_or(default.rtol),
+            atol: self.atol.unwrap_or(default.atol),
         };
         tol.validate()?;
-        let method: Method = self
-            .method
-            .parse()
-            .map_err(|e: Error| e.context("--method"))?;
+        let method: Method = match &self.method {
+            Some(m) => m.parse().map_err(|e: Error| e.context("--method"))?,
+            None => Method::Auto,
+        };
         Ok((
             sc,
             SolveOptions {

@@ -1,7 +1,7 @@
 //! `selfheal continue`, `fold-curve` and `hopf-curve`: branches of equilibria in one
 //! parameter, and fold and Hopf curves in two.
 
-use crate::args::{ms, parse_range, significant, OutputArgs, ScenarioArgs};
+use crate::args::{ms, parse_range, significant, OutputArgs, ScenarioArgs, Unused};
 use clap::Args;
 use selfheal::analysis::bistable::bistable_intervals;
 use selfheal::analysis::codim2::{fold_curves, Plane};
@@ -53,8 +53,8 @@ pub struct PlaneArgs {
 
 impl PlaneArgs {
     /// The scenario and the plane, with the output checked.
-    fn prepare(&self) -> Result<(Scenario, Plane), Error> {
-        let (sc, _) = self.scenario.build()?;
+    fn prepare(&self, command: &str) -> Result<(Scenario, Plane), Error> {
+        let (sc, _) = self.scenario.build_for(command, Unused::PARAMETERS_ONLY)?;
         let k1 = sc.params.index(&self.p1)?;
         let k2 = sc.params.index(&self.p2)?;
         self.output.check()?;
@@ -63,7 +63,9 @@ impl PlaneArgs {
 }
 
 pub fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
-    let (sc, _) = args.scenario.build()?;
+    let (sc, _) = args
+        .scenario
+        .build_for("continue", Unused::PARAMETERS_ONLY)?;
     let k = sc.params.index(&args.param)?;
     args.output.check()?;
     let started = std::time::Instant::now();
@@ -145,11 +147,12 @@ fn flags_of_range(e: Error) -> Error {
 /// Computes curves in the plane of `args` and writes their CSV; returns them with the time
 /// the computation took (ms).
 fn traced<T>(
+    command: &str,
     args: &PlaneArgs,
     compute: impl FnOnce(&[f64], &Plane, &ContinuationOptions) -> Result<T, Error>,
     csv: impl FnOnce(&mut dyn std::io::Write, &T) -> Result<(), Error>,
 ) -> Result<(T, f64), Error> {
-    let (sc, plane) = args.prepare()?;
+    let (sc, plane) = args.prepare(command)?;
     let started = std::time::Instant::now();
     let curves = compute(sc.params.values(), &plane, &ContinuationOptions::default())?;
     let elapsed = ms(started);
@@ -159,6 +162,7 @@ fn traced<T>(
 
 pub fn run_fold_curve(args: &PlaneArgs) -> Result<(), Error> {
     let (fc, elapsed) = traced(
+        "fold-curve",
         args,
         |p, plane, opts| fold_curves(&P2p, p, plane, opts),
         |w, fc| fold_curve_csv(w, &P2p, fc),
@@ -183,6 +187,7 @@ pub fn run_fold_curve(args: &PlaneArgs) -> Result<(), Error> {
 
 pub fn run_hopf_curve(args: &PlaneArgs) -> Result<(), Error> {
     let (hc, elapsed) = traced(
+        "hopf-curve",
         args,
         |p, plane, opts| hopf_curves(&P2p, p, plane, opts),
         |w, hc| hopf_curve_csv(w, &P2p, hc),

@@ -1,6 +1,6 @@
 //! `selfheal equilibria`: every equilibrium with its stability, as CSV.
 
-use crate::args::{ms, OutputArgs, ScenarioArgs};
+use crate::args::{ms, OutputArgs, ScenarioArgs, Unused};
 use clap::Args;
 use selfheal::equilibria::all_equilibria;
 use selfheal::model::P2p;
@@ -16,7 +16,9 @@ pub struct EquilibriaArgs {
 }
 
 pub fn run(args: &EquilibriaArgs) -> Result<(), Error> {
-    let (sc, _) = args.scenario.build()?;
+    let (sc, _) = args
+        .scenario
+        .build_for("equilibria", Unused::PARAMETERS_ONLY)?;
     args.output.check()?;
     let started = std::time::Instant::now();
     let eq = all_equilibria(&P2p, sc.params.values())?;

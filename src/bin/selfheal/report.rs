@@ -1,5 +1,6 @@
 //! `selfheal report`: the newcomer's report (CSVs, figures and report.md) of one scenario.
 
+use crate::args::apply_sets;
 use clap::Args;
 use selfheal::model::P2p;
 use selfheal::report::{default_scenario, read_observations, write_report, DEFAULT_SCENARIO_NAME};
@@ -19,6 +20,9 @@ pub struct ReportArgs {
     /// built in).
     #[arg(long, value_name = "FILE.csv")]
     data: Option<PathBuf>,
+    /// Override a parameter of the scenario, e.g. --set sn_capacity=800 (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", allow_hyphen_values = true)]
+    set: Vec<String>,
 }
 
 pub fn run(args: &ReportArgs) -> Result<(), Error> {
@@ -33,6 +37,11 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
             vec![],
         ),
     };
+    let mut sc = sc;
+    if !args.set.is_empty() {
+        apply_sets(&mut sc, &args.set)?;
+        sc.validate(&P2p)?;
+    }
     if let Some(d) = &args.data {
         let start = sc.start.as_ref().ok_or_else(|| {
             Error::Invalid(format!(

@@ -1,6 +1,6 @@
 //! `selfheal stochastic`: runs of the scenario as a Markov chain with a finite population.
 
-use crate::args::{whole_number, whole_usize, OutputArgs, ScenarioArgs};
+use crate::args::{whole_number, whole_usize, OutputArgs, ScenarioArgs, Unused};
 use clap::Args;
 use selfheal::files::{check_targets, write_atomic};
 use selfheal::simulate::Outcome;
@@ -37,7 +37,12 @@ pub struct StochasticArgs {
 }
 
 pub fn run(args: &StochasticArgs) -> Result<(), Error> {
-    let (sc, _) = args.scenario.build()?;
+    // The chain is simulated exactly (or by tau-leaping): no ODE solver.
+    let unused = Unused {
+        solver: true,
+        ..Unused::default()
+    };
+    let (sc, _) = args.scenario.build_for("stochastic", unused)?;
     let method: StochasticMethod = args
         .stochastic_method
         .parse()

@@ -1,7 +1,7 @@
 //! `selfheal critical-shock`, `critical-window` and `rescue`: the tipping answers, each a
 //! certified bracket from simulated trials.
 
-use crate::args::{ms, print_result, whole_usize, ScenarioArgs};
+use crate::args::{ms, print_result, whole_usize, ScenarioArgs, Unused};
 use clap::Args;
 use selfheal::analysis::tipping::{
     critical_shock, critical_window, rescue, FateChange, TippingOptions, MAX_WINDOW,
@@ -65,7 +65,13 @@ pub struct RescueArgs {
 }
 
 pub fn run_critical_shock(args: &CriticalShockArgs) -> Result<(), Error> {
-    let (sc, solve) = args.scenario.build()?;
+    // The shock is what it finds; trials run until settled, not to a clock.
+    let unused = Unused {
+        wave: true,
+        t_end: true,
+        ..Unused::default()
+    };
+    let (sc, solve) = args.scenario.build_for("critical-shock", unused)?;
     let opts = TippingOptions::new(solve, args.search.tol, args.search.scan);
     let started = std::time::Instant::now();
     let cs = critical_shock(&P2p, sc.params.values(), &opts)?;
@@ -101,7 +107,13 @@ pub fn run_critical_shock(args: &CriticalShockArgs) -> Result<(), Error> {
 }
 
 pub fn run_critical_window(args: &CriticalWindowArgs) -> Result<(), Error> {
-    let (sc, solve) = args.scenario.build()?;
+    // The window is what it finds, for the wave's fraction of peers and supernodes alike.
+    let unused = Unused {
+        wave_but_fraction: true,
+        t_end: true,
+        ..Unused::default()
+    };
+    let (sc, solve) = args.scenario.build_for("critical-window", unused)?;
     let f = sc.shock.map(|s| s.fraction).ok_or_else(|| {
         Error::Invalid("critical-window needs --shock F (or a [shock] in the scenario)".into())
     })?;
@@ -141,7 +153,12 @@ fn print_changes(changes: &[FateChange], digits: usize, unit: &str) {
 const RESCUE_HORIZON_DAYS: f64 = 100.0;
 
 pub fn run_rescue(args: &RescueArgs) -> Result<(), Error> {
-    let (sc, solve) = args.scenario.build()?;
+    // The rescue starts from the collapsed state, not from a wave.
+    let unused = Unused {
+        wave: true,
+        ..Unused::default()
+    };
+    let (sc, solve) = args.scenario.build_for("rescue", unused)?;
     let k = sc.params.index(&args.param)?;
     if !(args.at.is_finite() && args.at >= 0.0 && args.at <= sc.t_end) {
         return Err(Error::OutOfRange {
