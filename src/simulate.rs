@@ -189,6 +189,123 @@ pub(crate) fn breakpoints(sc: &Scenario) -> Vec<(f64, Event)> {
     events
 }
 
+/// What holds between two breakpoints of a scenario: the parameters in force and the hazards
+/// `(eta_p, eta_s)` of a spread wave, if one is under way.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Regime {
+    /// Parameter values.
+    pub p: Vec<f64>,
+    /// Per-member reboot hazards of a spread wave.
+    pub reboot: Option<(f64, f64)>,
+}
+
+/// One pass through a scenario, piece by piece: what a simulation and a sensitivity run do
+/// between breakpoints and at them. The scenario's rules (which breakpoint changes what) live
+/// in [`drive`] alone.
+pub(crate) trait Piecewise {
+    /// Integrates over `[t0, t1]` (`t0 < t1`) under `regime`.
+    fn flow(&mut self, t0: f64, t1: f64, regime: &Regime) -> Result<(), Error>;
+    /// At breakpoint `t`, where `event` changes the regime from `before` to `after` (a jump
+    /// changes the state, not the regime).
+    fn event(
+        &mut self,
+        t: f64,
+        event: &Event,
+        before: &Regime,
+        after: &Regime,
+    ) -> Result<(), Error>;
+}
+
+/// Drives `run` through `sc` from `t = 0` to `horizon`: flows between the breakpoints (at or
+/// before `horizon`), each breakpoint's change of regime, and the last flow to `horizon`.
+/// Returns the regime in force at the end.
+pub(crate) fn drive(
+    sc: &Scenario,
+    horizon: f64,
+    run: &mut impl Piecewise,
+) -> Result<Regime, Error> {
+    let mut regime = Regime {
+        p: sc.params.values().to_vec(),
+        reboot: None,
+    };
+    let mut t = 0.0;
+    for (te, ev) in breakpoints(sc).iter().filter(|e| e.0 <= horizon) {
+        if *te > t {
+            run.flow(t, *te, &regime)?;
+            t = *te;
+        }
+        let mut after = regime.clone();
+        match ev {
+            Event::Jump => {}
+            Event::WindowStart => {
+                let s = sc.shock.expect("window events come from a shock");
+                after.reboot = Some(s.hazards());
+            }
+            Event::WindowEnd => after.reboot = None,
+            Event::Intervention(k) => {
+                for &(i, v) in &sc.interventions[*k].set {
+                    after.p[i] = v;
+                }
+            }
+        }
+        run.event(*te, ev, &regime, &after)?;
+        regime = after;
+    }
+    if horizon > t {
+        run.flow(t, horizon, &regime)?;
+    }
+    Ok(regime)
+}
+
+/// A simulation's pass: the dense output and the state, the wave's jump applied to it.
+struct Run<'a, M, const N: usize> {
+    model: &'a M,
+    sc: &'a Scenario,
+    solve: &'a SolveOptions,
+    x: SVector<f64, N>,
+    dense: Dense<N>,
+    stats: SolverStats,
+}
+
+impl<M: Model<N>, const N: usize> Piecewise for Run<'_, M, N>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    fn flow(&mut self, t0: f64, t1: f64, regime: &Regime) -> Result<(), Error> {
+        let sys = System {
+            model: self.model,
+            p: &regime.p,
+            reboot: regime.reboot,
+        };
+        let dense = &mut self.dense;
+        let (_, x) = integrate(
+            &sys,
+            t0,
+            self.x,
+            t1,
+            self.solve,
+            &mut self.stats,
+            &mut |seg| {
+                dense.segments.push(*seg);
+                false
+            },
+        )?;
+        self.x = x;
+        Ok(())
+    }
+
+    fn event(&mut self, t: f64, event: &Event, before: &Regime, _: &Regime) -> Result<(), Error> {
+        if let Event::Jump = event {
+            let s = self.sc.shock.expect("jump events come from a shock");
+            self.x = self
+                .model
+                .reboot_jump(&self.x, &before.p, s.fraction, s.sn_fraction)?;
+            self.dense.segments.push(Segment::point(t, self.x));
+        }
+        Ok(())
+    }
+}
+
 /// Simulates a scenario on a model.
 ///
 /// ```
@@ -245,53 +362,29 @@ where
             ),
         });
     }
-    let mut p = sc.params.values().to_vec();
-    let start = healthy_of(&p)?;
+    let start = healthy_of(sc.params.values())?;
     let x_h = start.x;
-    let mut x = match &sc.initial {
-        Some(v) => SVector::from_iterator(v.iter().copied()),
-        None => x_h,
+    let mut run = Run {
+        model,
+        sc,
+        solve: &opts.solve,
+        x: match &sc.initial {
+            Some(v) => SVector::from_iterator(v.iter().copied()),
+            None => x_h,
+        },
+        dense: Dense::default(),
+        stats: SolverStats::default(),
     };
-
-    let events = breakpoints(sc);
-
-    let mut dense = Dense::default();
-    dense.segments.reserve(256);
-    let mut stats = SolverStats::default();
-    let mut reboot = None;
-    let mut t = 0.0;
-    let mut run = |t: f64, x: SVector<f64, N>, t1: f64, p: &[f64], reboot, dense: &mut Dense<N>| {
-        let sys = System { model, p, reboot };
-        integrate(&sys, t, x, t1, &opts.solve, &mut stats, &mut |seg| {
-            dense.segments.push(*seg);
-            false
-        })
-    };
-    for (te, ev) in &events {
-        let (_, xe) = run(t, x, *te, &p, reboot, &mut dense)?;
-        t = *te;
-        x = xe;
-        match ev {
-            Event::Jump => {
-                let s = sc.shock.expect("jump events come from a shock");
-                x = model.reboot_jump(&x, &p, s.fraction, s.sn_fraction)?;
-                dense.segments.push(Segment::point(t, x));
-            }
-            Event::WindowStart => {
-                let s = sc.shock.expect("window events come from a shock");
-                reboot = Some(s.hazards());
-            }
-            Event::WindowEnd => reboot = None,
-            Event::Intervention(k) => {
-                for &(i, v) in &sc.interventions[*k].set {
-                    p[i] = v;
-                }
-            }
-        }
-    }
-    let (_, x_end) = run(t, x, sc.t_end, &p, reboot, &mut dense)?;
+    run.dense.segments.reserve(256);
+    let Regime { p, .. } = drive(sc, sc.t_end, &mut run)?;
+    let Run {
+        x: x_end,
+        mut dense,
+        mut stats,
+        ..
+    } = run;
     if dense.segments.is_empty() {
-        dense.segments.push(Segment::point(0.0, x));
+        dense.segments.push(Segment::point(0.0, x_end));
     }
 
     // Decide the outcome with the final parameters, past t_end if need be.

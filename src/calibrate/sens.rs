@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::model::{Model, ParamSpec, Scalar, StateSpec, System, MAX_PARAMS};
 use crate::scenario::Quantity;
 use crate::scenario::Scenario;
-use crate::simulate::{breakpoints, Event};
+use crate::simulate::{drive, Event, Piecewise, Regime};
 use crate::solve::{integrate, Dense, Segment, SolveOptions, SolverStats};
 use nalgebra::{Const, DimMin, SMatrix, SVector};
 use num_dual::Dual;
@@ -178,7 +178,7 @@ where
 {
     assert_eq!(N2, 2 * N, "the sensitivity system has 2N states");
     let roles = Roles::of(q)?;
-    let mut p = sc.params.values().to_vec();
+    let p = sc.params.values();
     let mut sens = Sens {
         inner: model,
         dp: [0.0; MAX_PARAMS],
@@ -195,7 +195,7 @@ where
             let x_h = *x_h;
             let s0 = match roles.param {
                 Some(j) => {
-                    let sys = System::new(model, &p);
+                    let sys = System::new(model, p);
                     let (jac, fp): (SMatrix<f64, N, N>, _) = sys.jacobian_with_param(0.0, &x_h, j);
                     jac.lu().solve(&(-fp)).ok_or_else(|| {
                         Error::Invalid(
@@ -215,41 +215,89 @@ where
             "`window` cannot be fitted from an instantaneous wave (window = 0): start from a window > 0".into(),
         ));
     }
-    let events = breakpoints(sc);
-
-    let mut dense = Dense::default();
-    let mut reboot: Option<(f64, f64)> = None;
-    let mut t = 0.0;
-    let mut xa: SVector<f64, N2> = join(&x0, &s0);
-    let f_inner = |t: f64, p: &[f64], reboot: Option<(f64, f64)>, x: &SVector<f64, N>| {
-        System { model, p, reboot }.f(t, x)
+    let mut run = SensRun {
+        model,
+        sc,
+        roles: &roles,
+        sens,
+        xa: join(&x0, &s0),
+        dense: Dense::default(),
+        opts,
+        stats,
     };
-    for (te, ev) in events.iter().filter(|e| e.0 < horizon) {
-        if *te > t {
-            let sys = System {
-                model: &sens,
-                p: &p,
-                reboot,
-            };
-            let (_, y) = integrate(&sys, t, xa, *te, opts, stats, &mut |seg| {
-                dense.segments.push(*seg);
-                false
-            })?;
-            xa = y;
+    drive(sc, horizon, &mut run)?;
+    let SensRun { xa, mut dense, .. } = run;
+    if dense.segments.is_empty() {
+        dense.segments.push(Segment::point(0.0, xa));
+    }
+    Ok(dense)
+}
+
+/// A sensitivity run's pass through the scenario: the augmented state `(x, s)`, with the
+/// chain rule applied at every breakpoint.
+struct SensRun<'a, M, const N: usize, const N2: usize> {
+    model: &'a M,
+    sc: &'a Scenario,
+    roles: &'a Roles,
+    sens: Sens<'a, M, N>,
+    xa: SVector<f64, N2>,
+    dense: Dense<N2>,
+    opts: &'a SolveOptions,
+    stats: &'a mut SolverStats,
+}
+
+impl<M: Model<N>, const N: usize, const N2: usize> SensRun<'_, M, N, N2> {
+    fn f_inner(
+        &self,
+        t: f64,
+        p: &[f64],
+        reboot: Option<(f64, f64)>,
+        x: &SVector<f64, N>,
+    ) -> SVector<f64, N> {
+        System {
+            model: self.model,
+            p,
+            reboot,
         }
-        t = *te;
-        let (x, mut s) = split::<N, N2>(&xa);
+        .f(t, x)
+    }
+}
+
+impl<M: Model<N>, const N: usize, const N2: usize> Piecewise for SensRun<'_, M, N, N2>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+{
+    fn flow(&mut self, t0: f64, t1: f64, regime: &Regime) -> Result<(), Error> {
+        let sys = System {
+            model: &self.sens,
+            p: &regime.p,
+            reboot: regime.reboot,
+        };
+        let dense = &mut self.dense;
+        let (_, y) = integrate(&sys, t0, self.xa, t1, self.opts, self.stats, &mut |seg| {
+            dense.segments.push(*seg);
+            false
+        })?;
+        self.xa = y;
+        Ok(())
+    }
+
+    fn event(&mut self, t: f64, ev: &Event, before: &Regime, after: &Regime) -> Result<(), Error> {
+        let roles = self.roles;
+        let (x, mut s) = split::<N, N2>(&self.xa);
+        let p = &before.p;
         match ev {
             Event::Jump => {
-                let w = sc.shock.expect("jump events come from a shock");
+                let w = self.sc.shock.expect("jump events come from a shock");
                 // Exact derivative of the jump map along (s, ∂p/∂θ, ∂f/∂θ, ∂c/∂θ).
                 let xd = SVector::<Dual<f64>, N>::from_fn(|i, _| Dual::new(x[i], s[i]));
                 let pd: Vec<Dual<f64>> = p
                     .iter()
-                    .zip(sens.dp)
+                    .zip(self.sens.dp)
                     .map(|(v, d)| Dual::new(*v, d))
                     .collect();
-                let g = model.reboot_jump(
+                let g = self.model.reboot_jump(
                     &xd,
                     &pd,
                     Dual::new(w.fraction, roles.dfrac.0),
@@ -258,10 +306,11 @@ where
                 let x1 = g.map(|v| v.re);
                 s = g.map(|v| v.eps);
                 if roles.shock_at {
-                    let f_before = f_inner(t, &p, None, &x);
+                    let f_before = self.f_inner(t, p, None, &x);
                     let xd = SVector::<Dual<f64>, N>::from_fn(|i, _| Dual::new(x[i], f_before[i]));
                     let pd: Vec<Dual<f64>> = p.iter().map(|v| Dual::from_re(*v)).collect();
-                    let gx_f = model
+                    let gx_f = self
+                        .model
                         .reboot_jump(
                             &xd,
                             &pd,
@@ -269,20 +318,20 @@ where
                             Dual::from_re(w.sn_fraction),
                         )?
                         .map(|v| v.eps);
-                    s += gx_f - f_inner(t, &p, None, &x1);
+                    s += gx_f - self.f_inner(t, p, None, &x1);
                 }
-                xa = join(&x1, &s);
-                dense.segments.push(Segment::point(t, xa));
-                continue;
+                self.xa = join(&x1, &s);
+                self.dense.segments.push(Segment::point(t, self.xa));
+                return Ok(());
             }
             Event::WindowStart => {
-                let w = sc.shock.expect("window events come from a shock");
-                let on = w.hazards();
+                let w = self.sc.shock.expect("window events come from a shock");
+                let on = after.reboot.expect("a window start sets the hazards");
                 if roles.shock_at {
-                    s += f_inner(t, &p, reboot, &x) - f_inner(t, &p, Some(on), &x);
+                    s += self.f_inner(t, p, before.reboot, &x) - self.f_inner(t, p, Some(on), &x);
                 }
                 // η = −ln(1 − f)/w: ∂η/∂f = 1/((1 − f)·w), ∂η/∂w = −η/w.
-                sens.deta = if roles.window {
+                self.sens.deta = if roles.window {
                     (-on.0 / w.window, -on.1 / w.window)
                 } else {
                     (
@@ -290,47 +339,30 @@ where
                         roles.dfrac.1 / ((1.0 - w.sn_fraction) * w.window),
                     )
                 };
-                reboot = Some(on);
             }
             Event::WindowEnd => {
                 if roles.shock_at || roles.window {
-                    s += f_inner(t, &p, reboot, &x) - f_inner(t, &p, None, &x);
+                    s += self.f_inner(t, p, before.reboot, &x) - self.f_inner(t, p, None, &x);
                 }
-                reboot = None;
-                sens.deta = (0.0, 0.0);
+                self.sens.deta = (0.0, 0.0);
             }
             Event::Intervention(k) => {
-                let before = p.clone();
-                for &(i, v) in &sc.interventions[*k].set {
-                    p[i] = v;
-                    sens.dp[i] = if roles.iv_value == Some((*k, i)) {
+                for &(i, _) in &self.sc.interventions[*k].set {
+                    self.sens.dp[i] = if roles.iv_value == Some((*k, i)) {
                         1.0
                     } else {
                         0.0
                     };
                 }
                 if roles.iv_at == Some(*k) {
-                    s += f_inner(t, &before, reboot, &x) - f_inner(t, &p, reboot, &x);
+                    s += self.f_inner(t, p, before.reboot, &x)
+                        - self.f_inner(t, &after.p, after.reboot, &x);
                 }
             }
         }
-        xa = join(&x, &s);
+        self.xa = join(&x, &s);
+        Ok(())
     }
-    if horizon > t {
-        let sys = System {
-            model: &sens,
-            p: &p,
-            reboot,
-        };
-        integrate(&sys, t, xa, horizon, opts, stats, &mut |seg| {
-            dense.segments.push(*seg);
-            false
-        })?;
-    }
-    if dense.segments.is_empty() {
-        dense.segments.push(Segment::point(0.0, xa));
-    }
-    Ok(dense)
 }
 
 /// The observed quantity (the model's online share) and its sensitivity from an augmented
