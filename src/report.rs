@@ -205,6 +205,460 @@ pub fn bifurcation_figure(c: &Continuation<3>, title: &str, current: Option<f64>
     }))
 }
 
+/// The critical shock over (supernode capacity, dedicated capacity) around the scenario's
+/// values, written to `csv_path` row by row, with fold curves (solid) and Hopf curves (dashed)
+/// on top and the scenario marked with its f* (or why it has none).
+fn tipping_map(
+    sc: &Scenario,
+    (kc, kd): (usize, usize),
+    (fstar, down): (Option<f64>, bool),
+    csv_path: &Path,
+) -> Result<Figure, Error> {
+    let p0 = sc.params.values();
+    let (kappa, s0) = (p0[kc], p0[kd]);
+    let copts = ContinuationOptions::default();
+    // Tipping map: critical shock over (capacity, dedicated capacity), fold curves on top.
+    let base = {
+        let mut b = sc.clone();
+        b.interventions.clear();
+        b.shock = None;
+        b
+    };
+    let (klo, khi) = (kappa / 4.0, kappa * 12.0);
+    let (dlo, dhi) = (s0.max(1e-7) / 10.0, s0.max(1e-7) * 200.0);
+    let n = 24;
+    let mut ax = Axis::parse(&format!("sn_capacity={klo}:{khi}:{n}"), &base)?;
+    ax.set_log()?;
+    let mut ay = Axis::parse(&format!("dedicated={dlo}:{dhi}:{n}"), &base)?;
+    ay.set_log()?;
+    let mut map = None;
+    write_atomic(csv_path, true, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        map = Some(critical_shock_map(&base, ax, ay, |row| {
+            csv.write_record(row).map_err(csv_err)
+        })?);
+        csv.flush()
+            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+    })?;
+    let mut map = map.expect("the map is built before the file is committed");
+    // Fold curves (solid) and Hopf curves (dashed) in the map's plane, from the scenario's
+    // dedicated capacity: where they end stable branches they are the bistable region's edges.
+    let q = {
+        let mut q = p0.to_vec();
+        q[kd] = s0.clamp(dlo, dhi);
+        q
+    };
+    let (r1, r2) = ((klo / 4.0, khi * 4.0), (dlo, dhi));
+    let logs = |pts: &mut dyn Iterator<Item = (f64, f64)>| -> Vec<(f64, f64)> {
+        pts.map(|(a, b)| (a.log10(), b.max(1e-300).log10()))
+            .collect()
+    };
+    let labelled = |k: usize, label: &str, points| Series {
+        label: if k == 0 { label.into() } else { String::new() },
+        points,
+    };
+    if let Ok(fc) = fold_curves(&P2p, &q, &Plane::new(kc, r1, kd, r2), &copts) {
+        for (k, c) in fc.curves.iter().enumerate() {
+            let pts = logs(&mut c.points.iter().map(|p| (p.mu1, p.mu2)));
+            map.curves.push(labelled(k, "fold curves", pts));
+        }
+    }
+    if let Ok(hc) =
+        crate::analysis::hopf_curve::hopf_curves(&P2p, &q, &Plane::new(kc, r1, kd, r2), &copts)
+    {
+        for (k, c) in hc.curves.iter().enumerate() {
+            let pts = logs(&mut c.points.iter().map(|p| (p.mu1, p.mu2)));
+            map.dashed.push(labelled(k, "Hopf curves", pts));
+        }
+    }
+    map.point = Some((kappa.log10(), s0.max(1e-300).log10()));
+    map.point_label = Some(match fstar {
+        Some(f) => format!("this scenario (f* = {f:.4})"),
+        None if down => "this scenario (down)".into(),
+        None => "this scenario (no shock tips it)".into(),
+    });
+    Ok(Figure::new(Plot::TippingMap(map)))
+}
+
+/// Trajectories either side of the critical shock in the plane of peers and supernodes, the
+/// equilibria, and a slice of the basin boundary.
+fn phase_portrait(
+    p0: &[f64],
+    landscape: &Landscape<3>,
+    fstar: Option<f64>,
+    topts: &TippingOptions,
+) -> Result<Figure, Error> {
+    // Phase portrait: trajectories either side of the boundary, and a slice of it.
+    let sys = System::new(&P2p, p0);
+    let healthy = landscape.rest_state();
+    let saddle = landscape.saddles().next().cloned();
+    let mut trajectories = vec![];
+    if let Some(f) = fstar {
+        for df in [-0.2, -0.05, -0.01, 0.01, 0.05, 0.2] {
+            let fr = f + df;
+            if !(0.0..1.0).contains(&fr) {
+                continue;
+            }
+            let x0 = P2p.reboot_jump(&healthy, p0, fr, fr)?;
+            let mut pts = vec![(x0[0], x0[1])];
+            let mut stats = SolverStats::default();
+            let fate = crate::equilibria::integrate_to_rest(
+                &sys,
+                0.0,
+                x0,
+                crate::equilibria::SETTLE_HORIZON,
+                &topts.solve,
+                &mut stats,
+                |seg| {
+                    for th in [0.25, 0.5, 0.75, 1.0] {
+                        let x = seg.eval(seg.time(th));
+                        pts.push((x[0], x[1]));
+                    }
+                },
+            )?;
+            let recovers = fate
+                .is_some_and(|(st, _)| crate::equilibria::same_point(&st.equilibrium, &healthy));
+            trajectories.push((pts, recovers));
+        }
+    }
+    let boundary = match &saddle {
+        Some(sd) => {
+            let collapsed = landscape.equilibria.last().map_or(1e-4, |e| e.x[0]);
+            let along: Vec<f64> = (0..24)
+                .map(|k| {
+                    let (a, b) = (collapsed.ln(), (healthy[0] * 1.2).ln());
+                    (a + (b - a) * k as f64 / 23.0).exp()
+                })
+                .collect();
+            let pts = basin_boundary_slice(
+                &P2p,
+                p0,
+                landscape,
+                sd.x,
+                (0, &along),
+                (1, 1e-9, 0.05),
+                &topts.solve,
+            )?;
+            Some(Series {
+                label: format!("basin boundary (slice at queue = {:.2e})", sd.x[2]),
+                points: pts,
+            })
+        }
+        None => None,
+    };
+    Ok(Figure::new(Plot::Phase(Phase {
+        title: "Phase portrait: peers against supernodes".into(),
+        equilibria: landscape
+            .equilibria
+            .iter()
+            .map(|e| {
+                let label = if crate::equilibria::same_point(&e.x, &healthy) {
+                    if landscape.is_healthy() {
+                        "healthy".to_string()
+                    } else {
+                        "best stable (down)".to_string()
+                    }
+                } else if e.kind == crate::equilibria::Kind::Saddle {
+                    "saddle".to_string()
+                } else {
+                    "collapsed".to_string()
+                };
+                (e.x[0], e.x[1], label)
+            })
+            .collect(),
+        trajectories,
+        boundary,
+    })))
+}
+
+/// The elasticity of f* to each lever, d f*/d ln p by a ±10 % central difference, largest
+/// magnitude first (`None` where f* is undefined nearby).
+fn levers(sc: &Scenario, topts: &TippingOptions) -> Result<Vec<(String, Option<f64>)>, Error> {
+    let p0 = sc.params.values();
+    let idx = |n: &str| sc.params.index(n);
+    let mut levers = vec![];
+    for name in [
+        "sn_capacity",
+        "dedicated",
+        "retry",
+        "give_up",
+        "promotion",
+        "sign_on",
+        "overload_threshold",
+    ] {
+        let k = idx(name)?;
+        let v = p0[k];
+        let e = if v > 0.0 {
+            let at = |m: f64| {
+                let mut q = p0.to_vec();
+                q[k] = v * m;
+                critical_shock(&P2p, &q, topts).ok().and_then(|c| c.value)
+            };
+            match (at(1.1), at(1.0 / 1.1)) {
+                (Some(a), Some(b)) => Some((a - b) / (2.0 * 1.1f64.ln())),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        levers.push((name.to_string(), e));
+    }
+    levers.sort_by(|a, b| {
+        b.1.map_or(0.0, f64::abs)
+            .total_cmp(&a.1.map_or(0.0, f64::abs))
+    });
+    Ok(levers)
+}
+
+/// How the model's online users compare with the readings drawn beside them.
+#[derive(Debug, Clone, PartialEq)]
+struct Misfit {
+    /// Readings inside the simulated span.
+    n: usize,
+    /// Readings outside it (not compared).
+    outside: usize,
+    /// Root-mean-square difference (users).
+    rmse: f64,
+    /// The largest miss relative to its reading: (hour, observed, model, note).
+    worst: (f64, f64, f64, String),
+}
+
+/// A miss larger than this share of a reading counts as the model missing the readings.
+const MISS: f64 = 0.25;
+
+impl Misfit {
+    fn of(sim: &Simulation<3>, observed: &[Observation], pop: f64) -> Option<Self> {
+        let mut sq = 0.0;
+        let (mut n, mut outside) = (0, 0);
+        let mut worst: Option<(f64, (f64, f64, f64, String))> = None;
+        for (t, users, note) in observed {
+            let Some(x) = sim.dense.eval(*t).filter(|_| *t >= 0.0) else {
+                outside += 1;
+                continue;
+            };
+            let model = P2p.online(&x) * pop;
+            sq += (model - users).powi(2);
+            n += 1;
+            let rel = (model - users).abs() / users.max(1.0);
+            if worst.as_ref().is_none_or(|(r, _)| rel > *r) {
+                worst = Some((rel, (t / 60.0, *users, model, note.clone())));
+            }
+        }
+        let (_, worst) = worst?;
+        Some(Self {
+            n,
+            outside,
+            rmse: (sq / n as f64).sqrt(),
+            worst,
+        })
+    }
+
+    fn words(&self, pop: f64) -> String {
+        let (hour, obs, model, note) = &self.worst;
+        let rel = (model - obs).abs() / obs.max(1.0);
+        let lead = if rel > MISS {
+            "**The model misses the readings**"
+        } else {
+            "The model follows the readings"
+        };
+        let outside = match self.outside {
+            0 => String::new(),
+            k => format!(" ({k} readings lie outside the simulated span and are not compared)"),
+        };
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!(", “{note}”")
+        };
+        format!(
+            "{lead}: against the {} public readings in the figure{outside}, its online users are off by {} on average (root mean square); the largest miss is at hour {hour:.1}{note}: {} observed, {} in the model ({:.0} %).",
+            self.n,
+            users(self.rmse / pop, pop),
+            users(obs / pop, pop),
+            users(model / pop, pop),
+            100.0 * (model - obs) / obs.max(1.0),
+        )
+    }
+}
+
+/// What the report found, for the words of report.md.
+struct Findings<'a> {
+    sc: &'a Scenario,
+    label: &'a str,
+    observed: &'a [Observation],
+    sim: &'a Simulation<3>,
+    summary: &'a crate::simulate::Summary,
+    landscape: &'a Landscape<3>,
+    fstar: Option<f64>,
+    down: bool,
+    scan: usize,
+    window: Option<f64>,
+    kappa: f64,
+    cap_folds: &'a [f64],
+    cap_bistable: &'a [crate::analysis::bistable::BistableInterval],
+    ded_folds: &'a [f64],
+    levers: &'a [(String, Option<f64>)],
+}
+
+/// The words of report.md.
+fn prose(f: &Findings) -> String {
+    let pop = f.sc.population;
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# {}\n", f.sc.name);
+    let _ = writeln!(
+        w,
+        "Scenario: `{}` · {} users · {} hours simulated · written by selfheal {}.\n",
+        f.label,
+        users(1.0, pop),
+        f.sc.t_end / 60.0,
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(w, "## Does the network heal itself?\n");
+    let shock_txt = match f.sc.shock {
+        Some(Shock {
+            at,
+            fraction,
+            sn_fraction,
+            window,
+        }) => format!(
+            "a reboot wave of {:.0} % of peers and {:.0} % of supernodes at hour {:.1}{}",
+            fraction * 100.0,
+            sn_fraction * 100.0,
+            at / 60.0,
+            if window > 0.0 {
+                format!(", spread over {window:.0} minutes")
+            } else {
+                ", all at once".into()
+            }
+        ),
+        None => "no reboot wave".into(),
+    };
+    let verdict = match f.summary.outcome {
+        Outcome::Recovered => "**it recovers**",
+        Outcome::Collapsed if f.summary.down => {
+            "**it is down**: with the parameters in force at the end no stable state serves half the users who want service"
+        }
+        Outcome::Collapsed => "**it does not recover**: it settles in the collapsed state",
+        Outcome::Undecided => "**undecided**: it had not settled within the horizon",
+    };
+    if !f.summary.start_healthy {
+        let _ = writeln!(w, "**The network has no healthy state with the parameters in force at the start**: its best stable state serves {:.3} % of the users who want service (healthy needs at least 50 %). It is down whatever happens; the run starts in that state.\n", f.summary.service_level * 100.0);
+    }
+    let _ = writeln!(w, "After {shock_txt}, {verdict}{}. Online peers fall to {} ({:.4} of users) at hour {:.1}; the login queue peaks at {}.",
+        if f.sc.interventions.is_empty() { String::new() } else { " (with the scenario's interventions)".into() },
+        users(f.summary.min_peers, pop), f.summary.min_peers, f.summary.t_min_peers / 60.0, users(f.summary.peaks[2].0, pop));
+    match f.summary.recovery_time {
+        _ if !f.summary.start_healthy => {}
+        Some(t) if t > 0.0 => {
+            let _ = writeln!(
+                w,
+                "Peers are back at 95 % of their healthy level {:.1} hours after the wave began.",
+                t / 60.0
+            );
+        }
+        Some(_) => {
+            let _ = writeln!(w, "Peers never fell below 95 % of their healthy level.");
+        }
+        None => {
+            let _ = writeln!(w, "Peers never return to 95 % of their healthy level.");
+        }
+    }
+    let _ = writeln!(w, "\n![Outage time series](outage.svg)\n");
+    let _ = writeln!(w, "*Peers, supernodes and the login queue as fractions of users (left, log scale) and as users (right); the shaded band is the reboot wave, dashed lines are interventions{}.*\n",
+        if f.observed.is_empty() { "" } else { ", dots are the public online-user readings" });
+    if let Some(m) = Misfit::of(f.sim, f.observed, pop) {
+        let _ = writeln!(w, "{}\n", m.words(pop));
+    }
+    let _ = writeln!(w, "## How far is it from tipping?\n");
+    let _ = writeln!(w, "With the parameters in force at the start, the network has {} equilibria (`equilibria.csv`): {}.",
+        f.landscape.equilibria.len(),
+        f.landscape.equilibria.iter().map(|e| format!("{} with {} peers", e.describe(), users(e.x[0], pop))).collect::<Vec<_>>().join("; "));
+    match f.fstar {
+        Some(fs) => {
+            let _ = writeln!(w, "\nThe **critical shock is f\\* = {fs:.4}**: an instantaneous reboot of more than {:.1} % of peers and supernodes tips it into the collapsed state, from which it does not come back by itself.", fs * 100.0);
+            if let Some(sh) = f.sc.shock {
+                let _ = writeln!(
+                    w,
+                    "This scenario's wave ({:.0} %) is {}.",
+                    sh.fraction * 100.0,
+                    if sh.fraction > fs {
+                        format!("{:.1} points above it", (sh.fraction - fs) * 100.0)
+                    } else {
+                        format!("{:.1} points below it", (fs - sh.fraction) * 100.0)
+                    }
+                );
+                if let Some(wc) = f.window {
+                    let _ = writeln!(w, "Spread over more than **{wc:.1} minutes** a wave of this size would be absorbed; this one is spread over {:.0}.", sh.window);
+                }
+            }
+        }
+        None if f.down => {
+            let _ = writeln!(
+                w,
+                "\nThere is no critical shock: the network is down at these parameters before any shock."
+            );
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "\nNo instantaneous reboot below 100 % tips the network (every shock k/{} for k = 0..{} recovers): it heals itself.",
+                f.scan, f.scan
+            );
+        }
+    }
+    let _ = writeln!(w, "\nIn supernode capacity (`continuation_sn_capacity.csv`) the branches of equilibria fold at {}.",
+        if f.cap_folds.is_empty() { "no value in the range".into() } else { f.cap_folds.iter().map(|v| format!("κ = {v:.1}")).collect::<Vec<_>>().join(" and ") });
+    for b in f.cap_bistable {
+        let _ = writeln!(w, "The network is bistable for κ between {:.1} ({}) and {:.1} ({}) (this scenario has κ = {}): there a large enough trigger causes a lasting outage. Below the lower edge the healthy state does not exist. Folds and Hopf points on branches that are already unstable bound nothing.", b.lo.mu, edge_words(&b.lo), b.hi.mu, edge_words(&b.hi), f.kappa);
+    }
+    let _ = writeln!(
+        w,
+        "In dedicated capacity (`continuation_dedicated.csv`): {}.",
+        if f.ded_folds.is_empty() {
+            "no fold in the range".into()
+        } else {
+            f.ded_folds
+                .iter()
+                .map(|v| {
+                    format!(
+                        "a fold at S0 = {v:.3e} (about {} supernodes' worth)",
+                        users(*v, pop)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    let _ = writeln!(w, "\n![Bifurcation diagram](bifurcation.svg)\n");
+    let _ = writeln!(w, "*Online peers at each equilibrium against supernode capacity: stable branches solid, unstable dashed, folds and Hopf points marked with their values; the vertical line is this scenario.*\n");
+    let _ = writeln!(w, "![Tipping map](tipping_map.svg)\n");
+    let _ = writeln!(w, "*The critical shock over supernode capacity and dedicated capacity (`tipping_map.csv`); cells without an f* are coloured by why: always down (no healthy state) or no shock below 1 tips the network. The solid white curves are where equilibria fold, the dashed ones where an equilibrium has a Hopf point; a fold curve bounds the bistable region only where it ends a stable branch (between its Bogdanov–Takens points, where the Hopf curves end, it joins unstable branches only), and there the collapsed state's Hopf curve is the edge where its Hopf point is subcritical. The cross is this scenario, with its f*.*\n");
+    let _ = writeln!(w, "![Phase portrait](phase.svg)\n");
+    let _ = writeln!(w, "*Trajectories after reboot waves just below (green) and above (red) the critical shock, in the plane of peers and supernodes, with the equilibria and a slice of the basin boundary (the saddle's stable manifold at the saddle's queue length).*\n");
+    let _ = writeln!(w, "## Which lever moves the tipping point most?\n");
+    let _ = writeln!(w, "Change in the critical shock for a 1 % change of each parameter (d f\\* / d ln p, by ±10 % central differences; positive means raising the parameter makes the network harder to tip):\n");
+    let _ = writeln!(w, "| parameter | d f\\* / d ln p |\n|---|---|");
+    for (name, e) in f.levers {
+        let _ = writeln!(
+            w,
+            "| `{name}` | {} |",
+            e.map_or("(f* undefined nearby)".into(), |v| format!(
+                "{:+.4} per 1 %",
+                v / 100.0
+            ))
+        );
+    }
+    if let Some((name, Some(_))) = f.levers.first() {
+        let _ = writeln!(w, "\nThe strongest lever here is **`{name}`**.");
+    }
+    let _ = writeln!(w, "\n## Files\n");
+    for f in files_list() {
+        let _ = writeln!(w, "- `{f}`");
+    }
+    md
+}
+
 /// Writes the report for `sc` into `dir` (created if missing). Only the report's own files are
 /// written (and replaced); nothing else in `dir` is touched.
 pub fn write_report(
@@ -228,7 +682,6 @@ pub fn write_report(
     let idx = |n: &str| sc.params.index(n);
     let (kc, kd) = (idx("sn_capacity")?, idx("dedicated")?);
     let (kappa, s0) = (p0[kc], p0[kd]);
-    let pop = sc.population;
 
     // The scenario itself.
     let opts = SimOptions::default();
@@ -272,337 +725,33 @@ pub fn write_report(
     bif.save(&file("bifurcation.svg"))?;
     bif.save(&file("bifurcation.png"))?;
 
-    // Tipping map: critical shock over (capacity, dedicated capacity), fold curves on top.
-    let base = {
-        let mut b = sc.clone();
-        b.interventions.clear();
-        b.shock = None;
-        b
-    };
-    let (klo, khi) = (kappa / 4.0, kappa * 12.0);
-    let (dlo, dhi) = (s0.max(1e-7) / 10.0, s0.max(1e-7) * 200.0);
-    let n = 24;
-    let mut ax = Axis::parse(&format!("sn_capacity={klo}:{khi}:{n}"), &base)?;
-    ax.set_log()?;
-    let mut ay = Axis::parse(&format!("dedicated={dlo}:{dhi}:{n}"), &base)?;
-    ay.set_log()?;
-    let mut map = None;
-    write_atomic(&file("tipping_map.csv"), true, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        map = Some(critical_shock_map(&base, ax, ay, |row| {
-            csv.write_record(row).map_err(csv_err)
-        })?);
-        csv.flush()
-            .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
-    })?;
-    let mut map = map.expect("the map is built before the file is committed");
-    // Fold curves (solid) and Hopf curves (dashed) in the map's plane, from the scenario's
-    // dedicated capacity: where they end stable branches they are the bistable region's edges.
-    let q = {
-        let mut q = p0.clone();
-        q[kd] = s0.clamp(dlo, dhi);
-        q
-    };
-    let (r1, r2) = ((klo / 4.0, khi * 4.0), (dlo, dhi));
-    let logs = |pts: &mut dyn Iterator<Item = (f64, f64)>| -> Vec<(f64, f64)> {
-        pts.map(|(a, b)| (a.log10(), b.max(1e-300).log10()))
-            .collect()
-    };
-    let labelled = |k: usize, label: &str, points| Series {
-        label: if k == 0 { label.into() } else { String::new() },
-        points,
-    };
-    if let Ok(fc) = fold_curves(&P2p, &q, &Plane::new(kc, r1, kd, r2), &copts) {
-        for (k, c) in fc.curves.iter().enumerate() {
-            let pts = logs(&mut c.points.iter().map(|p| (p.mu1, p.mu2)));
-            map.curves.push(labelled(k, "fold curves", pts));
-        }
-    }
-    if let Ok(hc) =
-        crate::analysis::hopf_curve::hopf_curves(&P2p, &q, &Plane::new(kc, r1, kd, r2), &copts)
-    {
-        for (k, c) in hc.curves.iter().enumerate() {
-            let pts = logs(&mut c.points.iter().map(|p| (p.mu1, p.mu2)));
-            map.dashed.push(labelled(k, "Hopf curves", pts));
-        }
-    }
-    map.point = Some((kappa.log10(), s0.max(1e-300).log10()));
-    map.point_label = Some(match fstar {
-        Some(f) => format!("this scenario (f* = {f:.4})"),
-        None if cs.down => "this scenario (down)".into(),
-        None => "this scenario (no shock tips it)".into(),
-    });
-    let map = Figure::new(Plot::TippingMap(map));
+    let map = tipping_map(sc, (kc, kd), (fstar, cs.down), &file("tipping_map.csv"))?;
     map.save(&file("tipping_map.svg"))?;
     map.save(&file("tipping_map.png"))?;
 
-    // Phase portrait: trajectories either side of the boundary, and a slice of it.
-    let sys = System::new(&P2p, &p0);
-    let healthy = landscape.rest_state();
-    let saddle = landscape.saddles().next().cloned();
-    let mut trajectories = vec![];
-    if let Some(f) = fstar {
-        for df in [-0.2, -0.05, -0.01, 0.01, 0.05, 0.2] {
-            let fr = f + df;
-            if !(0.0..1.0).contains(&fr) {
-                continue;
-            }
-            let x0 = P2p.reboot_jump(&healthy, &p0, fr, fr)?;
-            let mut pts = vec![(x0[0], x0[1])];
-            let mut stats = SolverStats::default();
-            let fate = crate::equilibria::integrate_to_rest(
-                &sys,
-                0.0,
-                x0,
-                crate::equilibria::SETTLE_HORIZON,
-                &topts.solve,
-                &mut stats,
-                |seg| {
-                    for th in [0.25, 0.5, 0.75, 1.0] {
-                        let x = seg.eval(seg.time(th));
-                        pts.push((x[0], x[1]));
-                    }
-                },
-            )?;
-            let recovers = fate
-                .is_some_and(|(st, _)| crate::equilibria::same_point(&st.equilibrium, &healthy));
-            trajectories.push((pts, recovers));
-        }
-    }
-    let boundary = match &saddle {
-        Some(sd) => {
-            let collapsed = landscape.equilibria.last().map_or(1e-4, |e| e.x[0]);
-            let along: Vec<f64> = (0..24)
-                .map(|k| {
-                    let (a, b) = (collapsed.ln(), (healthy[0] * 1.2).ln());
-                    (a + (b - a) * k as f64 / 23.0).exp()
-                })
-                .collect();
-            let pts = basin_boundary_slice(
-                &P2p,
-                &p0,
-                &landscape,
-                sd.x,
-                (0, &along),
-                (1, 1e-9, 0.05),
-                &topts.solve,
-            )?;
-            Some(Series {
-                label: format!("basin boundary (slice at queue = {:.2e})", sd.x[2]),
-                points: pts,
-            })
-        }
-        None => None,
-    };
-    let phase = Figure::new(Plot::Phase(Phase {
-        title: "Phase portrait: peers against supernodes".into(),
-        equilibria: landscape
-            .equilibria
-            .iter()
-            .map(|e| {
-                let label = if crate::equilibria::same_point(&e.x, &healthy) {
-                    if landscape.is_healthy() {
-                        "healthy".to_string()
-                    } else {
-                        "best stable (down)".to_string()
-                    }
-                } else if e.kind == crate::equilibria::Kind::Saddle {
-                    "saddle".to_string()
-                } else {
-                    "collapsed".to_string()
-                };
-                (e.x[0], e.x[1], label)
-            })
-            .collect(),
-        trajectories,
-        boundary,
-    }));
+    let phase = phase_portrait(&p0, &landscape, fstar, &topts)?;
     phase.save(&file("phase.svg"))?;
     phase.save(&file("phase.png"))?;
 
-    // Levers: elasticity of f* to each parameter, d f*/d ln p by a ±10 % central difference.
-    let mut levers = vec![];
-    for name in [
-        "sn_capacity",
-        "dedicated",
-        "retry",
-        "give_up",
-        "promotion",
-        "sign_on",
-        "overload_threshold",
-    ] {
-        let k = idx(name)?;
-        let v = p0[k];
-        let e = if v > 0.0 {
-            let at = |m: f64| {
-                let mut q = p0.clone();
-                q[k] = v * m;
-                critical_shock(&P2p, &q, &topts).ok().and_then(|c| c.value)
-            };
-            match (at(1.1), at(1.0 / 1.1)) {
-                (Some(a), Some(b)) => Some((a - b) / (2.0 * 1.1f64.ln())),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        levers.push((name.to_string(), e));
-    }
-    levers.sort_by(|a, b| {
-        b.1.map_or(0.0, f64::abs)
-            .total_cmp(&a.1.map_or(0.0, f64::abs))
-    });
+    let levers = levers(sc, &topts)?;
 
-    // The words.
-    let mut md = String::new();
-    let w = &mut md;
-    let _ = writeln!(w, "# {}\n", sc.name);
-    let _ = writeln!(
-        w,
-        "Scenario: `{scenario_label}` · {} users · {} hours simulated · written by selfheal {}.\n",
-        users(1.0, pop),
-        sc.t_end / 60.0,
-        env!("CARGO_PKG_VERSION")
-    );
-    let _ = writeln!(w, "## Does the network heal itself?\n");
-    let shock_txt = match sc.shock {
-        Some(Shock {
-            at,
-            fraction,
-            sn_fraction,
-            window,
-        }) => format!(
-            "a reboot wave of {:.0} % of peers and {:.0} % of supernodes at hour {:.1}{}",
-            fraction * 100.0,
-            sn_fraction * 100.0,
-            at / 60.0,
-            if window > 0.0 {
-                format!(", spread over {window:.0} minutes")
-            } else {
-                ", all at once".into()
-            }
-        ),
-        None => "no reboot wave".into(),
-    };
-    let verdict = match s.outcome {
-        Outcome::Recovered => "**it recovers**",
-        Outcome::Collapsed if s.down => {
-            "**it is down**: with the parameters in force at the end no stable state serves half the users who want service"
-        }
-        Outcome::Collapsed => "**it does not recover**: it settles in the collapsed state",
-        Outcome::Undecided => "**undecided**: it had not settled within the horizon",
-    };
-    if !s.start_healthy {
-        let _ = writeln!(w, "**The network has no healthy state with the parameters in force at the start**: its best stable state serves {:.3} % of the users who want service (healthy needs at least 50 %). It is down whatever happens; the run starts in that state.\n", s.service_level * 100.0);
-    }
-    let _ = writeln!(w, "After {shock_txt}, {verdict}{}. Online peers fall to {} ({:.4} of users) at hour {:.1}; the login queue peaks at {}.",
-        if sc.interventions.is_empty() { String::new() } else { " (with the scenario's interventions)".into() },
-        users(s.min_peers, pop), s.min_peers, s.t_min_peers / 60.0, users(s.peaks[2].0, pop));
-    match s.recovery_time {
-        _ if !s.start_healthy => {}
-        Some(t) if t > 0.0 => {
-            let _ = writeln!(
-                w,
-                "Peers are back at 95 % of their healthy level {:.1} hours after the wave began.",
-                t / 60.0
-            );
-        }
-        Some(_) => {
-            let _ = writeln!(w, "Peers never fell below 95 % of their healthy level.");
-        }
-        None => {
-            let _ = writeln!(w, "Peers never return to 95 % of their healthy level.");
-        }
-    }
-    let _ = writeln!(w, "\n![Outage time series](outage.svg)\n");
-    let _ = writeln!(w, "*Peers, supernodes and the login queue as fractions of users (left, log scale) and as users (right); the shaded band is the reboot wave, dashed lines are interventions{}.*\n",
-        if observed.is_empty() { "" } else { ", dots are the public online-user readings" });
-    let _ = writeln!(w, "## How far is it from tipping?\n");
-    let _ = writeln!(w, "With the parameters in force at the start, the network has {} equilibria (`equilibria.csv`): {}.",
-        landscape.equilibria.len(),
-        landscape.equilibria.iter().map(|e| format!("{} with {} peers", e.describe(), users(e.x[0], pop))).collect::<Vec<_>>().join("; "));
-    match fstar {
-        Some(f) => {
-            let _ = writeln!(w, "\nThe **critical shock is f\\* = {f:.4}**: an instantaneous reboot of more than {:.1} % of peers and supernodes tips it into the collapsed state, from which it does not come back by itself.", f * 100.0);
-            if let Some(sh) = sc.shock {
-                let _ = writeln!(
-                    w,
-                    "This scenario's wave ({:.0} %) is {}.",
-                    sh.fraction * 100.0,
-                    if sh.fraction > f {
-                        format!("{:.1} points above it", (sh.fraction - f) * 100.0)
-                    } else {
-                        format!("{:.1} points below it", (f - sh.fraction) * 100.0)
-                    }
-                );
-                if let Some(wc) = window {
-                    let _ = writeln!(w, "Spread over more than **{wc:.1} minutes** a wave of this size would be absorbed; this one is spread over {:.0}.", sh.window);
-                }
-            }
-        }
-        None if cs.down => {
-            let _ = writeln!(
-                w,
-                "\nThere is no critical shock: the network is down at these parameters before any shock."
-            );
-        }
-        None => {
-            let _ = writeln!(
-                w,
-                "\nNo instantaneous reboot below 100 % tips the network (every shock k/{} for k = 0..{} recovers): it heals itself.",
-                topts.scan, topts.scan
-            );
-        }
-    }
-    let _ = writeln!(w, "\nIn supernode capacity (`continuation_sn_capacity.csv`) the branches of equilibria fold at {}.",
-        if cap_folds.is_empty() { "no value in the range".into() } else { cap_folds.iter().map(|v| format!("κ = {v:.1}")).collect::<Vec<_>>().join(" and ") });
-    for b in &cap_bistable {
-        let _ = writeln!(w, "The network is bistable for κ between {:.1} ({}) and {:.1} ({}) (this scenario has κ = {kappa}): there a large enough trigger causes a lasting outage. Below the lower edge the healthy state does not exist. Folds and Hopf points on branches that are already unstable bound nothing.", b.lo.mu, edge_words(&b.lo), b.hi.mu, edge_words(&b.hi));
-    }
-    let _ = writeln!(
-        w,
-        "In dedicated capacity (`continuation_dedicated.csv`): {}.",
-        if ded_folds.is_empty() {
-            "no fold in the range".into()
-        } else {
-            ded_folds
-                .iter()
-                .map(|v| {
-                    format!(
-                        "a fold at S0 = {v:.3e} (about {} supernodes' worth)",
-                        users(*v, pop)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    );
-    let _ = writeln!(w, "\n![Bifurcation diagram](bifurcation.svg)\n");
-    let _ = writeln!(w, "*Online peers at each equilibrium against supernode capacity: stable branches solid, unstable dashed, folds and Hopf points marked with their values; the vertical line is this scenario.*\n");
-    let _ = writeln!(w, "![Tipping map](tipping_map.svg)\n");
-    let _ = writeln!(w, "*The critical shock over supernode capacity and dedicated capacity (`tipping_map.csv`); cells without an f* are coloured by why: always down (no healthy state) or no shock below 1 tips the network. The solid white curves are where equilibria fold, the dashed ones where an equilibrium has a Hopf point; a fold curve bounds the bistable region only where it ends a stable branch (between its Bogdanov–Takens points, where the Hopf curves end, it joins unstable branches only), and there the collapsed state's Hopf curve is the edge where its Hopf point is subcritical. The cross is this scenario, with its f*.*\n");
-    let _ = writeln!(w, "![Phase portrait](phase.svg)\n");
-    let _ = writeln!(w, "*Trajectories after reboot waves just below (green) and above (red) the critical shock, in the plane of peers and supernodes, with the equilibria and a slice of the basin boundary (the saddle's stable manifold at the saddle's queue length).*\n");
-    let _ = writeln!(w, "## Which lever moves the tipping point most?\n");
-    let _ = writeln!(w, "Change in the critical shock for a 1 % change of each parameter (d f\\* / d ln p, by ±10 % central differences; positive means raising the parameter makes the network harder to tip):\n");
-    let _ = writeln!(w, "| parameter | d f\\* / d ln p |\n|---|---|");
-    for (name, e) in &levers {
-        let _ = writeln!(
-            w,
-            "| `{name}` | {} |",
-            e.map_or("(f* undefined nearby)".into(), |v| format!(
-                "{:+.4} per 1 %",
-                v / 100.0
-            ))
-        );
-    }
-    if let Some((name, Some(_))) = levers.first() {
-        let _ = writeln!(w, "\nThe strongest lever here is **`{name}`**.");
-    }
-    let _ = writeln!(w, "\n## Files\n");
-    for f in files_list() {
-        let _ = writeln!(w, "- `{f}`");
-    }
+    let md = prose(&Findings {
+        sc,
+        label: scenario_label,
+        observed,
+        sim: &sim,
+        summary: s,
+        landscape: &landscape,
+        fstar,
+        down: cs.down,
+        scan: topts.scan,
+        window,
+        kappa,
+        cap_folds: &cap_folds,
+        cap_bistable: &cap_bistable,
+        ded_folds: &ded_folds,
+        levers: &levers,
+    });
     write_atomic(&dir.join("report.md"), true, |wr| {
         wr.write_all(md.as_bytes()).map_err(|e| Error::Io {
             path: "report.md".into(),
