@@ -405,7 +405,10 @@ fn newton_on_the_extended_system_converges_from_a_rough_guess() {
     .unwrap();
     assert!(h.mu.abs() < 1e-14 && h.x.amax() < 1e-14, "{h:?}");
     assert!(close(h.omega, 1.5, 1e-14) && h.residual < 1e-12, "{h:?}");
-    assert!(close(h.l1, PlanarHopf::l1(&p), 1e-12), "{h:?}");
+    // l1 = 2s/ω + (a11(a20 + a02) − b11(b20 + b02) − 2a20·b20 + 2a02·b02)/(4ω²)
+    //    = 1.4/1.5 + 21.5/9 = 299/90 (by hand; the quadratic part is the 215/90 behind the
+    //    203/90 above).
+    assert!(close(h.l1, 299.0 / 90.0, 1e-12), "{h:?}");
     // The eigenvector: A q = iωq with ⟨q, q⟩ = 1 (A at the origin is [[0, −ω], [ω, 0]]).
     let aq = [-h.q[1] * 1.5, h.q[0] * 1.5];
     for (a, q) in aq.iter().zip(h.q.iter()) {

@@ -1,6 +1,5 @@
 //! Equilibria, continuation and tipping against textbook answers and against second methods.
 
-use nalgebra::SVector;
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions, SpecialPoint};
 use selfheal::analysis::tipping::{
     critical_shock, critical_window, fate, Landscape, TippingOptions,
@@ -314,7 +313,6 @@ fn no_stable_state_is_a_clear_error() {
     );
     let e = critical_shock(&P2p, ps.values(), &TippingOptions::default()).unwrap_err();
     assert!(e.to_string().contains("no stable equilibrium"), "{e}");
-    let _ = SVector::<f64, 3>::zeros();
 }
 
 #[test]

@@ -392,11 +392,31 @@ mod tests {
         let th = s.stationary(0);
         assert_eq!(th.len(), 1);
         assert!((s.time(th[0]) - (6.0f64 / 7.0).powf(0.25)).abs() < 1e-12);
-        // Crossing of the level y = 0 going up, after the minimum.
-        let up = s.crossing(0, 0.0, true, 0.0).map(|th| s.time(th));
-        if let Some(t) = up {
-            assert!(y(t).abs() < 1e-12);
-        }
+        // y = (t − 1)(t⁶ + t⁵ + t⁴ + t³ − t² − t − 1): it crosses 0 going up at t = 1 exactly
+        // (y'(1) = 1), after the minimum, and nowhere else going up.
+        let th_up = s.crossing(0, 0.0, true, 0.0).expect("y crosses 0 going up");
+        let t_up = s.time(th_up);
+        assert!((t_up - 1.0).abs() < 1e-12, "up-crossing at {t_up}");
+        assert_eq!(s.crossing(0, 0.0, true, th_up + 1e-3), None);
+        // Going down it crosses 0 once, before the minimum, at the sextic's root in (0.5, 1):
+        // y there is 0 and y changes sign across it.
+        let tm = (6.0f64 / 7.0).powf(0.25);
+        let th_down = s
+            .crossing(0, 0.0, false, 0.0)
+            .expect("y crosses 0 going down");
+        let t_down = s.time(th_down);
+        assert!(t_down > 0.5 && t_down < tm, "down-crossing at {t_down}");
+        assert!(y(t_down).abs() < 1e-12, "y({t_down}) = {}", y(t_down));
+        assert!(y(t_down - 1e-9) > 0.0 && y(t_down + 1e-9) < 0.0);
+        assert_eq!(s.crossing(0, 0.0, false, th_down + 1e-3), None);
+        // A level crossed on the increasing part only: y = 10 going up, y(t) = 10 there, and
+        // never going down.
+        let t10 = s.time(s.crossing(0, 10.0, true, 0.0).expect("y reaches 10"));
+        assert!(
+            t10 > 1.0 && t10 < 1.7 && (y(t10) - 10.0).abs() < 1e-11,
+            "{t10}"
+        );
+        assert_eq!(s.crossing(0, 10.0, false, 0.0), None);
     }
 
     #[test]
@@ -409,17 +429,33 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         };
+        let mut certified = 0;
         for _ in 0..2000 {
             let q: [f64; 7] = std::array::from_fn(|_| next());
             if bernstein_one_sign(&q) {
+                certified += 1;
                 let p = |t: f64| q.iter().rev().fold(0.0, |a, c| a * t + c);
                 let s0 = p(0.0).signum();
                 assert!((0..=1000).all(|k| p(k as f64 / 1000.0).signum() == s0));
             }
         }
-        // (θ − 1/2)² + 0.01 has no root but a dip: the test may decline, never lie.
-        let q = [0.26, -1.0, 1.0, 0.0, 0.0, 0.0, 0.0];
-        let _ = bernstein_one_sign(&q);
+        // The scan above only tests something if some polynomials were certified.
+        assert!(certified >= 500, "only {certified} of 2000 certified");
+        // A constant term larger than the sum of the others' magnitudes: every Bernstein
+        // coefficient b_k = q0 + Σ_{j≥1} C(k,j)/C(6,j) q_j has the sign of q0 (the weights are
+        // at most 1), so the test must say "one sign", for q and for −q.
+        for _ in 0..200 {
+            let mut q: [f64; 7] = std::array::from_fn(|_| next());
+            q[0] = q[1..].iter().map(|v| v.abs()).sum::<f64>() + 1e-3 * (next() + 1.5);
+            assert!(bernstein_one_sign(&q), "{q:?}");
+            assert!(bernstein_one_sign(&q.map(|v| -v)), "{q:?}");
+        }
+        // A quadratic q0 + q1 θ + q2 θ² has degree-6 Bernstein coefficients
+        // b_k = q0 + (k/6) q1 + k(k−1)/30 q2. (θ − 1/2)² + 0.01 has no root but a dip:
+        // b_2 = 0.26 − 1/3 + 1/15 < 0, so the test declines; (θ − 1/2)² + 0.1 has
+        // b_k = 0.35 − k/6 + k(k−1)/30 ≥ 0.05 > 0 for every k, so it certifies.
+        assert!(!bernstein_one_sign(&[0.26, -1.0, 1.0, 0.0, 0.0, 0.0, 0.0]));
+        assert!(bernstein_one_sign(&[0.35, -1.0, 1.0, 0.0, 0.0, 0.0, 0.0]));
         assert!(!bernstein_one_sign(&[-0.1, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]));
     }
 
