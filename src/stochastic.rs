@@ -1,22 +1,30 @@
 //! The reference model as a continuous-time Markov chain on integer counts of `M` users:
 //! exact simulation (Gillespie's direct method) for small `M`, tau-leaping for large `M`.
 //!
-//! Each flow of docs/model.md becomes a transition whose rate is `M` times the fluid flow, evaluated
-//! at the current fractions: sign-on (offline → queue), sign-off (peer → offline), supernode
-//! sign-off (supernode → offline), login (queue → peer), give-up (queue → offline), promotion
-//! (peer → supernode), and overload shutdown (supernode → queue). A shutdown moves the supernode
-//! **and a batch of its peers** into the queue at once: each of the `n` peers is attached to one
-//! of the `s + S0·M` serving units uniformly, so the batch is drawn Binomial(n, 1/(s + S0·M)),
-//! whose mean reproduces the fluid disconnect flow `φ·S·N/(S + S0)`. The reboot wave reboots
-//! each peer with probability `f` and each supernode with probability `c` (binomial draws), and
-//! the surviving peers attached to rebooted supernodes — Binomial(n', k/(s + S0·M)) for `k`
-//! rebooted supernodes — rejoin the queue with them. Spread waves are per-machine hazards.
+//! The rate law is the fluid model's, [`P2p::flows`], and the jumps are its stoichiometry,
+//! [`P2P_FLOWS`]: each of the first seven flows becomes a transition moving one user, at `M`
+//! times the fluid flow evaluated at the current fractions ([`transition_rates`]): sign-on
+//! (offline → queue), sign-off (peer → offline), supernode sign-off (supernode → offline), login
+//! (queue → peer), give-up (queue → offline), promotion (peer → supernode), and overload shutdown
+//! (supernode → queue). The eighth, the disconnect flow (peer → queue), is not a transition of its
+//! own: a shutdown moves the supernode **and a batch of its peers** into the queue at once. Each
+//! of the `n` peers is attached to one of the `s + S0·M` serving units uniformly, so the batch is
+//! drawn Binomial(n, 1/(s + S0·M)) ([`orphan_probability`]), whose mean times the shutdown rate
+//! is `M` times the disconnect flow `φ·S·N/(S + S0)`. The expected drift is therefore the fluid
+//! right-hand side (the fluid limit is the same); the noise is not that of independent
+//! disconnects, since the peers of one supernode leave together.
+//!
+//! The reboot wave reboots each peer with probability `f` and each supernode with probability
+//! `c` (binomial draws), and the surviving peers attached to rebooted supernodes —
+//! Binomial(n', k/(s + S0·M)) for `k` rebooted supernodes — rejoin the queue with them. Spread waves are per-machine hazards.
 //! Interventions switch parameters at their times. Every run is seeded from `(seed, run)` alone,
 //! so results do not depend on the number of threads.
 
 use crate::analysis::tipping::{fate, Landscape, TippingOptions};
 use crate::error::Error;
-use crate::model::{P2p, P2pIdx, System};
+use crate::model::{
+    flows_in, Compartment, FlowSpec, P2p, P2pFlow, P2pIdx, Sizes, System, P2P_FLOWS,
+};
 use crate::scenario::Scenario;
 use crate::simulate::Outcome;
 use crate::solve::SolverStats;
@@ -101,34 +109,63 @@ impl Counts {
             .and_then(|v| v.checked_add(self.q))
             .is_some_and(|v| v <= self.m)
     }
-    fn fractions(&self) -> SVector<f64, 3> {
+    /// Fractions `(N, S, Q)` of the users.
+    pub fn fractions(&self) -> SVector<f64, 3> {
         let m = self.m as f64;
         SVector::from([self.n as f64 / m, self.s as f64 / m, self.q as f64 / m])
     }
+    /// Users in one compartment.
+    pub fn count(&self, at: Compartment) -> u64 {
+        match at {
+            Compartment::Peers => self.n,
+            Compartment::Supernodes => self.s,
+            Compartment::Queue => self.q,
+            Compartment::Offline => self.offline(),
+        }
+    }
+    /// Moves `k` users along `flow` (at most the users in `flow.from`); offline is the rest.
+    fn transfer(&mut self, flow: &FlowSpec, k: u64) {
+        if let Some(v) = self.slot(flow.from) {
+            *v -= k;
+        }
+        if let Some(v) = self.slot(flow.to) {
+            *v += k;
+        }
+    }
+    fn slot(&mut self, at: Compartment) -> Option<&mut u64> {
+        match at {
+            Compartment::Peers => Some(&mut self.n),
+            Compartment::Supernodes => Some(&mut self.s),
+            Compartment::Queue => Some(&mut self.q),
+            Compartment::Offline => None,
+        }
+    }
 }
 
-/// Rates (per minute) of the seven transitions at `c` with parameters `p`.
-fn rates(c: &Counts, p: &[f64]) -> [f64; 7] {
-    use P2pIdx::*;
-    let g = |i: P2pIdx| p[i as usize];
-    let x = c.fractions();
-    let (n, s, q) = (c.n as f64, c.s as f64, c.q as f64);
-    let load = g(PeerLoad) * x[0] + g(Retry) * x[2];
-    let cap = g(SnCapacity) * (x[1] + g(Dedicated));
-    let (_, success) = crate::model::safe::hill_ratio(load, cap, g(SuccessSteepness));
-    let (over, _) =
-        crate::model::safe::hill_ratio(load, cap * g(OverloadThreshold), g(OverloadSteepness));
-    let (_, need) = crate::model::safe::hill_ratio(x[1], g(SnRatio) * x[0], g(NeedSteepness));
-    [
-        g(SignOn) * c.offline() as f64,
-        g(SignOff) * n,
-        g(SnSignOff) * s,
-        g(Retry) * q * success,
-        g(GiveUp) * q,
-        g(Promotion) * g(Eligible) * n * need,
-        g(OverloadRate) * over * s,
-    ]
-    .map(|r| if r.is_finite() { r.max(0.0) } else { 0.0 })
+/// The chain's transitions: the first seven flows of [`P2P_FLOWS`], in [`P2pFlow`] order (sign-on
+/// to shutdown), each moving one user. The disconnect flow has no transition of its own: each
+/// shutdown carries a batch of its supernode's peers along it ([`orphan_probability`]).
+pub const TRANSITIONS: usize = 7;
+
+/// Rates (per minute) of the [`TRANSITIONS`] transitions at `c` with parameters `p`: `M` times the
+/// flows of [`P2p::flows`] at the fractions of `c` (a rate that is not finite counts as 0).
+pub fn transition_rates(c: &Counts, p: &[f64]) -> [f64; TRANSITIONS] {
+    let sizes = Sizes {
+        peers: c.n as f64,
+        supernodes: c.s as f64,
+        queue: c.q as f64,
+        offline: c.offline() as f64,
+        dedicated: p[P2pIdx::Dedicated as usize] * c.m as f64,
+    };
+    let flows = flows_in(&c.fractions(), &sizes, p).to_array();
+    std::array::from_fn(|j| {
+        let r = flows[j];
+        if r.is_finite() {
+            r.max(0.0)
+        } else {
+            0.0
+        }
+    })
 }
 
 fn binomial(rng: &mut Xoshiro256PlusPlus, n: u64, p: f64) -> u64 {
@@ -150,52 +187,36 @@ fn poisson(rng: &mut Xoshiro256PlusPlus, mean: f64) -> u64 {
         .unwrap_or(0)
 }
 
-/// Peers orphaned when `k` of the serving units go down.
-fn orphans(rng: &mut Xoshiro256PlusPlus, c: &Counts, k: u64, p: &[f64]) -> u64 {
+/// The chance that a given peer is attached to one of `k` serving units that go down at `c`:
+/// each peer is attached to one of the `s + S0·M` units uniformly (0 without any unit). A
+/// shutdown's batch is Binomial(n, this chance), so its mean times the shutdown rate is the
+/// disconnect flow.
+pub fn orphan_probability(c: &Counts, k: u64, p: &[f64]) -> f64 {
     let units = c.s as f64 + p[P2pIdx::Dedicated as usize] * c.m as f64;
     if units <= 0.0 {
-        return 0;
+        return 0.0;
     }
-    binomial(rng, c.n, (k as f64 / units).min(1.0))
+    (k as f64 / units).min(1.0)
 }
 
-/// Applies transition `j` `k` times (tau-leaping clamps to what is available).
+/// Peers orphaned when `k` of the serving units go down.
+fn orphans(rng: &mut Xoshiro256PlusPlus, c: &Counts, k: u64, p: &[f64]) -> u64 {
+    binomial(rng, c.n, orphan_probability(c, k, p))
+}
+
+/// Moves `k` users along transition `j` (tau-leaping clamps `k` to what is available); a
+/// shutdown's batch of peers follows the disconnect flow.
 fn apply(rng: &mut Xoshiro256PlusPlus, c: &mut Counts, j: usize, k: u64, p: &[f64]) {
-    match j {
-        0 => {
-            let k = k.min(c.offline());
-            c.q += k;
-        }
-        1 => {
-            let k = k.min(c.n);
-            c.n -= k;
-        }
-        2 => {
-            let k = k.min(c.s);
-            c.s -= k;
-        }
-        3 => {
-            let k = k.min(c.q);
-            c.q -= k;
-            c.n += k;
-        }
-        4 => {
-            let k = k.min(c.q);
-            c.q -= k;
-        }
-        5 => {
-            let k = k.min(c.n);
-            c.n -= k;
-            c.s += k;
-        }
-        _ => {
-            let k = k.min(c.s);
-            let b = orphans(rng, c, k, p);
-            c.s -= k;
-            c.n -= b;
-            c.q += k + b;
-        }
-    }
+    let flow = &P2P_FLOWS[j];
+    let k = k.min(c.count(flow.from));
+    // Drawn before the supernodes leave: their peers were attached to the units counted now.
+    let batch = if j == P2pFlow::Shutdown as usize {
+        orphans(rng, c, k, p)
+    } else {
+        0
+    };
+    c.transfer(flow, k);
+    c.transfer(&P2P_FLOWS[P2pFlow::Disconnect as usize], batch);
 }
 
 /// Runs `runs` stochastic realisations of a scenario with `m` users; run `i` is seeded from
@@ -369,7 +390,7 @@ fn one_run(
             .is_some_and(|s| s.window > 0.0 && t >= s.at - 1e-12 && t < s.at + s.window - 1e-12);
         // Advance to t_next by events (exact) or leaps.
         while t < t_next {
-            let mut r = rates(&c, &p).to_vec();
+            let mut r = transition_rates(&c, &p).to_vec();
             if in_window {
                 r.push(eta_p * c.n as f64);
                 r.push(eta_s * c.s as f64);
@@ -516,4 +537,51 @@ pub fn quantiles_csv(out: &mut dyn std::io::Write, rows: &[(f64, [f64; 5])]) -> 
         csv.write_record(&rec).map_err(err)?;
     }
     csv.flush().map_err(|e| Error::write("CSV output", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Model, ParamSet};
+
+    #[test]
+    fn each_transition_moves_users_along_its_flow() {
+        let p = ParamSet::defaults(P2p.params()).values().to_vec();
+        let before = Counts {
+            n: 500,
+            s: 20,
+            q: 30,
+            m: 1000,
+        };
+        let state = |c: &Counts| [c.n, c.s, c.q].map(|v| v as i64);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        for (j, flow) in P2P_FLOWS[..TRANSITIONS].iter().enumerate() {
+            for k in [3, 10_000] {
+                let mut c = before;
+                apply(&mut rng, &mut c, j, k, &p);
+                // Tau-leaping's clamp: never more than the source holds.
+                let moved = k.min(before.count(flow.from)) as i64;
+                let change: Vec<i64> = state(&c)
+                    .iter()
+                    .zip(state(&before))
+                    .map(|(a, b)| a - b)
+                    .collect();
+                let batch = if j == P2pFlow::Shutdown as usize {
+                    -change[0]
+                } else {
+                    0
+                };
+                assert!(
+                    (0..=before.n as i64).contains(&batch),
+                    "{}: batch {batch}",
+                    flow.name
+                );
+                let disconnect = P2P_FLOWS[P2pFlow::Disconnect as usize].jump();
+                let expected: Vec<i64> = (0..3)
+                    .map(|i| moved * i64::from(flow.jump()[i]) + batch * i64::from(disconnect[i]))
+                    .collect();
+                assert_eq!(change, expected, "{} × {k}", flow.name);
+            }
+        }
+    }
 }

@@ -1,10 +1,16 @@
-//! The finite-population chain against the fluid model: means within central-limit bounds,
-//! spread shrinking like 1/√M, reproducible seeds, refusals.
+//! The finite-population chain against the fluid model: its expected drift is the fluid
+//! right-hand side, means within central-limit bounds, spread shrinking like 1/√M, reproducible
+//! seeds, refusals.
 
-use selfheal::model::P2p;
+use nalgebra::SVector;
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+use selfheal::model::{Bound, Model, P2p, P2pFlow, P2P_FLOWS};
 use selfheal::scenario::{Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions};
-use selfheal::stochastic::{simulate_runs, StochasticMethod};
+use selfheal::stochastic::{
+    orphan_probability, simulate_runs, transition_rates, Counts, StochasticMethod, TRANSITIONS,
+};
 
 fn scenario() -> Scenario {
     let mut sc = Scenario::new(&P2p);
@@ -17,6 +23,123 @@ fn stats(v: &[f64]) -> (f64, f64) {
     let mean = v.iter().sum::<f64>() / v.len() as f64;
     let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
     (mean, var.sqrt())
+}
+
+/// A value of 10^u for u uniform in [lo, hi].
+fn log_uniform(rng: &mut impl Rng, lo: f64, hi: f64) -> f64 {
+    10f64.powf(lo + (hi - lo) * rng.random::<f64>())
+}
+
+/// A random valid parameter set: every parameter within its range from the table, two decades
+/// either side of its default (uniform or log-uniform on a bounded range), now and then exactly
+/// at a closed lower end.
+fn random_params(rng: &mut impl Rng) -> Vec<f64> {
+    let p: Vec<f64> = P2p
+        .params()
+        .iter()
+        .map(|spec| {
+            let lo = match spec.lower {
+                Bound::Closed(a) if rng.random::<f64>() < 0.05 => return a,
+                Bound::Closed(a) | Bound::Open(a) => a,
+                Bound::Unbounded => f64::NEG_INFINITY,
+            };
+            let v = match spec.upper {
+                Bound::Closed(b) | Bound::Open(b) if rng.random::<bool>() => {
+                    lo.max(0.0) + (b - lo.max(0.0)) * rng.random::<f64>()
+                }
+                _ => spec.default * log_uniform(rng, -2.0, 2.0),
+            };
+            match spec.upper {
+                Bound::Closed(b) | Bound::Open(b) => v.min(b),
+                Bound::Unbounded => v,
+            }
+        })
+        .collect();
+    P2p.validate(&p).expect("a valid parameter set");
+    p
+}
+
+/// A random interior state: at least one user in each of the four compartments, of between 10
+/// and 10^9 users, with shares spread over six decades.
+fn random_counts(rng: &mut impl Rng) -> Counts {
+    loop {
+        let m = log_uniform(rng, 1.0, 9.0).round() as u64;
+        let w: [f64; 4] = std::array::from_fn(|_| log_uniform(rng, -6.0, 0.0));
+        let total: f64 = w.iter().sum();
+        let count = |i: usize| ((w[i] / total * m as f64).round() as u64).max(1);
+        let (n, s, q) = (count(0), count(1), count(2));
+        if n + s + q < m {
+            return Counts { n, s, q, m };
+        }
+    }
+}
+
+#[test]
+fn expected_drift_of_the_chain_is_the_fluid_right_hand_side() {
+    // Σ_j rate_j·jump_j/M, with the jumps from the stoichiometry table and a shutdown's batch
+    // of peers at its mean, against the right-hand side's own sums at the same fractions.
+    let mut rng = StdRng::seed_from_u64(20_240_611);
+    let batch_flow = &P2P_FLOWS[P2pFlow::Disconnect as usize];
+    let (mut worst, mut worst_own): (f64, f64) = (0.0, 0.0);
+    // How often each flow is a noticeable part of the activity: a wrong jump must show.
+    let mut noticeable = [0usize; 8];
+    let trials = 2000;
+    for _ in 0..trials {
+        let p = random_params(&mut rng);
+        let c = random_counts(&mut rng);
+        let m = c.m as f64;
+        let rates = transition_rates(&c, &p);
+        let mut drift = [0.0; 3];
+        let mut add = |jump: [i8; 3], rate: f64| {
+            for (d, j) in drift.iter_mut().zip(jump) {
+                *d += f64::from(j) * rate / m;
+            }
+        };
+        for (flow, rate) in P2P_FLOWS[..TRANSITIONS].iter().zip(rates) {
+            assert!(
+                rate.is_finite() && rate >= 0.0,
+                "{}: rate {rate}",
+                flow.name
+            );
+            add(flow.jump(), rate);
+        }
+        let mean_batch = c.n as f64 * orphan_probability(&c, 1, &p);
+        add(
+            batch_flow.jump(),
+            rates[P2pFlow::Shutdown as usize] * mean_batch,
+        );
+
+        let x: SVector<f64, 3> = c.fractions();
+        let f = P2p.rhs(0.0, &x, &p);
+        let flows = P2p::flows(&x, &p).to_array();
+        let activity: f64 = flows.iter().sum();
+        for (k, v) in flows.iter().enumerate() {
+            noticeable[k] += usize::from(*v > 1e-6 * activity);
+        }
+        for i in 0..3 {
+            // Relative to the flows the derivative is a sum of (it may cancel to near zero).
+            let err = (drift[i] - f[i]).abs() / activity;
+            worst = worst.max(err);
+            worst_own = worst_own.max((drift[i] - f[i]).abs() / f[i].abs());
+            assert!(
+                err <= 1e-12,
+                "state {i} at {c:?}, p = {p:?}: drift {} vs rhs {} (relative {err:e})",
+                drift[i],
+                f[i]
+            );
+        }
+    }
+    eprintln!(
+        "worst difference {worst:e} of the activity ({worst_own:e} of the derivative); \
+         flows noticeable {noticeable:?} of {trials}"
+    );
+    for (flow, k) in P2P_FLOWS.iter().zip(noticeable) {
+        assert!(
+            k > trials / 10,
+            "{} was noticeable in only {k} of {trials} states",
+            flow.name
+        );
+    }
 }
 
 #[test]

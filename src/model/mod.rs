@@ -10,7 +10,8 @@ mod params;
 pub mod safe;
 pub mod textbook;
 
-pub use p2p::{P2p, P2pIdx};
+pub(crate) use p2p::{flows_in, Sizes};
+pub use p2p::{Compartment, FlowSpec, P2p, P2pFlow, P2pFlows, P2pIdx, P2P_FLOWS};
 pub use params::{Bound, ParamSet, ParamSpec};
 
 use crate::error::Error;

@@ -103,6 +103,204 @@ const STATES: [StateSpec; 3] = [
     },
 ];
 
+/// Where a user is: one of the three states, or offline (the rest, `1 − N − S − Q`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compartment {
+    /// Online ordinary peers, N.
+    Peers,
+    /// Supernodes, S.
+    Supernodes,
+    /// The login queue, Q.
+    Queue,
+    /// Offline users, O (not a state: the rest of the users).
+    Offline,
+}
+
+impl Compartment {
+    /// Position in the state vector `(N, S, Q)`; `None` for offline.
+    pub const fn state(self) -> Option<usize> {
+        match self {
+            Self::Peers => Some(0),
+            Self::Supernodes => Some(1),
+            Self::Queue => Some(2),
+            Self::Offline => None,
+        }
+    }
+}
+
+/// Positions of the reference model's flows in [`P2P_FLOWS`] (and in [`P2pFlows::to_array`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum P2pFlow {
+    /// λ·O: offline users start the client and join the queue.
+    SignOn,
+    /// δ·N: peers leave.
+    SignOff,
+    /// δs·S: supernodes leave normally.
+    SnSignOff,
+    /// G = r·Q·s: queued clients log in and become peers.
+    Login,
+    /// θ·Q: queued clients give up.
+    GiveUp,
+    /// P = γ·p·N·u: peers are promoted to supernodes.
+    Promotion,
+    /// φ·S: overloaded supernodes shut down; their clients rejoin the queue.
+    Shutdown,
+    /// D = φ·S·N/(S + S0): the peers of the supernodes that shut down rejoin the queue.
+    Disconnect,
+}
+
+/// One flow of the model: its name and symbol, and the compartments it moves users between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowSpec {
+    /// Name (snake case, as the parameters').
+    pub name: &'static str,
+    /// The flow in the notation of docs/model.md.
+    pub symbol: &'static str,
+    /// Where the flow takes users from.
+    pub from: Compartment,
+    /// Where it puts them.
+    pub to: Compartment,
+}
+
+impl FlowSpec {
+    /// The change of the state `(N, S, Q)` when one user moves along the flow: −1 at `from`, +1
+    /// at `to` (nothing for offline, which is not a state).
+    pub fn jump(&self) -> [i8; 3] {
+        let mut v = [0; 3];
+        if let Some(i) = self.from.state() {
+            v[i] -= 1;
+        }
+        if let Some(i) = self.to.state() {
+            v[i] += 1;
+        }
+        v
+    }
+}
+
+const fn flow(
+    name: &'static str,
+    symbol: &'static str,
+    from: Compartment,
+    to: Compartment,
+) -> FlowSpec {
+    FlowSpec {
+        name,
+        symbol,
+        from,
+        to,
+    }
+}
+
+/// The stoichiometry of the reference model, in [`P2pFlow`] order: every flow moves users from
+/// one compartment to another, so `N + S + Q + O` is conserved. The Markov chain of
+/// [`crate::stochastic`] moves its users along this table.
+#[rustfmt::skip]
+pub const P2P_FLOWS: [FlowSpec; 8] = {
+    use Compartment::*;
+    [
+        flow("sign_on", "λ·O", Offline, Queue),
+        flow("sign_off", "δ·N", Peers, Offline),
+        flow("sn_sign_off", "δs·S", Supernodes, Offline),
+        flow("login", "G = r·Q·s", Queue, Peers),
+        flow("give_up", "θ·Q", Queue, Offline),
+        flow("promotion", "P = γ·p·N·u", Peers, Supernodes),
+        flow("shutdown", "φ·S", Supernodes, Queue),
+        flow("disconnect", "D = φ·S·N/(S + S0)", Peers, Queue),
+    ]
+};
+
+/// The flows of the reference model at one state, each a rate per minute, non-negative in the
+/// feasible region (see [`P2P_FLOWS`] for what each moves where).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct P2pFlows<T> {
+    /// λ·O.
+    pub sign_on: T,
+    /// δ·N.
+    pub sign_off: T,
+    /// δs·S.
+    pub sn_sign_off: T,
+    /// G = r·Q·s.
+    pub login: T,
+    /// θ·Q.
+    pub give_up: T,
+    /// P = γ·p·N·u.
+    pub promotion: T,
+    /// φ·S.
+    pub shutdown: T,
+    /// D = φ·S·N/(S + S0).
+    pub disconnect: T,
+}
+
+impl<T: Copy> P2pFlows<T> {
+    /// The flows in [`P2pFlow`] order.
+    pub fn to_array(&self) -> [T; 8] {
+        [
+            self.sign_on,
+            self.sign_off,
+            self.sn_sign_off,
+            self.login,
+            self.give_up,
+            self.promotion,
+            self.shutdown,
+            self.disconnect,
+        ]
+    }
+}
+
+/// The sizes the flows are proportional to, in the unit the flows are wanted in: the fractions
+/// themselves for the fluid model, counts of users (and `S0·M`) for the Markov chain.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes<T> {
+    pub peers: T,
+    pub supernodes: T,
+    pub queue: T,
+    pub offline: T,
+    /// The dedicated capacity S0 in the same unit.
+    pub dedicated: T,
+}
+
+/// The rate law of the model. Every flow is a size times a per-capita rate that depends on the
+/// state only through the fractions `x` (the switches s, φ and u, and for disconnects the share
+/// of the capacity a supernode is), so the flows are linear in `sizes`: with counts of `M` users
+/// they are exactly `M` times the fluid flows at `x`, without the rounding of scaling back.
+/// `sizes` must describe the state `x`.
+#[inline(always)]
+pub(crate) fn flows_in<T: Scalar>(x: &SVector<T, 3>, sizes: &Sizes<T>, p: &[T]) -> P2pFlows<T> {
+    use P2pIdx::*;
+    let g = |i: P2pIdx| p[i as usize];
+    let re = |i: P2pIdx| p[i as usize].re();
+    let (n, s, q) = (x[0], x[1], x[2]);
+
+    let load = g(PeerLoad) * n + g(Retry) * q;
+    let sn_total = s + g(Dedicated);
+    let cap = g(SnCapacity) * sn_total;
+    // s = 1/(1+ρ^m); φ/φ0 = ρ^n/(ρc^n+ρ^n) = (ρ/ρc)^n/(1+(ρ/ρc)^n).
+    let (_, success) = hill_ratio(load, cap, re(SuccessSteepness));
+    let (over, _) = hill_ratio(load, cap * g(OverloadThreshold), re(OverloadSteepness));
+    let phi = g(OverloadRate) * over;
+    // u = 1/(1+(S/(σN))^k); σN = 0 reads as an infinite ratio (u = 0).
+    let (_, need) = hill_ratio(s, g(SnRatio) * n, re(NeedSteepness));
+    let shutdown = phi * sizes.supernodes;
+    // S + S0 below the smallest normal number counts as 0 (D = 0, docs/model.md): dividing by it
+    // would overflow the derivative.
+    let disconnect = if sn_total.re() >= f64::MIN_POSITIVE {
+        shutdown * sizes.peers / (sizes.supernodes + sizes.dedicated)
+    } else {
+        T::from(0.0)
+    };
+    P2pFlows {
+        sign_on: g(SignOn) * sizes.offline,
+        sign_off: g(SignOff) * sizes.peers,
+        sn_sign_off: g(SnSignOff) * sizes.supernodes,
+        login: g(Retry) * sizes.queue * success,
+        give_up: g(GiveUp) * sizes.queue,
+        promotion: g(Promotion) * g(Eligible) * sizes.peers * need,
+        shutdown,
+        disconnect,
+    }
+}
+
 /// The reference model of docs/model.md: state `(peers, supernodes, queue)`, time in minutes,
 /// populations as fractions of the user base.
 ///
@@ -122,6 +320,34 @@ const STATES: [StateSpec; 3] = [
 pub struct P2p;
 
 impl P2p {
+    /// The eight flows of the model at the state `x` (fractions of the users, per minute): the
+    /// rate law of docs/model.md, written once for the fluid model ([`Model::rhs`] applies the
+    /// stoichiometry of [`P2P_FLOWS`] to it) and for the Markov chain of
+    /// [`crate::stochastic`] (whose transition rates are `M` times these flows).
+    ///
+    /// ```
+    /// use selfheal::model::{Model, ParamSet, P2p};
+    /// use nalgebra::SVector;
+    /// let p = ParamSet::defaults(P2p.params());
+    /// let x = SVector::from([0.3, 0.001, 0.01]);
+    /// let f = P2p::flows(&x, p.values());
+    /// // Supernodes gain promotions and lose sign-offs and shutdowns.
+    /// let ds = P2p.rhs(0.0, &x, p.values())[1];
+    /// assert_eq!(ds, f.promotion - f.sn_sign_off - f.shutdown);
+    /// ```
+    #[inline(always)]
+    pub fn flows<T: Scalar>(x: &SVector<T, 3>, p: &[T]) -> P2pFlows<T> {
+        let (n, s, q) = (x[0], x[1], x[2]);
+        let sizes = Sizes {
+            peers: n,
+            supernodes: s,
+            queue: q,
+            offline: T::from(1.0) - n - s - q,
+            dedicated: p[P2pIdx::Dedicated as usize],
+        };
+        flows_in(x, &sizes, p)
+    }
+
     /// Utilisation ρ = (a·N + r·Q) / (κ·(S + S0)); +∞ without any capacity.
     pub fn utilisation_of(x: &SVector<f64, 3>, p: &[f64]) -> f64 {
         use P2pIdx::*;
@@ -148,36 +374,13 @@ impl Model<3> for P2p {
         &P2P_PARAMS
     }
 
+    /// The stoichiometry of [`P2P_FLOWS`] applied to [`P2p::flows`]: each derivative is the flows
+    /// into its state minus the flows out of it (offline is the rest, `1 − N − S − Q`).
     fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 3>, p: &[T]) -> SVector<T, 3> {
-        use P2pIdx::*;
-        let g = |i: P2pIdx| p[i as usize];
-        let re = |i: P2pIdx| p[i as usize].re();
-        let (n, s, q) = (x[0], x[1], x[2]);
-        let zero = T::from(0.0);
-        let offline = T::from(1.0) - n - s - q;
-
-        let load = g(PeerLoad) * n + g(Retry) * q;
-        let sn_total = s + g(Dedicated);
-        let cap = g(SnCapacity) * sn_total;
-        // s = 1/(1+ρ^m); φ/φ0 = ρ^n/(ρc^n+ρ^n) = (ρ/ρc)^n/(1+(ρ/ρc)^n).
-        let (_, success) = hill_ratio(load, cap, re(SuccessSteepness));
-        let (over, _) = hill_ratio(load, cap * g(OverloadThreshold), re(OverloadSteepness));
-        let phi = g(OverloadRate) * over;
-        let logins = g(Retry) * q * success;
-        // S + S0 below the smallest normal number counts as 0 (D = 0, docs/model.md): dividing by it
-        // would overflow the derivative.
-        let disconnects = if sn_total.re() >= f64::MIN_POSITIVE {
-            phi * s * n / sn_total
-        } else {
-            zero
-        };
-        // u = 1/(1+(S/(σN))^k); σN = 0 reads as an infinite ratio (u = 0).
-        let (_, need) = hill_ratio(s, g(SnRatio) * n, re(NeedSteepness));
-        let promotions = g(Promotion) * g(Eligible) * n * need;
-
-        let dn = logins - g(SignOff) * n - disconnects - promotions;
-        let ds = promotions - g(SnSignOff) * s - phi * s;
-        let dq = g(SignOn) * offline + disconnects + phi * s - logins - g(GiveUp) * q;
+        let f = Self::flows(x, p);
+        let dn = f.login - f.sign_off - f.disconnect - f.promotion;
+        let ds = f.promotion - f.sn_sign_off - f.shutdown;
+        let dq = f.sign_on + f.disconnect + f.shutdown - f.login - f.give_up;
         SVector::from([dn, ds, dq])
     }
 
