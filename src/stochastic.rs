@@ -70,7 +70,9 @@ pub struct Run {
     pub min_peers: f64,
     /// Fate of the final state (the fluid model from there decides the side of the saddle).
     pub outcome: Outcome,
-    /// Recovery time (minutes), as for the fluid model; `None` if peers never returned.
+    /// Recovery time (minutes), defined as for the fluid model (the healthy level of the
+    /// starting parameters, or of the final ones when the run starts down) but observed only
+    /// up to `t_end`; `None` if peers never returned by then or there is no healthy state.
     pub recovery_time: Option<f64>,
     /// Peer fractions on the output grid (every `dt` minutes).
     pub peers: Vec<f64>,
@@ -261,7 +263,16 @@ pub fn simulate_runs(
     let land0 = Landscape::new(&P2p, &p0)?;
     let pf = sc.final_params();
     let land_f = Landscape::new(&P2p, pf.values())?;
-    let healthy = land0.rest_state();
+    // Recovery is measured as in the fluid model: against the starting parameters' healthy
+    // state, or the final parameters' when the run starts down, or not at all.
+    let reference = Reference {
+        start: land0.rest_state(),
+        level: [&land0, &land_f]
+            .into_iter()
+            .find(|l| l.is_healthy())
+            .map(|l| 0.95 * l.rest_state()[0]),
+        end: &land_f,
+    };
     let exact = match method {
         StochasticMethod::Exact => true,
         StochasticMethod::TauLeap => false,
@@ -273,27 +284,38 @@ pub fn simulate_runs(
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(
                 seed ^ (run as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             );
-            one_run(sc, m, run, exact, dt, &healthy, &land_f, &mut rng)
+            one_run(sc, m, run, exact, dt, &reference, &mut rng)
         })
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every run is measured against.
+struct Reference<'a> {
+    /// The state runs start in (the starting parameters' rest state) unless the scenario
+    /// gives one.
+    start: SVector<f64, 3>,
+    /// 95 % of the healthy peers that recovery is measured against, if there is a healthy
+    /// state to recover to.
+    level: Option<f64>,
+    /// The final parameters' equilibria, which decide the fate.
+    end: &'a Landscape<3>,
+}
+
 fn one_run(
     sc: &Scenario,
     m: u64,
     run: usize,
     exact: bool,
     dt: f64,
-    healthy: &SVector<f64, 3>,
-    land_f: &Landscape<3>,
+    reference: &Reference,
     rng: &mut Xoshiro256PlusPlus,
 ) -> Result<Run, Error> {
+    let land_f = reference.end;
     let mf = m as f64;
     let round = |x: f64| (x * mf).round().max(0.0) as u64;
     let start = match &sc.initial {
         Some(v) => SVector::from_iterator(v.iter().copied()),
-        None => *healthy,
+        None => reference.start,
     };
     let mut c = Counts {
         n: round(start[0]),
@@ -316,7 +338,8 @@ fn one_run(
     let mut sn_grid = vec![];
     let mut next_out: f64 = 0.0;
     let mut min_peers = f64::INFINITY;
-    let level = 0.95 * healthy[0];
+    // Without a healthy state there is no level to fall below or climb back to.
+    let level = reference.level.unwrap_or(f64::NEG_INFINITY);
     let from = shock.map_or(0.0, |s| s.at);
     let (mut fell, mut back): (Option<f64>, Option<f64>) = (None, None);
     let mut events = 0u64;
@@ -455,6 +478,7 @@ fn one_run(
         &mut st,
     )?;
     let recovery_time = match (fell, back) {
+        _ if reference.level.is_none() => None,
         (None, _) => Some(0.0),
         (Some(_), Some(b)) => Some(b - from),
         (Some(_), None) => None,

@@ -251,3 +251,37 @@ fn exact_runs_conserve_the_population_through_waves_and_interventions() {
         }
     }
 }
+
+#[test]
+fn a_chain_that_starts_down_recovers_like_the_fluid_model_or_not_at_all() {
+    // Down everywhere: nothing to recover to, in the chain as in the fluid model.
+    let mut down = Scenario::new(&P2p);
+    down.params.set("sn_capacity", 300.0).unwrap();
+    down.t_end = 600.0;
+    let fluid = simulate(&P2p, &down, &SimOptions::default()).unwrap();
+    assert_eq!(fluid.summary.recovery_time, None);
+    let runs = simulate_runs(&down, 20_000, 4, 3, StochasticMethod::Exact, 60.0).unwrap();
+    assert!(runs.iter().all(|r| r.recovery_time.is_none()), "{runs:?}");
+
+    // Capacity restored at t = 60 (monostable above the Hopf point): runs recover, measured
+    // against the final healthy state, so not at t = 0.
+    let mut rescued = down.clone();
+    let k = rescued.params.index("sn_capacity").unwrap();
+    rescued
+        .interventions
+        .push(selfheal::scenario::Intervention {
+            at: 60.0,
+            set: vec![(k, 20_000.0)],
+        });
+    rescued.t_end = 10.0 * 1440.0;
+    let fluid = simulate(&P2p, &rescued, &SimOptions::default()).unwrap();
+    let rt = fluid.summary.recovery_time.expect("the fluid run recovers");
+    let runs = simulate_runs(&rescued, 100_000, 4, 3, StochasticMethod::Auto, 60.0).unwrap();
+    for r in &runs {
+        let t = r.recovery_time.expect("every run recovers");
+        assert!(
+            t > 60.0 && (t - rt).abs() < 0.2 * rt,
+            "chain {t} vs fluid {rt}"
+        );
+    }
+}
