@@ -9,7 +9,7 @@
 //! (ARCHITECTURE.md says what each owns):
 //!
 //! 1. utilities: [`error`], [`files`] (atomic, no-clobber writes), [`qmc`] (Sobol' points and
-//!    hashes), [`roots`] (the bracketing root finder), [`linalg`];
+//!    hashes), [`roots`] (the bracketing root finder), [`progress`], [`linalg`];
 //! 2. [`model`]: the `Model` trait, parameters, the reference model and textbook models;
 //! 3. [`scenario`]: parameters, the reboot wave, interventions, named quantities;
 //! 4. [`solve`]: Rosenbrock and explicit methods with dense output;
@@ -54,6 +54,7 @@ pub mod model;
 pub mod output;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod progress;
 pub mod qmc;
 #[cfg(feature = "plot")]
 pub mod report;

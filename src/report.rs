@@ -659,6 +659,10 @@ fn prose(f: &Findings) -> String {
     md
 }
 
+/// Steps of the report, for progress: simulation, equilibria and f*, continuations, the map,
+/// the phase portrait, the levers.
+const REPORT_STEPS: usize = 6;
+
 /// Writes the report for `sc` into `dir` (created if missing). Only the report's own files are
 /// written (and replaced); nothing else in `dir` is touched.
 pub fn write_report(
@@ -684,6 +688,7 @@ pub fn write_report(
     let (kappa, s0) = (p0[kc], p0[kd]);
 
     // The scenario itself.
+    crate::progress::update("report steps", 0, REPORT_STEPS);
     let opts = SimOptions::default();
     let sim = simulate(&P2p, sc, &opts)?;
     let s = &sim.summary;
@@ -695,6 +700,7 @@ pub fn write_report(
     outage.save(&file("outage.png"))?;
 
     // Equilibria and the critical shock of the parameters at t = 0.
+    crate::progress::update("report steps", 1, REPORT_STEPS);
     let landscape = Landscape::new(&P2p, &p0)?;
     write_atomic(&file("equilibria.csv"), true, |w| {
         equilibria_csv(w, &P2p, &landscape.equilibria)
@@ -712,6 +718,7 @@ pub fn write_report(
     };
 
     // Branches in supernode capacity and in dedicated capacity.
+    crate::progress::update("report steps", 2, REPORT_STEPS);
     let copts = ContinuationOptions::default();
     let cap = continue_equilibria(&P2p, &p0, kc, kappa / 10.0, kappa * 20.0, &copts)?;
     write_continuation(&file("continuation_sn_capacity.csv"), &cap)?;
@@ -725,16 +732,20 @@ pub fn write_report(
     bif.save(&file("bifurcation.svg"))?;
     bif.save(&file("bifurcation.png"))?;
 
+    crate::progress::update("report steps", 3, REPORT_STEPS);
     let map = tipping_map(sc, (kc, kd), (fstar, cs.down), &file("tipping_map.csv"))?;
     map.save(&file("tipping_map.svg"))?;
     map.save(&file("tipping_map.png"))?;
 
+    crate::progress::update("report steps", 4, REPORT_STEPS);
     let phase = phase_portrait(&p0, &landscape, fstar, &topts)?;
     phase.save(&file("phase.svg"))?;
     phase.save(&file("phase.png"))?;
 
+    crate::progress::update("report steps", 5, REPORT_STEPS);
     let levers = levers(sc, &topts)?;
 
+    crate::progress::finish("report steps");
     let md = prose(&Findings {
         sc,
         label: scenario_label,

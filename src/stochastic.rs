@@ -278,15 +278,21 @@ pub fn simulate_runs(
         StochasticMethod::TauLeap => false,
         StochasticMethod::Auto => m < 100_000,
     };
-    (0..runs)
+    let finished = std::sync::atomic::AtomicUsize::new(0);
+    let out = (0..runs)
         .into_par_iter()
         .map(|run| {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(
                 seed ^ (run as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             );
-            one_run(sc, m, run, exact, dt, &reference, &mut rng)
+            let r = one_run(sc, m, run, exact, dt, &reference, &mut rng);
+            let k = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            crate::progress::update("stochastic runs", k, runs);
+            r
         })
-        .collect()
+        .collect();
+    crate::progress::finish("stochastic runs");
+    out
 }
 
 /// What every run is measured against.

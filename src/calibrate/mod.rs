@@ -816,7 +816,8 @@ where
     };
     let (c0, g0) = (problem.cost_evals.get(), problem.gradient_evals.get());
     let (mut why_best, mut failures) = (String::from("no start improved on the scenario"), 0);
-    for u0 in &starts {
+    for (k, u0) in starts.iter().enumerate() {
+        crate::progress::update("calibration starts", k, starts.len());
         match local_search::<M, N, N2>(&problem, global, u0, opts.max_iters) {
             Ok((u, c, iters, why)) => {
                 stage.iterations += iters;
@@ -829,6 +830,7 @@ where
         }
     }
     stage.cost_evals = problem.cost_evals.get() - c0;
+    crate::progress::finish("calibration starts");
     stage.gradient_evals = problem.gradient_evals.get() - g0;
     stage.chi2 = best.1;
     stage.stopped = if failures > 0 {

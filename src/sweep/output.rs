@@ -7,9 +7,8 @@ use crate::model::Model;
 use nalgebra::{Const, DimMin};
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, IsTerminal, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// The `K`-th of `N` deterministic parts of a sweep (K from 1): rows
 /// `[⌊(K−1)·R/N⌋, ⌊K·R/N⌋)` of `R`.
@@ -293,9 +292,6 @@ where
         f
     };
     let start = range.start + done;
-    let todo = range.end - start;
-    let progress = std::io::stderr().is_terminal();
-    let started = Instant::now();
     let mut written = 0usize;
     let mut buf: Vec<u8> = Vec::new();
     sweep.run(start..range.end, threads, |i, row| {
@@ -306,21 +302,7 @@ where
             file.write_all(&buf).map_err(|e| io(path, e))?;
             file.flush().map_err(|e| io(path, e))?;
             buf.clear();
-            if progress {
-                let el = started.elapsed().as_secs_f64();
-                let eta = el / written as f64 * (todo - written) as f64;
-                let width = 30;
-                let filled = width * written / todo.max(1);
-                eprint!(
-                    "\r[{}{}] {}/{} rows, {:.0} s elapsed, ETA {:.0} s ",
-                    "#".repeat(filled),
-                    ".".repeat(width - filled),
-                    done + written,
-                    range.len(),
-                    el,
-                    eta
-                );
-            }
+            crate::progress::update("sweep rows", done + written, range.len());
         }
         Ok(())
     })?;
@@ -328,9 +310,7 @@ where
         file.write_all(&buf).map_err(|e| io(path, e))?;
         file.flush().map_err(|e| io(path, e))?;
     }
-    if progress && todo > 0 {
-        eprintln!();
-    }
+    crate::progress::finish("sweep rows");
     if !special {
         file.sync_all().map_err(|e| io(path, e))?;
     }

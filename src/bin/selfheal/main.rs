@@ -7,6 +7,7 @@ mod calibrate;
 mod continuation;
 mod equilibria;
 mod params;
+mod progress;
 mod report;
 mod simulate;
 mod stochastic;
@@ -24,6 +25,9 @@ use std::process::ExitCode;
     about = "Login storms and self-healing in peer-to-peer overlays: simulate, find the tipping point"
 )]
 struct Cli {
+    /// No progress line for long jobs (it is drawn only when standard error is a terminal).
+    #[arg(long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    progress::Terminal::install(cli.quiet);
     let result = match cli.command {
         Command::Simulate(a) => simulate::run(&a),
         Command::Params => params::run(),
