@@ -811,6 +811,9 @@ fn edge_words(e: &crate::analysis::bistable::Edge) -> &'static str {
         (EdgeKind::Hopf, _) => "a Hopf point of undetermined criticality",
         (EdgeKind::RangeEnd, _) => "the end of the range computed",
         (EdgeKind::Unlocated, _) => "a change of stability between two steps, not located",
+        (EdgeKind::BranchStopped, _) => {
+            "where the computed branch stopped (lost, or out of steps), not a property of the network"
+        }
     }
 }
 

@@ -526,3 +526,44 @@ fn points_where_newton_stalls_are_not_reported_as_equilibria() {
         assert!(e.x[1] < 0.1, "{:?}", e.x.as_slice());
     }
 }
+
+#[test]
+fn a_branch_that_stops_early_keeps_its_points_and_says_why() {
+    use selfheal::analysis::bistable::{bistable_intervals, EdgeKind};
+    use selfheal::analysis::continuation::BranchEnd;
+    let ps = ParamSet::defaults(P2p.params());
+    let k = ps.index("sn_capacity").unwrap();
+    let full = continue_equilibria(
+        &P2p,
+        ps.values(),
+        k,
+        300.0,
+        20_000.0,
+        &ContinuationOptions::default(),
+    )
+    .unwrap();
+    assert!(full.branches.iter().all(|b| b.end == BranchEnd::Range));
+    // Out of steps: the continuation still returns, every branch ends with its reason, and
+    // every point kept is an equilibrium (residual of the right-hand side).
+    let few = ContinuationOptions {
+        max_steps: 5,
+        ..ContinuationOptions::default()
+    };
+    let cut = continue_equilibria(&P2p, ps.values(), k, 300.0, 20_000.0, &few).unwrap();
+    assert!(!cut.branches.is_empty());
+    for b in &cut.branches {
+        assert_eq!(b.end, BranchEnd::MaxSteps(5));
+        assert!(b.points.len() >= 2);
+        for pt in &b.points {
+            let mut p = ps.values().to_vec();
+            p[k] = pt.mu;
+            let f = System::new(&P2p, &p).f(0.0, &pt.x);
+            assert!(f.amax() < 1e-9, "residual {} at {}", f.amax(), pt.mu);
+        }
+        assert!(b.points.last().unwrap().mu < 20_000.0);
+    }
+    // A stable stretch cut off by the step limit does not claim the end of the range.
+    for i in bistable_intervals(&P2p, &cut).unwrap() {
+        assert_ne!(i.hi.kind, EdgeKind::RangeEnd, "{i:?}");
+    }
+}

@@ -34,6 +34,9 @@ pub enum EdgeKind {
     /// Stability changed between two steps without a located special point; the value is the
     /// last stable step.
     Unlocated,
+    /// The branch stopped before the end of the range (lost, or out of steps: see
+    /// [`crate::analysis::continuation::BranchEnd`]); the stretch may go on beyond it.
+    BranchStopped,
 }
 
 impl EdgeKind {
@@ -44,6 +47,7 @@ impl EdgeKind {
             EdgeKind::Hopf => "hopf",
             EdgeKind::RangeEnd => "range end",
             EdgeKind::Unlocated => "unlocated",
+            EdgeKind::BranchStopped => "branch stopped",
         }
     }
 }
@@ -133,9 +137,16 @@ pub fn stable_stretches<M: Model<N>, const N: usize>(
                     kind: EdgeKind::Unlocated,
                     criticality: None,
                 },
-                None => Edge {
+                // The branch's first point is at the start value, an end of the range; its last
+                // is one too only if the branch was followed that far.
+                None if own == 0 || br.end.complete() => Edge {
                     mu: pts[own].mu,
                     kind: EdgeKind::RangeEnd,
+                    criticality: None,
+                },
+                None => Edge {
+                    mu: pts[own].mu,
+                    kind: EdgeKind::BranchStopped,
                     criticality: None,
                 },
             };

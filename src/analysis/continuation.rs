@@ -77,6 +77,46 @@ pub struct Branch<const N: usize> {
     /// Indices (into the start equilibria) of the equilibria this branch passes through at the
     /// start value: the first is where it started.
     pub starts: Vec<usize>,
+    /// Why the branch ends where it does.
+    pub end: BranchEnd,
+}
+
+/// Why a branch of a continuation ends: one branch that stops early never fails the whole
+/// continuation; its points so far are kept and its end says why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum BranchEnd {
+    /// It reached an end of the parameter range (or came back to the start value).
+    Range,
+    /// It took the most steps allowed ([`ContinuationOptions::max_steps`]) first.
+    MaxSteps(usize),
+    /// The corrector failed even for the smallest step at this parameter value.
+    Lost {
+        /// The parameter value of the last point on the branch.
+        mu: f64,
+    },
+    /// The tangent could not be formed at the starting equilibrium (a singular Jacobian).
+    NotStarted,
+}
+
+impl BranchEnd {
+    /// In words.
+    pub fn describe(&self, param: &str) -> String {
+        match self {
+            BranchEnd::Range => "reached the end of the range".into(),
+            BranchEnd::MaxSteps(n) => format!("stopped after the most steps allowed ({n})"),
+            BranchEnd::Lost { mu } => {
+                format!("lost at {param} = {mu}: the corrector fails even for the smallest step")
+            }
+            BranchEnd::NotStarted => {
+                "not started: the Jacobian is singular at the starting equilibrium".into()
+            }
+        }
+    }
+
+    /// Whether the branch was followed to the end of the range.
+    pub fn complete(&self) -> bool {
+        *self == BranchEnd::Range
+    }
 }
 
 /// Options of a continuation.
@@ -538,19 +578,16 @@ where
         toward: f64,
         opts: &ContinuationOptions,
         steps: &mut usize,
-    ) -> Result<Vec<BranchPoint<N>>, Error> {
+    ) -> (Vec<BranchPoint<N>>, BranchEnd) {
         let range = (self.hi - self.lo).abs();
         let mut x = x0;
         let mut mu = mu0;
         let mut s = scales(self.model, &self.p, &x, mu, range);
         let mut guess = DVector::zeros(N + 1);
         guess[N] = toward.signum() * s[N];
-        let mut t = self.tangent(&x, mu, &s, &guess).ok_or_else(|| {
-            Error::Invalid(format!(
-                "the continuation cannot start at {:?}: singular Jacobian",
-                x.as_slice()
-            ))
-        })?;
+        let Some(mut t) = self.tangent(&x, mu, &s, &guess) else {
+            return (vec![], BranchEnd::NotStarted);
+        };
         if t[N] * toward < 0.0 {
             t = -t;
         }
@@ -569,11 +606,7 @@ where
             let Some((xn, mun, it, sn, tn)) = corrected else {
                 h *= 0.5;
                 if h < opts.ds_min {
-                    return Err(Error::Invalid(format!(
-                        "lost the branch at {} = {mu}, state {:?}: the corrector fails even for tiny steps",
-                        self.name(),
-                        x.as_slice()
-                    )));
+                    return (pts, BranchEnd::Lost { mu });
                 }
                 continue;
             };
@@ -587,7 +620,7 @@ where
                 if let Some(xe) = self.at_mu(guess, end) {
                     pts.push(self.point(xe, end, None));
                 }
-                return Ok(pts);
+                return (pts, BranchEnd::Range);
             }
             // Fold: the parameter component of the tangent changes sign.
             if t[N] * tn[N] < 0.0 {
@@ -623,7 +656,7 @@ where
             t = tn;
             h = opts.next_step(h, it);
         }
-        Ok(pts)
+        (pts, BranchEnd::MaxSteps(opts.max_steps))
     }
 
     /// Locates the crossing of the pair `step.pair` inside one step: Newton on the extended
@@ -710,10 +743,6 @@ where
             });
         Some(pt)
     }
-
-    fn name(&self) -> &str {
-        self.model.params()[self.k].name
-    }
 }
 
 /// Continues every equilibrium branch through the equilibria at `from` in parameter `k`
@@ -784,7 +813,7 @@ where
             continue;
         }
         covered[i] = true;
-        let points = tracer.trace(e.x, from, to - from, opts, &mut steps)?;
+        let (points, end) = tracer.trace(e.x, from, to - from, opts, &mut steps);
         let mut starts = vec![i];
         // Merge: a branch that comes back to `from` through another start equilibrium is one
         // branch with it.
@@ -798,7 +827,11 @@ where
                 }
             }
         }
-        branches.push(Branch { points, starts });
+        branches.push(Branch {
+            points,
+            starts,
+            end,
+        });
     }
     Ok(Continuation {
         param: spec.name.to_string(),

@@ -106,6 +106,17 @@ pub fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
             p.x[2]
         );
     }
+    let mut incomplete = 0;
+    for (b, br) in c.branches.iter().enumerate() {
+        if !br.end.complete() {
+            incomplete += 1;
+            eprintln!(
+                "branch {} {} (its points so far are in the CSV)",
+                b + 1,
+                br.end.describe(&c.param)
+            );
+        }
+    }
     match bistable_intervals(&P2p, &c) {
         Ok(b) if b.is_empty() => eprintln!("bistable: nowhere in the range"),
         Ok(b) => {
@@ -127,6 +138,13 @@ pub fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
         c.branches.len(),
         c.steps,
     );
+    // Partial output is written and explained, but not passed off as a complete answer.
+    if incomplete > 0 {
+        return Err(Error::Invalid(format!(
+            "{incomplete} of {} branches were not followed to the end of the range (see above)",
+            c.branches.len()
+        )));
+    }
     Ok(())
 }
 
