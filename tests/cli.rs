@@ -352,15 +352,23 @@ fn a_branch_that_cannot_be_followed_keeps_its_points_and_says_why() {
     // The branch's points so far are written and the reason is given; the exit is non-zero,
     // since the answer is incomplete.
     let dir = tempfile::tempdir().unwrap();
-    let args = ["continue", "sign_on", "--from", "0", "--to", "0.01", "--out", "b.csv"];
+    let args = [
+        "continue", "sign_on", "--from", "0", "--to", "0.01", "--out", "b.csv",
+    ];
     let out = selfheal(&args, dir.path());
     assert!(!out.status.success());
     let e = String::from_utf8(out.stderr).unwrap();
     assert!(e.contains("lost at sign_on = 0"), "{e}");
-    assert!(e.contains("were not followed to the end of the range"), "{e}");
+    assert!(
+        e.contains("were not followed to the end of the range"),
+        "{e}"
+    );
     assert!(!e.contains("panicked"), "{e}");
     let csv = std::fs::read_to_string(dir.path().join("b.csv")).unwrap();
-    assert!(csv.starts_with("sn_capacity,") || csv.starts_with("sign_on,"), "{csv}");
+    assert!(
+        csv.starts_with("sn_capacity,") || csv.starts_with("sign_on,"),
+        "{csv}"
+    );
 }
 
 const CAL_SCENARIO: &str = r#"
