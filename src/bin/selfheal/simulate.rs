@@ -122,7 +122,7 @@ fn print_summary(sc: &Scenario, opts: &SimOptions, sim: &Simulation<3>, elapsed_
     }
     let st = &s.stats;
     eprintln!(
-        "solver: {} steps, {} rejected, {} rhs evaluations, {} jacobians, {} LU; {elapsed_ms:.2} ms",
+        "solver (run and settle check): {} steps, {} rejected, {} rhs evaluations, {} jacobians, {} LU; {elapsed_ms:.2} ms",
         st.steps, st.rejected, st.rhs_evals, st.jac_evals, st.lu_decomps,
     );
 }
