@@ -1,13 +1,15 @@
 //! The report and its figures: the right files, whole and readable, and numbers that match the
 //! library's own analyses.
 
+mod common;
+
+use common::{rk4, rosenbrock};
 use nalgebra::{SMatrix, SVector};
 use selfheal::calibrate::parse_utc;
 use selfheal::model::{Model, P2p};
 use selfheal::report::{files_list, read_observations, write_report};
 use selfheal::scenario::{Scenario, Shock};
-use selfheal::simulate::{simulate, Outcome, SimOptions};
-use selfheal::solve::{Method, SolveOptions, Tolerances};
+use selfheal::simulate::{simulate, Outcome};
 
 /// The rows of a CSV file: header, then records as strings.
 fn csv_rows(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
@@ -18,25 +20,6 @@ fn csv_rows(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
         .map(|rec| rec.unwrap().iter().map(String::from).collect())
         .collect();
     (header, rows)
-}
-
-/// Classical fixed-step RK4 on the model's right-hand side, states every `every` minutes
-/// from t = 0 to `t_end`: an integrator that shares no code with the library's solvers.
-fn rk4(p: &[f64], mut x: SVector<f64, 3>, t_end: f64, h: f64, every: f64) -> Vec<SVector<f64, 3>> {
-    let f = |x: &SVector<f64, 3>| P2p.rhs(0.0, x, p);
-    let per_row = (every / h).round() as usize;
-    let mut rows = vec![x];
-    for k in 1..=(t_end / h).round() as usize {
-        let k1 = f(&x);
-        let k2 = f(&(x + k1 * (h / 2.0)));
-        let k3 = f(&(x + k2 * (h / 2.0)));
-        let k4 = f(&(x + k3 * h));
-        x += (k1 + k2 * 2.0 + k3 * 2.0 + k4) * (h / 6.0);
-        if k % per_row == 0 {
-            rows.push(x);
-        }
-    }
-    rows
 }
 
 /// The Jacobian by fourth-order central differences of the right-hand side (no automatic
@@ -54,21 +37,6 @@ fn fd_jacobian(p: &[f64], x: &SVector<f64, 3>) -> SMatrix<f64, 3, 3> {
         j.set_column(c, &col);
     }
     j
-}
-
-/// Plain simulations at tight tolerance, for the fate of a wave.
-fn tight() -> SimOptions {
-    SimOptions {
-        solve: SolveOptions {
-            method: Method::Rosenbrock,
-            tol: Tolerances {
-                rtol: 1e-11,
-                atol: 1e-16,
-            },
-            ..Default::default()
-        },
-        ..Default::default()
-    }
 }
 
 #[test]
@@ -111,7 +79,10 @@ fn report_writes_its_files_and_touches_nothing_else() {
         let mut s = Scenario::new(&P2p);
         s.shock = Some(Shock::instantaneous(shock));
         s.t_end = 3000.0;
-        let out = simulate(&P2p, &s, &tight()).unwrap().summary.outcome;
+        let out = simulate(&P2p, &s, &rosenbrock(1e-11, 1e-16))
+            .unwrap()
+            .summary
+            .outcome;
         assert_eq!(out, want, "shock {shock} either side of f* = {f}");
     }
     // The folds in capacity are where the number of equilibria changes between 1 and 3

@@ -2,27 +2,17 @@
 //! kept in the simplex to rounding, and every failure an explained error. CI runs 200 sets;
 //! `cargo test --release --test robustness -- --ignored` runs 3,500.
 
+mod common;
+
+use common::SplitMix;
 use selfheal::model::{Bound, Model, P2p, ParamSet};
 use selfheal::scenario::{Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions};
 
-/// SplitMix64, for seeded draws.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Runs `n` random scenarios; returns (runs, errors with their messages, worst negative
 /// population, slowest run in seconds).
 fn run(n: usize, seed: u64) -> (usize, Vec<String>, f64, f64) {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix(seed);
     let (mut errors, mut worst_negative, mut slowest) = (vec![], 0.0f64, 0.0f64);
     for set in 0..n {
         let mut ps = ParamSet::defaults(P2p.params());

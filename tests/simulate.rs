@@ -1,6 +1,9 @@
 //! Scenario simulation against an independent integrator, and the bookkeeping around shocks,
 //! interventions, events and sampling.
 
+mod common;
+
+use common::rk4;
 use nalgebra::SVector;
 use proptest::prelude::*;
 use selfheal::analysis::healthy_state;
@@ -19,26 +22,6 @@ fn opts(method: Method, rtol: f64, atol: f64) -> SimOptions {
         },
         ..Default::default()
     }
-}
-
-/// Classic fixed-step RK4 on the model's own `f64` right-hand side: an integrator that shares
-/// no code with the library's solvers.
-fn rk4(p: &[f64], mut x: SVector<f64, 3>, t_end: f64, h: f64, every: f64) -> Vec<SVector<f64, 3>> {
-    let f = |x: &SVector<f64, 3>| P2p.rhs(0.0, x, p);
-    let steps = (t_end / h).round() as usize;
-    let per_row = (every / h).round() as usize;
-    let mut rows = vec![x];
-    for k in 1..=steps {
-        let k1 = f(&x);
-        let k2 = f(&(x + k1 * (h / 2.0)));
-        let k3 = f(&(x + k2 * (h / 2.0)));
-        let k4 = f(&(x + k3 * h));
-        x += (k1 + k2 * 2.0 + k3 * 2.0 + k4) * (h / 6.0);
-        if k % per_row == 0 {
-            rows.push(x);
-        }
-    }
-    rows
 }
 
 fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<f64>>) {

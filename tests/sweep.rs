@@ -1,7 +1,6 @@
 //! Sweeps: row order, determinism across threads, resume after a kill, shards and merge, and the
 //! refusals.
 
-use nalgebra::SVector;
 use selfheal::analysis::healthy_state;
 use selfheal::model::{Model, P2p};
 use selfheal::scenario::Scenario;
@@ -26,17 +25,9 @@ fn ok(args: &[&str], dir: &Path) -> String {
 fn rk4_min_peers(p: &[f64], f: f64, t_end: f64, h: f64) -> f64 {
     let healthy = healthy_state(&P2p, p).unwrap().equilibrium;
     assert!(P2p.rhs(0.0, &healthy, p).amax() < 1e-14);
-    let mut x = P2p.reboot_jump(&healthy, p, f, f).unwrap();
-    let rhs = |x: &SVector<f64, 3>| P2p.rhs(0.0, x, p);
+    let x = P2p.reboot_jump(&healthy, p, f, f).unwrap();
     let mut lowest = x[0];
-    for _ in 0..(t_end / h).round() as usize {
-        let k1 = rhs(&x);
-        let k2 = rhs(&(x + k1 * (h / 2.0)));
-        let k3 = rhs(&(x + k2 * (h / 2.0)));
-        let k4 = rhs(&(x + k3 * h));
-        x += (k1 + k2 * 2.0 + k3 * 2.0 + k4) * (h / 6.0);
-        lowest = lowest.min(x[0]);
-    }
+    common::rk4_each(p, x, t_end, h, |_, x| lowest = lowest.min(x[0]));
     lowest
 }
 

@@ -1,5 +1,8 @@
 //! Equilibria, continuation and tipping against textbook answers and against second methods.
 
+mod common;
+
+use common::rosenbrock;
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions, SpecialPoint};
 use selfheal::analysis::tipping::{
     critical_shock, critical_window, fate, Landscape, TippingOptions,
@@ -8,27 +11,12 @@ use selfheal::equilibria::{all_equilibria, Kind};
 use selfheal::model::textbook::{Cusp, DoubleWell, HopfNormalForm, SaddleNode};
 use selfheal::model::{Model, P2p, ParamSet, System};
 use selfheal::scenario::{Scenario, Shock};
-use selfheal::simulate::{simulate, Outcome, SimOptions};
+use selfheal::simulate::{simulate, Outcome};
 use selfheal::solve::{Method, SolveOptions, SolverStats, Tolerances};
 
 fn defaults() -> Vec<f64> {
     ParamSet::defaults(P2p.params()).values().to_vec()
 }
-
-fn tight() -> SimOptions {
-    SimOptions {
-        solve: SolveOptions {
-            method: Method::Rosenbrock,
-            tol: Tolerances {
-                rtol: 1e-11,
-                atol: 1e-16,
-            },
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
 #[test]
 fn textbook_equilibria_are_all_found_and_classified() {
     // x' = μ + x − x³ at μ = 0: −1, 0, 1 (stable, unstable, stable).
@@ -82,7 +70,7 @@ fn stability_agrees_with_long_simulations_from_nearby_points() {
             let mut sc = Scenario::new(&P2p);
             sc.initial = Some(start.iter().copied().collect());
             sc.t_end = 20000.0;
-            let sim = simulate(&P2p, &sc, &tight()).unwrap();
+            let sim = simulate(&P2p, &sc, &rosenbrock(1e-11, 1e-16)).unwrap();
             let end = sim.dense.eval(20000.0).unwrap();
             let back = (end - e.x).component_div(&e.x).amax() < 1e-4;
             assert_eq!(
@@ -115,7 +103,10 @@ fn critical_shock_separates_fates_found_by_plain_simulation() {
         let mut sc = Scenario::new(&P2p);
         sc.shock = Some(Shock::instantaneous(shock));
         sc.t_end = 3000.0;
-        let out = simulate(&P2p, &sc, &tight()).unwrap().summary.outcome;
+        let out = simulate(&P2p, &sc, &rosenbrock(1e-11, 1e-16))
+            .unwrap()
+            .summary
+            .outcome;
         assert_eq!(out, want, "shock {shock}");
     }
     // The reported saddle is the model's one saddle.
@@ -180,7 +171,10 @@ fn critical_window_separates_absorbed_and_tipping_waves() {
             window,
         });
         sc.t_end = 3000.0;
-        let out = simulate(&P2p, &sc, &tight()).unwrap().summary.outcome;
+        let out = simulate(&P2p, &sc, &rosenbrock(1e-11, 1e-16))
+            .unwrap()
+            .summary
+            .outcome;
         assert_eq!(out, want, "window {window}");
     }
     // Below f*, no window is critical.
@@ -403,7 +397,10 @@ fn rescue_value_separates_fates_by_plain_simulation() {
             set: vec![(k, value)],
         }];
         sc.t_end = 3000.0;
-        let out = simulate(&P2p, &sc, &tight()).unwrap().summary.outcome;
+        let out = simulate(&P2p, &sc, &rosenbrock(1e-11, 1e-16))
+            .unwrap()
+            .summary
+            .outcome;
         assert_eq!(out, want, "dedicated = {value}");
     }
 }

@@ -2,28 +2,15 @@
 //! simulation, a one-state model with a closed-form f*, "down" networks never called healthy,
 //! and a seeded random consistency check over valid parameter sets.
 
+mod common;
+
+use common::{rosenbrock, SplitMix};
 use nalgebra::SVector;
 use selfheal::analysis::tipping::{critical_shock, rescue, TippingOptions, MAX_FRACTION};
 use selfheal::error::Error;
 use selfheal::model::{Bound, Model, P2p, ParamSet, ParamSpec, Scalar, StateSpec};
 use selfheal::scenario::{Scenario, Shock};
 use selfheal::simulate::{simulate, Outcome, SimOptions};
-use selfheal::solve::{Method, SolveOptions, Tolerances};
-
-fn tight() -> SimOptions {
-    SimOptions {
-        solve: SolveOptions {
-            method: Method::Rosenbrock,
-            tol: Tolerances {
-                rtol: 1e-10,
-                atol: 1e-15,
-            },
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
 /// The outcome of a plain scenario simulation of an instantaneous wave `f` at `ps`.
 fn simulated<M: Model<N>, const N: usize>(model: &M, ps: &ParamSet, f: f64) -> Outcome
 where
@@ -33,7 +20,10 @@ where
     sc.params = ps.clone();
     sc.shock = Some(Shock::instantaneous(f));
     sc.t_end = 60.0;
-    simulate(model, &sc, &tight()).unwrap().summary.outcome
+    simulate(model, &sc, &rosenbrock(1e-10, 1e-15))
+        .unwrap()
+        .summary
+        .outcome
 }
 
 fn with(set: &[(&str, f64)]) -> ParamSet {
@@ -240,19 +230,6 @@ fn one_state_model_with_an_unstable_middle_has_its_closed_form_critical_shock() 
     }
 }
 
-/// A small deterministic generator (SplitMix64) for seeded parameter sets.
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Random valid parameter sets: each parameter log-uniform within a factor `spread` of its
 /// default (fractions capped at 1; the crash hazards, 0 by default, stay 0).
 fn random_params(rng: &mut SplitMix, spread: f64) -> ParamSet {
@@ -396,7 +373,10 @@ fn random_critical_windows_and_rescues_agree_with_plain_simulation() {
             window: w,
         });
         sc.t_end = w + 60.0;
-        simulate(&P2p, &sc, &tight()).unwrap().summary.outcome
+        simulate(&P2p, &sc, &rosenbrock(1e-10, 1e-15))
+            .unwrap()
+            .summary
+            .outcome
     };
     for set in 0..60 {
         let ps = random_params(&mut rng, 3.0);
@@ -439,7 +419,10 @@ fn random_critical_windows_and_rescues_agree_with_plain_simulation() {
                     set: vec![(k, v)],
                 }];
                 sc.t_end = 60.0;
-                simulate(&P2p, &sc, &tight()).unwrap().summary.outcome
+                simulate(&P2p, &sc, &rosenbrock(1e-10, 1e-15))
+                    .unwrap()
+                    .summary
+                    .outcome
             };
             let away = if rescues_at > fails {
                 1.0 + 1e-3
