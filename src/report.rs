@@ -9,7 +9,7 @@ use crate::analysis::continuation::{
 use crate::analysis::tipping::{
     basin_boundary_slice, critical_shock, critical_window, Landscape, TippingOptions,
 };
-use crate::calibrate::{read_readings, Weighting};
+use crate::calibrate::{read_readings, Reading, Weighting};
 use crate::error::Error;
 use crate::files::write_atomic;
 use crate::model::{Model, P2p, System};
@@ -62,25 +62,31 @@ pub fn default_scenario() -> Result<(Scenario, Vec<Observation>), Error> {
         .start
         .clone()
         .ok_or_else(|| Error::Invalid(format!("{DEFAULT_SCENARIO_NAME}: no `start` clock time")))?;
-    let observed = crate::calibrate::data::read_readings_from(
+    let readings = crate::calibrate::data::read_readings_from(
         DEFAULT_OBSERVATIONS.as_bytes(),
         "data/skype2007_online.csv",
         &start,
         &Weighting::default(),
-    )?
-    .into_iter()
-    .map(|r| (r.t, r.users, r.note))
-    .collect();
-    Ok((sc, observed))
+    )?;
+    Ok((sc, observations(&readings)))
+}
+
+/// Readings as the figures draw them: time, users and note.
+pub fn observations(readings: &[Reading]) -> Vec<Observation> {
+    readings
+        .iter()
+        .map(|r| (r.t, r.users, r.note.clone()))
+        .collect()
 }
 
 /// Reads observed online users (`time`, `online_users`, optional `note`) relative to `start`
 /// (see [`read_readings`] for the format).
 pub fn read_observations(path: &Path, start: &str) -> Result<Vec<Observation>, Error> {
-    Ok(read_readings(path, start, &Weighting::default())?
-        .into_iter()
-        .map(|r| (r.t, r.users, r.note))
-        .collect())
+    Ok(observations(&read_readings(
+        path,
+        start,
+        &Weighting::default(),
+    )?))
 }
 
 fn csv_err(e: csv::Error) -> Error {

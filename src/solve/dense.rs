@@ -187,7 +187,7 @@ impl<const N: usize> Segment<N> {
                 if (prev.1 < 0.0) != (v < 0.0) {
                     let up = v >= 0.0;
                     let g = |x: f64| if up { slope(x) } else { -slope(x) };
-                    r.push(bisect_monotone(g, prev.0, th));
+                    r.push(increasing_root(g, prev.0, th));
                 }
                 prev = (th, v);
             }
@@ -217,7 +217,7 @@ impl<const N: usize> Segment<N> {
             let (lo, hi) = (w[0], w[1]);
             let (glo, ghi) = (g(lo), g(hi));
             if glo < 0.0 && ghi >= 0.0 {
-                return Some(bisect_monotone(g, lo, hi));
+                return Some(increasing_root(g, lo, hi));
             }
         }
         None
@@ -326,7 +326,7 @@ impl IntoIterator for Roots {
 /// Root of an increasing-through-zero function on `[lo, hi]` (g(lo) < 0 ≤ g(hi)) to full
 /// precision by the crate's root finder ([`crate::roots::illinois`]): the upper end of the final
 /// bracket, where g ≥ 0.
-fn bisect_monotone(g: impl Fn(f64) -> f64, lo: f64, hi: f64) -> f64 {
+fn increasing_root(g: impl Fn(f64) -> f64, lo: f64, hi: f64) -> f64 {
     let tol = crate::roots::Tolerance {
         abs: 0.0,
         rel: 4.0 * f64::EPSILON,

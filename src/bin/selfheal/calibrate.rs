@@ -175,7 +175,7 @@ pub fn run(args: &CalibrateArgs) -> Result<(), Error> {
         let mut shown = result.scenario.clone();
         shown.t_end = all.iter().map(|r| r.t).fold(shown.t_end, f64::max);
         let sim = selfheal::simulate::simulate(&P2p, &shown, &Default::default())?;
-        let observed: Vec<_> = all.iter().map(|r| (r.t, r.users, r.note.clone())).collect();
+        let observed = selfheal::report::observations(&all);
         let title = format!(
             "Calibrated model: {} quantities fitted to {} readings, RMSE {} users",
             result.params.len(),

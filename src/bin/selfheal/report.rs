@@ -26,7 +26,7 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: &ReportArgs) -> Result<(), Error> {
-    let (sc, name, mut observed) = match &args.scenario {
+    let (mut sc, name, mut observed) = match &args.scenario {
         None => {
             let (sc, observed) = default_scenario()?;
             (sc, DEFAULT_SCENARIO_NAME.to_string(), observed)
@@ -37,7 +37,6 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
             vec![],
         ),
     };
-    let mut sc = sc;
     if !args.set.is_empty() {
         apply_sets(&mut sc, &args.set)?;
         sc.validate(&P2p)?;
