@@ -20,6 +20,7 @@ use super::continuation::{
     continue_equilibria, curve_correct, curve_tangent, keeps_direction, regula_falsi,
     ContinuationOptions, SpecialPoint,
 };
+use super::fold_system::{moore_spence, unknown_scales};
 use crate::error::Error;
 use crate::model::{Model, System};
 use nalgebra::{Const, DMatrix, DVector, DimMin, SVector};
@@ -125,59 +126,22 @@ where
         if !self.model.feasible(&x) || !p.iter().all(|v| v.is_finite()) {
             return None;
         }
-        let sys = System::new(self.model, &p);
-        let (f, j) = sys.f_and_jacobian(0.0, &x);
-        let vu = v.component_mul(&self.sv);
-        let jv = j * vu;
-        let n = 2 * N + 1;
-        let mut g = DVector::zeros(n);
-        let mut a = DMatrix::zeros(n, n + 1);
-        let zero = SVector::<f64, N>::zeros();
-        for r in 0..N {
-            g[r] = f[r];
-            g[N + r] = jv[r];
-        }
-        g[2 * N] = self.l.dot(&v) - 1.0;
-        for c in 0..N {
-            let mut e = zero;
-            e[c] = 1.0;
-            let col = sys.second_derivative(0.0, &x, self.k1, (&vu, 0.0), (&e, 0.0));
-            for r in 0..N {
-                a[(r, c)] = j[(r, c)];
-                a[(N + r, c)] = col[r];
-                a[(N + r, N + c)] = j[(r, c)] * self.sv[c];
-            }
-            a[(2 * N, N + c)] = self.l[c];
-        }
-        for (col, k) in [(2 * N, self.k1), (2 * N + 1, self.k2)] {
-            let fp = sys.param_derivative(0.0, &x, k);
-            let jvp = sys.second_derivative(0.0, &x, k, (&vu, 0.0), (&zero, 1.0));
-            for r in 0..N {
-                a[(r, col)] = fp[r];
-                a[(N + r, col)] = jvp[r];
-            }
-        }
+        let (g, a) = moore_spence(
+            self.model,
+            &p,
+            &x,
+            &v,
+            &self.sv,
+            &self.l,
+            &[self.k1, self.k2],
+        );
         Some((g, a))
     }
 
     fn scales(&self, u: &DVector<f64>, r1: f64, r2: f64) -> DVector<f64> {
-        let bx = self.model.search_box(&self.p);
-        DVector::from_fn(2 * N + 2, |i, _| {
-            if i < N {
-                let floor = if bx[i].log {
-                    bx[i].lo
-                } else {
-                    1e-3 * (bx[i].hi - bx[i].lo).abs()
-                };
-                u[i].abs().max(floor).max(1e-300)
-            } else if i < 2 * N {
-                1.0
-            } else if i == 2 * N {
-                u[i].abs().max(1e-3 * r1).max(1e-300)
-            } else {
-                u[i].abs().max(1e-3 * r2).max(1e-300)
-            }
-        })
+        let (x, _, p) = self.unpack(u);
+        let params = [(u[2 * N], r1), (u[2 * N + 1], r2)];
+        unknown_scales(self.model, &p, &x, &[1.0; N], &params)
     }
 
     /// The cusp test `a = ⟨w, D²f[v, v]⟩ / |v|` with `J^T w = 0`, `⟨w, v⟩ = 1`; `w` from the

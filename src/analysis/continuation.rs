@@ -24,7 +24,8 @@
 //!   formula, [`crate::analysis::hopf::first_lyapunov`]), hence whether it is sub- or
 //!   supercritical, and which method located it.
 
-use crate::analysis::hopf::{first_lyapunov, refine_hopf, state_scales, HopfData, Located};
+use crate::analysis::fold_system::{moore_spence, unknown_scales};
+use crate::analysis::hopf::{first_lyapunov, refine_hopf, HopfData, Located};
 use crate::equilibria::{all_equilibria, same_point, Equilibrium, Stability};
 use crate::error::Error;
 use crate::model::{Model, System};
@@ -209,13 +210,7 @@ fn scales<M: Model<N>, const N: usize>(
     mu: f64,
     mu_range: f64,
 ) -> DVector<f64> {
-    let sx = state_scales(model, p, x);
-    let mut s = DVector::zeros(N + 1);
-    for i in 0..N {
-        s[i] = sx[i];
-    }
-    s[N] = mu.abs().max(1e-3 * mu_range).max(1e-300);
-    s
+    unknown_scales(model, p, x, &[], &[(mu, mu_range)])
 }
 
 /// Unit tangent (unscaled) of a curve `G(u) = 0` whose Jacobian `a` is `m × (m+1)`, from the
@@ -508,39 +503,15 @@ where
         let mut mu = mu0;
         let mut v = v0.component_div(&sx);
         let l = v / v.norm_squared();
-        let n = 2 * N + 1;
         for _ in 0..30 {
             let p = self.with_mu(mu);
-            let sys = System::new(self.model, &p);
-            let (f, j) = sys.f_and_jacobian(0.0, &x);
-            let fp = sys.param_derivative(0.0, &x, self.k);
-            let vu = v.component_mul(&sx); // unscaled null vector
-            let jv = j * vu;
-            let mut m = DMatrix::zeros(n, n);
-            let mut rhs = DVector::zeros(n);
-            for r in 0..N {
-                rhs[r] = -f[r];
-                rhs[N + r] = -jv[r];
-            }
-            rhs[2 * N] = -(l.dot(&v) - 1.0);
-            let zero = SVector::<f64, N>::zeros();
+            let (g, mut m) = moore_spence(self.model, &p, &x, &v, &sx, &l, &[self.k]);
+            // Newton in scaled unknowns: x and μ columns times their scales.
             for c in 0..N {
-                let mut e = zero;
-                e[c] = 1.0;
-                // ∂(J v)/∂x_c = D²f[(v, 0), (e_c, 0)]
-                let col = sys.second_derivative(0.0, &x, self.k, (&vu, 0.0), (&e, 0.0));
-                for r in 0..N {
-                    m[(r, c)] = j[(r, c)] * sx[c];
-                    m[(N + r, c)] = col[r] * sx[c];
-                    m[(N + r, N + c)] = j[(r, c)] * sx[c];
-                }
-                m[(2 * N, N + c)] = l[c];
+                m.column_mut(c).scale_mut(sx[c]);
             }
-            let col_mu = sys.second_derivative(0.0, &x, self.k, (&vu, 0.0), (&zero, 1.0));
-            for r in 0..N {
-                m[(r, 2 * N)] = fp[r] * s[N];
-                m[(N + r, 2 * N)] = col_mu[r] * s[N];
-            }
+            m.column_mut(2 * N).scale_mut(s[N]);
+            let rhs = -g;
             let d = m.lu().solve(&rhs)?;
             for i in 0..N {
                 x[i] += d[i] * sx[i];

@@ -38,6 +38,7 @@ use super::continuation::{
     continue_equilibria, curve_correct, curve_tangent, keeps_direction, regula_falsi, BranchPoint,
     ContinuationOptions, SpecialPoint,
 };
+use super::fold_system::unknown_scales;
 use super::hopf::{first_lyapunov, refine_hopf, state_scales, Lyapunov};
 use crate::equilibria::Stability;
 use crate::error::Error;
@@ -216,19 +217,13 @@ where
     fn scales(&self, u: &DVector<f64>) -> DVector<f64> {
         let (x, _, kappa, p) = self.unpack(u);
         let sx = state_scales(self.model, &p, &x);
-        let r1 = self.bounds[0].1 - self.bounds[0].0;
-        let r2 = self.bounds[1].1 - self.bounds[1].0;
-        DVector::from_fn(Self::LEN, |i, _| {
-            if i < 2 * N {
-                sx[i % N]
-            } else if i == Self::KAPPA {
-                kappa.abs().max(self.kappa_floor)
-            } else if i == Self::MU1 {
-                u[i].abs().max(1e-3 * r1).max(1e-300)
-            } else {
-                u[i].abs().max(1e-3 * r2).max(1e-300)
-            }
-        })
+        let mut extra: Vec<f64> = sx.iter().copied().collect();
+        extra.push(kappa.abs().max(self.kappa_floor));
+        let params = [
+            (u[Self::MU1], self.bounds[0].1 - self.bounds[0].0),
+            (u[Self::MU1 + 1], self.bounds[1].1 - self.bounds[1].0),
+        ];
+        unknown_scales(self.model, &p, &x, &extra, &params)
     }
 
     /// `G(u)` and its `(2N+2) × (2N+3)` Jacobian, rows equilibrated (each divided by its
