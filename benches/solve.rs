@@ -9,7 +9,7 @@ use selfheal::analysis::healthy_state;
 use selfheal::model::{Model, P2p, ParamSet, System};
 use selfheal::scenario::{Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions};
-use selfheal::solve::{integrate, Method, SolveOptions, SolverStats, Tolerances};
+use selfheal::solve::{integrate, Method, SolveOptions, SolverStats, Span, Tolerances};
 use std::hint::black_box;
 
 fn options(method: Method, rtol: f64) -> SolveOptions {
@@ -23,8 +23,14 @@ fn options(method: Method, rtol: f64) -> SolveOptions {
 fn solve_once(p: &[f64], x0: SVector<f64, 3>, opts: &SolveOptions) -> Result<SolverStats, String> {
     let sys = System::new(&P2p, p);
     let mut stats = SolverStats::default();
-    integrate(&sys, 0.0, x0, 2880.0, opts, &mut stats, &mut |_| false)
-        .map_err(|e| e.to_string())?;
+    integrate(
+        &sys,
+        Span::new(0.0, x0, 2880.0),
+        opts,
+        &mut stats,
+        &mut |_| false,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(stats)
 }
 

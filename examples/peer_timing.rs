@@ -6,7 +6,7 @@
 use nalgebra::SVector;
 use selfheal::analysis::healthy_state;
 use selfheal::model::{Model, P2p, ParamSet, System};
-use selfheal::solve::{integrate, Dense, Method, SolveOptions, SolverStats, Tolerances};
+use selfheal::solve::{integrate, Dense, Method, SolveOptions, SolverStats, Span, Tolerances};
 use serde_json::json;
 use std::time::Instant;
 
@@ -18,10 +18,16 @@ fn solve(
     let sys = System::new(&P2p, p);
     let mut dense = Dense::default();
     let mut stats = SolverStats::default();
-    integrate(&sys, 0.0, x0, 2880.0, opts, &mut stats, &mut |s| {
-        dense.segments.push(*s);
-        false
-    })
+    integrate(
+        &sys,
+        Span::new(0.0, x0, 2880.0),
+        opts,
+        &mut stats,
+        &mut |s| {
+            dense.segments.push(*s);
+            false
+        },
+    )
     .map_err(|e| e.to_string())?;
     Ok((dense, stats))
 }

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, SolverFailure};
 use crate::model::{Model, System};
-use crate::solve::{integrate, Method, SolveOptions, SolverStats};
+use crate::solve::{integrate, Method, SolveOptions, SolverStats, Span};
 use nalgebra::{Complex, SMatrix, SVector};
 use nalgebra::{Const, DimMin};
 use serde::Serialize;
@@ -223,15 +223,21 @@ where
         max_steps: opts.max_steps.min(SETTLE_MAX_STEPS),
         ..*opts
     };
-    let run = integrate(sys, t0, x0, t0 + horizon, &opts, stats, &mut |seg| {
-        on_step(seg);
-        if let Some(s) = settled(sys, &seg.y1) {
-            found = Some((s, seg.t1));
-            true
-        } else {
-            false
-        }
-    });
+    let run = integrate(
+        sys,
+        Span::new(t0, x0, t0 + horizon),
+        &opts,
+        stats,
+        &mut |seg| {
+            on_step(seg);
+            if let Some(s) = settled(sys, &seg.y1) {
+                found = Some((s, seg.t1));
+                true
+            } else {
+                false
+            }
+        },
+    );
     match run {
         // A state that keeps moving (e.g. on a limit cycle) is undecided, not an error.
         Err(Error::Solver {

@@ -7,7 +7,7 @@ use crate::equilibria::{
 use crate::error::Error;
 use crate::model::{Model, System};
 use crate::scenario::Scenario;
-use crate::solve::{integrate, Dense, Method, Segment, SolveOptions, SolverStats};
+use crate::solve::{integrate, Dense, Method, Segment, SolveOptions, SolverStats, Span};
 use nalgebra::SVector;
 use nalgebra::{Const, DimMin};
 use serde::Serialize;
@@ -280,9 +280,7 @@ where
         let dense = &mut self.dense;
         let (_, x) = integrate(
             &sys,
-            t0,
-            self.x,
-            t1,
+            Span::new(t0, self.x, t1),
             self.solve,
             &mut self.stats,
             &mut |seg| {

@@ -17,7 +17,7 @@ use nalgebra::{Complex, SMatrix, SVector};
 use selfheal::analysis::continuation::{
     continue_equilibria, BranchPoint, Continuation, ContinuationOptions, SpecialPoint,
 };
-use selfheal::analysis::hopf::{first_lyapunov, refine_hopf, Criticality, Located};
+use selfheal::analysis::hopf::{first_lyapunov, refine_hopf, Criticality, HopfGuess, Located};
 use selfheal::model::textbook::{HopfNormalForm, PlanarHopf, SaddleNode};
 use selfheal::model::{Model, P2p, ParamSet, ParamSpec, Scalar, StateSpec, System};
 
@@ -393,16 +393,13 @@ fn each_pair_is_followed_by_continuity() {
 #[test]
 fn newton_on_the_extended_system_converges_from_a_rough_guess() {
     let p = planar(-0.3, 1.5, 0.7, [1.0, 2.0, 3.0, 0.5, -1.0, 2.0]);
-    let h = refine_hopf(
-        &PlanarHopf,
-        &p,
-        0,
-        SVector::from([0.01, -0.02]),
-        -0.3,
-        1.2,
-        1.0,
-    )
-    .unwrap();
+    let guess = HopfGuess {
+        x: SVector::from([0.01, -0.02]),
+        mu: -0.3,
+        omega: 1.2,
+        mu_scale: 1.0,
+    };
+    let h = refine_hopf(&PlanarHopf, &p, 0, guess).unwrap();
     assert!(h.mu.abs() < 1e-14 && h.x.amax() < 1e-14, "{h:?}");
     assert!(close(h.omega, 1.5, 1e-14) && h.residual < 1e-12, "{h:?}");
     // l1 = 2s/ω + (a11(a20 + a02) − b11(b20 + b02) − 2a20·b20 + 2a02·b02)/(4ω²)
@@ -416,16 +413,13 @@ fn newton_on_the_extended_system_converges_from_a_rough_guess() {
     }
     assert!((h.q.norm() - 1.0).abs() < 1e-15);
     // Nothing to refine without a complex pair.
-    assert!(refine_hopf(
-        &SaddleNode,
-        &[-1.0],
-        0,
-        SVector::from([-1.0]),
-        -1.0,
-        1.0,
-        1.0
-    )
-    .is_err());
+    let guess = HopfGuess {
+        x: SVector::from([-1.0]),
+        mu: -1.0,
+        omega: 1.0,
+        mu_scale: 1.0,
+    };
+    assert!(refine_hopf(&SaddleNode, &[-1.0], 0, guess).is_err());
 }
 
 #[test]

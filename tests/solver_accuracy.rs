@@ -3,8 +3,8 @@
 
 use nalgebra::{Const, DimMin, SVector};
 use selfheal::model::textbook::Logistic;
-use selfheal::model::{Model, ParamSpec, Scalar, StateSpec, System};
-use selfheal::solve::{integrate, Dense, Method, SolveOptions, SolverStats, Tolerances};
+use selfheal::model::{Model, P2p, ParamSet, ParamSpec, Scalar, StateSpec, System};
+use selfheal::solve::{integrate, Dense, Method, SolveOptions, SolverStats, Span, Tolerances};
 
 fn logistic_exact(x0: f64, t: f64) -> f64 {
     1.0 / (1.0 + (1.0 / x0 - 1.0) * (-t).exp())
@@ -54,7 +54,7 @@ where
     let sys = System::new(model, p);
     let mut dense = Dense::default();
     let mut stats = SolverStats::default();
-    let (t, y) = integrate(&sys, 0.0, x0, t1, opts, &mut stats, &mut |s| {
+    let (t, y) = integrate(&sys, Span::new(0.0, x0, t1), opts, &mut stats, &mut |s| {
         dense.segments.push(*s);
         false
     })
@@ -211,9 +211,7 @@ fn explicit_method_reports_stiffness_and_names_the_stiff_method() {
     let mut stats = SolverStats::default();
     let err = integrate(
         &sys,
-        0.0,
-        SVector::from([2.0, 1.0]),
-        1000.0,
+        Span::new(0.0, SVector::from([2.0, 1.0]), 1000.0),
         &opts,
         &mut stats,
         &mut |_| false,
@@ -238,9 +236,7 @@ fn too_many_steps_is_a_typed_error_with_time_and_state() {
     let mut stats = SolverStats::default();
     let e = integrate(
         &sys,
-        0.0,
-        SVector::from([0.01]),
-        100.0,
+        Span::new(0.0, SVector::from([0.01]), 100.0),
         &opts,
         &mut stats,
         &mut |_| false,
@@ -328,5 +324,50 @@ fn rosenbrock_methods_keep_their_order_on_a_non_autonomous_problem() {
             (observed - order).abs() < 0.6,
             "{method}: observed order {observed:.2} (errors {e1:e}, {e2:e}), expected {order}"
         );
+    }
+}
+
+/// Integration runs forward only: a span that ends before it starts, or has a non-finite end,
+/// is refused with the culprit named, for every method; an empty span returns the start.
+#[test]
+fn a_backward_or_non_finite_span_is_refused() {
+    let p = ParamSet::defaults(P2p.params());
+    let sys = System::new(&P2p, p.values());
+    let x0 = SVector::from([0.3, 0.001, 0.0]);
+    for method in [
+        Method::Auto,
+        Method::Rosenbrock,
+        Method::Rodas4,
+        Method::Dopri5,
+        Method::Dop853,
+    ] {
+        let opts = SolveOptions {
+            method,
+            ..Default::default()
+        };
+        for (t0, t1, culprit) in [
+            (10.0, 5.0, "t1"),
+            (0.0, f64::NAN, "t1"),
+            (f64::INFINITY, 1.0, "t0"),
+        ] {
+            let mut stats = SolverStats::default();
+            let e = integrate(&sys, Span::new(t0, x0, t1), &opts, &mut stats, &mut |_| {
+                false
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(&format!("`{culprit}`")), "{method:?}: {e}");
+            assert_eq!(stats.steps, 0);
+        }
+        let mut stats = SolverStats::default();
+        let (t, y) = integrate(
+            &sys,
+            Span::new(3.0, x0, 3.0),
+            &opts,
+            &mut stats,
+            &mut |_| false,
+        )
+        .unwrap();
+        assert_eq!((t, y), (3.0, x0));
     }
 }

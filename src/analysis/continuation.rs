@@ -25,7 +25,7 @@
 //!   supercritical, and which method located it.
 
 use crate::analysis::fold_system::{moore_spence, unknown_scales};
-use crate::analysis::hopf::{first_lyapunov, refine_hopf, HopfData, Located};
+use crate::analysis::hopf::{first_lyapunov, refine_hopf, HopfData, HopfGuess, Located};
 use crate::equilibria::{all_equilibria, same_point, Equilibrium, Stability};
 use crate::error::Error;
 use crate::model::{Model, System};
@@ -451,7 +451,6 @@ where
     /// only if it lands inside the step (close fold pairs near a cusp would otherwise both converge
     /// to the same fold); otherwise regula falsi on the tangent's parameter component along the
     /// step, each point corrected onto the branch.
-    #[allow(clippy::too_many_arguments)]
     fn fold_in_step(
         &self,
         u: &DVector<f64>,
@@ -654,7 +653,13 @@ where
         // Newton on the extended system from a branch point (x, μ) with the pair near ±iω.
         let newton = |xg: SVector<f64, N>, mg: f64, w: f64| -> Option<BranchPoint<N>> {
             let p = self.with_mu(mg);
-            let hp = refine_hopf(self.model, &p, self.k, xg, mg, w, s[N]).ok()?;
+            let guess = HopfGuess {
+                x: xg,
+                mu: mg,
+                omega: w,
+                mu_scale: s[N],
+            };
+            let hp = refine_hopf(self.model, &p, self.k, guess).ok()?;
             // Inside the step: the scaled position along the chord from u to the step's end.
             let u1 = DVector::from_fn(N + 1, |i, _| if i < N { x1[i] } else { mu1 });
             let uh = DVector::from_fn(N + 1, |i, _| if i < N { hp.x[i] } else { hp.mu });

@@ -349,34 +349,49 @@ where
     })
 }
 
-/// Newton's method on the extended Hopf system in parameter `k` (index in the model's table),
-/// from an equilibrium guess `(x0, mu0)` whose Jacobian has a pair of eigenvalues near
-/// `±i·omega0`; `mu_scale` is a typical size of the parameter (for scaling, e.g. its magnitude
-/// or a thousandth of a continuation range). Converges when the scaled update is below 1e-12;
-/// then the first Lyapunov coefficient is computed at the point.
+/// Where [`refine_hopf`] starts: an equilibrium guess `x` at parameter value `mu` whose
+/// Jacobian has a pair of eigenvalues near `±i·omega`, and `mu_scale`, a typical size of the
+/// parameter (for scaling, e.g. its magnitude or a thousandth of a continuation range).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HopfGuess<const N: usize> {
+    /// State near the Hopf point.
+    pub x: SVector<f64, N>,
+    /// Parameter value near the Hopf point.
+    pub mu: f64,
+    /// Frequency near the Hopf point.
+    pub omega: f64,
+    /// Typical size of the parameter (positive).
+    pub mu_scale: f64,
+}
+
+/// Newton's method on the extended Hopf system in parameter `k` (index in the model's table)
+/// from `guess`. Converges when the scaled update is below 1e-12; then the first Lyapunov
+/// coefficient is computed at the point.
 ///
 /// ```
 /// use nalgebra::SVector;
-/// use selfheal::analysis::hopf::refine_hopf;
+/// use selfheal::analysis::hopf::{refine_hopf, HopfGuess};
 /// use selfheal::model::textbook::HopfNormalForm;
 /// // Eigenvalues μ ± i at the origin: the Hopf point is μ = 0.
-/// let h = refine_hopf(&HopfNormalForm, &[-0.1], 0, SVector::from([1e-3, 0.0]), -0.1, 0.9, 1.0)
-///     .unwrap();
+/// let guess = HopfGuess { x: SVector::from([1e-3, 0.0]), mu: -0.1, omega: 0.9, mu_scale: 1.0 };
+/// let h = refine_hopf(&HopfNormalForm, &[-0.1], 0, guess).unwrap();
 /// assert!(h.mu.abs() < 1e-14 && (h.omega - 1.0).abs() < 1e-14 && h.x.norm() < 1e-14);
 /// ```
-#[allow(clippy::too_many_arguments)]
 pub fn refine_hopf<M: Model<N>, const N: usize>(
     model: &M,
     p: &[f64],
     k: usize,
-    x0: SVector<f64, N>,
-    mu0: f64,
-    omega0: f64,
-    mu_scale: f64,
+    guess: HopfGuess<N>,
 ) -> Result<HopfPoint<N>, Error>
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
+    let HopfGuess {
+        x: x0,
+        mu: mu0,
+        omega: omega0,
+        mu_scale,
+    } = guess;
     if k >= p.len() {
         return Err(Error::Invalid(format!(
             "parameter index {k} is out of range"

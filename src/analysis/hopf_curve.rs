@@ -39,7 +39,7 @@ use super::continuation::{
     ContinuationOptions, SpecialPoint,
 };
 use super::fold_system::unknown_scales;
-use super::hopf::{first_lyapunov, refine_hopf, state_scales, Lyapunov};
+use super::hopf::{first_lyapunov, refine_hopf, state_scales, HopfGuess, Lyapunov};
 use crate::equilibria::Stability;
 use crate::error::Error;
 use crate::model::{Model, System};
@@ -685,7 +685,13 @@ where
         }
     };
     let mu_scale = hp.mu.abs().max(1e-3 * (bounds[0].1 - bounds[0].0));
-    let h = refine_hopf(model, &q, k1, hp.x, hp.mu, omega, mu_scale).ok()?;
+    let guess = HopfGuess {
+        x: hp.x,
+        mu: hp.mu,
+        omega,
+        mu_scale,
+    };
+    let h = refine_hopf(model, &q, k1, guess).ok()?;
     q[k1] = h.mu;
     let sx = state_scales(model, &q, &h.x);
     let re = h.q.map(|c| c.re);

@@ -15,7 +15,9 @@ pub use crate::equilibria::{
     all_equilibria, choose_rest, healthy_state, newton, rest_state, settled, Equilibrium, Kind,
     NewtonResult, Rest, RestState, Settled, Stability, HEALTHY_SERVICE,
 };
-pub use hopf::{first_lyapunov, refine_hopf, Criticality, HopfData, HopfPoint, Located, Lyapunov};
+pub use hopf::{
+    first_lyapunov, refine_hopf, Criticality, HopfData, HopfGuess, HopfPoint, Located, Lyapunov,
+};
 pub use hopf_curve::{
     hopf_curves, HopfCurve, HopfCurveEnd, HopfCurveEntry, HopfCurvePoint, HopfCurves,
 };

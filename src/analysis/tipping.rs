@@ -30,7 +30,7 @@ use crate::equilibria::{
 use crate::error::Error;
 use crate::model::{Model, System};
 use crate::simulate::Outcome;
-use crate::solve::{integrate, Method, SolveOptions, SolverStats, Tolerances};
+use crate::solve::{integrate, Method, SolveOptions, SolverStats, Span, Tolerances};
 use nalgebra::{Const, DimMin, SVector};
 
 /// The equilibria of one parameter set, with the state the network rests in singled out.
@@ -532,9 +532,13 @@ where
         trials += 1;
         let mut wave = System::new(model, p);
         wave.reboot = Some((eta / w, eta / w));
-        let (_, x) = integrate(&wave, 0.0, start, w, &opts.solve, &mut stats, &mut |_| {
-            false
-        })?;
+        let (_, x) = integrate(
+            &wave,
+            Span::new(0.0, start, w),
+            &opts.solve,
+            &mut stats,
+            &mut |_| false,
+        )?;
         let mut fate = fate(&sys, x, &landscape, &opts.solve, &mut stats)?;
         fate.settled_at += w;
         Ok(fate)
@@ -813,7 +817,6 @@ impl<const N: usize> Rescue<N> {
 /// state `j` (searched geometrically in `[lo, hi]`, to 1e-4 relative) at which the fate flips,
 /// with every other state held at `base`. Points where the fate does not flip inside the
 /// search interval are left out.
-#[allow(clippy::too_many_arguments)]
 pub fn basin_boundary_slice<M: Model<N>, const N: usize>(
     model: &M,
     p: &[f64],

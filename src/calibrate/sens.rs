@@ -18,7 +18,7 @@ use crate::model::{Model, ParamSpec, Scalar, StateSpec, System, MAX_PARAMS};
 use crate::scenario::Quantity;
 use crate::scenario::Scenario;
 use crate::simulate::{drive, Event, Piecewise, Regime};
-use crate::solve::{integrate, Dense, Segment, SolveOptions, SolverStats};
+use crate::solve::{integrate, Dense, Segment, SolveOptions, SolverStats, Span};
 use nalgebra::{Const, DimMin, SMatrix, SVector};
 use num_dual::Dual;
 
@@ -275,10 +275,16 @@ where
             reboot: regime.reboot,
         };
         let dense = &mut self.dense;
-        let (_, y) = integrate(&sys, t0, self.xa, t1, self.opts, self.stats, &mut |seg| {
-            dense.segments.push(*seg);
-            false
-        })?;
+        let (_, y) = integrate(
+            &sys,
+            Span::new(t0, self.xa, t1),
+            self.opts,
+            self.stats,
+            &mut |seg| {
+                dense.segments.push(*seg);
+                false
+            },
+        )?;
         self.xa = y;
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! can extrapolate past the point the integration reached).
 
 use super::dense::Segment;
-use super::{Method, Observer, SolveOptions, SolverStats};
+use super::{Method, Observer, SolveOptions, SolverStats, Span};
 use crate::error::{Error, SolverFailure};
 use crate::model::{Model, System};
 use nalgebra::SVector;
@@ -48,13 +48,12 @@ impl<M: Model<N>, const N: usize> ode_solvers::System<f64, SVector<f64, N>>
 /// `(t0, y0)` to `t1`.
 pub fn integrate<M: Model<N>, const N: usize>(
     sys: &System<'_, M, N>,
-    t0: f64,
-    y0: SVector<f64, N>,
-    t1: f64,
+    span: Span<N>,
     opts: &SolveOptions,
     stats: &mut SolverStats,
     observer: &mut Observer<'_, N>,
 ) -> Result<(f64, SVector<f64, N>), Error> {
+    let Span { t0, y0, t1 } = span;
     if t1 <= t0 {
         return Ok((t0, y0));
     }

@@ -18,6 +18,44 @@ use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
 
+/// The interval of one integration: from state `y0` at `t0` to time `t1` (`t1 ≥ t0`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span<const N: usize> {
+    /// Start time.
+    pub t0: f64,
+    /// State at `t0`.
+    pub y0: SVector<f64, N>,
+    /// End time.
+    pub t1: f64,
+}
+
+impl<const N: usize> Span<N> {
+    /// The span from `(t0, y0)` to `t1`.
+    pub fn new(t0: f64, y0: SVector<f64, N>, t1: f64) -> Self {
+        Self { t0, y0, t1 }
+    }
+
+    /// Refuses a span whose ends are not finite or that ends before it starts (integration
+    /// runs forward in time only).
+    pub fn check(&self) -> Result<(), Error> {
+        if !self.t0.is_finite() {
+            return Err(Error::OutOfRange {
+                name: "t0".into(),
+                value: self.t0,
+                range: "finite".into(),
+            });
+        }
+        if !(self.t1.is_finite() && self.t1 >= self.t0) {
+            return Err(Error::OutOfRange {
+                name: "t1".into(),
+                value: self.t1,
+                range: format!("finite and at least t0 = {}", self.t0),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// An observer of accepted steps; returning `true` stops the integration after that step.
 pub type Observer<'a, const N: usize> = dyn FnMut(&Segment<N>) -> bool + 'a;
 
@@ -195,17 +233,16 @@ pub(crate) fn wrms<const N: usize>(
 }
 
 /// Initial step for a method of order `order` (Hairer, Nørsett & Wanner, Sect. II.4).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn initial_step<M: Model<N>, const N: usize>(
     sys: &System<'_, M, N>,
     t: f64,
     y: &SVector<f64, N>,
     f0: &SVector<f64, N>,
     order: i32,
-    rtol: f64,
-    atol: f64,
+    tol: &Tolerances,
     h_max: f64,
 ) -> f64 {
+    let (rtol, atol) = (tol.rtol, tol.atol);
     let z = SVector::<f64, N>::zeros();
     let d0 = wrms(y, y, y, rtol, atol);
     let d1 = wrms(f0, y, y, rtol, atol);
@@ -254,24 +291,23 @@ where
 /// ```
 /// use nalgebra::SVector;
 /// use selfheal::model::{Model, ParamSet, P2p, System};
-/// use selfheal::solve::{integrate, Method, SolveOptions, SolverStats};
+/// use selfheal::solve::{integrate, Method, SolveOptions, SolverStats, Span};
 ///
 /// let p = ParamSet::defaults(P2p.params());
 /// let sys = System::new(&P2p, p.values());
 /// let opts = SolveOptions { method: Method::Rosenbrock, ..Default::default() };
 /// let mut stats = SolverStats::default();
 /// let mut steps = 0;
-/// let (t, y) = integrate(&sys, 0.0, SVector::from([0.3, 0.001, 0.0]), 600.0, &opts,
-///                        &mut stats, &mut |_| { steps += 1; false }).unwrap();
+/// let span = Span::new(0.0, SVector::from([0.3, 0.001, 0.0]), 600.0);
+/// let (t, y) = integrate(&sys, span, &opts, &mut stats, &mut |_| { steps += 1; false })
+///     .unwrap();
 /// assert_eq!(t, 600.0);
 /// assert!(y.iter().all(|v| *v >= 0.0) && y.sum() <= 1.0);
 /// assert_eq!(steps, stats.steps);
 /// ```
 pub fn integrate<M: Model<N>, const N: usize>(
     sys: &System<'_, M, N>,
-    t0: f64,
-    y0: SVector<f64, N>,
-    t1: f64,
+    span: Span<N>,
     opts: &SolveOptions,
     stats: &mut SolverStats,
     observer: &mut Observer<'_, N>,
@@ -279,23 +315,22 @@ pub fn integrate<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
+    span.check()?;
     match opts.method {
-        Method::Rosenbrock => rosenbrock::integrate(sys, t0, y0, t1, opts, stats, observer),
+        Method::Rosenbrock => rosenbrock::integrate(sys, span, opts, stats, observer),
         Method::Rodas4 => {
-            rosenbrock::integrate_with(&rosenbrock::RODAS4, sys, t0, y0, t1, opts, stats, observer)
+            rosenbrock::integrate_with(&rosenbrock::RODAS4, sys, span, opts, stats, observer)
         }
-        Method::Dopri5 | Method::Dop853 => {
-            explicit::integrate(sys, t0, y0, t1, opts, stats, observer)
-        }
+        Method::Dopri5 | Method::Dop853 => explicit::integrate(sys, span, opts, stats, observer),
         Method::Auto => {
-            if looks_stiff(sys, t0, &y0, t1) {
-                return rosenbrock::integrate(sys, t0, y0, t1, opts, stats, observer);
+            if looks_stiff(sys, span.t0, &span.y0, span.t1) {
+                return rosenbrock::integrate(sys, span, opts, stats, observer);
             }
             let explicit_opts = SolveOptions {
                 method: Method::Dopri5,
                 ..*opts
             };
-            match explicit::integrate(sys, t0, y0, t1, &explicit_opts, stats, observer) {
+            match explicit::integrate(sys, span, &explicit_opts, stats, observer) {
                 Err(Error::Solver {
                     t,
                     state,
@@ -303,7 +338,7 @@ where
                     ..
                 }) => {
                     let y = SVector::from_iterator(state);
-                    rosenbrock::integrate(sys, t, y, t1, opts, stats, observer)
+                    rosenbrock::integrate(sys, Span::new(t, y, span.t1), opts, stats, observer)
                 }
                 other => other,
             }

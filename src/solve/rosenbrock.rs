@@ -15,7 +15,7 @@
 //! is also the error estimate.
 
 use super::dense::Segment;
-use super::{initial_step, wrms, Observer, SolveOptions, SolverStats};
+use super::{initial_step, wrms, Observer, SolveOptions, SolverStats, Span};
 use crate::error::{Error, SolverFailure};
 use crate::model::{Model, System};
 use nalgebra::{Const, DimMin};
@@ -334,9 +334,7 @@ pub const RODAS5P: Tableau<8, 3> = Tableau {
 /// `observer` (which may stop the integration early). Returns the final time and state.
 pub fn integrate<M: Model<N>, const N: usize>(
     sys: &System<'_, M, N>,
-    t0: f64,
-    y0: SVector<f64, N>,
-    t1: f64,
+    span: Span<N>,
     opts: &SolveOptions,
     stats: &mut SolverStats,
     observer: &mut Observer<'_, N>,
@@ -344,19 +342,16 @@ pub fn integrate<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    integrate_with(&RODAS5P, sys, t0, y0, t1, opts, stats, observer)
+    integrate_with(&RODAS5P, sys, span, opts, stats, observer)
 }
 
 /// Integrates `sys` from `(t0, y0)` to `t1` with the Rosenbrock method `tab`, handing every
 /// accepted step to `observer` (which may stop the integration early). Returns the final time
 /// and state.
-#[allow(clippy::too_many_arguments)]
 pub fn integrate_with<M: Model<N>, const N: usize, const S: usize, const R: usize>(
     tab: &Tableau<S, R>,
     sys: &System<'_, M, N>,
-    t0: f64,
-    y0: SVector<f64, N>,
-    t1: f64,
+    span: Span<N>,
     opts: &SolveOptions,
     stats: &mut SolverStats,
     observer: &mut Observer<'_, N>,
@@ -365,18 +360,20 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
     const { assert!(S >= 2 && (R == 2 || R == 3)) };
+    span.check()?;
+    let Span { t0, y0, t1 } = span;
     let fail = |t: f64, y: &SVector<f64, N>, reason| Error::Solver {
         method: tab.name.into(),
         t,
         state: y.iter().copied().collect(),
         reason,
     };
-    let span = t1 - t0;
-    if span <= 0.0 {
+    let length = t1 - t0;
+    if length <= 0.0 {
         return Ok((t0, y0));
     }
     let (rtol, atol) = (opts.tol.rtol, opts.tol.atol);
-    let h_max = opts.h_max.unwrap_or(span).min(span);
+    let h_max = opts.h_max.unwrap_or(length).min(length);
     let autonomous = sys.model.autonomous();
     let exponent = 1.0 / (tab.embedded_order as f64 + 1.0);
     // Step-size factor from an error norm: 0.9·err^(−1/(q+1)) (two square roots for q = 3).
@@ -419,8 +416,7 @@ where
                 &y,
                 &start.0,
                 tab.embedded_order + 1,
-                rtol,
-                atol,
+                &opts.tol,
                 h_max,
             )
         }
