@@ -345,6 +345,155 @@ where
     integrate_with(&RODAS5P, sys, span, opts, stats, observer)
 }
 
+/// The point a step starts from: `f`, its Jacobian and `∂f/∂t` there (one forward-mode pass
+/// gives the first two, counted as a Jacobian evaluation); kept until a step is accepted.
+type Linearisation<const N: usize> = (SVector<f64, N>, SMatrix<f64, N, N>, SVector<f64, N>);
+
+/// One Rosenbrock method working on one system: the step, its dense output and the step-size
+/// controller.
+struct Stepper<'a, 'm, M: Model<N>, const N: usize, const S: usize, const R: usize> {
+    tab: &'a Tableau<S, R>,
+    sys: &'a System<'m, M, N>,
+    autonomous: bool,
+}
+
+impl<M: Model<N>, const N: usize, const S: usize, const R: usize> Stepper<'_, '_, M, N, S, R>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    fn fail(&self, t: f64, y: &SVector<f64, N>, reason: SolverFailure) -> Error {
+        Error::Solver {
+            method: self.tab.name.into(),
+            t,
+            state: y.iter().copied().collect(),
+            reason,
+        }
+    }
+
+    /// `f`, `J` and `∂f/∂t` at `(t, y)`; a non-finite `f` fails the integration there.
+    fn linearise(
+        &self,
+        t: f64,
+        y: &SVector<f64, N>,
+        stats: &mut SolverStats,
+    ) -> Result<Linearisation<N>, Error> {
+        stats.jac_evals += 1;
+        let (f, j) = self.sys.f_and_jacobian(t, y);
+        let ft = if self.autonomous {
+            SVector::zeros()
+        } else {
+            self.sys.time_derivative(t, y)
+        };
+        if f.iter().all(|v| v.is_finite()) {
+            Ok((f, j, ft))
+        } else {
+            Err(self.fail(t, y, SolverFailure::NonFinite))
+        }
+    }
+
+    /// The stages' `U` of one step of length `h` from `(t, y)`, and the new state.
+    fn step(
+        &self,
+        t: f64,
+        y: &SVector<f64, N>,
+        h: f64,
+        (f0, j, ft): &Linearisation<N>,
+        stats: &mut SolverStats,
+    ) -> Result<([SVector<f64, N>; S], SVector<f64, N>), Error> {
+        let tab = self.tab;
+        let e = SMatrix::<f64, N, N>::identity() * (1.0 / (h * tab.gamma)) - j;
+        stats.lu_decomps += 1;
+        // S solves per step with one matrix: form its inverse once and apply it as a
+        // matrix-vector product (nalgebra inverts up to 4 × 4 in closed form, larger matrices
+        // through their LU factors).
+        let Some(inv) = e.try_inverse() else {
+            return Err(self.fail(t, y, SolverFailure::Singular));
+        };
+        let inv_h = 1.0 / h;
+        // Each U_j is added into every later stage's point and right-hand side as soon as it
+        // is known, so a stage waits for one addition, not for a chain of them.
+        let mut u = [SVector::<f64, N>::zeros(); S];
+        let mut points = [*y; S];
+        let mut sums = [SVector::<f64, N>::zeros(); S];
+        for i in 0..S {
+            let fi = if i == 0 {
+                *f0
+            } else {
+                self.sys.f(t + tab.nodes[i] * h, &points[i])
+            };
+            let mut rhs = fi + sums[i];
+            if !self.autonomous {
+                rhs += ft * (h * tab.d[i]);
+            }
+            let ui = inv * rhs;
+            for k in i + 1..S {
+                points[k] += ui * tab.a[k][i];
+                sums[k] += ui * (tab.c[k][i] * inv_h);
+            }
+            u[i] = ui;
+        }
+        stats.rhs_evals += S - 1;
+        // Stiffly accurate: the new state is the last stage's point plus its U, which is also
+        // the difference to the embedded solution.
+        Ok((u, points[S - 1] + u[S - 1]))
+    }
+
+    /// The dense output of an accepted step from `(t, y)` to `(tn, y_new)` with stages `u`.
+    fn segment(
+        &self,
+        (t, y): (f64, SVector<f64, N>),
+        (tn, y_new): (f64, SVector<f64, N>),
+        u: &[SVector<f64, N>; S],
+    ) -> Segment<N> {
+        let dense = |r: usize| {
+            let mut k = SVector::<f64, N>::zeros();
+            for (uj, w) in u.iter().zip(&self.tab.h[r]) {
+                k += uj * *w;
+            }
+            k
+        };
+        // θ(1−θ)(k1 + θ k2 + θ² k3) in the segment's basis: θ³(1−θ) = θ²(1−θ) − θ²(1−θ)².
+        let (k1, k2) = (dense(0), dense(1));
+        let k3 = if R == 3 { dense(2) } else { SVector::zeros() };
+        Segment {
+            t0: t,
+            t1: tn,
+            y0: y,
+            y1: y_new,
+            a: k1,
+            b: k2 + k3,
+            c: -k3,
+            d: SVector::zeros(),
+            e: SVector::zeros(),
+            k: SVector::zeros(),
+        }
+    }
+
+    /// Step-size factor from an error norm: 0.9·err^(−1/(q+1)) (two square roots for q = 3).
+    fn factor(&self, err: f64) -> f64 {
+        let q = self.tab.embedded_order;
+        if q == 3 {
+            0.9 / err.sqrt().sqrt()
+        } else {
+            0.9 * err.powf(-1.0 / (q as f64 + 1.0))
+        }
+    }
+
+    /// The next step size after a step of length `h` with error norm `err` (accepted when
+    /// `err ≤ 1`): growth at most 6× (none right after a rejection), shrinking at least to 0.9×
+    /// and at most to 0.1× on rejection, 0.1× when the step was not finite.
+    fn next_h(&self, h: f64, err: f64, last_rejected: bool) -> f64 {
+        if err <= 1.0 {
+            let fac = self.factor(err.max(1e-10)).clamp(0.2, 6.0);
+            h * if last_rejected { fac.min(1.0) } else { fac }
+        } else if err.is_finite() {
+            h * self.factor(err).clamp(0.1, 0.9)
+        } else {
+            h * 0.1
+        }
+    }
+}
+
 /// Integrates `sys` from `(t0, y0)` to `t1` with the Rosenbrock method `tab`, handing every
 /// accepted step to `observer` (which may stop the integration early). Returns the final time
 /// and state.
@@ -362,49 +511,19 @@ where
     const { assert!(S >= 2 && (R == 2 || R == 3)) };
     span.check()?;
     let Span { t0, y0, t1 } = span;
-    let fail = |t: f64, y: &SVector<f64, N>, reason| Error::Solver {
-        method: tab.name.into(),
-        t,
-        state: y.iter().copied().collect(),
-        reason,
-    };
     let length = t1 - t0;
     if length <= 0.0 {
         return Ok((t0, y0));
     }
-    let (rtol, atol) = (opts.tol.rtol, opts.tol.atol);
+    let stepper = Stepper {
+        tab,
+        sys,
+        autonomous: sys.model.autonomous(),
+    };
     let h_max = opts.h_max.unwrap_or(length).min(length);
-    let autonomous = sys.model.autonomous();
-    let exponent = 1.0 / (tab.embedded_order as f64 + 1.0);
-    // Step-size factor from an error norm: 0.9·err^(−1/(q+1)) (two square roots for q = 3).
-    let factor = |err: f64| {
-        if tab.embedded_order == 3 {
-            0.9 / err.sqrt().sqrt()
-        } else {
-            0.9 * err.powf(-exponent)
-        }
-    };
-
-    // f, its Jacobian and ∂f/∂t at the current point: one forward-mode pass gives the first two
-    // (counted as a Jacobian evaluation), kept until a step is accepted.
-    let at = |t: f64, y: &SVector<f64, N>, stats: &mut SolverStats| {
-        stats.jac_evals += 1;
-        let (f, j) = sys.f_and_jacobian(t, y);
-        let ft = if autonomous {
-            SVector::zeros()
-        } else {
-            sys.time_derivative(t, y)
-        };
-        if f.iter().all(|v| v.is_finite()) {
-            Ok((f, j, ft))
-        } else {
-            Err(fail(t, y, SolverFailure::NonFinite))
-        }
-    };
-
     let mut t = t0;
     let mut y = y0;
-    let start = at(t, &y, stats)?;
+    let start = stepper.linearise(t, &y, stats)?;
     let mut here = Some(start);
     let mut h = match opts.h0 {
         Some(h) => h.min(h_max),
@@ -423,10 +542,10 @@ where
     };
     let mut last_rejected = false;
     let mut steps = 0usize;
-
     loop {
         if steps >= opts.max_steps {
-            return Err(fail(t, &y, SolverFailure::TooManySteps(opts.max_steps)));
+            let reason = SolverFailure::TooManySteps(opts.max_steps);
+            return Err(stepper.fail(t, &y, reason));
         }
         // Land exactly on t1; avoid a sliver of a last step.
         let mut last = false;
@@ -435,83 +554,23 @@ where
             last = true;
         }
         if h.abs() <= 16.0 * f64::EPSILON * t.abs().max(1.0) {
-            return Err(fail(t, &y, SolverFailure::StepSizeTooSmall(h)));
+            return Err(stepper.fail(t, &y, SolverFailure::StepSizeTooSmall(h)));
         }
-        let (f0, j, ft) = match here {
+        let lin = match here {
             Some(x) => x,
-            None => {
-                let x = at(t, &y, stats)?;
-                here = Some(x);
-                x
-            }
+            None => *here.insert(stepper.linearise(t, &y, stats)?),
         };
-        let e = SMatrix::<f64, N, N>::identity() * (1.0 / (h * tab.gamma)) - j;
-        stats.lu_decomps += 1;
-        // S solves per step with one matrix: form its inverse once and apply it as a
-        // matrix-vector product (nalgebra inverts up to 4 × 4 in closed form, larger matrices
-        // through their LU factors).
-        let Some(inv) = e.try_inverse() else {
-            return Err(fail(t, &y, SolverFailure::Singular));
-        };
-        let inv_h = 1.0 / h;
-        // Each U_j is added into every later stage's point and right-hand side as soon as it
-        // is known, so a stage waits for one addition, not for a chain of them.
-        let mut u = [SVector::<f64, N>::zeros(); S];
-        let mut points = [y; S];
-        let mut sums = [SVector::<f64, N>::zeros(); S];
-        for i in 0..S {
-            let fi = if i == 0 {
-                f0
-            } else {
-                sys.f(t + tab.nodes[i] * h, &points[i])
-            };
-            let mut rhs = fi + sums[i];
-            if !autonomous {
-                rhs += ft * (h * tab.d[i]);
-            }
-            let ui = inv * rhs;
-            for k in i + 1..S {
-                points[k] += ui * tab.a[k][i];
-                sums[k] += ui * (tab.c[k][i] * inv_h);
-            }
-            u[i] = ui;
-        }
-        // Stiffly accurate: the new state is the last stage's point plus its U, which is also
-        // the difference to the embedded solution.
-        let y_new = points[S - 1] + u[S - 1];
-        stats.rhs_evals += S - 1;
+        let (u, y_new) = stepper.step(t, &y, h, &lin, stats)?;
         steps += 1;
-
-        let finite = y_new.iter().all(|v| v.is_finite());
-        let err = if finite {
-            wrms(&u[S - 1], &y, &y_new, rtol, atol)
+        let err = if y_new.iter().all(|v| v.is_finite()) {
+            wrms(&u[S - 1], &y, &y_new, opts.tol.rtol, opts.tol.atol)
         } else {
             f64::INFINITY
         };
+        let h_next = stepper.next_h(h, err, last_rejected);
         if err <= 1.0 {
             let tn = if last { t1 } else { t + h };
-            let dense = |r: usize| {
-                let mut k = SVector::<f64, N>::zeros();
-                for (uj, w) in u.iter().zip(&tab.h[r]) {
-                    k += uj * *w;
-                }
-                k
-            };
-            // θ(1−θ)(k1 + θ k2 + θ² k3) in the segment's basis: θ³(1−θ) = θ²(1−θ) − θ²(1−θ)².
-            let (k1, k2) = (dense(0), dense(1));
-            let k3 = if R == 3 { dense(2) } else { SVector::zeros() };
-            let seg = Segment {
-                t0: t,
-                t1: tn,
-                y0: y,
-                y1: y_new,
-                a: k1,
-                b: k2 + k3,
-                c: -k3,
-                d: SVector::zeros(),
-                e: SVector::zeros(),
-                k: SVector::zeros(),
-            };
+            let seg = stepper.segment((t, y), (tn, y_new), &u);
             stats.steps += 1;
             t = tn;
             y = y_new;
@@ -519,18 +578,11 @@ where
             if observer(&seg) || last {
                 return Ok((t, y));
             }
-            let fac = factor(err.max(1e-10)).clamp(0.2, 6.0);
-            let fac = if last_rejected { fac.min(1.0) } else { fac };
-            h = (h * fac).min(h_max);
+            h = h_next.min(h_max);
             last_rejected = false;
         } else {
             stats.rejected += 1;
-            let fac = if finite {
-                factor(err).clamp(0.1, 0.9)
-            } else {
-                0.1
-            };
-            h *= fac;
+            h = h_next;
             last_rejected = true;
         }
     }
