@@ -37,7 +37,7 @@
 //! assert!(s.min_peers < 0.5 * s.healthy[0]);
 //! assert_ne!(s.outcome, Outcome::Undecided);
 //! // Every row of the trajectory stays in the simplex N, S, Q >= 0, N + S + Q <= 1.
-//! for (_, x) in sim.sample(10.0) {
+//! for (_, x) in sim.sample(&P2p, 10.0) {
 //!     assert!(x.iter().all(|v| *v >= 0.0) && x.sum() <= 1.0);
 //! }
 //! ```

@@ -27,7 +27,7 @@ pub fn trajectory_csv<M: Model<N>, const N: usize>(
     w.write_record(&header).map_err(csv_err)?;
     let scale = if absolute { scenario.population } else { 1.0 };
     let mut row: Vec<String> = Vec::with_capacity(header.len());
-    for (t, x) in sim.sample(dt) {
+    for (t, x) in sim.sample(model, dt) {
         row.clear();
         row.push(format!("{t}"));
         row.extend(x.iter().map(|v| format!("{}", v * scale)));

@@ -117,7 +117,7 @@ pub fn user_count(u: f64) -> String {
 pub fn outage_figure(sc: &Scenario, sim: &Simulation<3>, observed: &[Observation]) -> Figure {
     let hours = |t: f64| t / 60.0;
     let names = ["peers", "supernodes", "queue"];
-    let samples = sim.sample(10.0);
+    let samples = sim.sample(&P2p, 10.0);
     let series: Vec<Series> = (0..3)
         .map(|i| Series {
             label: names[i].into(),
@@ -160,7 +160,7 @@ pub fn fit_figure(
 ) -> Figure {
     let mut fig = outage_figure(sc, sim, observed);
     if let Plot::Outage(o) = &mut fig.plot {
-        let samples = sim.sample(10.0);
+        let samples = sim.sample(&P2p, 10.0);
         o.title = title.into();
         o.series = vec![
             Series {

@@ -34,6 +34,19 @@ impl Shock {
         }
     }
 
+    /// Whether the wave is spread over its window. A window too short for any integration step
+    /// to resolve — below [`Shock::RESOLVABLE`] times its start time (or times one time unit
+    /// near `t = 0`) — acts as the instantaneous wave: a step shorter than that is lost in
+    /// the rounding of `t`, and the flows other than the wave move the state by at most the
+    /// window times their rate.
+    pub fn is_spread(&self) -> bool {
+        self.window > Self::RESOLVABLE * self.at.abs().max(1.0)
+    }
+
+    /// The shortest window, relative to the wave's start time, that is integrated as a spread
+    /// wave (about 10⁶ rounding units of the start time).
+    pub const RESOLVABLE: f64 = 1e-9;
+
     /// Per-member hazards `(eta_p, eta_s)` of a wave spread over its window.
     pub fn hazards(&self) -> (f64, f64) {
         (

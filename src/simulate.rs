@@ -128,20 +128,24 @@ impl<const N: usize> Simulation<N> {
     }
 
     /// States at `0, dt, 2dt, …` up to `t_end` (and `t_end` itself if it is not on the grid);
-    /// at a jump the row holds the state after it.
-    pub fn sample(&self, dt: f64) -> Vec<(f64, SVector<f64, N>)> {
+    /// at a jump the row holds the state after it. Each is kept in `model`'s domain
+    /// ([`Model::in_domain`]): the dense output between two feasible step ends may dip a
+    /// rounding outside it (e.g. a population 1e-74 below zero), which the true solution does
+    /// not, so the projection only moves the state nearer to it.
+    pub fn sample<M: Model<N>>(&self, model: &M, dt: f64) -> Vec<(f64, SVector<f64, N>)> {
         let (Some(t0), Some(t1)) = (self.dense.t_start(), self.dense.t_end()) else {
             return vec![];
         };
         let n = ((t1 - t0) / dt + 1e-9).floor() as usize;
+        let at = |t: f64| model.in_domain(self.dense.eval(t).expect("dense output is not empty"));
         let mut out: Vec<(f64, SVector<f64, N>)> = (0..=n)
             .map(|k| {
                 let t = t0 + k as f64 * dt;
-                (t, self.dense.eval(t).expect("dense output is not empty"))
+                (t, at(t))
             })
             .collect();
         if t0 + n as f64 * dt < t1 - 1e-9 * dt {
-            out.push((t1, self.dense.eval(t1).expect("dense output is not empty")));
+            out.push((t1, at(t1)));
         }
         out
     }
@@ -170,7 +174,7 @@ pub(crate) fn breakpoints(sc: &Scenario) -> Vec<(f64, Event)> {
         .map(|(k, iv)| (iv.at, Event::Intervention(k)))
         .collect();
     if let Some(s) = &sc.shock {
-        if s.window > 0.0 {
+        if s.is_spread() {
             events.push((s.at, Event::WindowStart));
             events.push((s.at + s.window, Event::WindowEnd));
         } else {
@@ -422,6 +426,10 @@ where
 
     let w = model.watched();
     let (min_peers, t_min_peers) = extremum(&dense.segments, w, false);
+    // Reported in the model's domain, like every sampled state.
+    let min_peers = dense
+        .eval(t_min_peers)
+        .map_or(min_peers, |x| model.in_domain(x)[w]);
     let peaks = (0..N).map(|i| extremum(&dense.segments, i, true)).collect();
     let peak_utilisation = peak_utilisation(model, sc, &dense.segments);
     let shock_at = sc.shock.map_or(0.0, |s| s.at);
@@ -499,7 +507,7 @@ fn peak_utilisation<M: Model<N>, const N: usize>(
         }
         for j in 0..=4 {
             let th = j as f64 / 4.0;
-            let u = model.utilisation(&s.eval(s.time(th)), &p)?;
+            let u = model.utilisation(&model.in_domain(s.eval(s.time(th))), &p)?;
             if best.is_none_or(|b| u > b.0) {
                 best = Some((u, s.time(th), k, th));
             }
@@ -510,7 +518,7 @@ fn peak_utilisation<M: Model<N>, const N: usize>(
     let p = sc.params_at(s.t0);
     let f = |th: f64| {
         model
-            .utilisation(&s.eval(s.time(th)), &p)
+            .utilisation(&model.in_domain(s.eval(s.time(th))), &p)
             .unwrap_or(f64::NAN)
     };
     let (mut a, mut b) = ((th - 0.25).max(0.0), (th + 0.25).min(1.0));

@@ -338,7 +338,7 @@ fn one_run(
     let shock = sc.shock;
     let mut shock_done = shock.is_none();
     let (eta_p, eta_s) = shock
-        .filter(|s| s.window > 0.0)
+        .filter(|s| s.is_spread())
         .map_or((0.0, 0.0), |s| s.hazards());
     let mut grid = vec![];
     let mut sn_grid = vec![];
@@ -372,7 +372,7 @@ fn one_run(
             if !shock_done && s.at >= t {
                 t_next = t_next.min(s.at);
             }
-            if s.window > 0.0 && s.at + s.window > t {
+            if s.is_spread() && s.at + s.window > t {
                 t_next = t_next.min(s.at + s.window);
             }
         }
@@ -391,7 +391,7 @@ fn one_run(
             next_iv += 1;
         }
         if let Some(s) = shock {
-            if !shock_done && s.at <= t + 1e-12 && s.window == 0.0 {
+            if !shock_done && s.at <= t + 1e-12 && !s.is_spread() {
                 let kn = binomial(rng, c.n, s.fraction);
                 let ks = binomial(rng, c.s, s.sn_fraction);
                 c.n -= kn;
@@ -402,7 +402,7 @@ fn one_run(
                 unbalanced += u64::from(!c.balanced());
                 shock_done = true;
             }
-            if !shock_done && s.window > 0.0 && t >= s.at + s.window - 1e-12 {
+            if !shock_done && s.is_spread() && t >= s.at + s.window - 1e-12 {
                 shock_done = true;
             }
         }
@@ -416,7 +416,7 @@ fn one_run(
             t_next = (t + dt).min(sc.t_end);
         }
         let in_window = shock
-            .is_some_and(|s| s.window > 0.0 && t >= s.at - 1e-12 && t < s.at + s.window - 1e-12);
+            .is_some_and(|s| s.is_spread() && t >= s.at - 1e-12 && t < s.at + s.window - 1e-12);
         // Advance to t_next by events (exact) or leaps.
         while t < t_next {
             let mut r = transition_rates(&c, &p).to_vec();

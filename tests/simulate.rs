@@ -275,12 +275,12 @@ fn samples_land_on_the_grid_and_end_exactly_at_t_end() {
     let sim: Simulation<3> = simulate(&P2p, &shocked(0.5), &o).unwrap();
     let end = sim.dense.segments.last().unwrap().y1;
     // dt = t_end/2: the last row is the integrator's final state, not an extrapolation.
-    let rows = sim.sample(1440.0);
+    let rows = sim.sample(&P2p, 1440.0);
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[2], (2880.0, end));
     // dt = 60 and a grid that does not divide t_end: every row in the simplex, t_end included.
     for dt in [60.0, 7.0] {
-        let rows = sim.sample(dt);
+        let rows = sim.sample(&P2p, dt);
         assert_eq!(rows.last().unwrap().0, 2880.0);
         for (_, x) in rows {
             assert!(x.iter().all(|v| *v >= 0.0) && x.sum() <= 1.0, "{x:?}");
@@ -406,7 +406,7 @@ fn subnormal_populations_neither_hang_nor_produce_nan() {
     });
     let sim2 = simulate(&P2p, &sc2, &SimOptions::default()).unwrap();
     for s in [&sim, &sim2] {
-        for (_, x) in s.sample(10.0) {
+        for (_, x) in s.sample(&P2p, 10.0) {
             assert!(x.iter().all(|v| v.is_finite()), "{x:?}");
         }
         assert!(s.summary.peak_utilisation.is_some_and(|u| u.0.is_finite()));
@@ -453,5 +453,80 @@ fn a_run_that_starts_down_recovers_to_the_final_healthy_state_or_not_at_all() {
             sim.dense.eval(t).unwrap()[0] < level,
             "above the level at {t}"
         );
+    }
+}
+
+/// The reference model's projection onto its domain `{x ≥ 0, Σx ≤ 1}` is the Euclidean one:
+/// the result is feasible, leaves feasible points alone, and satisfies the variational
+/// inequality ⟨x − P(x), c − P(x)⟩ ≤ 0 for every point `c` of the domain (checked at the
+/// vertices, which suffices for a polytope, and at random interior points).
+#[test]
+fn the_reference_projection_is_the_nearest_point_of_the_simplex() {
+    let mut rng = common::SplitMix(7);
+    let vertices = [
+        SVector::from([0.0, 0.0, 0.0]),
+        SVector::from([1.0, 0.0, 0.0]),
+        SVector::from([0.0, 1.0, 0.0]),
+        SVector::from([0.0, 0.0, 1.0]),
+    ];
+    for _ in 0..2000 {
+        let x = SVector::<f64, 3>::from_fn(|_, _| 1.6 * rng.next() - 0.3);
+        let q = P2p.project(&x).unwrap();
+        assert!(P2p.feasible(&q) || q.sum() <= 1.0 + 1e-15, "{x:?} -> {q:?}");
+        if P2p.feasible(&x) {
+            assert_eq!(q, x);
+        }
+        let mut points = vertices.to_vec();
+        for _ in 0..5 {
+            let c = SVector::<f64, 3>::from_fn(|_, _| rng.next());
+            points.push(c / c.sum().max(1.0) * rng.next());
+        }
+        for c in points {
+            let v = (x - q).dot(&(c - q));
+            assert!(
+                v <= 1e-14,
+                "{x:?} -> {q:?}: ⟨x − P(x), c − P(x)⟩ = {v:e} at {c:?}"
+            );
+        }
+    }
+}
+
+/// States a step's truncation error pushed a rounding below zero are projected back (within
+/// the tolerance): the cases that printed negative supernodes and infinite utilisation stay in
+/// the simplex at every output row under the stiff method.
+#[test]
+fn collapsing_runs_stay_in_the_simplex() {
+    for sets in [
+        &["dedicated=0"][..],
+        &["sn_capacity=100", "promotion=0.001"][..],
+    ] {
+        let mut sc = Scenario::new(&P2p);
+        for s in sets {
+            sc.set_assignment(s).unwrap();
+        }
+        sc.t_end = 4320.0;
+        sc.shock = Some(Shock {
+            at: 480.0,
+            fraction: 0.6,
+            sn_fraction: 0.6,
+            window: if sets.len() == 1 { 0.0 } else { 120.0 },
+        });
+        let opts = SimOptions {
+            solve: SolveOptions {
+                method: Method::Rosenbrock,
+                ..Default::default()
+            },
+            dt: 1.0,
+            ..Default::default()
+        };
+        let sim = simulate(&P2p, &sc, &opts).unwrap();
+        for (t, x) in sim.sample(&P2p, 1.0) {
+            assert!(P2p.feasible(&x), "{sets:?}: {x:?} at t = {t}");
+            let u = P2p::utilisation_of(&x, sc.params.values());
+            assert!(
+                u.is_finite() || x[1] == 0.0,
+                "{sets:?}: utilisation {u} at t = {t}"
+            );
+        }
     }
 }

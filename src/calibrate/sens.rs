@@ -210,9 +210,9 @@ where
         }
     };
 
-    if roles.window && sc.shock.is_some_and(|w| w.window == 0.0) {
+    if roles.window && sc.shock.is_some_and(|w| !w.is_spread()) {
         return Err(Error::Invalid(
-            "`window` cannot be fitted from an instantaneous wave (window = 0): start from a window > 0".into(),
+            "`window` cannot be fitted from an instantaneous wave (a window of 0, or shorter than 1e-9 of the wave's start time): start from a longer window".into(),
         ));
     }
     let mut run = SensRun {

@@ -115,6 +115,26 @@ pub trait Model<const N: usize>: Sync {
     fn feasible(&self, x: &SVector<f64, N>) -> bool {
         x.iter().all(|v| *v >= 0.0)
     }
+    /// The nearest feasible point to `x` (Euclidean), for a state that a solver's rounding or
+    /// truncation error moved just outside the feasible region (e.g. a population a tolerance
+    /// below zero); `None` if the model knows none. Implement it only when the feasible region
+    /// is convex and the true solution cannot leave it (populations, fractions): projecting
+    /// onto such a set never moves a computed state further from the solution. Solvers apply
+    /// it to accepted steps when the correction is within the step's error tolerance; sampled
+    /// output applies it to the dense output. Default: none (the region that
+    /// [`Model::feasible`] describes may be only where equilibria are searched).
+    fn project(&self, _x: &SVector<f64, N>) -> Option<SVector<f64, N>> {
+        None
+    }
+    /// `x` itself when feasible, else its projection ([`Model::project`]), else `x`: how
+    /// computed states (step ends, dense output between them) are reported.
+    fn in_domain(&self, x: SVector<f64, N>) -> SVector<f64, N> {
+        if self.feasible(&x) {
+            x
+        } else {
+            self.project(&x).unwrap_or(x)
+        }
+    }
     /// Checks a parameter vector against the table, plus any rule the table cannot express.
     fn validate(&self, p: &[f64]) -> Result<(), Error> {
         params::validate_against(self.params(), p)

@@ -407,6 +407,32 @@ impl Model<3> for P2p {
         x.iter().all(|v| *v >= 0.0) && x.sum() <= 1.0
     }
 
+    /// The Euclidean projection onto `{x ≥ 0, Σx ≤ 1}`: negatives clipped; if the rest sums
+    /// above 1, the projection onto the face `Σx = 1` (subtract the common shift `τ` that
+    /// makes the positive parts sum to 1).
+    fn project(&self, x: &SVector<f64, 3>) -> Option<SVector<f64, 3>> {
+        if !x.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        let clipped = x.map(|v| v.max(0.0));
+        if clipped.sum() <= 1.0 {
+            return Some(clipped);
+        }
+        // Simplex projection: sort descending, find the largest k with
+        // u_k − (Σ_{i≤k} u_i − 1)/k > 0, shift by τ = (Σ_{i≤k} u_i − 1)/k.
+        let mut u: Vec<f64> = x.iter().copied().collect();
+        u.sort_by(|a, b| b.total_cmp(a));
+        let (mut sum, mut tau) = (0.0, 0.0);
+        for (k, v) in u.iter().enumerate() {
+            sum += v;
+            let t = (sum - 1.0) / (k + 1) as f64;
+            if v - t > 0.0 {
+                tau = t;
+            }
+        }
+        Some(x.map(|v| (v - tau).max(0.0)))
+    }
+
     /// Peers and supernodes are online; the login queue is not.
     fn online<T: Scalar>(&self, x: &SVector<T, 3>) -> T {
         x[0] + x[1]

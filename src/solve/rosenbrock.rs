@@ -469,6 +469,24 @@ where
         }
     }
 
+    /// An accepted state, projected onto the model's feasible region ([`Model::project`]) when
+    /// it left it by no more than the error tolerance (a larger excursion is kept as it is:
+    /// the caller's feasibility checks then see it).
+    fn keep_feasible(
+        &self,
+        y: &SVector<f64, N>,
+        y_new: SVector<f64, N>,
+        tol: &super::Tolerances,
+    ) -> SVector<f64, N> {
+        if self.sys.model.feasible(&y_new) {
+            return y_new;
+        }
+        match self.sys.model.project(&y_new) {
+            Some(q) if wrms(&(q - y_new), y, &y_new, tol.rtol, tol.atol) <= 1.0 => q,
+            _ => y_new,
+        }
+    }
+
     /// Step-size factor from an error norm: 0.9·err^(−1/(q+1)) (two square roots for q = 3).
     fn factor(&self, err: f64) -> f64 {
         let q = self.tab.embedded_order;
@@ -547,26 +565,37 @@ where
             let reason = SolverFailure::TooManySteps(opts.max_steps);
             return Err(stepper.fail(t, &y, reason));
         }
-        // Land exactly on t1; avoid a sliver of a last step.
+        // A step must move t by more than its rounding. A proposal below that is raised to it
+        // (the step then shows whether it is too long); only a rejected step that cannot be
+        // shortened further is an underflow.
+        let h_min = 16.0 * f64::EPSILON * t.abs().max(1.0);
+        if h <= h_min {
+            if last_rejected {
+                return Err(stepper.fail(t, &y, SolverFailure::StepSizeTooSmall(h)));
+            }
+            h = 2.0 * h_min;
+        }
+        // Land exactly on t1 (whatever the length of the last step); avoid a sliver of a last
+        // step.
         let mut last = false;
         if t + h >= t1 || t + 1.01 * h >= t1 {
             h = t1 - t;
             last = true;
         }
-        if h.abs() <= 16.0 * f64::EPSILON * t.abs().max(1.0) {
-            return Err(stepper.fail(t, &y, SolverFailure::StepSizeTooSmall(h)));
-        }
         let lin = match here {
             Some(x) => x,
             None => *here.insert(stepper.linearise(t, &y, stats)?),
         };
-        let (u, y_new) = stepper.step(t, &y, h, &lin, stats)?;
+        let (u, mut y_new) = stepper.step(t, &y, h, &lin, stats)?;
         steps += 1;
         let err = if y_new.iter().all(|v| v.is_finite()) {
             wrms(&u[S - 1], &y, &y_new, opts.tol.rtol, opts.tol.atol)
         } else {
             f64::INFINITY
         };
+        if err <= 1.0 {
+            y_new = stepper.keep_feasible(&y, y_new, &opts.tol);
+        }
         let h_next = stepper.next_h(h, err, last_rejected);
         if err <= 1.0 {
             let tn = if last { t1 } else { t + h };
