@@ -208,13 +208,16 @@ impl Scenario {
                 "population" => sc.population = number(v, "population")?,
                 "t_end" => sc.t_end = number(v, "t_end")?,
                 "start" => match v {
-                    Toml::Datetime(d) if d.date.is_some() && d.time.is_some() => {
+                    // The same rule as the readings' times: a UTC instant, offset included.
+                    Toml::Datetime(d)
+                        if d.date.is_some() && d.time.is_some() && d.offset.is_some() =>
+                    {
                         sc.start = Some(d.to_string())
                     }
                     _ => {
                         return Err(Error::Invalid(format!(
-                        "`start` must be a date and time such as 2007-08-16T00:00:00Z, got `{v}`"
-                    )))
+                            "`start` must be a date and time with its UTC offset such as 2007-08-16T00:00:00Z, got `{v}`"
+                        )))
                     }
                 },
                 "params" => {

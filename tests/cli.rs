@@ -804,3 +804,41 @@ fn flags_a_command_does_not_use_are_refused_not_ignored() {
         "1e-3",
     ]);
 }
+
+/// Inputs that used to be accepted silently or refused with a message that did not name the
+/// culprit: a start time without its UTC offset (the readings' times need one too), an empty
+/// `--fit`, and fit bounds outside the parameter's valid range (which ended in an
+/// out-of-range error inside the optimiser with exit 0).
+#[test]
+fn start_without_offset_empty_fit_and_bounds_outside_the_range_are_refused() {
+    let e = refused(
+        &["simulate", "s.toml"],
+        &[("s.toml", "start = 2007-08-16T00:00:00\n")],
+    );
+    assert!(e.contains("`start`") && e.contains("UTC offset"), "{e}");
+    let data = "time,online_users\n2007-08-16T06:00:00Z,1000000\n2007-08-16T12:00:00Z,900000\n";
+    let scenario = "start = 2007-08-16T00:00:00Z\nt_end = 1440\npopulation = 1e7\n[shock]\nat = 60\nfraction = 0.3\n";
+    let files = [("s.toml", scenario), ("d.csv", data)];
+    let e = refused(
+        &["calibrate", "s.toml", "--data", "d.csv", "--fit", ""],
+        &files,
+    );
+    assert!(e.contains("--fit") && e.contains("empty name"), "{e}");
+    let e = refused(
+        &[
+            "calibrate",
+            "s.toml",
+            "--data",
+            "d.csv",
+            "--fit",
+            "retry",
+            "--bounds",
+            "retry=0:5",
+        ],
+        &files,
+    );
+    assert!(
+        e.contains("--bounds") && e.contains("retry") && e.contains("> 0"),
+        "{e}"
+    );
+}

@@ -54,7 +54,10 @@ fn run(n: usize, seed: u64) -> (usize, Vec<String>, f64, f64) {
                 for (t, x) in sim.sample(&P2p, 10.0) {
                     assert!(x.iter().all(|v| v.is_finite()), "set {set}: NaN at t = {t}");
                     worst_negative = worst_negative.min(x.min());
-                    assert!(P2p.feasible(&x), "set {set}: {x:?} at {t} is outside the simplex");
+                    assert!(
+                        P2p.feasible(&x),
+                        "set {set}: {x:?} at {t} is outside the simplex"
+                    );
                 }
             }
         }

@@ -50,7 +50,7 @@ pub use output::{fitted_toml, readings_between, residuals_csv, Provenance};
 
 use crate::equilibria::{rest_state, RestState};
 use crate::error::Error;
-use crate::model::{Bound, Model};
+use crate::model::{Bound, Model, ParamSpec};
 use crate::scenario::Quantity;
 use crate::scenario::Scenario;
 use crate::simulate::{simulate_with, SimOptions};
@@ -94,6 +94,9 @@ pub struct FitParam {
     pub hi: f64,
     /// The starting value (the scenario's).
     pub start: f64,
+    /// The parameter's table entry, whose range the bounds must lie in (parameters only).
+    #[serde(skip)]
+    spec: Option<ParamSpec>,
 }
 
 /// Why `t_end` is never a fitted quantity.
@@ -165,12 +168,19 @@ impl FitParam {
             Quantity::Population => decades("a population must be > 0")?,
             Quantity::TEnd => unreachable!("refused above"),
         };
+        let spec = match quantity {
+            Quantity::Param(i) | Quantity::Intervention { param: i, .. } => {
+                Some(sc.params.specs()[i])
+            }
+            _ => None,
+        };
         let mut fp = Self {
             name: name.to_string(),
             quantity,
             lo,
             hi,
             start,
+            spec,
         };
         fp.set_bounds(lo, hi)?;
         Ok(fp)
@@ -183,6 +193,17 @@ impl FitParam {
                 "bounds of `{}`: need finite LO < HI, got {lo}:{hi}",
                 self.name
             )));
+        }
+        if let Some(spec) = self.spec {
+            for b in [lo, hi] {
+                if !spec.admits(b) {
+                    return Err(Error::OutOfRange {
+                        name: format!("{} (bound)", self.name),
+                        value: b,
+                        range: spec.range_text(),
+                    });
+                }
+            }
         }
         if !(self.start > lo && self.start < hi) {
             return Err(Error::OutOfRange {

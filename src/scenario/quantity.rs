@@ -50,6 +50,12 @@ impl Quantity {
     /// `population`, `intervention.K.at` or `intervention.K.NAME` (K from 1, naming a parameter
     /// that intervention sets).
     pub fn parse(name: &str, base: &Scenario) -> Result<Self, Error> {
+        if name.trim().is_empty() {
+            return Err(Error::Invalid(format!(
+                "an empty name: give a parameter or one of {}",
+                SCENARIO_QUANTITIES.join(", ")
+            )));
+        }
         match name {
             "shock" => return Ok(Quantity::Shock),
             "sn_shock" => return Ok(Quantity::SnShock),
