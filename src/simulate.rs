@@ -378,7 +378,9 @@ where
         stats: SolverStats::default(),
     };
     run.dense.segments.reserve(256);
-    let Regime { p, .. } = drive(sc, sc.t_end, &mut run)?;
+    let Regime { p, .. } = drive(sc, sc.t_end, &mut run).map_err(|e| {
+        e.context(format!("the run to t_end = {} with {}", sc.t_end, opts.solve.method))
+    })?;
     let Run {
         x: x_end,
         mut dense,
@@ -406,7 +408,13 @@ where
         &settle_opts,
         &mut stats,
         |seg| tail.push(*seg),
-    )?;
+    )
+    .map_err(|e| {
+        e.context(format!(
+            "deciding the outcome after t_end = {} (the settle check, always with the stiff method, whatever the run's method)",
+            sc.t_end
+        ))
+    })?;
     let end = if p == sc.params.values() {
         start
     } else {
