@@ -6,6 +6,7 @@
 //! not at all), [`Figure::evcxr_display`].
 
 use crate::error::Error;
+use plotters::chart::SeriesAnno;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -671,7 +672,6 @@ fn draw_branches_log<'a, DB: DrawingBackend + 'a>(
     branches_body!(chart, b, lo, hi)
 }
 
-/// Blue (low) to yellow (high) through green.
 /// About `n` round tick values (1, 2 or 5 times a power of ten apart) inside `[lo, hi]`.
 fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
@@ -697,6 +697,7 @@ fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Blue (low) to yellow (high) through green.
 fn colour(u: f64) -> RGBColor {
     let u = u.clamp(0.0, 1.0);
     let stops = [
@@ -714,35 +715,112 @@ fn colour(u: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
+/// A tipping map: the colour field with its curves and legend, and beside it the colour bar
+/// (or the category swatches).
 fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -> Res {
-    let (xs, ys) = (&m.x.1, &m.y.1);
-    if xs.is_empty() || ys.is_empty() || m.z.len() != xs.len() * ys.len() {
-        return Err("tipping map: z must hold one value per grid point".into());
-    }
+    let layout = MapLayout::of(m)?;
     let (main, bar) = root.split_horizontally(root.dim_in_pixel().0 as i32 - 130);
-    let edges = |v: &[f64]| -> Vec<f64> {
-        let n = v.len();
-        if n == 1 {
-            return vec![v[0] - 0.5, v[0] + 0.5];
+    let mut chart = map_axes(&main, m, &layout)?;
+    let errors = draw_cells(&mut chart, m, &layout)?;
+    draw_map_curves(&mut chart, m, &layout)?;
+    draw_map_legend(&mut chart, m, errors)?;
+    // Colour bar, or category swatches.
+    if m.categories.is_empty() {
+        draw_colour_bar(&bar, m, &layout)
+    } else {
+        draw_categories(&bar, m, &layout)
+    }
+}
+
+/// The chart of a tipping map: linear coordinates (log10 of the values on log axes).
+type MapChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// The colour of cells that have no value for a reason the map does not name (errors).
+const ERROR_GREY: RGBColor = RGBColor(160, 160, 160);
+
+/// Where a tipping map's cells lie and how their values map to colours.
+struct MapLayout {
+    /// Cell edges along x and along y (one more than the grid values).
+    ex: Vec<f64>,
+    ey: Vec<f64>,
+    /// The plotted ranges.
+    x: (f64, f64),
+    y: (f64, f64),
+    /// The lowest finite value and the span of the colour scale (1 when all values are equal).
+    zmin: f64,
+    span: f64,
+}
+
+impl MapLayout {
+    /// The layout of `m`, which must hold one value per grid point.
+    fn of(m: &TippingMap) -> Result<Self, String> {
+        let (xs, ys) = (&m.x.1, &m.y.1);
+        if xs.is_empty() || ys.is_empty() || m.z.len() != xs.len() * ys.len() {
+            return Err("tipping map: z must hold one value per grid point".into());
         }
-        let mut e = vec![v[0] - (v[1] - v[0]) / 2.0];
-        for k in 0..n - 1 {
-            e.push((v[k] + v[k + 1]) / 2.0);
-        }
-        e.push(v[n - 1] + (v[n - 1] - v[n - 2]) / 2.0);
-        e
-    };
-    let (ex, ey) = (edges(xs), edges(ys));
-    let (x0, x1) = (ex[0].min(ex[ex.len() - 1]), ex[0].max(ex[ex.len() - 1]));
-    let (y0, y1) = (ey[0].min(ey[ey.len() - 1]), ey[0].max(ey[ey.len() - 1]));
-    let finite: Vec<f64> = m.z.iter().copied().filter(|v| v.is_finite()).collect();
-    let (zmin, zmax) = finite
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(*v), b.max(*v))
-        });
-    let span = if zmax > zmin { zmax - zmin } else { 1.0 };
-    let mut chart = ChartBuilder::on(&main)
+        let (ex, ey) = (cell_edges(xs), cell_edges(ys));
+        let (x0, x1) = (ex[0].min(ex[ex.len() - 1]), ex[0].max(ex[ex.len() - 1]));
+        let (y0, y1) = (ey[0].min(ey[ey.len() - 1]), ey[0].max(ey[ey.len() - 1]));
+        let finite: Vec<f64> = m.z.iter().copied().filter(|v| v.is_finite()).collect();
+        let (zmin, zmax) = finite
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        let span = if zmax > zmin { zmax - zmin } else { 1.0 };
+        Ok(Self {
+            ex,
+            ey,
+            x: (x0, x1),
+            y: (y0, y1),
+            zmin,
+            span,
+        })
+    }
+
+    /// The colour of value `z` on the scale.
+    fn colour_of(&self, z: f64) -> RGBColor {
+        colour((z - self.zmin) / self.span)
+    }
+
+    /// The points of a curve that lie inside the plotted ranges.
+    fn inside(&self, points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        let ((x0, x1), (y0, y1)) = (self.x, self.y);
+        points
+            .iter()
+            .copied()
+            .filter(|(x, y)| *x >= x0 && *x <= x1 && *y >= y0 && *y <= y1)
+            .collect()
+    }
+}
+
+/// The edges of the cells centred on the grid values `v` (half a spacing beyond the ends; a
+/// single value gets a cell of width 1).
+fn cell_edges(v: &[f64]) -> Vec<f64> {
+    let n = v.len();
+    if n == 1 {
+        return vec![v[0] - 0.5, v[0] + 0.5];
+    }
+    let mut e = vec![v[0] - (v[1] - v[0]) / 2.0];
+    for k in 0..n - 1 {
+        e.push((v[k] + v[k + 1]) / 2.0);
+    }
+    e.push(v[n - 1] + (v[n - 1] - v[n - 2]) / 2.0);
+    e
+}
+
+/// The map's caption and axes, labelled with the values themselves on log axes.
+fn map_axes<'a, DB: DrawingBackend>(
+    main: &'a DrawingArea<DB, Shift>,
+    m: &TippingMap,
+    layout: &MapLayout,
+) -> Result<MapChart<'a, DB>, String> {
+    let ((x0, x1), (y0, y1)) = (layout.x, layout.y);
+    let mut chart = ChartBuilder::on(main)
         .caption(&m.title, (FONT, 22))
         .margin(12)
         .x_label_area_size(48)
@@ -760,7 +838,16 @@ fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -
         .y_label_formatter(&|v| human_or_plain(if m.log_axes { 10f64.powf(*v) } else { *v }))
         .draw()
         .map_err(err)?;
-    let grey = RGBColor(160, 160, 160);
+    Ok(chart)
+}
+
+/// The colour field: each cell in the colour of its value, of its reason for having none, or
+/// grey; returns whether any cell is grey (an error).
+fn draw_cells<'a, DB: DrawingBackend + 'a>(
+    chart: &mut MapChart<'a, DB>,
+    m: &TippingMap,
+    layout: &MapLayout,
+) -> Result<bool, String> {
     // The reason of each cell without a value (index into `m.missing`).
     let mut reason: Vec<Option<usize>> = vec![None; m.z.len()];
     for (g, group) in m.missing.iter().enumerate() {
@@ -770,66 +857,54 @@ fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -
             }
         }
     }
-    let errors =
-        m.z.iter()
-            .zip(&reason)
-            .any(|(z, r)| !z.is_finite() && r.is_none());
+    let ny = m.y.1.len();
     let reason = &reason;
     chart
-        .draw_series((0..xs.len()).flat_map(|i| {
-            let (ex, ey) = (&ex, &ey);
-            (0..ys.len()).map(move |j| {
-                let z = m.z[i * ys.len() + j];
+        .draw_series((0..m.x.1.len()).flat_map(|i| {
+            (0..ny).map(move |j| {
+                let z = m.z[i * ny + j];
                 let c = if z.is_finite() {
-                    colour((z - zmin) / span)
-                } else if let Some(g) = reason[i * ys.len() + j] {
+                    layout.colour_of(z)
+                } else if let Some(g) = reason[i * ny + j] {
                     let (r, g, b) = m.missing[g].rgb;
                     RGBColor(r, g, b)
                 } else {
-                    grey
+                    ERROR_GREY
                 };
+                let (ex, ey) = (&layout.ex, &layout.ey);
                 Rectangle::new([(ex[i], ey[j]), (ex[i + 1], ey[j + 1])], c.filled())
             })
         }))
         .map_err(err)?;
+    Ok(m.z
+        .iter()
+        .zip(reason)
+        .any(|(z, r)| !z.is_finite() && r.is_none()))
+}
+
+/// The curves over the map (solid and dashed, white, inside the plotted ranges) and the
+/// scenario's point.
+fn draw_map_curves<'a, DB: DrawingBackend + 'a>(
+    chart: &mut MapChart<'a, DB>,
+    m: &TippingMap,
+    layout: &MapLayout,
+) -> Res {
     for cv in &m.curves {
         let c = WHITE;
-        let pts: Vec<(f64, f64)> = cv
-            .points
-            .iter()
-            .copied()
-            .filter(|(x, y)| *x >= x0 && *x <= x1 && *y >= y0 && *y <= y1)
-            .collect();
         let s = chart
-            .draw_series(LineSeries::new(pts, c.stroke_width(3)))
+            .draw_series(LineSeries::new(
+                layout.inside(&cv.points),
+                c.stroke_width(3),
+            ))
             .map_err(err)?;
-        if !cv.label.is_empty() {
-            s.label(&cv.label).legend(move |(x, y)| {
-                PathElement::new(
-                    vec![(x, y), (x + 18, y)],
-                    RGBColor(90, 90, 90).stroke_width(3),
-                )
-            });
-        }
+        curve_legend(s, &cv.label, 18);
     }
     for cv in &m.dashed {
-        let pts: Vec<(f64, f64)> = cv
-            .points
-            .iter()
-            .copied()
-            .filter(|(x, y)| *x >= x0 && *x <= x1 && *y >= y0 && *y <= y1)
-            .collect();
+        let pts = layout.inside(&cv.points);
         let s = chart
             .draw_series(DashedLineSeries::new(pts, 10, 6, WHITE.stroke_width(3)))
             .map_err(err)?;
-        if !cv.label.is_empty() {
-            s.label(&cv.label).legend(move |(x, y)| {
-                PathElement::new(
-                    vec![(x, y), (x + 7, y)],
-                    RGBColor(90, 90, 90).stroke_width(3),
-                )
-            });
-        }
+        curve_legend(s, &cv.label, 7);
     }
     if let Some(p) = m.point {
         chart
@@ -838,13 +913,36 @@ fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -
             .label(m.point_label.as_deref().unwrap_or("this scenario"))
             .legend(|(x, y)| Cross::new((x + 9, y), 6, RED.stroke_width(3)));
     }
+    Ok(())
+}
+
+/// Names a curve over the map in the legend, unless its label is empty, as a grey stroke
+/// `length` pixels long (white would not show on the legend's background).
+fn curve_legend<'a, DB: DrawingBackend + 'a>(s: &mut SeriesAnno<'a, DB>, label: &str, length: i32) {
+    if !label.is_empty() {
+        s.label(label).legend(move |(x, y)| {
+            PathElement::new(
+                vec![(x, y), (x + length, y)],
+                RGBColor(90, 90, 90).stroke_width(3),
+            )
+        });
+    }
+}
+
+/// The legend in the map's corner, with a swatch for each reason cells have no value (and for
+/// errors, if any cell is grey).
+fn draw_map_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut MapChart<'a, DB>,
+    m: &TippingMap,
+    errors: bool,
+) -> Res {
     // Reasons for cells without a value, as legend swatches.
     let swatches = m
         .missing
         .iter()
         .filter(|g| !g.cells.is_empty())
         .map(|g| (g.label.as_str(), RGBColor(g.rgb.0, g.rgb.1, g.rgb.2)))
-        .chain(errors.then_some(("error", grey)));
+        .chain(errors.then_some(("error", ERROR_GREY)));
     for (label, c) in swatches {
         chart
             .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
@@ -852,69 +950,62 @@ fn draw_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &TippingMap) -
             .label(label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()));
     }
-    legend_at(&mut chart, SeriesLabelPosition::UpperRight)?;
-    // Colour bar, or category swatches.
-    let (w, h) = bar.dim_in_pixel();
-    let (w, h) = (w as i32, h as i32);
-    if !m.categories.is_empty() {
-        for (k, (v, label)) in m.categories.iter().enumerate() {
-            let y = 80 + 40 * k as i32;
-            let c = colour((v - zmin) / span);
-            bar.draw(&Rectangle::new([(10, y), (34, y + 24)], c.filled()))
-                .map_err(err)?;
-            bar.draw(&Text::new(
-                label.clone(),
-                (40, y + 4),
-                (FONT, 15).into_font(),
-            ))
+    legend_at(chart, SeriesLabelPosition::UpperRight)
+}
+
+/// Beside a categorical map: a swatch for each category and a grey one for errors.
+fn draw_categories<DB: DrawingBackend>(
+    bar: &DrawingArea<DB, Shift>,
+    m: &TippingMap,
+    layout: &MapLayout,
+) -> Res {
+    let swatch = |y: i32, c: RGBColor, label: &str| -> Res {
+        bar.draw(&Rectangle::new([(10, y), (34, y + 24)], c.filled()))
             .map_err(err)?;
-        }
-        bar.draw(&Rectangle::new(
-            [
-                (10, 80 + 40 * m.categories.len() as i32),
-                (34, 104 + 40 * m.categories.len() as i32),
-            ],
-            grey.filled(),
+        bar.draw(&Text::new(label, (40, y + 4), (FONT, 15).into_font()))
+            .map_err(err)
+    };
+    for (k, (v, label)) in m.categories.iter().enumerate() {
+        swatch(80 + 40 * k as i32, layout.colour_of(*v), label)?;
+    }
+    swatch(80 + 40 * m.categories.len() as i32, ERROR_GREY, "error")
+}
+
+/// Beside a map of values: the colour bar with ticks at round values and the values' label.
+fn draw_colour_bar<DB: DrawingBackend>(
+    bar: &DrawingArea<DB, Shift>,
+    m: &TippingMap,
+    layout: &MapLayout,
+) -> Res {
+    let (zmin, span) = (layout.zmin, layout.span);
+    let (top, bottom) = (70, bar.dim_in_pixel().1 as i32 - 70);
+    for y in top..bottom {
+        let u = 1.0 - (y - top) as f64 / (bottom - top) as f64;
+        bar.draw(&Rectangle::new([(14, y), (40, y + 1)], colour(u).filled()))
+            .map_err(err)?;
+    }
+    // Ticks at round values inside [zmin, zmax], labelled beside the bar.
+    let y_of = |v: f64| bottom - ((v - zmin) / span * (bottom - top) as f64).round() as i32;
+    for v in ticks(zmin, zmin + span, 6) {
+        let y = y_of(v);
+        bar.draw(&PathElement::new(
+            vec![(40, y), (46, y)],
+            BLACK.stroke_width(1),
         ))
         .map_err(err)?;
         bar.draw(&Text::new(
-            "error",
-            (40, 84 + 40 * m.categories.len() as i32),
-            (FONT, 15).into_font(),
-        ))
-        .map_err(err)?;
-    } else {
-        let (top, bottom) = (70, h - 70);
-        for y in top..bottom {
-            let u = 1.0 - (y - top) as f64 / (bottom - top) as f64;
-            bar.draw(&Rectangle::new([(14, y), (40, y + 1)], colour(u).filled()))
-                .map_err(err)?;
-        }
-        // Ticks at round values inside [zmin, zmax], labelled beside the bar.
-        let y_of = |v: f64| bottom - ((v - zmin) / span * (bottom - top) as f64).round() as i32;
-        for v in ticks(zmin, zmin + span, 6) {
-            let y = y_of(v);
-            bar.draw(&PathElement::new(
-                vec![(40, y), (46, y)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(err)?;
-            bar.draw(&Text::new(
-                human_or_plain(v),
-                (50, y - 7),
-                (FONT, 14).into_font(),
-            ))
-            .map_err(err)?;
-        }
-        bar.draw(&Text::new(
-            m.z_label.clone(),
-            (6, 40),
-            (FONT, 15).into_font(),
+            human_or_plain(v),
+            (50, y - 7),
+            (FONT, 14).into_font(),
         ))
         .map_err(err)?;
     }
-    let _ = w;
-    Ok(())
+    bar.draw(&Text::new(
+        m.z_label.clone(),
+        (6, 40),
+        (FONT, 15).into_font(),
+    ))
+    .map_err(err)
 }
 
 fn draw_phase<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Phase) -> Res {

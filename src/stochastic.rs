@@ -307,6 +307,7 @@ struct Reference<'a> {
     end: &'a Landscape<3>,
 }
 
+/// One realisation of the chain from `t = 0` to `t_end`, drawing from `rng`.
 fn one_run(
     sc: &Scenario,
     m: u64,
@@ -316,7 +317,16 @@ fn one_run(
     reference: &Reference,
     rng: &mut Xoshiro256PlusPlus,
 ) -> Result<Run, Error> {
-    let land_f = reference.end;
+    let mut state = RunState::new(sc, m, dt, reference, rng);
+    while state.t < sc.t_end {
+        state.interval(exact);
+    }
+    state.finish(run, reference)
+}
+
+/// The counts a run starts from: the scenario's initial state or the reference start, rounded
+/// to users (the queue trimmed if rounding overfills the population).
+fn initial_counts(sc: &Scenario, m: u64, reference: &Reference) -> Counts {
     let mf = m as f64;
     let round = |x: f64| (x * mf).round().max(0.0) as u64;
     let start = match &sc.initial {
@@ -332,173 +342,311 @@ fn one_run(
     if c.n + c.s + c.q > m {
         c.q = m - c.n.min(m) - c.s.min(m - c.n.min(m));
     }
-    let mut p = sc.params.values().to_vec();
-    let mut t = 0.0;
-    let mut next_iv = 0;
-    let shock = sc.shock;
-    let mut shock_done = shock.is_none();
-    let (eta_p, eta_s) = shock
-        .filter(|s| s.is_spread())
-        .map_or((0.0, 0.0), |s| s.hazards());
-    let mut grid = vec![];
-    let mut sn_grid = vec![];
-    let mut next_out: f64 = 0.0;
-    let mut min_peers = f64::INFINITY;
-    // Without a healthy state there is no level to fall below or climb back to.
-    let level = reference.level.unwrap_or(f64::NEG_INFINITY);
-    let from = shock.map_or(0.0, |s| s.at);
-    let (mut fell, mut back): (Option<f64>, Option<f64>) = (None, None);
-    let mut events = 0u64;
-    let mut unbalanced = 0u64;
-    let observe = |t: f64,
-                   c: &Counts,
-                   min_peers: &mut f64,
-                   fell: &mut Option<f64>,
-                   back: &mut Option<f64>| {
-        let x = c.n as f64 / mf;
-        *min_peers = min_peers.min(x);
-        if t >= from {
-            if fell.is_none() && x < level {
-                *fell = Some(t);
-            } else if fell.is_some() && back.is_none() && x >= level {
-                *back = Some(t);
-            }
+    c
+}
+
+/// One run as it advances: the counts, the parameters in force, what is still scheduled, the
+/// work done and what is recorded.
+struct RunState<'a> {
+    sc: &'a Scenario,
+    rng: &'a mut Xoshiro256PlusPlus,
+    c: Counts,
+    p: Vec<f64>,
+    t: f64,
+    /// The next intervention not yet applied.
+    next_iv: usize,
+    /// Whether the wave is over (or there is none).
+    shock_done: bool,
+    /// Reboot hazards of peers and supernodes during a spread wave.
+    eta: (f64, f64),
+    events: u64,
+    unbalanced: u64,
+    trace: Trace,
+}
+
+impl<'a> RunState<'a> {
+    /// A run at `t = 0` in its initial counts with the scenario's starting parameters.
+    fn new(
+        sc: &'a Scenario,
+        m: u64,
+        dt: f64,
+        reference: &Reference,
+        rng: &'a mut Xoshiro256PlusPlus,
+    ) -> Self {
+        let shock = sc.shock;
+        Self {
+            sc,
+            rng,
+            c: initial_counts(sc, m, reference),
+            p: sc.params.values().to_vec(),
+            t: 0.0,
+            next_iv: 0,
+            shock_done: shock.is_none(),
+            eta: shock
+                .filter(|s| s.is_spread())
+                .map_or((0.0, 0.0), |s| s.hazards()),
+            events: 0,
+            unbalanced: 0,
+            trace: Trace::new(sc, m, dt, reference),
         }
-    };
-    while t < sc.t_end {
-        // Next deterministic time: output, shock, window end, intervention, end.
-        let mut t_next = sc.t_end.min(next_out.max(t));
-        if let Some(s) = shock {
-            if !shock_done && s.at >= t {
+    }
+
+    /// Runs from one deterministic time to the next: the actions and outputs due now, then
+    /// events (exact) or leaps up to the next such time.
+    fn interval(&mut self, exact: bool) {
+        let mut t_next = self.next_scheduled();
+        // Scheduled actions at t: interventions, then the wave, then output (which, as in the
+        // fluid output, holds the state after a wave at that time).
+        self.apply_interventions();
+        self.apply_wave();
+        self.trace.record_until(self.t, &self.c);
+        self.trace.observe(self.t, &self.c);
+        if t_next <= self.t {
+            t_next = (self.t + self.trace.dt).min(self.sc.t_end);
+        }
+        let t = self.t;
+        let in_window = self
+            .sc
+            .shock
+            .is_some_and(|s| s.is_spread() && t >= s.at - 1e-12 && t < s.at + s.window - 1e-12);
+        // Advance to t_next by events (exact) or leaps.
+        while self.t < t_next {
+            let r = self.rates(in_window);
+            let total: f64 = r.iter().sum();
+            if exact {
+                if !self.exact_step(&r, total, t_next) {
+                    break;
+                }
+            } else {
+                self.tau_leap_step(&r, total, t_next);
+            }
+            self.trace.observe(self.t, &self.c);
+        }
+    }
+
+    /// Next deterministic time: output, shock, window end, intervention, end.
+    fn next_scheduled(&self) -> f64 {
+        let t = self.t;
+        let mut t_next = self.sc.t_end.min(self.trace.next_out.max(t));
+        if let Some(s) = self.sc.shock {
+            if !self.shock_done && s.at >= t {
                 t_next = t_next.min(s.at);
             }
             if s.is_spread() && s.at + s.window > t {
                 t_next = t_next.min(s.at + s.window);
             }
         }
-        if let Some(iv) = sc.interventions.get(next_iv) {
+        if let Some(iv) = self.sc.interventions.get(self.next_iv) {
             t_next = t_next.min(iv.at);
         }
-        // Scheduled actions at t: interventions, then the wave, then output (which, as in the
-        // fluid output, holds the state after a wave at that time).
-        while let Some(iv) = sc.interventions.get(next_iv) {
-            if iv.at > t + 1e-12 {
+        t_next
+    }
+
+    /// Sets the parameters of every intervention due by now.
+    fn apply_interventions(&mut self) {
+        while let Some(iv) = self.sc.interventions.get(self.next_iv) {
+            if iv.at > self.t + 1e-12 {
                 break;
             }
             for &(i, v) in &iv.set {
-                p[i] = v;
+                self.p[i] = v;
             }
-            next_iv += 1;
-        }
-        if let Some(s) = shock {
-            if !shock_done && s.at <= t + 1e-12 && !s.is_spread() {
-                let kn = binomial(rng, c.n, s.fraction);
-                let ks = binomial(rng, c.s, s.sn_fraction);
-                c.n -= kn;
-                let b = orphans(rng, &c, ks, &p);
-                c.s -= ks;
-                c.n -= b;
-                c.q += kn + ks + b;
-                unbalanced += u64::from(!c.balanced());
-                shock_done = true;
-            }
-            if !shock_done && s.is_spread() && t >= s.at + s.window - 1e-12 {
-                shock_done = true;
-            }
-        }
-        while next_out <= t + 1e-12 && next_out <= sc.t_end {
-            grid.push(c.n as f64 / mf);
-            sn_grid.push(c.s as f64 / mf);
-            next_out += dt;
-        }
-        observe(t, &c, &mut min_peers, &mut fell, &mut back);
-        if t_next <= t {
-            t_next = (t + dt).min(sc.t_end);
-        }
-        let in_window = shock
-            .is_some_and(|s| s.is_spread() && t >= s.at - 1e-12 && t < s.at + s.window - 1e-12);
-        // Advance to t_next by events (exact) or leaps.
-        while t < t_next {
-            let mut r = transition_rates(&c, &p).to_vec();
-            if in_window {
-                r.push(eta_p * c.n as f64);
-                r.push(eta_s * c.s as f64);
-            }
-            let total: f64 = r.iter().sum();
-            if exact {
-                if total <= 0.0 {
-                    t = t_next;
-                    break;
-                }
-                let wait = -(1.0 - rng.random::<f64>()).ln() / total;
-                if t + wait > t_next {
-                    t = t_next;
-                    break;
-                }
-                t += wait;
-                let mut u = rng.random::<f64>() * total;
-                let mut j = 0;
-                while j + 1 < r.len() && u >= r[j] {
-                    u -= r[j];
-                    j += 1;
-                }
-                fire(rng, &mut c, j, 1, &p);
-                events += 1;
-                unbalanced += u64::from(!c.balanced());
-            } else {
-                // Step so that no population changes by more than ~1 % in expectation.
-                let sizes = [c.n.max(1), c.s.max(1), c.q.max(1), c.offline().max(1)];
-                let smallest = *sizes.iter().min().unwrap_or(&1) as f64;
-                let tau = if total > 0.0 {
-                    (0.01 * smallest.max(10.0) / total).max(1e-3)
-                } else {
-                    t_next - t
-                };
-                let tau = tau.min(t_next - t);
-                for (j, rj) in r.iter().enumerate() {
-                    let k = poisson(rng, rj * tau);
-                    if k > 0 {
-                        fire(rng, &mut c, j, k, &p);
-                    }
-                }
-                unbalanced += u64::from(!c.balanced());
-                t += tau;
-                events += 1;
-            }
-            observe(t, &c, &mut min_peers, &mut fell, &mut back);
+            self.next_iv += 1;
         }
     }
-    while grid.len() < (sc.t_end / dt).floor() as usize + 1 {
-        grid.push(c.n as f64 / mf);
-        sn_grid.push(c.s as f64 / mf);
+
+    /// Reboots an instantaneous wave due now (peers, supernodes and the orphans of rebooted
+    /// supernodes join the queue), or marks a spread wave over once its window has passed.
+    fn apply_wave(&mut self) {
+        let Some(s) = self.sc.shock else { return };
+        let (c, t) = (&mut self.c, self.t);
+        if !self.shock_done && s.at <= t + 1e-12 && !s.is_spread() {
+            let kn = binomial(self.rng, c.n, s.fraction);
+            let ks = binomial(self.rng, c.s, s.sn_fraction);
+            c.n -= kn;
+            let b = orphans(self.rng, c, ks, &self.p);
+            c.s -= ks;
+            c.n -= b;
+            c.q += kn + ks + b;
+            self.unbalanced += u64::from(!c.balanced());
+            self.shock_done = true;
+        }
+        if !self.shock_done && s.is_spread() && t >= s.at + s.window - 1e-12 {
+            self.shock_done = true;
+        }
     }
-    // Which side of the saddle: the fluid model from the final state decides.
-    let pf = sc.final_params();
-    let sys = System::new(&P2p, pf.values());
-    let mut st = SolverStats::default();
-    let f = fate(
-        &sys,
-        c.fractions(),
-        land_f,
-        &TippingOptions::default().solve,
-        &mut st,
-    )?;
-    let recovery_time = match (fell, back) {
-        _ if reference.level.is_none() => None,
-        (None, _) => Some(0.0),
-        (Some(_), Some(b)) => Some(b - from),
-        (Some(_), None) => None,
-    };
-    Ok(Run {
-        run,
-        min_peers,
-        outcome: f.outcome,
-        recovery_time,
-        peers: grid,
-        supernodes: sn_grid,
-        events,
-        unbalanced,
-    })
+
+    /// The rates of the transitions, and of peer and supernode reboots inside a spread wave.
+    fn rates(&self, in_window: bool) -> Vec<f64> {
+        let mut r = transition_rates(&self.c, &self.p).to_vec();
+        if in_window {
+            r.push(self.eta.0 * self.c.n as f64);
+            r.push(self.eta.1 * self.c.s as f64);
+        }
+        r
+    }
+
+    /// One exact (Gillespie) event before `t_next` drawn from the rates `r` (sum `total`); false,
+    /// with the clock at `t_next`, when the next event would come after it.
+    fn exact_step(&mut self, r: &[f64], total: f64, t_next: f64) -> bool {
+        if total <= 0.0 {
+            self.t = t_next;
+            return false;
+        }
+        let wait = -(1.0 - self.rng.random::<f64>()).ln() / total;
+        if self.t + wait > t_next {
+            self.t = t_next;
+            return false;
+        }
+        self.t += wait;
+        let mut u = self.rng.random::<f64>() * total;
+        let mut j = 0;
+        while j + 1 < r.len() && u >= r[j] {
+            u -= r[j];
+            j += 1;
+        }
+        fire(self.rng, &mut self.c, j, 1, &self.p);
+        self.events += 1;
+        self.unbalanced += u64::from(!self.c.balanced());
+        true
+    }
+
+    /// One tau-leap towards `t_next` with the rates `r` (sum `total`): Poisson numbers of each
+    /// transition over a step that changes no population by more than ~1 % in expectation.
+    fn tau_leap_step(&mut self, r: &[f64], total: f64, t_next: f64) {
+        let c = &self.c;
+        let sizes = [c.n.max(1), c.s.max(1), c.q.max(1), c.offline().max(1)];
+        let smallest = *sizes.iter().min().unwrap_or(&1) as f64;
+        let tau = if total > 0.0 {
+            (0.01 * smallest.max(10.0) / total).max(1e-3)
+        } else {
+            t_next - self.t
+        };
+        let tau = tau.min(t_next - self.t);
+        for (j, rj) in r.iter().enumerate() {
+            let k = poisson(self.rng, rj * tau);
+            if k > 0 {
+                fire(self.rng, &mut self.c, j, k, &self.p);
+            }
+        }
+        self.unbalanced += u64::from(!self.c.balanced());
+        self.t += tau;
+        self.events += 1;
+    }
+
+    /// The run's result at `t_end`: the grid filled, the fate of the final state, the recovery.
+    fn finish(mut self, run: usize, reference: &Reference) -> Result<Run, Error> {
+        self.trace.fill(&self.c);
+        // Which side of the saddle: the fluid model from the final state decides.
+        let pf = self.sc.final_params();
+        let sys = System::new(&P2p, pf.values());
+        let mut st = SolverStats::default();
+        let f = fate(
+            &sys,
+            self.c.fractions(),
+            reference.end,
+            &TippingOptions::default().solve,
+            &mut st,
+        )?;
+        Ok(Run {
+            run,
+            min_peers: self.trace.min_peers,
+            outcome: f.outcome,
+            recovery_time: self.trace.recovery_time(),
+            peers: self.trace.peers,
+            supernodes: self.trace.supernodes,
+            events: self.events,
+            unbalanced: self.unbalanced,
+        })
+    }
+}
+
+/// What a run records: peers and supernodes on the output grid, the lowest peers, and when
+/// peers fell below the recovery level and came back after the wave.
+struct Trace {
+    /// Users, to turn counts into fractions.
+    mf: f64,
+    /// The output grid's interval.
+    dt: f64,
+    t_end: f64,
+    peers: Vec<f64>,
+    supernodes: Vec<f64>,
+    /// The next output time.
+    next_out: f64,
+    min_peers: f64,
+    /// 95 % of the healthy peers, if there is a healthy state to recover to.
+    level: Option<f64>,
+    /// When the wave starts (recovery is counted from there).
+    from: f64,
+    fell: Option<f64>,
+    back: Option<f64>,
+}
+
+impl Trace {
+    /// An empty record of a run of `m` users with outputs every `dt` minutes.
+    fn new(sc: &Scenario, m: u64, dt: f64, reference: &Reference) -> Self {
+        Self {
+            mf: m as f64,
+            dt,
+            t_end: sc.t_end,
+            peers: vec![],
+            supernodes: vec![],
+            next_out: 0.0,
+            min_peers: f64::INFINITY,
+            level: reference.level,
+            from: sc.shock.map_or(0.0, |s| s.at),
+            fell: None,
+            back: None,
+        }
+    }
+
+    /// Notes the peers at `t`: the lowest so far, and the first fall below the level and the
+    /// first climb back after it, from the wave on.
+    fn observe(&mut self, t: f64, c: &Counts) {
+        // Without a healthy state there is no level to fall below or climb back to.
+        let level = self.level.unwrap_or(f64::NEG_INFINITY);
+        let x = c.n as f64 / self.mf;
+        self.min_peers = self.min_peers.min(x);
+        if t >= self.from {
+            if self.fell.is_none() && x < level {
+                self.fell = Some(t);
+            } else if self.fell.is_some() && self.back.is_none() && x >= level {
+                self.back = Some(t);
+            }
+        }
+    }
+
+    /// Records the state `c` at every output time due by `t`.
+    fn record_until(&mut self, t: f64, c: &Counts) {
+        while self.next_out <= t + 1e-12 && self.next_out <= self.t_end {
+            self.record(c);
+            self.next_out += self.dt;
+        }
+    }
+
+    /// Fills the grid to `t_end` with the final state `c`.
+    fn fill(&mut self, c: &Counts) {
+        while self.peers.len() < (self.t_end / self.dt).floor() as usize + 1 {
+            self.record(c);
+        }
+    }
+
+    /// Appends the peer and supernode fractions of `c` to the grid.
+    fn record(&mut self, c: &Counts) {
+        self.peers.push(c.n as f64 / self.mf);
+        self.supernodes.push(c.s as f64 / self.mf);
+    }
+
+    /// Minutes from the wave until peers came back to the level (0 if they never fell below
+    /// it); `None` if they did not come back or there is no level.
+    fn recovery_time(&self) -> Option<f64> {
+        match (self.fell, self.back) {
+            _ if self.level.is_none() => None,
+            (None, _) => Some(0.0),
+            (Some(_), Some(b)) => Some(b - self.from),
+            (Some(_), None) => None,
+        }
+    }
 }
 
 /// Fires transition `j` (0–6 the model's, 7 a peer reboot, 8 a supernode reboot) `k` times.

@@ -819,117 +819,267 @@ where
     let theta0: Vec<f64> = fit.iter().map(|f| f.start).collect();
     let chi2_start = problem.chi2(&theta0)?;
     let starts = start_points(&fit, opts.starts)?;
-    let mut best: (Vec<f64>, f64) = (starts[0].clone(), chi2_start);
-    let mut stages = vec![];
-    let global = match opts.method {
-        FitMethod::NelderMead | FitMethod::Both => Local::NelderMead,
-        FitMethod::Lbfgs => Local::Lbfgs,
-    };
-    // The global phase: one local search from each start, the best kept.
+    let (mut best, global) = global_search::<M, N, N2>(&problem, opts, &starts, chi2_start);
+    let mut stages = vec![global];
+    if opts.method == FitMethod::Both {
+        stages.push(polish::<M, N, N2>(&problem, opts, &mut best));
+    }
+    let optimum = Optimum::at::<M, N, N2>(&problem, best.u)?;
+    let params = optimum.params(&fit, opts.level);
+    let correlation = optimum.correlation();
+    let chi2_plain = problem.chi2(&optimum.theta)?;
+    let warnings = warnings(&optimum, chi2_plain, &params, &correlation, &fit);
+    let mut scenario = problem.scenario(&optimum.theta)?;
+    scenario.t_end = sc.t_end;
+    let residuals = optimum.residuals(readings);
+    let stats = *problem.stats.borrow();
+    Ok(Fit {
+        params,
+        n_readings: readings.len(),
+        chi2: optimum.chi2,
+        chi2_start,
+        reduced_chi2: optimum.reduced,
+        rmse: rmse(&residuals),
+        correlation,
+        residuals,
+        stages,
+        stats,
+        level: opts.level,
+        warnings,
+        scenario,
+    })
+}
+
+/// A point on the optimiser's coordinates with its `χ²`.
+struct Best {
+    u: Vec<f64>,
+    chi2: f64,
+}
+
+/// Runs `search` as one stage of `method` over `starts` local searches and counts the objective
+/// and gradient evaluations it makes.
+fn run_stage<M: Model<N>, const N: usize>(
+    problem: &Problem<'_, M, N>,
+    method: Local,
+    starts: usize,
+    search: impl FnOnce(&mut Stage),
+) -> Stage {
+    let (c0, g0) = (problem.cost_evals.get(), problem.gradient_evals.get());
     let mut stage = Stage {
-        method: global.name(),
-        starts: starts.len(),
+        method: method.name(),
+        starts,
         iterations: 0,
         cost_evals: 0,
         gradient_evals: 0,
         chi2: f64::NAN,
         stopped: String::new(),
     };
-    let (c0, g0) = (problem.cost_evals.get(), problem.gradient_evals.get());
-    let (mut why_best, mut failures) = (String::from("no start improved on the scenario"), 0);
-    for (k, u0) in starts.iter().enumerate() {
-        crate::progress::update("calibration starts", k, starts.len());
-        match local_search::<M, N, N2>(&problem, global, u0, opts.max_iters) {
-            Ok((u, c, iters, why)) => {
-                stage.iterations += iters;
-                if c < best.1 {
-                    best = (u, c);
-                    why_best = why;
-                }
-            }
-            Err(_) => failures += 1,
-        }
-    }
+    search(&mut stage);
     stage.cost_evals = problem.cost_evals.get() - c0;
-    crate::progress::finish("calibration starts");
     stage.gradient_evals = problem.gradient_evals.get() - g0;
-    stage.chi2 = best.1;
-    stage.stopped = if failures > 0 {
-        format!("best start: {why_best}; {failures} start(s) failed")
-    } else {
-        format!("best start: {why_best}")
+    stage
+}
+
+/// The global phase: one local search from each start, the best kept (the scenario's own
+/// point, at `chi2_start`, unless a start improves on it).
+fn global_search<M: Model<N>, const N: usize, const N2: usize>(
+    problem: &Problem<'_, M, N>,
+    opts: &CalibrateOptions,
+    starts: &[Vec<f64>],
+    chi2_start: f64,
+) -> (Best, Stage)
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+{
+    let method = match opts.method {
+        FitMethod::NelderMead | FitMethod::Both => Local::NelderMead,
+        FitMethod::Lbfgs => Local::Lbfgs,
     };
-    stages.push(stage);
-    if opts.method == FitMethod::Both {
-        // Polish the best point with the gradient method.
-        let (c0, g0) = (problem.cost_evals.get(), problem.gradient_evals.get());
-        let mut stage = Stage {
-            method: Local::Lbfgs.name(),
-            starts: 1,
-            iterations: 0,
-            cost_evals: 0,
-            gradient_evals: 0,
-            chi2: best.1,
-            stopped: String::new(),
+    let mut best = Best {
+        u: starts[0].clone(),
+        chi2: chi2_start,
+    };
+    let stage = run_stage(problem, method, starts.len(), |stage| {
+        let (mut why_best, mut failures) = (String::from("no start improved on the scenario"), 0);
+        for (k, u0) in starts.iter().enumerate() {
+            crate::progress::update("calibration starts", k, starts.len());
+            match local_search::<M, N, N2>(problem, method, u0, opts.max_iters) {
+                Ok((u, c, iters, why)) => {
+                    stage.iterations += iters;
+                    if c < best.chi2 {
+                        best = Best { u, chi2: c };
+                        why_best = why;
+                    }
+                }
+                Err(_) => failures += 1,
+            }
+        }
+        crate::progress::finish("calibration starts");
+        stage.chi2 = best.chi2;
+        stage.stopped = if failures > 0 {
+            format!("best start: {why_best}; {failures} start(s) failed")
+        } else {
+            format!("best start: {why_best}")
         };
-        match local_search::<M, N, N2>(&problem, Local::Lbfgs, &best.0, opts.max_iters) {
+    });
+    (best, stage)
+}
+
+/// The local polish: L-BFGS from the best point, whose result replaces it unless it is worse
+/// (a failed polish keeps the point).
+fn polish<M: Model<N>, const N: usize, const N2: usize>(
+    problem: &Problem<'_, M, N>,
+    opts: &CalibrateOptions,
+    best: &mut Best,
+) -> Stage
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+{
+    run_stage(problem, Local::Lbfgs, 1, |stage| {
+        stage.chi2 = best.chi2;
+        match local_search::<M, N, N2>(problem, Local::Lbfgs, &best.u, opts.max_iters) {
             Ok((u, c, iters, why)) => {
                 stage.iterations = iters;
                 stage.stopped = why;
-                if c <= best.1 {
-                    best = (u, c);
+                if c <= best.chi2 {
+                    *best = Best { u, chi2: c };
                 }
-                stage.chi2 = best.1;
+                stage.chi2 = best.chi2;
             }
             Err(e) => stage.stopped = format!("failed: {e} (kept the previous point)"),
         }
-        stage.cost_evals = problem.cost_evals.get() - c0;
-        stage.gradient_evals = problem.gradient_evals.get() - g0;
-        stages.push(stage);
-    }
-    let u = best.0;
+    })
+}
 
-    // Uncertainty at the optimum from the exact Jacobian.
-    let theta = problem.theta(&u);
-    let (r, jac) = problem.residuals_and_jacobian::<N2>(&theta)?;
-    let chi2: f64 = r.iter().map(|v| v * v).sum();
-    let (n, k) = (readings.len(), fit.len());
-    let reduced = (n > k).then(|| chi2 / (n - k) as f64);
-    let fisher = jac.transpose() * &jac;
-    let cov = reduced.and_then(|s2| fisher.clone().try_inverse().map(|inv| inv * s2));
-    let cov = cov.filter(|c| (0..k).all(|j| c[(j, j)].is_finite() && c[(j, j)] > 0.0));
-    let tq = reduced.map(|_| stats::student_t_quantile(0.5 + opts.level / 2.0, (n - k) as f64));
-    let mut params = vec![];
-    for (j, f) in fit.iter().enumerate() {
-        let v = theta[j];
-        // On a bound when the logistic coordinate is within 1e-4 of either end.
-        let at_bound = u[j].abs() > (1.0f64 / 1e-4 - 1.0).ln();
-        let sd = cov.as_ref().map(|c| c[(j, j)].sqrt());
-        let interval = sd.zip(tq).map(|(s, t)| (v - t * s, v + t * s));
-        params.push(Fitted {
-            name: f.name.clone(),
-            start: f.start,
-            value: v,
-            sd,
-            interval,
-            bounds: (f.lo, f.hi),
-            at_bound,
-        });
+/// The optimum with what the exact Jacobian says there: weighted residuals, `χ²` and the
+/// Gauss–Newton covariance.
+struct Optimum {
+    /// The optimiser's coordinates.
+    u: Vec<f64>,
+    /// The fitted values.
+    theta: Vec<f64>,
+    /// Weighted residuals, one per reading.
+    r: Vec<f64>,
+    /// `χ²` at the optimum.
+    chi2: f64,
+    /// `χ²/(n − k)`, `None` when `n ≤ k`.
+    reduced: Option<f64>,
+    /// `s²·(JᵀJ)⁻¹`, `None` when not determined.
+    cov: Option<DMatrix<f64>>,
+}
+
+impl Optimum {
+    /// Uncertainty at the optimum `u` from the exact Jacobian.
+    fn at<M: Model<N>, const N: usize, const N2: usize>(
+        problem: &Problem<'_, M, N>,
+        u: Vec<f64>,
+    ) -> Result<Self, Error>
+    where
+        Const<N>: DimMin<Const<N>, Output = Const<N>>,
+        Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+    {
+        let theta = problem.theta(&u);
+        let (r, jac) = problem.residuals_and_jacobian::<N2>(&theta)?;
+        let chi2: f64 = r.iter().map(|v| v * v).sum();
+        let (n, k) = (r.len(), theta.len());
+        let reduced = (n > k).then(|| chi2 / (n - k) as f64);
+        let fisher = jac.transpose() * &jac;
+        let cov = reduced.and_then(|s2| fisher.clone().try_inverse().map(|inv| inv * s2));
+        let cov = cov.filter(|c| (0..k).all(|j| c[(j, j)].is_finite() && c[(j, j)] > 0.0));
+        Ok(Self {
+            u,
+            theta,
+            r,
+            chi2,
+            reduced,
+            cov,
+        })
     }
-    let correlation: Vec<Vec<f64>> = cov.as_ref().map_or_else(Vec::new, |c| {
-        (0..k)
-            .map(|a| {
-                (0..k)
-                    .map(|b| c[(a, b)] / (c[(a, a)] * c[(b, b)]).sqrt())
-                    .collect()
+
+    /// Each fitted quantity's value, standard error and interval at confidence `level`.
+    fn params(&self, fit: &[FitParam], level: f64) -> Vec<Fitted> {
+        let (n, k) = (self.r.len(), fit.len());
+        let tq = self
+            .reduced
+            .map(|_| stats::student_t_quantile(0.5 + level / 2.0, (n - k) as f64));
+        let mut params = vec![];
+        for (j, f) in fit.iter().enumerate() {
+            let v = self.theta[j];
+            // On a bound when the logistic coordinate is within 1e-4 of either end.
+            let at_bound = self.u[j].abs() > (1.0f64 / 1e-4 - 1.0).ln();
+            let sd = self.cov.as_ref().map(|c| c[(j, j)].sqrt());
+            let interval = sd.zip(tq).map(|(s, t)| (v - t * s, v + t * s));
+            params.push(Fitted {
+                name: f.name.clone(),
+                start: f.start,
+                value: v,
+                sd,
+                interval,
+                bounds: (f.lo, f.hi),
+                at_bound,
+            });
+        }
+        params
+    }
+
+    /// The correlations of the fitted quantities (empty when not determined).
+    fn correlation(&self) -> Vec<Vec<f64>> {
+        let k = self.theta.len();
+        self.cov.as_ref().map_or_else(Vec::new, |c| {
+            (0..k)
+                .map(|a| {
+                    (0..k)
+                        .map(|b| c[(a, b)] / (c[(a, a)] * c[(b, b)]).sqrt())
+                        .collect()
+                })
+                .collect()
+        })
+    }
+
+    /// Each reading against the fitted model.
+    fn residuals(&self, readings: &[Reading]) -> Vec<Residual> {
+        readings
+            .iter()
+            .zip(&self.r)
+            .map(|(rd, z)| Residual {
+                time: rd.time.clone(),
+                t: rd.t,
+                observed: rd.users,
+                model: rd.users + z * rd.sigma,
+                sigma: rd.sigma,
+                z: *z,
             })
             .collect()
-    });
+    }
+}
+
+/// Root-mean-square error in users (unweighted) of the residuals.
+fn rmse(residuals: &[Residual]) -> f64 {
+    (residuals
+        .iter()
+        .map(|x| (x.model - x.observed).powi(2))
+        .sum::<f64>()
+        / residuals.len() as f64)
+        .sqrt()
+}
+
+/// What the user should know before trusting the intervals: a knife-edge optimum (the plain
+/// simulation's `chi2_plain` disagrees), values on bounds, undetermined or strongly correlated
+/// quantities.
+fn warnings(
+    optimum: &Optimum,
+    chi2_plain: f64,
+    params: &[Fitted],
+    correlation: &[Vec<f64>],
+    fit: &[FitParam],
+) -> Vec<String> {
+    let (n, k, chi2) = (optimum.r.len(), fit.len(), optimum.chi2);
     let mut warnings = vec![];
     // The plain simulation and the sensitivity solve are two integrations of the same
     // trajectory; if they disagree on χ², the fit sits where the solver's own error decides
     // the trajectory's fate (a point on the basin boundary).
-    let chi2_plain = problem.chi2(&theta)?;
     if (chi2_plain - chi2).abs() > 1e-3 * chi2.max(1.0) {
         warnings.push(format!(
             "two integrations of the fitted trajectory disagree (chi2 {chi2_plain:.6} vs {chi2:.6}): the fit sits on a knife-edge where the trajectory's fate turns on tiny changes; fix or bound the quantities that move it there"
@@ -941,7 +1091,7 @@ where
             p.name, p.value, p.bounds.0, p.bounds.1
         ));
     }
-    if cov.is_none() {
+    if optimum.cov.is_none() {
         warnings.push(if n <= k {
             format!("{n} readings cannot determine {k} quantities: no intervals")
         } else {
@@ -958,40 +1108,5 @@ where
             }
         }
     }
-    let mut scenario = problem.scenario(&theta)?;
-    scenario.t_end = sc.t_end;
-    let residuals: Vec<Residual> = readings
-        .iter()
-        .zip(&r)
-        .map(|(rd, z)| Residual {
-            time: rd.time.clone(),
-            t: rd.t,
-            observed: rd.users,
-            model: rd.users + z * rd.sigma,
-            sigma: rd.sigma,
-            z: *z,
-        })
-        .collect();
-    let rmse = (residuals
-        .iter()
-        .map(|x| (x.model - x.observed).powi(2))
-        .sum::<f64>()
-        / n as f64)
-        .sqrt();
-    let stats = *problem.stats.borrow();
-    Ok(Fit {
-        params,
-        n_readings: n,
-        chi2,
-        chi2_start,
-        reduced_chi2: reduced,
-        rmse,
-        correlation,
-        residuals,
-        stages,
-        stats,
-        level: opts.level,
-        warnings,
-        scenario,
-    })
+    warnings
 }
