@@ -312,7 +312,12 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(23, 190, 207),
 ];
 
-/// A log-axis range covering the positive values, padded to whole decades.
+/// Most decades a log axis spans: values further below the largest (down to subnormal
+/// numbers, where the axis' tick arithmetic breaks down) sit at its floor.
+const MAX_DECADES: f64 = 40.0;
+
+/// A log-axis range covering the positive values, padded to whole decades, at most
+/// [`MAX_DECADES`] wide.
 fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
     for v in values.filter(|v| v.is_finite() && *v > 0.0) {
@@ -322,10 +327,26 @@ fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if !lo.is_finite() {
         return (1e-9, 1.0);
     }
-    (
-        10f64.powf(lo.log10().floor()),
-        10f64.powf(hi.log10().ceil()).max(lo * 10.0),
-    )
+    let top = hi.log10().ceil().min(300.0);
+    let bottom = lo.log10().floor().max(top - MAX_DECADES);
+    (10f64.powf(bottom), 10f64.powf(top.max(bottom + 1.0)))
+}
+
+/// A linear-axis range `[x0, x1]` that the axis can draw ticks on: finite, increasing, and at
+/// least a billionth of its magnitude wide (and at least 1e-12), widened about its centre
+/// when not.
+fn lin_range(x0: f64, x1: f64) -> (f64, f64) {
+    if !(x0.is_finite() && x1.is_finite()) {
+        return (0.0, 1.0);
+    }
+    let (x0, x1) = (x0.min(x1), x0.max(x1));
+    let min_span = (1e-9 * x0.abs().max(x1.abs())).max(1e-12);
+    if x1 - x0 >= min_span {
+        (x0, x1)
+    } else {
+        let c = 0.5 * (x0 + x1);
+        (c - min_span, c + min_span)
+    }
 }
 
 fn draw_outage<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Outage) -> Res {
@@ -457,9 +478,9 @@ fn draw_bifurcation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &Bifur
         (a.min(x), c.max(x))
     });
     let (x0, x1) = if x0 < x1 {
-        (x0, x1)
+        lin_range(x0, x1)
     } else {
-        (x0 - 1.0, x0 + 1.0)
+        lin_range(x0 - 1.0, x0 + 1.0)
     };
     let (lo, hi) = log_range(
         b.branches
@@ -819,7 +840,10 @@ fn map_axes<'a, DB: DrawingBackend>(
     m: &TippingMap,
     layout: &MapLayout,
 ) -> Result<MapChart<'a, DB>, String> {
-    let ((x0, x1), (y0, y1)) = (layout.x, layout.y);
+    let ((x0, x1), (y0, y1)) = (
+        lin_range(layout.x.0, layout.x.1),
+        lin_range(layout.y.0, layout.y.1),
+    );
     let mut chart = ChartBuilder::on(main)
         .caption(&m.title, (FONT, 22))
         .margin(12)
@@ -1115,7 +1139,7 @@ fn xy_range(values: impl Iterator<Item = f64> + Clone, log: bool) -> (f64, f64) 
     } else {
         0.5 * lo.abs().max(1.0)
     };
-    (lo - pad, hi + pad)
+    lin_range(lo - pad, hi + pad)
 }
 
 macro_rules! xy_body {

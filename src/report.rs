@@ -682,11 +682,20 @@ pub fn write_report(
         path: dir.display().to_string(),
         source: e,
     })?;
-    let mut files = vec![];
+    // Everything is written into a staging directory beside the report's files and moved into
+    // place only when every file is written: a report that fails half-way leaves nothing.
+    let staging = tempfile::Builder::new()
+        .prefix(".report.")
+        .tempdir_in(dir)
+        .map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+    let stage = staging.path().to_path_buf();
+    let mut names: Vec<String> = vec![];
     let mut file = |name: &str| {
-        let p = dir.join(name);
-        files.push(p.clone());
-        p
+        names.push(name.to_string());
+        stage.join(name)
     };
     let p0 = sc.params.values().to_vec();
     let idx = |n: &str| sc.params.index(n);
@@ -769,13 +778,21 @@ pub fn write_report(
         ded_folds: &ded_folds,
         levers: &levers,
     });
-    write_atomic(&dir.join("report.md"), true, |wr| {
+    write_atomic(&file("report.md"), true, |wr| {
         wr.write_all(md.as_bytes()).map_err(|e| Error::Io {
             path: "report.md".into(),
             source: e,
         })
     })?;
-    files.push(dir.join("report.md"));
+    let mut files = vec![];
+    for name in &names {
+        let to = dir.join(name);
+        std::fs::rename(staging.path().join(name), &to).map_err(|e| Error::Io {
+            path: to.display().to_string(),
+            source: e,
+        })?;
+        files.push(to);
+    }
     Ok(Report {
         files,
         outcome: s.outcome,

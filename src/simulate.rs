@@ -379,7 +379,10 @@ where
     };
     run.dense.segments.reserve(256);
     let Regime { p, .. } = drive(sc, sc.t_end, &mut run).map_err(|e| {
-        e.context(format!("the run to t_end = {} with {}", sc.t_end, opts.solve.method))
+        e.context(format!(
+            "the run to t_end = {} with {}",
+            sc.t_end, opts.solve.method
+        ))
     })?;
     let Run {
         x: x_end,

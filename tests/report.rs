@@ -309,3 +309,32 @@ fn report_of_a_network_without_a_healthy_state_says_it_is_down() {
         assert!(!md.contains(wrong), "`{wrong}` in a down report:\n{md}");
     }
 }
+
+/// A scenario at the edge of the valid ranges (a supernode capacity of 1e-300: the network is
+/// down, every branch collapses to vanishing sizes) still gives the whole report, and the
+/// staging directory it is written through is gone afterwards.
+#[test]
+fn a_report_at_vanishing_capacity_is_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[params]\nsn_capacity = 1e-300\n",
+    )
+    .unwrap();
+    let out = common::selfheal(&["report", "s.toml", "--out", "rep"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("rep"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.len(),
+        selfheal::report::files_list().len(),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
+}
