@@ -842,3 +842,11 @@ fn start_without_offset_empty_fit_and_bounds_outside_the_range_are_refused() {
         "{e}"
     );
 }
+
+/// A missing required flag is named on the one line of the error (clap lists it on the lines
+/// below its first).
+#[test]
+fn a_missing_required_flag_is_named() {
+    let e = refused(&["sweep", "--grid", "retry=1:2:2", "--out", "s.csv"], &[]);
+    assert!(e.contains("--metric"), "{e}");
+}

@@ -106,8 +106,18 @@ fn main() -> ExitCode {
             }
             // One line naming the culprit; `--help` has the rest.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{first}");
+            // clap's first paragraph, on one line (a missing argument is named on the lines
+            // below the first).
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            if first.is_empty() {
+                eprintln!("error: invalid arguments");
+            } else {
+                eprintln!("{}", first.join(" "));
+            }
             return ExitCode::from(2);
         }
     };
