@@ -144,6 +144,23 @@ mod tests {
     use super::*;
     use std::os::unix::fs::FileTypeExt;
 
+    /// A second hold on a file fails at once, naming the file and the lock, while the first
+    /// lives (locks belong to open files, so this holds within one process as between two);
+    /// once the first is dropped the file can be held again.
+    #[test]
+    fn a_held_file_cannot_be_held_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.csv");
+        let first = hold(&out).unwrap();
+        let e = hold(&out).unwrap_err().to_string();
+        assert!(
+            e.contains("s.csv is being written by another run") && e.contains("s.csv.lock"),
+            "{e}"
+        );
+        drop(first);
+        let _again = hold(&out).unwrap();
+    }
+
     #[test]
     fn devices_are_written_in_place_and_links_followed() {
         // Writing to /dev/null must never replace the device with a regular file.
@@ -193,5 +210,44 @@ mod tests {
         })
         .unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "ours");
+    }
+}
+
+/// An exclusive hold on a file being written in place (a sweep's CSV, appended to by
+/// `--resume`): the lock file `FILE.lock` beside it, locked by the operating system for as
+/// long as the value lives and released when the process ends, however it ends. The lock
+/// file itself stays (removing it could let a third run lock a new file while a second holds
+/// the old one).
+#[derive(Debug)]
+pub(crate) struct Hold {
+    _file: std::fs::File,
+}
+
+/// Takes the exclusive hold on `path`, or fails at once naming the file when another run
+/// holds it.
+pub(crate) fn hold(path: &Path) -> Result<Hold, Error> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|source| Error::Io {
+            path: lock.display().to_string(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Hold { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Invalid(format!(
+            "{} is being written by another run (it holds {}); wait for it to finish or write elsewhere",
+            path.display(),
+            lock.display()
+        ))),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::Io {
+            path: lock.display().to_string(),
+            source,
+        }),
     }
 }

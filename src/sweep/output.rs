@@ -239,7 +239,20 @@ where
             path.display()
         )));
     }
+    // One writer at a time: the check of what is there and every row appended happen under
+    // the hold (two `--resume` runs on one file would otherwise both append the missing rows).
     let exists = path.exists() && !special;
+    if exists && mode == RunFile::Fresh {
+        return Err(Error::Exists {
+            path: path.display().to_string(),
+            resumable: true,
+        });
+    }
+    let _hold = if special {
+        None
+    } else {
+        Some(crate::files::hold(path)?)
+    };
     let mut done = 0;
     let mut append = false;
     match (exists, mode) {
