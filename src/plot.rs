@@ -492,20 +492,22 @@ fn draw_bifurcation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &Bifur
     builder
         .caption(&b.title, (FONT, 22))
         .margin(12)
+        // Room for the last x label, centred on the right edge.
+        .margin_right(32)
         .x_label_area_size(48)
         .y_label_area_size(78);
     if log_x {
         let mut chart = builder
             .build_cartesian_2d((x0..x1).log_scale(), (lo..hi).log_scale())
             .map_err(err)?;
-        mesh(&mut chart, &b.param, "peers (fraction of users)")?;
+        mesh(&mut chart, &b.param, "peers (fraction of users)", true)?;
         draw_branches_log(&mut chart, b, lo, hi)?;
         legend(&mut chart)
     } else {
         let mut chart = builder
             .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
             .map_err(err)?;
-        mesh(&mut chart, &b.param, "peers (fraction of users)")?;
+        mesh(&mut chart, &b.param, "peers (fraction of users)", false)?;
         draw_branches(&mut chart, b, lo, hi)?;
         legend(&mut chart)
     }
@@ -515,11 +517,20 @@ fn mesh<'a, DB: DrawingBackend + 'a, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     x: &str,
     y: &str,
+    log_x: bool,
 ) -> Res
 where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
+    // A log axis ticks every 1…9 × 10^k; labelling only 1, 2 and 5 keeps the labels apart.
+    let x_label = |v: &f64| {
+        if log_x && !matches!(leading_digit(*v), Some(1 | 2 | 5)) {
+            String::new()
+        } else {
+            human_or_plain(*v)
+        }
+    };
     chart
         .configure_mesh()
         .x_desc(x)
@@ -527,9 +538,21 @@ where
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
         .y_label_formatter(&|v| format!("{v:.0e}"))
-        .x_label_formatter(&|v| human_or_plain(*v))
+        .x_label_formatter(&x_label)
         .draw()
         .map_err(err)
+}
+
+/// The first significant digit of a positive value (rounded to 12 digits first, so 3000 read
+/// as 2999.9999… is 3).
+fn leading_digit(v: f64) -> Option<u32> {
+    if !(v.is_finite() && v > 0.0) {
+        return None;
+    }
+    let e = v.log10().floor();
+    let m = (v / 10f64.powf(e) * 1e11).round() / 1e11;
+    let m = if m >= 10.0 { m / 10.0 } else { m };
+    Some(m.floor() as u32)
 }
 
 /// A value with four significant digits, in scientific notation when very large or small.
@@ -617,12 +640,17 @@ macro_rules! branches_body {
                         stable_done = true;
                     }
                 } else {
+                    // The same colour as the stable part (one quantity, one colour); dashes
+                    // say unstable.
+                    let c = PALETTE[0];
                     let s = $chart
                         .draw_series(DashedLineSeries::new(pts, 7, 5, c.stroke_width(2)))
                         .map_err(err)?;
                     if !unstable_done {
                         s.label("unstable (dashed)").legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                            EmptyElement::at((x, y))
+                                + PathElement::new(vec![(0, 0), (7, 0)], c.stroke_width(2))
+                                + PathElement::new(vec![(11, 0), (18, 0)], c.stroke_width(2))
                         });
                         unstable_done = true;
                     }
@@ -640,22 +668,41 @@ macro_rules! branches_body {
                 .map_err(err)?
                 .label(format!("this scenario: {}", human_or_plain(v)))
                 .legend(|(x, y)| {
-                    PathElement::new(
-                        vec![(x, y), (x + 18, y)],
-                        RGBColor(60, 60, 60).stroke_width(2),
-                    )
+                    let c = RGBColor(60, 60, 60).stroke_width(2);
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (7, 0)], c)
+                        + PathElement::new(vec![(11, 0), (18, 0)], c)
                 });
         }
-        for (k, (x, y, kind)) in $b.special.iter().enumerate() {
+        // One legend entry per kind of point, listing their values in order; subcritical
+        // Hopf points (where the network can jump off a branch) drawn hollow.
+        let mut kinds: Vec<&str> = vec![];
+        for (_, _, kind) in &$b.special {
+            if !kinds.contains(&kind.as_str()) {
+                kinds.push(kind);
+            }
+        }
+        for kind in kinds {
             let c = if kind == "fold" { BLACK } else { PALETTE[3] };
+            let hollow = kind.contains("subcritical");
+            let style = if hollow {
+                c.stroke_width(3)
+            } else {
+                c.filled()
+            };
+            let mut at: Vec<(f64, f64)> = $b
+                .special
+                .iter()
+                .filter(|p| p.2 == kind)
+                .map(|p| (p.0, p.1))
+                .collect();
+            at.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let values: Vec<String> = at.iter().map(|p| human_or_plain(p.0)).collect();
             let s = $chart
-                .draw_series(std::iter::once(Circle::new((*x, *y), 7, c.filled())))
+                .draw_series(at.iter().map(|p| Circle::new(*p, 7, style)))
                 .map_err(err)?;
-            // Every special point gets a legend entry with its value.
-            let label = format!("{kind} at {}", human_or_plain(*x));
-            let _ = k;
-            s.label(label)
-                .legend(move |(px, py)| Circle::new((px + 9, py), 6, c.filled()));
+            s.label(format!("{kind} at {}", values.join(", ")))
+                .legend(move |(px, py)| Circle::new((px + 9, py), 6, style));
         }
         Ok(())
     }};
@@ -1240,5 +1287,30 @@ fn tick(v: f64) -> String {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Leading digits of values a log axis ticks at, including ones a rounding below a
+    /// power of ten or above an integer multiple.
+    #[test]
+    fn leading_digits_survive_rounding() {
+        for (v, d) in [
+            (3000.0, 3),
+            (2999.9999999999995, 3),
+            (0.05, 5),
+            (1e-7, 1),
+            (9000.000000000002, 9),
+            (10000.0, 1),
+            (9999.999999999998, 1),
+            (7.0, 7),
+        ] {
+            assert_eq!(leading_digit(v), Some(d), "{v}");
+        }
+        assert_eq!(leading_digit(0.0), None);
+        assert_eq!(leading_digit(f64::NAN), None);
     }
 }

@@ -183,7 +183,7 @@ pub fn fit_figure(
 pub fn bifurcation_figure(c: &Continuation<3>, title: &str, current: Option<f64>) -> Figure {
     Figure::new(Plot::Bifurcation(Bifurcation {
         title: title.into(),
-        param: c.param.clone(),
+        param: axis_label(&c.param, false),
         branches: c
             .branches
             .iter()
@@ -209,6 +209,28 @@ pub fn bifurcation_figure(c: &Continuation<3>, title: &str, current: Option<f64>
             .collect(),
         current,
     }))
+}
+
+/// An axis label for a quantity of the reference model: its name and unit (`sn_capacity
+/// (req/min)`), a parameter without a unit by name alone, and `log scale` added when the axis
+/// is logarithmic. Quantities of the scenario (`shock`, `window`, …) carry theirs too.
+pub fn axis_label(name: &str, log: bool) -> String {
+    let unit = match P2p.params().iter().find(|s| s.name == name) {
+        Some(spec) if spec.unit != "-" => Some(spec.unit),
+        Some(_) => None,
+        None => match name {
+            "shock" | "sn_shock" => Some("fraction"),
+            "window" | "shock_at" | "t_end" => Some("min"),
+            "population" => Some("users"),
+            _ => None,
+        },
+    };
+    match (unit, log) {
+        (Some(u), true) => format!("{name} ({u}, log scale)"),
+        (Some(u), false) => format!("{name} ({u})"),
+        (None, true) => format!("{name} (log scale)"),
+        (None, false) => name.to_string(),
+    }
 }
 
 /// The critical shock over (supernode capacity, dedicated capacity) around the scenario's
@@ -867,13 +889,7 @@ pub fn critical_shock_map(
     let (nx, ny) = (x.count, y.count);
     let xs: Vec<f64> = (0..nx).map(|j| scale(x.value(j))).collect();
     let ys: Vec<f64> = (0..ny).map(|j| scale(y.value(j))).collect();
-    let label = |a: &Axis| {
-        if log {
-            format!("{} (log scale)", a.name)
-        } else {
-            a.name.clone()
-        }
-    };
+    let label = |a: &Axis| axis_label(&a.name, log);
     let (xl, yl) = (label(&x), label(&y));
     let sweep = Sweep::new(
         &P2p,
@@ -899,7 +915,7 @@ pub fn critical_shock_map(
         x: (xl, xs),
         y: (yl, ys),
         z,
-        z_label: "f*".into(),
+        z_label: "f* (fraction)".into(),
         log_axes: log,
         missing: vec![
             MissingCells {
