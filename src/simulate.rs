@@ -345,7 +345,7 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
     sc.validate(model)?;
-    opts.solve.tol.validate()?;
+    opts.solve.validate()?;
     if !(opts.dt.is_finite() && opts.dt > 0.0) {
         return Err(Error::OutOfRange {
             name: "dt".into(),

@@ -371,3 +371,73 @@ fn a_backward_or_non_finite_span_is_refused() {
         assert_eq!((t, y), (3.0, x0));
     }
 }
+
+/// Options are checked before any work: a zero step limit, a non-positive or non-finite step
+/// size, and continuation step lengths out of order are refused naming the option.
+#[test]
+fn invalid_options_are_refused_naming_the_option() {
+    use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
+    for (opts, name) in [
+        (
+            SolveOptions {
+                max_steps: 0,
+                ..Default::default()
+            },
+            "max_steps",
+        ),
+        (
+            SolveOptions {
+                h0: Some(0.0),
+                ..Default::default()
+            },
+            "h0",
+        ),
+        (
+            SolveOptions {
+                h_max: Some(f64::NAN),
+                ..Default::default()
+            },
+            "h_max",
+        ),
+    ] {
+        let e = opts.validate().unwrap_err().to_string();
+        assert!(e.contains(&format!("`{name}`")), "{e}");
+    }
+    let p = ParamSet::defaults(P2p.params());
+    let k = p.index("sn_capacity").unwrap();
+    for (opts, name) in [
+        (
+            ContinuationOptions {
+                ds_min: 0.0,
+                ..Default::default()
+            },
+            "ds_min",
+        ),
+        (
+            ContinuationOptions {
+                ds: 1.0,
+                ..Default::default()
+            },
+            "ds",
+        ),
+        (
+            ContinuationOptions {
+                ds_max: 1e-12,
+                ..Default::default()
+            },
+            "ds_max",
+        ),
+        (
+            ContinuationOptions {
+                max_steps: 0,
+                ..Default::default()
+            },
+            "max_steps",
+        ),
+    ] {
+        let e = continue_equilibria::<_, 3>(&P2p, p.values(), k, 300.0, 2000.0, &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("`{name}`")), "{e}");
+    }
+}

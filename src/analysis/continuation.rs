@@ -145,6 +145,39 @@ impl Default for ContinuationOptions {
 }
 
 impl ContinuationOptions {
+    /// Checks the options: step lengths finite with `0 < ds_min ≤ ds ≤ ds_max`, and at least one
+    /// step per branch.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |name: &str, value: f64, range: String| {
+            Err(Error::OutOfRange {
+                name: name.into(),
+                value,
+                range,
+            })
+        };
+        if !(self.ds_min.is_finite() && self.ds_min > 0.0) {
+            return bad("ds_min", self.ds_min, "finite and > 0".into());
+        }
+        if !(self.ds_max.is_finite() && self.ds_max >= self.ds_min) {
+            return bad(
+                "ds_max",
+                self.ds_max,
+                format!("finite and >= ds_min = {}", self.ds_min),
+            );
+        }
+        if !(self.ds >= self.ds_min && self.ds <= self.ds_max) {
+            return bad(
+                "ds",
+                self.ds,
+                format!("in [ds_min, ds_max] = [{}, {}]", self.ds_min, self.ds_max),
+            );
+        }
+        if self.max_steps == 0 {
+            return bad("max_steps", 0.0, "at least 1".into());
+        }
+        Ok(())
+    }
+
     /// The next step length after a corrector that took `iterations`: grow when it converged
     /// easily, shrink when it struggled.
     pub(crate) fn next_step(&self, h: f64, iterations: usize) -> f64 {
@@ -748,6 +781,7 @@ pub fn continue_equilibria<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
+    opts.validate()?;
     let spec = model
         .params()
         .get(k)

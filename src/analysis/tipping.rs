@@ -153,7 +153,7 @@ impl TippingOptions {
                 range: "an integer in [2, 100000]".into(),
             });
         }
-        self.solve.tol.validate()
+        self.solve.validate()
     }
 }
 

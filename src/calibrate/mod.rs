@@ -677,7 +677,7 @@ fn problem<'a, M: Model<N>, const N: usize>(
             range: "in (0, 1)".into(),
         });
     }
-    opts.solve.tol.validate()?;
+    opts.solve.validate()?;
     let last = readings
         .iter()
         .map(|r| r.t)

@@ -187,6 +187,33 @@ impl Default for SolveOptions {
     }
 }
 
+impl SolveOptions {
+    /// Checks every option: the tolerances ([`Tolerances::validate`]), at least one step, and
+    /// step sizes, when given, finite and positive. Every analysis calls it before solving.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.tol.validate()?;
+        if self.max_steps == 0 {
+            return Err(Error::OutOfRange {
+                name: "max_steps".into(),
+                value: 0.0,
+                range: "at least 1".into(),
+            });
+        }
+        for (name, v) in [("h0", self.h0), ("h_max", self.h_max)] {
+            if let Some(h) = v {
+                if !(h.is_finite() && h > 0.0) {
+                    return Err(Error::OutOfRange {
+                        name: name.into(),
+                        value: h,
+                        range: "finite and > 0 (or automatic)".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Work done by the solver: what a user needs to judge cost and trust.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct SolverStats {
