@@ -373,7 +373,8 @@ fn a_backward_or_non_finite_span_is_refused() {
 }
 
 /// Options are checked before any work: a zero step limit, a non-positive or non-finite step
-/// size, and continuation step lengths out of order are refused naming the option.
+/// size, and continuation step lengths that are not positive or out of order are refused
+/// naming the option.
 #[test]
 fn invalid_options_are_refused_naming_the_option() {
     use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
@@ -415,7 +416,7 @@ fn invalid_options_are_refused_naming_the_option() {
         ),
         (
             ContinuationOptions {
-                ds: 1.0,
+                ds: -1.0,
                 ..Default::default()
             },
             "ds",

@@ -261,7 +261,7 @@ where
             t = -t;
         }
         let mut pts = vec![];
-        let mut h = opts.ds;
+        let mut h = opts.first_step();
         let mut last_a = self.cusp_test(&u);
         let mut last_bt = self.bt_test(&u);
         let mut last_zh = self.zh_test(&u);

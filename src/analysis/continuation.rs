@@ -123,7 +123,7 @@ impl BranchEnd {
 /// Options of a continuation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ContinuationOptions {
-    /// First step length (scaled arclength).
+    /// First step length (scaled arclength), taken within `[ds_min, ds_max]`.
     pub ds: f64,
     /// Smallest step length before the branch counts as lost.
     pub ds_min: f64,
@@ -145,8 +145,13 @@ impl Default for ContinuationOptions {
 }
 
 impl ContinuationOptions {
-    /// Checks the options: step lengths finite with `0 < ds_min ≤ ds ≤ ds_max`, and at least one
-    /// step per branch.
+    /// The first step: `ds` within `[ds_min, ds_max]`.
+    pub(crate) fn first_step(&self) -> f64 {
+        self.ds.clamp(self.ds_min, self.ds_max)
+    }
+
+    /// Checks the options: step lengths finite and positive with `ds_min ≤ ds_max`, and at
+    /// least one step per branch.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |name: &str, value: f64, range: String| {
             Err(Error::OutOfRange {
@@ -165,12 +170,8 @@ impl ContinuationOptions {
                 format!("finite and >= ds_min = {}", self.ds_min),
             );
         }
-        if !(self.ds >= self.ds_min && self.ds <= self.ds_max) {
-            return bad(
-                "ds",
-                self.ds,
-                format!("in [ds_min, ds_max] = [{}, {}]", self.ds_min, self.ds_max),
-            );
+        if !(self.ds.is_finite() && self.ds > 0.0) {
+            return bad("ds", self.ds, "finite and > 0".into());
         }
         if self.max_steps == 0 {
             return bad("max_steps", 0.0, "at least 1".into());
@@ -596,7 +597,7 @@ where
         }
         let (first, mut pairs) = self.point_and_pairs(x, mu, None);
         let mut pts = vec![first];
-        let mut h = opts.ds;
+        let mut h = opts.first_step();
         for _ in 0..opts.max_steps {
             let u = DVector::from_fn(N + 1, |i, _| if i < N { x[i] } else { mu });
             let tau_s = t.component_div(&s).normalize();

@@ -395,7 +395,7 @@ where
         let s0 = s.clone();
         let mut t = t0.clone();
         let mut pts = vec![];
-        let mut h = opts.ds;
+        let mut h = opts.first_step();
         let mut ly = self.lyapunov(&u);
         // Whether the curve has gone far from its start (for closing).
         let mut far = false;
