@@ -346,6 +346,53 @@ where
 {
     sc.validate(model)?;
     opts.solve.validate()?;
+    check_grid(sc, opts)?;
+    let start = healthy_of(sc.params.values())?;
+    let x0 = match &sc.initial {
+        Some(v) => SVector::from_iterator(v.iter().copied()),
+        None => start.x,
+    };
+    let (p, x_end, dense, mut stats) = run_to_end(model, sc, opts, x0)?;
+    let (rest, tail) = settle(model, sc, opts, &p, x_end, &mut stats)?;
+    let end = if p == sc.params.values() {
+        start
+    } else {
+        healthy_of(&p)?
+    };
+    let (outcome, settled_on, settled_at) = match &rest {
+        Some((Settled { equilibrium, .. }, ts)) => {
+            let o = if end.healthy && same_point(equilibrium, &end.x) {
+                Outcome::Recovered
+            } else {
+                Outcome::Collapsed
+            };
+            (o, Some(equilibrium.iter().copied().collect()), Some(*ts))
+        }
+        None => (Outcome::Undecided, None, None),
+    };
+    let trajectory = describe(model, sc, &dense, &tail, (&start, &end));
+    Ok(Simulation {
+        dense,
+        summary: Summary {
+            min_peers: trajectory.min.0,
+            t_min_peers: trajectory.min.1,
+            peaks: trajectory.peaks,
+            peak_utilisation: trajectory.peak_utilisation,
+            recovery_time: trajectory.recovery_time,
+            healthy: start.x.iter().copied().collect(),
+            service_level: start.service,
+            start_healthy: start.healthy,
+            down: !end.healthy,
+            outcome,
+            settled_on,
+            settled_at,
+            stats,
+        },
+    })
+}
+
+/// Refuses an output grid step that is not positive or would give more than [`MAX_ROWS`] rows.
+fn check_grid(sc: &Scenario, opts: &SimOptions) -> Result<(), Error> {
     if !(opts.dt.is_finite() && opts.dt > 0.0) {
         return Err(Error::OutOfRange {
             name: "dt".into(),
@@ -364,16 +411,26 @@ where
             ),
         });
     }
-    let start = healthy_of(sc.params.values())?;
-    let x_h = start.x;
+    Ok(())
+}
+
+/// The run from `x0` at `t = 0` to `t_end` through the scenario's breakpoints: the parameters
+/// in force at the end, the state there, the dense output (one point if the run is empty) and
+/// the solver's work.
+fn run_to_end<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    opts: &SimOptions,
+    x0: SVector<f64, N>,
+) -> Result<(Vec<f64>, SVector<f64, N>, Dense<N>, SolverStats), Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
     let mut run = Run {
         model,
         sc,
         solve: &opts.solve,
-        x: match &sc.initial {
-            Some(v) => SVector::from_iterator(v.iter().copied()),
-            None => x_h,
-        },
+        x: x0,
         dense: Dense::default(),
         stats: SolverStats::default(),
     };
@@ -385,19 +442,35 @@ where
         ))
     })?;
     let Run {
-        x: x_end,
+        x,
         mut dense,
-        mut stats,
+        stats,
         ..
     } = run;
     if dense.segments.is_empty() {
-        dense.segments.push(Segment::point(0.0, x_end));
+        dense.segments.push(Segment::point(0.0, x));
     }
+    Ok((p, x, dense, stats))
+}
 
-    // Decide the outcome with the final parameters, past t_end if need be.
-    // The settle phase always uses the stiff method: near rest the problem is stiff, and this
-    // phase decides the outcome rather than producing output.
-    let sys = System::new(model, &p);
+/// An equilibrium the state settled on, and when.
+type SettledAt<const N: usize> = (Settled<N>, f64);
+
+/// The rest the state reaches after `t_end` under the final parameters `p` (and when), with the
+/// steps taken to decide it. This phase always uses the stiff method: near rest the problem is
+/// stiff, and it decides the outcome rather than producing output.
+fn settle<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    opts: &SimOptions,
+    p: &[f64],
+    x_end: SVector<f64, N>,
+    stats: &mut SolverStats,
+) -> Result<(Option<SettledAt<N>>, Vec<Segment<N>>), Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let sys = System::new(model, p);
     let settle_opts = SolveOptions {
         method: Method::Rosenbrock,
         ..opts.solve
@@ -409,7 +482,7 @@ where
         x_end,
         opts.settle_horizon,
         &settle_opts,
-        &mut stats,
+        stats,
         |seg| tail.push(*seg),
     )
     .map_err(|e| {
@@ -418,40 +491,42 @@ where
             sc.t_end
         ))
     })?;
-    let end = if p == sc.params.values() {
-        start
-    } else {
-        healthy_of(&p)?
-    };
-    let (outcome, settled_on, settled_at) = match &rest {
-        Some((Settled { equilibrium, .. }, ts)) => {
-            let o = if end.healthy && same_point(equilibrium, &end.x) {
-                Outcome::Recovered
-            } else {
-                Outcome::Collapsed
-            };
-            (o, Some(equilibrium.iter().copied().collect()), Some(*ts))
-        }
-        None => (Outcome::Undecided, None, None),
-    };
+    Ok((rest, tail))
+}
 
+/// What the summary says about a trajectory: its minimum and peaks, peak utilisation and
+/// recovery time.
+struct Trajectory {
+    min: (f64, f64),
+    peaks: Vec<(f64, f64)>,
+    peak_utilisation: Option<(f64, f64)>,
+    recovery_time: Option<f64>,
+}
+
+/// Reads the trajectory (`dense` to `t_end`, `tail` after it) against the healthy states at
+/// the start and at the end.
+fn describe<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    dense: &Dense<N>,
+    tail: &[Segment<N>],
+    (start, end): (&RestState<N>, &RestState<N>),
+) -> Trajectory {
     let w = model.watched();
     let (min_peers, t_min_peers) = extremum(&dense.segments, w, false);
     // Reported in the model's domain, like every sampled state.
     let min_peers = dense
         .eval(t_min_peers)
         .map_or(min_peers, |x| model.in_domain(x)[w]);
-    let peaks = (0..N).map(|i| extremum(&dense.segments, i, true)).collect();
-    let peak_utilisation = peak_utilisation(model, sc, &dense.segments);
-    let shock_at = sc.shock.map_or(0.0, |s| s.at);
     // Recovery is measured against the healthy state the network starts from; when the initial
     // parameters have none (a run that starts down), against that of the final parameters; when
     // neither has one, there is nothing to recover to.
     let reference = match (start.healthy, end.healthy) {
-        (true, _) => Some(x_h),
+        (true, _) => Some(start.x),
         (false, true) => Some(end.x),
         (false, false) => None,
     };
+    let shock_at = sc.shock.map_or(0.0, |s| s.at);
     let recovery_time = reference.and_then(|x| {
         recovery(
             dense.segments.iter().chain(tail.iter()),
@@ -460,25 +535,12 @@ where
             shock_at,
         )
     });
-
-    Ok(Simulation {
-        dense,
-        summary: Summary {
-            min_peers,
-            t_min_peers,
-            peaks,
-            peak_utilisation,
-            recovery_time,
-            healthy: x_h.iter().copied().collect(),
-            service_level: start.service,
-            start_healthy: start.healthy,
-            down: !end.healthy,
-            outcome,
-            settled_on,
-            settled_at,
-            stats,
-        },
-    })
+    Trajectory {
+        min: (min_peers, t_min_peers),
+        peaks: (0..N).map(|i| extremum(&dense.segments, i, true)).collect(),
+        peak_utilisation: peak_utilisation(model, sc, &dense.segments),
+        recovery_time,
+    }
 }
 
 /// Global minimum (or maximum) of component `i` over the segments, located at the stationary
