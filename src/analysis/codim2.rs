@@ -17,7 +17,7 @@
 //! [`crate::analysis::bistable`]).
 
 use super::continuation::{
-    continue_equilibria, curve_correct, curve_tangent, keeps_direction, regula_falsi,
+    continue_equilibria, curve_correct, curve_tangent, keeps_direction, regula_falsi, BranchPoint,
     ContinuationOptions, SpecialPoint,
 };
 use super::fold_system::{moore_spence, unknown_scales};
@@ -494,80 +494,14 @@ where
     plane.check(model, p, "fold curves")?;
     let (k1, (a, b), k2, (c, d)) = plane.parts();
     let mu2_0 = p[k2];
-    // Folds met over [a, b]: branches from the equilibria at both ends, so that a branch not
-    // connected to one end within the range is still found from the other.
-    let mut folds: Vec<_> = vec![];
-    let mut failed = vec![];
-    for (from, to) in [(a, b), (b, a)] {
-        let one = match continue_equilibria(model, p, k1, from, to, opts) {
-            Ok(one) => one,
-            Err(e) => {
-                failed.push(e);
-                continue;
-            }
-        };
-        for (_, pt) in one.special_points() {
-            let dup = folds.iter().any(|f: &super::continuation::BranchPoint<N>| {
-                (f.mu - pt.mu).abs() <= 1e-7 * f.mu.abs().max(1e-300)
-            });
-            if pt.special == Some(SpecialPoint::Fold) && !dup {
-                folds.push(pt.clone());
-            }
-        }
-    }
-    // Neither end could be continued: say why instead of returning no curves.
-    if failed.len() == 2 {
-        return Err(failed.swap_remove(0));
-    }
+    let folds = folds_along(model, p, k1, (a, b), opts)?;
     let mut curves: Vec<FoldCurve<N>> = vec![];
     let mut steps = 0;
     for fold in &folds {
-        // Already on a traced curve? Look for a crossing of μ2_0 near this fold's point.
-        let on_curve = curves.iter().any(|cv| {
-            cv.points.windows(2).any(|w| {
-                let (p0, p1) = (&w[0], &w[1]);
-                let (d0, d1) = (p0.mu2 - mu2_0, p1.mu2 - mu2_0);
-                if d0 * d1 > 0.0 || d0 == d1 {
-                    return false;
-                }
-                let f = d0 / (d0 - d1);
-                let mu1 = p0.mu1 + f * (p1.mu1 - p0.mu1);
-                let x = p0.x + (p1.x - p0.x) * f;
-                let near = |a: f64, b: f64| (a - b).abs() <= 1e-2 * a.abs().max(b.abs()).max(1e-12);
-                near(mu1, fold.mu) && (0..N).all(|i| near(x[i], fold.x[i]))
-            })
-        });
-        if on_curve {
+        if curves.iter().any(|cv| cv.passes_near(fold, mu2_0)) {
             continue;
         }
-        let mut q = p.to_vec();
-        q[k1] = fold.mu;
-        // Null vector of the column-scaled Jacobian J·diag(|x|): scaled components.
-        let sv = fold.x.map(|xi| xi.abs().max(1e-300));
-        let j = System::new(model, &q).jacobian(0.0, &fold.x);
-        let js = DMatrix::from_fn(N, N, |r, c| j[(r, c)] * sv[c]);
-        let svd = js.svd(false, true);
-        let Some(vt) = svd.v_t else { continue };
-        let kmin = (0..N)
-            .min_by(|x, y| svd.singular_values[*x].total_cmp(&svd.singular_values[*y]))
-            .unwrap_or(0);
-        let vs = SVector::<f64, N>::from_fn(|i, _| vt[(kmin, i)]);
-        let tracer = FoldTracer {
-            model,
-            p: q.clone(),
-            k1,
-            k2,
-            sv,
-            l: vs,
-        };
-        let mut u0 = DVector::zeros(2 * N + 2);
-        for i in 0..N {
-            u0[i] = fold.x[i];
-            u0[N + i] = vs[i];
-        }
-        u0[2 * N] = fold.mu;
-        u0[2 * N + 1] = mu2_0;
-        let Some(u0) = tracer.at_fixed(u0, 1, mu2_0) else {
+        let Some((tracer, u0)) = FoldTracer::start(model, p, fold, (k1, k2)) else {
             continue;
         };
         let bounds = [(a, b), (c, d)];
@@ -585,4 +519,106 @@ where
         curves,
         steps,
     })
+}
+
+/// The folds met in parameter `k1` over `[a, b]` at the other parameters `p`: branches from the
+/// equilibria at both ends, so that a branch not connected to one end within the range is
+/// still found from the other. Fails only when neither end can be continued (saying why).
+fn folds_along<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    k1: usize,
+    (a, b): (f64, f64),
+    opts: &ContinuationOptions,
+) -> Result<Vec<BranchPoint<N>>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let mut folds: Vec<BranchPoint<N>> = vec![];
+    let mut failed = vec![];
+    for (from, to) in [(a, b), (b, a)] {
+        let one = match continue_equilibria(model, p, k1, from, to, opts) {
+            Ok(one) => one,
+            Err(e) => {
+                failed.push(e);
+                continue;
+            }
+        };
+        for (_, pt) in one.special_points() {
+            let dup = folds
+                .iter()
+                .any(|f| (f.mu - pt.mu).abs() <= 1e-7 * f.mu.abs().max(1e-300));
+            if pt.special == Some(SpecialPoint::Fold) && !dup {
+                folds.push(pt.clone());
+            }
+        }
+    }
+    if failed.len() == 2 {
+        return Err(failed.swap_remove(0));
+    }
+    Ok(folds)
+}
+
+impl<const N: usize> FoldCurve<N> {
+    /// Whether the curve crosses `μ2 = mu2_0` within 1 % of `fold` (in `μ1` and every state):
+    /// the fold is already on this curve.
+    fn passes_near(&self, fold: &BranchPoint<N>, mu2_0: f64) -> bool {
+        self.points.windows(2).any(|w| {
+            let (p0, p1) = (&w[0], &w[1]);
+            let (d0, d1) = (p0.mu2 - mu2_0, p1.mu2 - mu2_0);
+            if d0 * d1 > 0.0 || d0 == d1 {
+                return false;
+            }
+            let f = d0 / (d0 - d1);
+            let mu1 = p0.mu1 + f * (p1.mu1 - p0.mu1);
+            let x = p0.x + (p1.x - p0.x) * f;
+            let near = |a: f64, b: f64| (a - b).abs() <= 1e-2 * a.abs().max(b.abs()).max(1e-12);
+            near(mu1, fold.mu) && (0..N).all(|i| near(x[i], fold.x[i]))
+        })
+    }
+}
+
+impl<'a, M: Model<N>, const N: usize> FoldTracer<'a, M, N>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    /// A tracer through `fold` (found in parameter `k1` at the other parameters `p`) and its
+    /// first point on the curve: the null vector of the column-scaled Jacobian `J·diag(|x|)`
+    /// in scaled components, corrected onto the Moore–Spence system at the fold's `μ2`.
+    fn start(
+        model: &'a M,
+        p: &[f64],
+        fold: &BranchPoint<N>,
+        (k1, k2): (usize, usize),
+    ) -> Option<(Self, DVector<f64>)> {
+        let mut q = p.to_vec();
+        q[k1] = fold.mu;
+        let sv = fold.x.map(|xi| xi.abs().max(1e-300));
+        let j = System::new(model, &q).jacobian(0.0, &fold.x);
+        let js = DMatrix::from_fn(N, N, |r, c| j[(r, c)] * sv[c]);
+        let svd = js.svd(false, true);
+        let vt = svd.v_t?;
+        let kmin = (0..N)
+            .min_by(|x, y| svd.singular_values[*x].total_cmp(&svd.singular_values[*y]))
+            .unwrap_or(0);
+        let vs = SVector::<f64, N>::from_fn(|i, _| vt[(kmin, i)]);
+        let mu2_0 = p[k2];
+        let tracer = FoldTracer {
+            model,
+            p: q,
+            k1,
+            k2,
+            sv,
+            l: vs,
+        };
+        let mut u0 = DVector::zeros(2 * N + 2);
+        for i in 0..N {
+            u0[i] = fold.x[i];
+            u0[N + i] = vs[i];
+        }
+        u0[2 * N] = fold.mu;
+        u0[2 * N + 1] = mu2_0;
+        let u0 = tracer.at_fixed(u0, 1, mu2_0)?;
+        Some((tracer, u0))
+    }
 }
