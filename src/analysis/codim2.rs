@@ -560,22 +560,33 @@ where
 }
 
 impl<const N: usize> FoldCurve<N> {
-    /// Whether the curve crosses `μ2 = mu2_0` within 1 % of `fold` (in `μ1` and every state):
-    /// the fold is already on this curve.
+    /// Whether the curve crosses `μ2 = mu2_0` near `fold`: the fold is already on it.
     fn passes_near(&self, fold: &BranchPoint<N>, mu2_0: f64) -> bool {
-        self.points.windows(2).any(|w| {
-            let (p0, p1) = (&w[0], &w[1]);
-            let (d0, d1) = (p0.mu2 - mu2_0, p1.mu2 - mu2_0);
-            if d0 * d1 > 0.0 || d0 == d1 {
-                return false;
-            }
-            let f = d0 / (d0 - d1);
-            let mu1 = p0.mu1 + f * (p1.mu1 - p0.mu1);
-            let x = p0.x + (p1.x - p0.x) * f;
-            let near = |a: f64, b: f64| (a - b).abs() <= 1e-2 * a.abs().max(b.abs()).max(1e-12);
-            near(mu1, fold.mu) && (0..N).all(|i| near(x[i], fold.x[i]))
-        })
+        let pts = self.points.iter().map(|p| (p.mu1, p.mu2, p.x));
+        crosses_near(pts, (fold.mu, &fold.x), mu2_0)
     }
+}
+
+/// Whether a curve of points `(μ1, μ2, x)` crosses `μ2 = mu2_0` (interpolated linearly between
+/// neighbours) within 1 % of `(μ1, x)` in `μ1` and in every state.
+pub(crate) fn crosses_near<const N: usize>(
+    points: impl Iterator<Item = (f64, f64, SVector<f64, N>)>,
+    (mu1, x): (f64, &SVector<f64, N>),
+    mu2_0: f64,
+) -> bool {
+    let near = |a: f64, b: f64| (a - b).abs() <= 1e-2 * a.abs().max(b.abs()).max(1e-12);
+    let pts: Vec<_> = points.collect();
+    pts.windows(2).any(|w| {
+        let ((a1, a2, ax), (b1, b2, bx)) = (w[0], w[1]);
+        let (d0, d1) = (a2 - mu2_0, b2 - mu2_0);
+        if d0 * d1 > 0.0 || d0 == d1 {
+            return false;
+        }
+        let f = d0 / (d0 - d1);
+        let m = a1 + f * (b1 - a1);
+        let y = ax + (bx - ax) * f;
+        near(m, mu1) && (0..N).all(|i| near(y[i], x[i]))
+    })
 }
 
 impl<'a, M: Model<N>, const N: usize> FoldTracer<'a, M, N>

@@ -33,7 +33,7 @@
 //! - **Bogdanov–Takens points**: where `κ` changes sign, located by regula falsi on `κ` along
 //!   the step and polished by Newton at `κ = 0`; the Hopf curve stops there.
 
-use super::codim2::Plane;
+use super::codim2::{crosses_near, Plane};
 use super::continuation::{
     continue_equilibria, curve_correct, curve_tangent, keeps_direction, regula_falsi, BranchPoint,
     ContinuationOptions, SpecialPoint,
@@ -642,18 +642,8 @@ fn on_traced_curve<const N: usize>(
     mu2_0: f64,
 ) -> bool {
     curves.iter().any(|cv| {
-        cv.points.windows(2).any(|w| {
-            let (p0, p1) = (&w[0], &w[1]);
-            let (d0, d1) = (p0.mu2 - mu2_0, p1.mu2 - mu2_0);
-            if d0 * d1 > 0.0 || d0 == d1 {
-                return false;
-            }
-            let f = d0 / (d0 - d1);
-            let mu1 = p0.mu1 + f * (p1.mu1 - p0.mu1);
-            let x = p0.x + (p1.x - p0.x) * f;
-            let near = |a: f64, b: f64| (a - b).abs() <= 1e-2 * a.abs().max(b.abs()).max(1e-12);
-            near(mu1, hp.mu) && (0..N).all(|i| near(x[i], hp.x[i]))
-        })
+        let pts = cv.points.iter().map(|p| (p.mu1, p.mu2, p.x));
+        crosses_near(pts, (hp.mu, &hp.x), mu2_0)
     })
 }
 
