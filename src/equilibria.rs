@@ -36,7 +36,10 @@ pub struct NewtonResult<const N: usize> {
 
 /// Damped Newton for `f(x) = 0` from `x0`, with the exact Jacobian and LU, keeping the iterate
 /// in the feasible region. Converges when every component's update is below
-/// `1e-12·|x_i| + 1e-18`.
+/// `1e-12·|x_i| + 1e-18` and the step was a full Newton step or the residual meets
+/// [`ROOT_TOL`] (a step shortened to stay feasible says nothing about the distance to a root).
+/// A step that leaves the region by less than that tolerance (a population that the solve's
+/// rounding takes just below zero) is projected back ([`Model::project`]) instead of shortened.
 pub fn newton<M: Model<N>, const N: usize>(
     sys: &System<'_, M, N>,
     x0: SVector<f64, N>,
@@ -58,26 +61,34 @@ where
         // Backtrack: stay feasible and do not let the scaled residual grow much.
         let mut lambda = 1.0;
         let mut accepted = None;
+        let tol = weights(&x, 1e-12, 1e-18);
         for _ in 0..40 {
-            let xn = x + dx * lambda;
+            let mut xn = x + dx * lambda;
+            if !sys.model.feasible(&xn) {
+                if let Some(pr) = sys.model.project(&xn) {
+                    if scaled_norm(&(pr - xn), &tol) <= 1.0 {
+                        xn = pr;
+                    }
+                }
+            }
             if sys.model.feasible(&xn) {
                 let fnew = sys.f(0.0, &xn);
                 if fnew.iter().all(|v| v.is_finite())
                     && scaled_norm(&fnew, &weights(&xn, 1.0, 1e-15))
                         <= fnorm * (1.0 - 1e-4 * lambda) + 1e-300
                 {
-                    accepted = Some((xn, fnew));
+                    accepted = Some((xn, fnew, lambda));
                     break;
                 }
                 if lambda < 1e-3 && fnew.iter().all(|v| v.is_finite()) {
                     // Close to a root the residual test is at rounding level; take the step.
-                    accepted = Some((xn, fnew));
+                    accepted = Some((xn, fnew, lambda));
                     break;
                 }
             }
             lambda *= 0.5;
         }
-        let Some((xn, fnew)) = accepted else {
+        let Some((xn, fnew, lambda)) = accepted else {
             return Err(Error::Newton(format!(
                 "no feasible descent step from {:?}",
                 x.as_slice()
@@ -86,7 +97,9 @@ where
         let step = xn - x;
         x = xn;
         fx = fnew;
-        if scaled_norm(&step, &weights(&x, 1e-12, 1e-18)) <= 1.0 {
+        if scaled_norm(&step, &weights(&x, 1e-12, 1e-18)) <= 1.0
+            && (lambda == 1.0 || is_root(sys, &x))
+        {
             return Ok(NewtonResult {
                 x,
                 residual: fx.amax(),

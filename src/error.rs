@@ -1,15 +1,18 @@
 //! Typed errors: each names the culprit and, where it helps, the allowed range.
 
+use std::borrow::Cow;
 use thiserror::Error;
 
 /// Everything that can go wrong in the library. Messages name the culprit in the library's
 /// own terms (a parameter, a file, a row), never a command-line flag: the command line adds
-/// those. Match on the variants to branch; new variants may be added.
+/// those. Each message is one line: text it quotes from the user (a key, a value, a cell, a
+/// path) has its line breaks and other control characters written as escapes (`\n`). Match
+/// on the variants to branch; new variants may be added.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A parameter (or scenario quantity) outside its valid range.
-    #[error("`{name}` = {} is out of range: must be {range}", number(*.value))]
+    #[error("`{}` = {} is out of range: must be {}", one_line(.name), number(*.value), one_line(.range))]
     OutOfRange {
         /// Name of the parameter or quantity.
         name: String,
@@ -19,7 +22,7 @@ pub enum Error {
         range: String,
     },
     /// A parameter name the model does not have.
-    #[error("unknown parameter `{name}`{}", hint_text(.hint))]
+    #[error("unknown parameter `{}`{}", one_line(.name), hint_text(.hint))]
     UnknownParam {
         /// The name given.
         name: String,
@@ -27,7 +30,7 @@ pub enum Error {
         hint: Option<String>,
     },
     /// A key a scenario file may not contain.
-    #[error("unknown key `{key}` in {table}{}", hint_text(.hint))]
+    #[error("unknown key `{}` in {}{}", one_line(.key), one_line(.table), hint_text(.hint))]
     UnknownKey {
         /// The key given.
         key: String,
@@ -37,10 +40,10 @@ pub enum Error {
         hint: Option<String>,
     },
     /// A malformed scenario or other invalid input.
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     Invalid(String),
     /// Text that does not parse: a scenario, a data file, a value; with where it was found.
-    #[error("{}{message}", location(.file, .line))]
+    #[error("{}{}", location(.file, .line), one_line(.message))]
     Parse {
         /// The file, if the text came from one.
         file: Option<String>,
@@ -51,7 +54,7 @@ pub enum Error {
         message: String,
     },
     /// An output that exists and was not to be replaced.
-    #[error("{path} already exists")]
+    #[error("{} already exists", one_line(.path))]
     Exists {
         /// The file.
         path: String,
@@ -60,7 +63,7 @@ pub enum Error {
         resumable: bool,
     },
     /// An error with what was being done when it happened (a file, a sweep row, an argument).
-    #[error("{context}: {source}")]
+    #[error("{}: {source}", one_line(.context))]
     Context {
         /// Where or what.
         context: String,
@@ -68,10 +71,10 @@ pub enum Error {
         source: Box<Error>,
     },
     /// A feature the model does not provide.
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     Unsupported(String),
     /// A file that could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{}: {}", one_line(.path), one_line(&.source.to_string()))]
     Io {
         /// The file.
         path: String,
@@ -102,7 +105,7 @@ pub enum Error {
         best_service: f64,
     },
     /// Newton's method did not converge.
-    #[error("Newton did not converge: {0}")]
+    #[error("Newton did not converge: {}", one_line(.0))]
     Newton(String),
 }
 
@@ -181,11 +184,36 @@ impl Error {
 
 fn location(file: &Option<String>, line: &Option<usize>) -> String {
     match (file, line) {
-        (Some(f), Some(l)) => format!("{f} line {l}: "),
-        (Some(f), None) => format!("{f}: "),
+        (Some(f), Some(l)) => format!("{} line {l}: ", one_line(f)),
+        (Some(f), None) => format!("{}: ", one_line(f)),
         (None, Some(l)) => format!("line {l}: "),
         (None, None) => String::new(),
     }
+}
+
+/// `text` on one line: line breaks (`\n`, `\r`, U+2028, U+2029) and other control characters
+/// written as Rust escapes, so that user text a message quotes (a multi-line TOML string, a CSV
+/// cell with a line break, a file name) cannot break the one line an error prints.
+///
+/// ```
+/// assert_eq!(selfheal::error::one_line("a\nb"), r"a\nb");
+/// ```
+pub fn one_line(text: &str) -> Cow<'_, str> {
+    let breaks = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    if !text.contains(breaks) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if breaks(c) {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// A number as people read it: plain where that is short, else in scientific notation.
@@ -222,5 +250,17 @@ mod tests {
         let names = ["retry", "give_up", "sign_on"];
         assert_eq!(suggest("retyr", names.into_iter()), Some("retry".into()));
         assert_eq!(suggest("zzzzzzzz", names.into_iter()), None);
+    }
+
+    #[test]
+    fn quoted_line_breaks_stay_on_one_line() {
+        let e = Error::Invalid("`t_end` must be a number, got string `\"a\nb\r\"`".into());
+        assert_eq!(
+            e.to_string(),
+            r#"`t_end` must be a number, got string `"a\nb\r"`"#
+        );
+        let e = Error::parse_at("a\u{2028}b.csv", 2, "cell `1\t2`").context("x\ny");
+        assert_eq!(e.to_string(), r"x\ny: a\u{2028}b.csv line 2: cell `1\t2`");
+        assert_eq!(one_line("plain é"), "plain é");
     }
 }

@@ -21,7 +21,8 @@ pub enum Outcome {
     /// Settled on another stable equilibrium, or the final parameters have no healthy state
     /// (the network is down there whatever the trajectory does; see [`Summary::down`]).
     Collapsed,
-    /// Not settled within the settle horizon.
+    /// Not settled within the settle horizon, or within the settle phase's step limit
+    /// ([`crate::equilibria::SETTLE_MAX_STEPS`]).
     Undecided,
 }
 

@@ -69,6 +69,25 @@ fn unknown_toml_key_suggests_the_nearest_key() {
     assert!(e.contains("`t_ned`") && e.contains("`t_end`"), "{e}");
 }
 
+/// Text the error quotes from the input (a multi-line TOML string, a key with a line break)
+/// is written with escapes: the error stays one line.
+#[test]
+fn quoted_line_breaks_do_not_break_the_error_line() {
+    let e = refused(
+        &["simulate", "s.toml"],
+        &[("s.toml", "t_end = \"\"\"\ntwo\ndays\"\"\"\n")],
+    );
+    assert!(
+        e.contains("`t_end` must be a number") && e.contains(r"two\ndays"),
+        "{e}"
+    );
+    let e = refused(
+        &["simulate", "s.toml"],
+        &[("s.toml", "[params]\n\"sn\\ncapacity\" = 1\n")],
+    );
+    assert!(e.contains(r"unknown parameter `sn\ncapacity`"), "{e}");
+}
+
 #[test]
 fn wrong_types_and_non_finite_values_are_refused() {
     let e = refused(

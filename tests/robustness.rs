@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::SplitMix;
-use selfheal::model::{Bound, Model, P2p, ParamSet};
+use common::{random_params, SplitMix};
+use selfheal::model::{Model, P2p};
 use selfheal::scenario::{Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions};
 
@@ -15,22 +15,9 @@ fn run(n: usize, seed: u64) -> (usize, Vec<String>, f64, f64) {
     let mut rng = SplitMix(seed);
     let (mut errors, mut worst_negative, mut slowest) = (vec![], 0.0f64, 0.0f64);
     for set in 0..n {
-        let mut ps = ParamSet::defaults(P2p.params());
-        for spec in P2p.params() {
-            // Each parameter log-uniform within a factor 10 of its default, or 0 now and then
-            // where 0 is allowed (the crash hazards, 0 by default, stay 0).
-            if spec.default == 0.0 {
-                continue;
-            }
-            let mut v = spec.default * 10f64.powf(2.0 * rng.next() - 1.0);
-            if matches!(spec.upper, Bound::Closed(hi) if v > hi) {
-                v = spec.default;
-            }
-            if matches!(spec.lower, Bound::Closed(0.0)) && rng.next() < 0.03 {
-                v = 0.0;
-            }
-            ps.set(spec.name, v).unwrap();
-        }
+        // Each parameter log-uniform within a factor 10 of its default, or 0 now and then
+        // where 0 is allowed (the crash hazards, 0 by default, stay 0).
+        let ps = random_params(&mut rng, 10.0, Some(0.03));
         let mut sc = Scenario::new(&P2p);
         sc.params = ps;
         let window = if rng.next() < 0.5 {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{rosenbrock, SplitMix};
+use common::{random_params, rosenbrock, with, SplitMix};
 use nalgebra::SVector;
 use selfheal::analysis::tipping::{critical_shock, rescue, TippingOptions, MAX_FRACTION};
 use selfheal::error::Error;
@@ -24,14 +24,6 @@ where
         .unwrap()
         .summary
         .outcome
-}
-
-fn with(set: &[(&str, f64)]) -> ParamSet {
-    let mut ps = ParamSet::defaults(P2p.params());
-    for (n, v) in set {
-        ps.set(n, *v).unwrap();
-    }
-    ps
 }
 
 #[test]
@@ -230,24 +222,6 @@ fn one_state_model_with_an_unstable_middle_has_its_closed_form_critical_shock() 
     }
 }
 
-/// Random valid parameter sets: each parameter log-uniform within a factor `spread` of its
-/// default (fractions capped at 1; the crash hazards, 0 by default, stay 0).
-fn random_params(rng: &mut SplitMix, spread: f64) -> ParamSet {
-    let mut ps = ParamSet::defaults(P2p.params());
-    for spec in P2p.params() {
-        if spec.default == 0.0 {
-            continue;
-        }
-        let u = rng.next();
-        let mut v = spec.default * spread.powf(2.0 * u - 1.0);
-        if matches!(spec.upper, Bound::Closed(hi) if v > hi) {
-            v = spec.default;
-        }
-        ps.set(spec.name, v).unwrap();
-    }
-    ps
-}
-
 #[test]
 fn random_parameter_sets_never_contradict_plain_simulation() {
     let opts = TippingOptions::default();
@@ -255,7 +229,7 @@ fn random_parameter_sets_never_contradict_plain_simulation() {
     let (mut tips, mut none, mut down, mut refused, mut contradictions) = (0, 0, 0, vec![], vec![]);
     let mut several = 0;
     for set in 0..320 {
-        let ps = random_params(&mut rng, 4.0);
+        let ps = random_params(&mut rng, 4.0, None);
         let cs = match critical_shock(&P2p, ps.values(), &opts) {
             Ok(cs) => cs,
             // An honest refusal (no stable state, an undecided trial) is not a wrong answer.
@@ -379,7 +353,7 @@ fn random_critical_windows_and_rescues_agree_with_plain_simulation() {
             .outcome
     };
     for set in 0..60 {
-        let ps = random_params(&mut rng, 3.0);
+        let ps = random_params(&mut rng, 3.0, None);
         let Ok(cs) = critical_shock(&P2p, ps.values(), &opts) else {
             continue;
         };

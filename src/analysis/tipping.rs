@@ -25,7 +25,7 @@
 
 use crate::equilibria::{
     all_equilibria, choose_rest, integrate_to_rest, same_point, Equilibrium, Kind, Rest, RestState,
-    SETTLE_HORIZON,
+    SETTLE_HORIZON, SETTLE_MAX_STEPS,
 };
 use crate::error::Error;
 use crate::model::{Model, System};
@@ -284,7 +284,7 @@ fn refine(
         let fm = trial(m)?;
         if fm.outcome == Outcome::Undecided {
             return Err(Error::Invalid(format!(
-                "a trial at {m} did not settle within {SETTLE_HORIZON} minutes, so its fate is undecided"
+                "a trial at {m} did not settle within {SETTLE_HORIZON} minutes or {SETTLE_MAX_STEPS} solver steps, whichever came first, so its fate is undecided"
             )));
         }
         if fm.outcome == low {
@@ -310,7 +310,7 @@ fn scan_and_refine(
         let f = trial(v)?;
         if f.outcome == Outcome::Undecided {
             return Err(Error::Invalid(format!(
-                "a trial at {v} did not settle within {SETTLE_HORIZON} minutes, so its fate is undecided"
+                "a trial at {v} did not settle within {SETTLE_HORIZON} minutes or {SETTLE_MAX_STEPS} solver steps, whichever came first, so its fate is undecided"
             )));
         }
         scanned.push((v, f));
@@ -714,7 +714,7 @@ where
                 Outcome::Collapsed => last = (v, f),
                 Outcome::Undecided => {
                     return Err(Error::Invalid(format!(
-                        "with {} = {v} the collapsed state did not settle within {SETTLE_HORIZON} minutes, so the rescue is undecided",
+                        "with {} = {v} the collapsed state did not settle within {SETTLE_HORIZON} minutes or {SETTLE_MAX_STEPS} solver steps, whichever came first, so the rescue is undecided",
                         spec.name
                     )))
                 }

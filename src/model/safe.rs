@@ -34,8 +34,15 @@ pub fn pow<T: Scalar>(x: T, n: f64) -> T {
     } else if x.re() == 0.0 {
         // powf's derivative formula divides by x; the value is 0 for n > 0.
         T::from(0.0)
-    } else {
+    } else if T::NDERIV == 0 || x.re().powf(n - 3.0) < f64::INFINITY || x.re() < f64::MIN_POSITIVE {
         x.powf(n)
+    } else {
+        // num-dual's powf forms x^(n-3)·x³, which overflows for a tiny x when n < 3 (x = 3.5e-167
+        // and n = 1.14 gave a value of inf for x^n = 1e-190, and NaN flows): there, take the
+        // power of x/x₀ (real part 1) and scale it by the plain x₀^n, x₀ the real part (normal,
+        // so that 1/x₀ does not overflow).
+        let x0 = x.re();
+        (x / T::from(x0)).powf(n) * T::from(x0.powf(n))
     }
 }
 
@@ -75,5 +82,24 @@ pub fn hill_ratio<T: Scalar>(num: T, den: T, n: f64) -> (T, T) {
         let t = pow(den / num, n);
         let inv = (one + t).recip();
         (inv, t * inv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use num_dual::Dual64;
+
+    #[test]
+    fn fractional_powers_of_tiny_duals_stay_finite() {
+        let (x, n) = (3.5e-167, 1.1376771041732212);
+        let y = pow(Dual64::from_re(x).derivative(), n);
+        assert_eq!(y.re, x.powf(n));
+        let slope = n * x.powf(n - 1.0);
+        assert!((y.eps - slope).abs() <= 1e-14 * slope, "{y:?} vs {slope:e}");
+        // Ordinary sizes: the value and derivative of x^n.
+        let y = pow(Dual64::from_re(0.3).derivative(), 2.5);
+        assert!((y.re - 0.3f64.powf(2.5)).abs() < 1e-16);
+        assert!((y.eps - 2.5 * 0.3f64.powf(1.5)).abs() < 1e-15);
     }
 }

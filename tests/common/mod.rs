@@ -15,7 +15,7 @@ pub fn selfheal(args: &[&str], dir: &Path) -> Output {
 }
 
 use nalgebra::SVector;
-use selfheal::model::{Model, P2p};
+use selfheal::model::{Bound, Model, P2p, ParamSet};
 use selfheal::simulate::SimOptions;
 use selfheal::solve::{Method, SolveOptions, Tolerances};
 
@@ -81,4 +81,39 @@ impl SplitMix {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         selfheal::qmc::unit(z)
     }
+}
+
+/// A random valid parameter set of the reference model: each parameter log-uniform within a
+/// factor `spread` of its default (a fraction drawn above its upper bound keeps its default;
+/// the crash hazards, 0 by default, stay 0); with `zero_chance`, a parameter that may be 0 is
+/// 0 with that probability.
+#[allow(dead_code)]
+pub fn random_params(rng: &mut SplitMix, spread: f64, zero_chance: Option<f64>) -> ParamSet {
+    let mut ps = ParamSet::defaults(P2p.params());
+    for spec in P2p.params() {
+        if spec.default == 0.0 {
+            continue;
+        }
+        let mut v = spec.default * spread.powf(2.0 * rng.next() - 1.0);
+        if matches!(spec.upper, Bound::Closed(hi) if v > hi) {
+            v = spec.default;
+        }
+        if let Some(chance) = zero_chance {
+            if matches!(spec.lower, Bound::Closed(0.0)) && rng.next() < chance {
+                v = 0.0;
+            }
+        }
+        ps.set(spec.name, v).unwrap();
+    }
+    ps
+}
+
+/// The reference model's defaults with the named parameters set.
+#[allow(dead_code)]
+pub fn with(set: &[(&str, f64)]) -> ParamSet {
+    let mut ps = ParamSet::defaults(P2p.params());
+    for (n, v) in set {
+        ps.set(n, *v).unwrap();
+    }
+    ps
 }

@@ -84,7 +84,11 @@ fn describe(e: &Error) -> String {
         Error::Exists {
             resumable: true, ..
         } => format!("{e}; pass --resume to complete it or --force to replace it"),
-        Error::Context { context, source } => format!("{context}: {}", describe(source)),
+        Error::Context { context, source } => format!(
+            "{}: {}",
+            selfheal::error::one_line(context),
+            describe(source)
+        ),
         e => e.to_string(),
     }
 }
