@@ -229,81 +229,13 @@ where
     let range = shard.map_or(0..total, |s| s.rows(total));
     let fingerprint = Fingerprint::of(sweep, shard);
     let header = record(&sweep.header())?;
-    crate::files::refuse_directory(path)?;
-    // A device, FIFO or socket (`/dev/stdout`, a pipe) takes the rows as they come: nothing is
-    // replaced, there is nothing to resume, and no fingerprint goes beside it.
-    let special = crate::files::is_special(path);
-    if special && mode == RunFile::Resume {
-        return Err(Error::Invalid(format!(
-            "{} is not a regular file; only the file an earlier run wrote can be completed",
-            path.display()
-        )));
-    }
-    // One writer at a time: the check of what is there and every row appended happen under
-    // the hold (two `--resume` runs on one file would otherwise both append the missing rows).
-    let exists = path.exists() && !special;
-    if exists && mode == RunFile::Fresh {
-        return Err(Error::Exists {
-            path: path.display().to_string(),
-            resumable: true,
-        });
-    }
-    let _hold = if special {
-        None
-    } else {
-        Some(crate::files::hold(path)?)
-    };
-    let mut done = 0;
-    let mut append = false;
-    match (exists, mode) {
-        (true, RunFile::Fresh) => {
-            return Err(Error::Exists {
-                path: path.display().to_string(),
-                resumable: true,
-            })
-        }
-        (true, RunFile::Resume) => {
-            let old = Fingerprint::read(path)?;
-            if let Some(diff) = old.difference(&fingerprint) {
-                return Err(Error::Invalid(format!(
-                    "{} was written by a different sweep ({diff}); write to another file or replace it",
-                    path.display()
-                )));
-            }
-            if let Some(rows) = complete_rows(path, &header)? {
-                done = rows;
-                append = true;
-            }
-            if done > range.len() {
-                return Err(Error::Invalid(format!(
-                    "{} holds {done} rows, more than this sweep's {}",
-                    path.display(),
-                    range.len()
-                )));
-            }
-        }
-        _ => {}
-    }
-    let mut file = if append {
-        fingerprint.write(path)?;
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| io(path, e))?;
-        f.seek(SeekFrom::End(0)).map_err(|e| io(path, e))?;
-        f
-    } else {
-        let mut f = if special {
-            OpenOptions::new().write(true).open(path)
-        } else {
-            fingerprint.write(path)?;
-            File::create(path)
-        }
-        .map_err(|e| io(path, e))?;
-        f.write_all(&header).map_err(|e| io(path, e))?;
-        f.flush().map_err(|e| io(path, e))?;
-        f
-    };
+    let target = Target::open(path, mode, &fingerprint, &header, range.len())?;
+    let Target {
+        mut file,
+        done,
+        special,
+        _hold,
+    } = target;
     let start = range.start + done;
     let mut written = 0usize;
     let mut buf: Vec<u8> = Vec::new();
@@ -328,6 +260,116 @@ where
         file.sync_all().map_err(|e| io(path, e))?;
     }
     Ok(written)
+}
+
+/// The file a sweep writes into, opened for its rows: positioned after the `done` rows an
+/// earlier run completed (with `Resume`) or after a fresh header, under the hold that keeps
+/// other runs out (none for a device or pipe, which takes the rows as they come).
+struct Target {
+    file: File,
+    done: usize,
+    special: bool,
+    _hold: Option<crate::files::Hold>,
+}
+
+impl Target {
+    /// Opens `path` for a sweep with `fingerprint` and `header` that has `rows` rows: refuses a
+    /// directory, an existing file without `Resume` or `Replace`, a file of another sweep, or
+    /// one holding more rows than the sweep; writes the fingerprint beside a regular file.
+    fn open(
+        path: &Path,
+        mode: RunFile,
+        fingerprint: &Fingerprint,
+        header: &[u8],
+        rows: usize,
+    ) -> Result<Self, Error> {
+        crate::files::refuse_directory(path)?;
+        // A device, FIFO or socket (`/dev/stdout`, a pipe) takes the rows as they come: nothing
+        // is replaced, there is nothing to resume, and no fingerprint goes beside it.
+        let special = crate::files::is_special(path);
+        if special && mode == RunFile::Resume {
+            return Err(Error::Invalid(format!(
+                "{} is not a regular file; only the file an earlier run wrote can be completed",
+                path.display()
+            )));
+        }
+        let exists = path.exists() && !special;
+        if exists && mode == RunFile::Fresh {
+            return Err(Error::Exists {
+                path: path.display().to_string(),
+                resumable: true,
+            });
+        }
+        // One writer at a time: the check of what is there and every row appended happen
+        // under the hold (two `--resume` runs on one file would otherwise both append the
+        // missing rows).
+        let hold = if special {
+            None
+        } else {
+            Some(crate::files::hold(path)?)
+        };
+        let done = if exists && mode == RunFile::Resume {
+            Self::completed(path, fingerprint, header, rows)?
+        } else {
+            None
+        };
+        let file = match done {
+            Some(_) => {
+                fingerprint.write(path)?;
+                let mut f = OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| io(path, e))?;
+                f.seek(SeekFrom::End(0)).map_err(|e| io(path, e))?;
+                f
+            }
+            None => {
+                let mut f = if special {
+                    OpenOptions::new().write(true).open(path)
+                } else {
+                    fingerprint.write(path)?;
+                    File::create(path)
+                }
+                .map_err(|e| io(path, e))?;
+                f.write_all(header).map_err(|e| io(path, e))?;
+                f.flush().map_err(|e| io(path, e))?;
+                f
+            }
+        };
+        Ok(Self {
+            file,
+            done: done.unwrap_or(0),
+            special,
+            _hold: hold,
+        })
+    }
+
+    /// The complete rows an earlier run of the same sweep left in `path` (`None` when there is
+    /// no complete header to append to).
+    fn completed(
+        path: &Path,
+        fingerprint: &Fingerprint,
+        header: &[u8],
+        rows: usize,
+    ) -> Result<Option<usize>, Error> {
+        let old = Fingerprint::read(path)?;
+        if let Some(diff) = old.difference(fingerprint) {
+            return Err(Error::Invalid(format!(
+                "{} was written by a different sweep ({diff}); write to another file or replace it",
+                path.display()
+            )));
+        }
+        let done = complete_rows(path, header)?;
+        if let Some(d) = done {
+            if d > rows {
+                return Err(Error::Invalid(format!(
+                    "{} holds {d} rows, more than this sweep's {rows}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(done)
+    }
 }
 
 /// Joins complete shards into exactly the file a single run writes, with its fingerprint.
