@@ -74,15 +74,22 @@ impl Fingerprint {
     fn read(csv: &Path) -> Result<Self, Error> {
         let side = Self::path_for(csv);
         let text = std::fs::read_to_string(&side).map_err(|e| {
-            Error::Invalid(format!(
-                "{}: no readable sweep fingerprint beside it ({}: {e})",
-                csv.display(),
-                side.display()
+            Error::Io {
+                path: side.display().to_string(),
+                source: e,
+            }
+            .context(format!(
+                "{}: no readable sweep fingerprint beside it",
+                csv.display()
             ))
         })?;
         serde_json::from_str(&text)
             .map(Fingerprint)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))
+            .map_err(|e| Error::Parse {
+                file: Some(side.display().to_string()),
+                line: Some(e.line()),
+                message: e.to_string(),
+            })
     }
 
     fn write(&self, csv: &Path) -> Result<(), Error> {
@@ -90,7 +97,7 @@ impl Fingerprint {
         crate::files::write_atomic(&side, true, |w| {
             serde_json::to_writer_pretty(&mut *w, &self.0)
                 .map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))?;
-            writeln!(w).map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))
+            writeln!(w).map_err(|e| Error::write(side.display().to_string(), e))
         })
     }
 
@@ -169,9 +176,9 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 fn record(fields: &[String]) -> Result<Vec<u8>, Error> {
     let mut w = csv::WriterBuilder::new().from_writer(vec![]);
     w.write_record(fields)
-        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))?;
+        .map_err(|e| Error::csv_write("a sweep row", e))?;
     w.into_inner()
-        .map_err(|e| Error::Invalid(format!("writing CSV: {e}")))
+        .map_err(|e| Error::write("a sweep row", e.into_error()))
 }
 
 /// Counts the complete rows after the header and cuts off a partial last line; `None` for a
