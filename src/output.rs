@@ -33,7 +33,13 @@ pub fn trajectory_csv<M: Model<N>, const N: usize>(
         row.extend(x.iter().map(|v| format!("{}", v * scale)));
         let p = scenario.params_at(t);
         for ((_, is_pop), v) in extras.iter().zip(model.extra_values(&x, &p)) {
-            row.push(format!("{}", if *is_pop { v * scale } else { v }));
+            // A value the state does not define (utilisation without any capacity) is an empty
+            // cell, which CSV readers take as missing, never `inf`.
+            if v.is_finite() {
+                row.push(format!("{}", if *is_pop { v * scale } else { v }));
+            } else {
+                row.push(String::new());
+            }
         }
         w.write_record(&row).map_err(csv_err)?;
     }

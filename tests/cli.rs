@@ -713,7 +713,7 @@ fn a_command_writes_all_its_outputs_or_none() {
         dir.path(),
     );
     assert!(!r.status.success());
-    assert!(String::from_utf8_lossy(&r.stderr).contains("both a shard and the merged output"));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("is an input of the merge"));
     assert_eq!(std::fs::read(dir.path().join("s1.csv")).unwrap(), before);
 }
 
@@ -868,4 +868,84 @@ fn start_without_offset_empty_fit_and_bounds_outside_the_range_are_refused() {
 fn a_missing_required_flag_is_named() {
     let e = refused(&["sweep", "--grid", "retry=1:2:2", "--out", "s.csv"], &[]);
     assert!(e.contains("--metric"), "{e}");
+}
+
+/// Found by an adversarial pass: a thread count out of range is refused before the output is
+/// touched (it used to leave a header-only CSV that blocked the retry); a data file with an
+/// unclosed quote is refused at its line (it swallowed the rows after it); a merge may not
+/// write over a shard's fingerprint; a resume against another kind of sweep says what differs
+/// in words, not JSON.
+#[test]
+fn adversarial_pass_findings_are_refused_cleanly() {
+    let e = refused(
+        &[
+            "sweep",
+            "--grid",
+            "retry=1:2:3",
+            "--metric",
+            "outcome",
+            "--out",
+            "out.csv",
+            "--threads",
+            "5000",
+        ],
+        &[],
+    );
+    assert!(e.contains("`threads`") && e.contains("1024"), "{e}");
+    let data = "time,online_users,note\n2007-08-16T06:00:00Z,1000000,\"unclosed\n2007-08-16T12:00:00Z,900000,ok\n2007-08-16T13:00:00Z,900000,ok\n";
+    let scenario = "start = 2007-08-16T00:00:00Z\nt_end = 1440\npopulation = 1e7\n";
+    let e = refused(
+        &["calibrate", "s.toml", "--data", "d.csv", "--fit", "retry"],
+        &[("s.toml", scenario), ("d.csv", data)],
+    );
+    assert!(e.contains("d.csv line 2") && e.contains("unclosed"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| selfheal(args, dir.path());
+    for k in ["1/2", "2/2"] {
+        let out = format!("s{}.csv", &k[..1]);
+        let r = run(&[
+            "sweep",
+            "--grid",
+            "retry=1:2:4",
+            "--metric",
+            "outcome",
+            "--shard",
+            k,
+            "--out",
+            &out,
+        ]);
+        assert!(r.status.success());
+    }
+    let r = run(&[
+        "merge",
+        "s1.csv",
+        "s2.csv",
+        "--out",
+        "s2.csv.sweep.json",
+        "--force",
+    ]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("is an input of the merge"));
+    let r = run(&[
+        "sweep",
+        "--sample",
+        "lhs",
+        "--n",
+        "2",
+        "--range",
+        "retry=1:2",
+        "--metric",
+        "outcome",
+        "--shard",
+        "1/2",
+        "--out",
+        "s1.csv",
+        "--resume",
+    ]);
+    let e = String::from_utf8_lossy(&r.stderr).to_string();
+    assert!(
+        !r.status.success() && e.contains("design.Grid") && !e.contains('{'),
+        "{e}"
+    );
 }

@@ -530,3 +530,46 @@ fn collapsing_runs_stay_in_the_simplex() {
         }
     }
 }
+
+/// With no dedicated capacity the supernodes can all go: utilisation is then undefined, and the
+/// CSV leaves the cell empty instead of writing `inf` (the populations stay finite).
+#[test]
+fn utilisation_without_capacity_is_an_empty_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::selfheal(
+        &[
+            "simulate",
+            "--set",
+            "dedicated=0",
+            "--shock",
+            "0.5",
+            "--out",
+            "o.csv",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("o.csv")).unwrap();
+    assert!(!text.contains("inf") && !text.contains("NaN"));
+    let empty = text.lines().skip(1).filter(|l| l.ends_with(',')).count();
+    assert!(
+        empty > 0,
+        "no row without capacity: the case no longer exercises the rule"
+    );
+    for l in text.lines().skip(1) {
+        let cells: Vec<&str> = l.split(',').collect();
+        assert_eq!(cells.len(), 6);
+        assert!(
+            cells[..5]
+                .iter()
+                .all(|c| c.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0)),
+            "{l}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("peak utilisation: unbounded"), "{stderr}");
+}

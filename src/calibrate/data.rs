@@ -132,6 +132,16 @@ pub fn read_readings_from(
     for (k, rec) in rd.records().enumerate() {
         let row = k + 2;
         let rec = rec.map_err(|e| Error::parse_at(name, row, e.to_string()))?;
+        // A quoted field that runs over a line end is almost always an unclosed quote, which
+        // would swallow the rows after it: refused, at the line where the record starts.
+        if rec.iter().any(|f| f.contains(['\n', '\r'])) {
+            let line = rec.position().map_or(row, |p| p.line() as usize);
+            return Err(Error::parse_at(
+                name,
+                line,
+                "a quoted field runs past the end of its line (an unclosed `\"`?); fields may not span lines",
+            ));
+        }
         let at = |e: Error| Error::parse_at(name, row, e.to_string());
         let time = rec[ct].trim().to_string();
         let t = (parse_utc(&time).map_err(at)? - t0) / 60.0;

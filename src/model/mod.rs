@@ -162,7 +162,8 @@ pub trait Model<const N: usize>: Sync {
         None
     }
     /// Extra output columns derived from the state: `(name, is_population)`; populations are
-    /// scaled to counts in absolute output.
+    /// scaled to counts in absolute output. A value the state does not define (not finite,
+    /// e.g. utilisation with no capacity at all) is written as an empty cell.
     fn extra_columns(&self) -> &[(&'static str, bool)] {
         &[]
     }

@@ -342,15 +342,9 @@ where
         threads: usize,
         mut sink: impl FnMut(usize, &[String]) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        check_threads(threads)?;
         if range.is_empty() {
             return Ok(());
-        }
-        if threads > MAX_THREADS {
-            return Err(Error::OutOfRange {
-                name: "threads".into(),
-                value: threads as f64,
-                range: format!("in [0, {MAX_THREADS}] (0: one per core)"),
-            });
         }
         // More threads than rows would only start idle threads.
         let threads = if threads == 0 {
@@ -453,6 +447,18 @@ impl Drop for StopOnPanic<'_> {
 
 /// Most worker threads a sweep may ask for.
 pub const MAX_THREADS: usize = 1024;
+
+/// Refuses a thread count above [`MAX_THREADS`].
+pub(crate) fn check_threads(threads: usize) -> Result<(), Error> {
+    if threads > MAX_THREADS {
+        return Err(Error::OutOfRange {
+            name: "threads".into(),
+            value: threads as f64,
+            range: format!("in [0, {MAX_THREADS}] (0: one per core)"),
+        });
+    }
+    Ok(())
+}
 
 /// The thread pool for `threads` workers (0: one per core), built once per size and reused, so
 /// that short sweeps run repeatedly (notebooks, benchmarks) do not pay for starting threads.

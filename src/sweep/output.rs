@@ -104,10 +104,25 @@ impl Fingerprint {
     /// The first place where two fingerprints differ, as `key: this vs that`.
     pub fn difference(&self, other: &Fingerprint) -> Option<String> {
         /// A leaf as a person reads it: strings without quotes, numbers and flags as they are.
+        /// Tables and lists are summarised by their fields or length, not printed as JSON.
         fn plain(v: &Value) -> String {
             match v {
                 Value::String(s) => s.clone(),
                 Value::Null => "nothing".into(),
+                Value::Object(m) => {
+                    let fields: Vec<String> = m
+                        .iter()
+                        .filter(|(_, v)| !matches!(v, Value::Object(_) | Value::Array(_)))
+                        .map(|(k, v)| format!("{k} = {}", plain(v)))
+                        .collect();
+                    if fields.is_empty() {
+                        "a table".into()
+                    } else {
+                        format!("({})", fields.join(", "))
+                    }
+                }
+                Value::Array(a) if a.len() == 1 => plain(&a[0]),
+                Value::Array(a) => format!("{} entries", a.len()),
                 other => other.to_string(),
             }
         }
@@ -232,6 +247,8 @@ pub fn run_to_file<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
+    // Every refusal before the file is touched.
+    super::check_threads(threads)?;
     let total = sweep.len();
     let range = shard.map_or(0..total, |s| s.rows(total));
     let fingerprint = Fingerprint::of(sweep, shard);
@@ -384,12 +401,15 @@ pub fn merge(shards: &[PathBuf], out: &Path, force: bool) -> Result<usize, Error
     if shards.is_empty() {
         return Err(Error::Invalid("merge needs at least one shard".into()));
     }
-    // The merged file must not replace one of its own inputs.
+    // The merged file must not replace one of its own inputs (a shard or its fingerprint).
     if let Ok(target) = out.canonicalize() {
-        for s in shards {
+        for s in shards
+            .iter()
+            .flat_map(|s| [s.clone(), Fingerprint::path_for(s)])
+        {
             if s.canonicalize().is_ok_and(|c| c == target) {
                 return Err(Error::Invalid(format!(
-                    "{} is both a shard and the merged output; write the merge elsewhere",
+                    "{} is an input of the merge (a shard or its fingerprint); write the merge elsewhere",
                     s.display()
                 )));
             }

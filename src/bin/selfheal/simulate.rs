@@ -99,8 +99,12 @@ fn print_summary(sc: &Scenario, opts: &SimOptions, sim: &Simulation<3>, elapsed_
         users(s.peaks[2].0),
         s.peaks[2].1
     );
-    if let Some((u, t)) = s.peak_utilisation {
-        eprintln!("peak utilisation: {u:.4} at t = {t:.2} min");
+    match s.peak_utilisation {
+        Some((u, t)) if u.is_finite() => eprintln!("peak utilisation: {u:.4} at t = {t:.2} min"),
+        Some((_, t)) => eprintln!(
+            "peak utilisation: unbounded from t = {t:.2} min (no supernode capacity left: every supernode gone and no dedicated capacity)"
+        ),
+        None => {}
     }
     match s.recovery_time {
         Some(t) => eprintln!("recovery time: {t:.2} min"),
