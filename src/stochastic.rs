@@ -221,6 +221,9 @@ fn apply(rng: &mut Xoshiro256PlusPlus, c: &mut Counts, j: usize, k: u64, p: &[f6
     c.transfer(&P2P_FLOWS[P2pFlow::Disconnect as usize], batch);
 }
 
+/// Longest scenario (minutes) the stochastic chain runs.
+pub const MAX_CHAIN_T_END: f64 = 1e8;
+
 /// Runs `runs` stochastic realisations of a scenario with `m` users; run `i` is seeded from
 /// `(seed, i)` only.
 pub fn simulate_runs(
@@ -232,6 +235,17 @@ pub fn simulate_runs(
     dt: f64,
 ) -> Result<Vec<Run>, Error> {
     sc.validate(&P2p)?;
+    // The chain's events grow with the time it runs; beyond a century of minutes a run would
+    // not end in any useful time.
+    if sc.t_end > MAX_CHAIN_T_END {
+        return Err(Error::OutOfRange {
+            name: "t_end".into(),
+            value: sc.t_end,
+            range: format!(
+                "at most {MAX_CHAIN_T_END:e} min (about 190 years) for the stochastic chain, whose events grow with the time simulated"
+            ),
+        });
+    }
     if m == 0 {
         return Err(Error::OutOfRange {
             name: "population".into(),

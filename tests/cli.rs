@@ -949,3 +949,24 @@ fn adversarial_pass_findings_are_refused_cleanly() {
         "{e}"
     );
 }
+
+/// The stochastic chain refuses a horizon it could never finish (its events grow with the time
+/// simulated): a run to t_end = 1e308 used to hang.
+#[test]
+fn the_chain_refuses_an_endless_horizon() {
+    let e = refused(
+        &[
+            "stochastic",
+            "--population",
+            "10000",
+            "--runs",
+            "1",
+            "--t-end",
+            "1e308",
+            "--dt",
+            "1e302",
+        ],
+        &[],
+    );
+    assert!(e.contains("`t_end`") && e.contains("1e8"), "{e}");
+}
