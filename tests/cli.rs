@@ -576,7 +576,7 @@ fn output_grids_and_sweeps_too_large_to_hold_are_refused_before_any_work() {
                 "--out",
                 "s.csv",
             ][..],
-            "`threads` = 50000",
+            "--threads <T>': must be a whole number in [0, 1024]",
         ),
     ] {
         let e = refused(args, &[]);
@@ -891,7 +891,7 @@ fn adversarial_pass_findings_are_refused_cleanly() {
         ],
         &[],
     );
-    assert!(e.contains("`threads`") && e.contains("1024"), "{e}");
+    assert!(e.contains("--threads") && e.contains("1024"), "{e}");
     let data = "time,online_users,note\n2007-08-16T06:00:00Z,1000000,\"unclosed\n2007-08-16T12:00:00Z,900000,ok\n2007-08-16T13:00:00Z,900000,ok\n";
     let scenario = "start = 2007-08-16T00:00:00Z\nt_end = 1440\npopulation = 1e7\n";
     let e = refused(

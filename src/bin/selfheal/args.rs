@@ -255,6 +255,38 @@ pub fn whole_number(text: &str) -> Result<u64, String> {
     }
 }
 
+/// A whole number in `[lo, hi]` (the flag's own range, said in the refusal).
+fn whole_in(text: &str, lo: u64, hi: u64) -> Result<u64, String> {
+    let range = if hi == u64::MAX {
+        format!("at least {lo}")
+    } else {
+        format!("in [{lo}, {hi}]")
+    };
+    match whole_number(text) {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(format!("must be a whole number {range} (got {text})")),
+    }
+}
+
+/// A whole number of at least 1 (runs, users, sample points).
+pub fn at_least_one(text: &str) -> Result<u64, String> {
+    whole_in(text, 1, u64::MAX)
+}
+
+/// [`at_least_one`] as a `usize`.
+pub fn at_least_one_usize(text: &str) -> Result<usize, String> {
+    let v = at_least_one(text)?;
+    usize::try_from(v).map_err(|_| format!("must be at most {} (got {text})", usize::MAX))
+}
+
+/// A thread count: 0 (one per core) to the sweep's maximum.
+pub fn thread_count(text: &str) -> Result<usize, String> {
+    let max = selfheal::sweep::MAX_THREADS as u64;
+    whole_in(text, 0, max)
+        .map(|v| v as usize)
+        .map_err(|e| format!("{e}; 0 means one per core"))
+}
+
 /// [`whole_number`] as a `usize`.
 pub fn whole_usize(text: &str) -> Result<usize, String> {
     let v = whole_number(text)?;

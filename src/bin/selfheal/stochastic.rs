@@ -1,6 +1,8 @@
 //! `selfheal stochastic`: runs of the scenario as a Markov chain with a finite population.
 
-use crate::args::{whole_number, whole_usize, OutputArgs, ScenarioArgs, Unused};
+use crate::args::{
+    at_least_one, at_least_one_usize, whole_number, OutputArgs, ScenarioArgs, Unused,
+};
 use clap::Args;
 use selfheal::files::{check_targets, write_atomic};
 use selfheal::simulate::Outcome;
@@ -14,10 +16,10 @@ pub struct StochasticArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
     /// Number of users M.
-    #[arg(long, value_name = "M", value_parser = whole_number)]
+    #[arg(long, value_name = "M", value_parser = at_least_one)]
     population: u64,
     /// Number of runs.
-    #[arg(long, value_name = "R", default_value_t = 100, value_parser = whole_usize)]
+    #[arg(long, value_name = "R", default_value_t = 100, value_parser = at_least_one_usize)]
     runs: usize,
     /// Seed (run i is seeded from the seed and i alone).
     #[arg(long, value_name = "S", default_value_t = 1, value_parser = whole_number)]

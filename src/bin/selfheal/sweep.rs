@@ -1,6 +1,6 @@
 //! `selfheal sweep` and `merge`: many scenarios, one CSV row of metrics each; shards joined.
 
-use crate::args::{whole_number, whole_usize, ScenarioArgs};
+use crate::args::{at_least_one_usize, thread_count, whole_number, ScenarioArgs};
 use clap::Args;
 use selfheal::analysis::tipping::TippingOptions;
 use selfheal::model::P2p;
@@ -26,7 +26,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "METHOD", conflicts_with = "grid")]
     sample: Option<String>,
     /// Number of sample points.
-    #[arg(long, value_name = "N", requires = "sample", value_parser = whole_usize)]
+    #[arg(long, value_name = "N", requires = "sample", value_parser = at_least_one_usize)]
     n: Option<usize>,
     /// A sampled range NAME=LO:HI (repeatable).
     #[arg(
@@ -47,7 +47,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Worker threads (0: every core).
-    #[arg(long, value_name = "T", default_value_t = 0, value_parser = whole_usize)]
+    #[arg(long, value_name = "T", default_value_t = 0, value_parser = thread_count)]
     threads: usize,
     /// Compute only the K-th of N deterministic parts.
     #[arg(long, value_name = "K/N")]
