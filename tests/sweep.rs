@@ -528,7 +528,7 @@ fn bad_sweeps_are_refused_with_one_line_and_no_file() {
                 "--out",
                 "x.csv",
             ],
-            "--n must be at least 1",
+            "--n <N>': must be a whole number at least 1",
         ),
         (
             &[
