@@ -970,3 +970,51 @@ fn the_chain_refuses_an_endless_horizon() {
     );
     assert!(e.contains("`t_end`") && e.contains("1e8"), "{e}");
 }
+
+/// A grid COUNT written like a float (`1e1`) is a whole number (as every count on the command
+/// line); a fractional one is refused, and a whole one too large for any sweep says so.
+#[test]
+fn grid_counts_accept_float_notation() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = selfheal(
+        &[
+            "sweep",
+            "--grid",
+            "retry=1:2:1e1",
+            "--metric",
+            "outcome",
+            "--out",
+            "g.csv",
+        ],
+        dir.path(),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let text = std::fs::read_to_string(dir.path().join("g.csv")).unwrap();
+    assert_eq!(text.lines().count(), 11);
+    let e = refused(
+        &[
+            "sweep",
+            "--grid",
+            "retry=1:2:2.5",
+            "--metric",
+            "outcome",
+            "--out",
+            "x.csv",
+        ],
+        &[],
+    );
+    assert!(e.contains("COUNT `2.5` is not a whole number"), "{e}");
+    let e = refused(
+        &[
+            "sweep",
+            "--grid",
+            "retry=1:2:1e30",
+            "--metric",
+            "outcome",
+            "--out",
+            "x.csv",
+        ],
+        &[],
+    );
+    assert!(e.contains("more points than any sweep can hold"), "{e}");
+}

@@ -45,10 +45,22 @@ impl Axis {
         }
         let num = |s: &str| finite(s).ok_or_else(|| bad(&format!("`{s}` is not a finite number")));
         let (start, stop) = (num(parts[0])?, num(parts[1])?);
-        let count: usize = parts[2]
-            .trim()
+        // A whole number, also written like a float (`1e3`); checked before the cast.
+        let count_text = parts[2].trim();
+        let count: usize = count_text
             .parse()
-            .map_err(|_| bad(&format!("COUNT `{}` is not a whole number", parts[2])))?;
+            .ok()
+            .or_else(|| {
+                let v: f64 = count_text.parse().ok()?;
+                (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < usize::MAX as f64)
+                    .then_some(v as usize)
+            })
+            .ok_or_else(|| match count_text.parse::<f64>() {
+                Ok(v) if v.fract() == 0.0 && v >= usize::MAX as f64 => bad(&format!(
+                    "COUNT `{count_text}` is more points than any sweep can hold"
+                )),
+                _ => bad(&format!("COUNT `{}` is not a whole number", parts[2])),
+            })?;
         if count == 0 {
             return Err(bad("COUNT must be at least 1"));
         }
