@@ -602,6 +602,16 @@ where
         .map_err(err)
 }
 
+/// A dashed line's legend glyph at `at`: two strokes in the 18-pixel slot of a solid one.
+macro_rules! dashed_glyph {
+    ($at:expr, $style:expr) => {{
+        let ((x, y), style) = ($at, $style);
+        EmptyElement::at((x, y))
+            + PathElement::new(vec![(0, 0), (7, 0)], style)
+            + PathElement::new(vec![(11, 0), (18, 0)], style)
+    }};
+}
+
 /// Splits a branch into runs of equal stability.
 fn runs(points: &[(f64, f64, bool)]) -> Vec<(bool, Vec<(f64, f64)>)> {
     let mut out: Vec<(bool, Vec<(f64, f64)>)> = vec![];
@@ -628,7 +638,8 @@ macro_rules! branches_body {
         let mut unstable_done = false;
         for br in &$b.branches {
             for (stable, pts) in runs(&br.points) {
-                let c = if stable { PALETTE[0] } else { PALETTE[1] };
+                // One quantity, one colour (the peers'); dashes say unstable.
+                let c = PALETTE[0];
                 if stable {
                     let s = $chart
                         .draw_series(LineSeries::new(pts, c.stroke_width(3)))
@@ -640,18 +651,12 @@ macro_rules! branches_body {
                         stable_done = true;
                     }
                 } else {
-                    // The same colour as the stable part (one quantity, one colour); dashes
-                    // say unstable.
-                    let c = PALETTE[0];
                     let s = $chart
                         .draw_series(DashedLineSeries::new(pts, 7, 5, c.stroke_width(2)))
                         .map_err(err)?;
                     if !unstable_done {
-                        s.label("unstable (dashed)").legend(move |(x, y)| {
-                            EmptyElement::at((x, y))
-                                + PathElement::new(vec![(0, 0), (7, 0)], c.stroke_width(2))
-                                + PathElement::new(vec![(11, 0), (18, 0)], c.stroke_width(2))
-                        });
+                        s.label("unstable (dashed)")
+                            .legend(move |at| dashed_glyph!(at, c.stroke_width(2)));
                         unstable_done = true;
                     }
                 }
@@ -667,12 +672,7 @@ macro_rules! branches_body {
                 ))
                 .map_err(err)?
                 .label(format!("this scenario: {}", human_or_plain(v)))
-                .legend(|(x, y)| {
-                    let c = RGBColor(60, 60, 60).stroke_width(2);
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (7, 0)], c)
-                        + PathElement::new(vec![(11, 0), (18, 0)], c)
-                });
+                .legend(|at| dashed_glyph!(at, RGBColor(60, 60, 60).stroke_width(2)));
         }
         // One legend entry per kind of point, listing their values in order; subcritical
         // Hopf points (where the network can jump off a branch) drawn hollow.

@@ -334,13 +334,7 @@ fn a_backward_or_non_finite_span_is_refused() {
     let p = ParamSet::defaults(P2p.params());
     let sys = System::new(&P2p, p.values());
     let x0 = SVector::from([0.3, 0.001, 0.0]);
-    for method in [
-        Method::Auto,
-        Method::Rosenbrock,
-        Method::Rodas4,
-        Method::Dopri5,
-        Method::Dop853,
-    ] {
+    for method in Method::ALL {
         let opts = SolveOptions {
             method,
             ..Default::default()

@@ -91,9 +91,6 @@ impl SweepArgs {
         let n = self
             .n
             .ok_or_else(|| Error::Invalid("--sample needs --n N".into()))?;
-        if n == 0 {
-            return Err(Error::Invalid("--n must be at least 1".into()));
-        }
         let ranges = self
             .range
             .iter()
