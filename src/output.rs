@@ -5,7 +5,40 @@ use crate::error::Error;
 use crate::model::Model;
 use crate::scenario::Scenario;
 use crate::simulate::Simulation;
+use std::fmt;
 use std::io::Write;
+
+/// A number as every output of the crate writes it: the shortest decimal that reads back to
+/// the same `f64`, plain for magnitudes in `[1e-7, 1e21)` (and 0), with an exponent outside
+/// (`1e-310`, `4.7e161`) so that a subnormal or huge value is not hundreds of digits.
+///
+/// ```
+/// use selfheal::output::Num;
+/// assert_eq!(Num(0.25).to_string(), "0.25");
+/// assert_eq!(Num(1e-310).to_string(), "1e-310");
+/// assert_eq!(Num(-4.5e161).to_string(), "-4.5e161");
+/// for v in [3.339619449542576e-8, 1e-7, 123456.75, 1e21, f64::MIN_POSITIVE] {
+///     assert_eq!(Num(v).to_string().parse::<f64>().unwrap(), v);
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Num(pub f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.0.abs();
+        if a == 0.0 || !a.is_finite() || (1e-7..1e21).contains(&a) {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{:e}", self.0)
+        }
+    }
+}
+
+/// [`Num`] as a string.
+pub fn num(v: f64) -> String {
+    Num(v).to_string()
+}
 
 /// Writes a sampled trajectory as CSV: `t`, the states, then the model's extra columns
 /// (`t,peers,supernodes,queue,offline,utilisation` for the reference model). With `absolute`,
@@ -29,14 +62,14 @@ pub fn trajectory_csv<M: Model<N>, const N: usize>(
     let mut row: Vec<String> = Vec::with_capacity(header.len());
     for (t, x) in sim.sample(model, dt) {
         row.clear();
-        row.push(format!("{t}"));
-        row.extend(x.iter().map(|v| format!("{}", v * scale)));
+        row.push(num(t));
+        row.extend(x.iter().map(|v| num(v * scale)));
         let p = scenario.params_at(t);
         for ((_, is_pop), v) in extras.iter().zip(model.extra_values(&x, &p)) {
             // A value the state does not define (utilisation without any capacity) is an empty
             // cell, which CSV readers take as missing, never `inf`.
             if v.is_finite() {
-                row.push(format!("{}", if *is_pop { v * scale } else { v }));
+                row.push(num(if *is_pop { v * scale } else { v }));
             } else {
                 row.push(String::new());
             }
@@ -87,7 +120,7 @@ pub fn equilibria_csv<M: Model<N>, const N: usize>(
                 }
             })
             .collect();
-        let mut row: Vec<String> = e.x.iter().map(|v| format!("{v}")).collect();
+        let mut row: Vec<String> = e.x.iter().map(|v| num(*v)).collect();
         row.extend([
             format!("{}", e.kind == crate::analysis::Kind::Stable),
             format!("{:e}", e.stability.max_real),
@@ -95,9 +128,7 @@ pub fn equilibria_csv<M: Model<N>, const N: usize>(
             format!("{}", e.stability.unstable_dims),
             format!("{:e}", e.residual),
             eigs.join(" "),
-            model
-                .service_level(&e.x)
-                .map_or(String::new(), |v| format!("{v}")),
+            model.service_level(&e.x).map_or(String::new(), num),
         ]);
         csv.write_record(&row).map_err(csv_error)?;
     }
@@ -120,14 +151,14 @@ pub fn continuation_csv<M: Model<N>, const N: usize>(
     csv.write_record(&header).map_err(csv_error)?;
     for (b, br) in c.branches.iter().enumerate() {
         for pt in &br.points {
-            let mut row = vec![format!("{}", pt.mu)];
-            row.extend(pt.x.iter().map(|v| format!("{v}")));
+            let mut row = vec![num(pt.mu)];
+            row.extend(pt.x.iter().map(|v| num(*v)));
             row.extend([
                 format!("{}", pt.stable),
                 pt.special.map_or(String::new(), |s| s.name().to_string()),
                 format!("{}", b + 1),
                 format!("{:e}", pt.max_real),
-                pt.hopf.map_or(String::new(), |h| format!("{}", h.omega)),
+                pt.hopf.map_or(String::new(), |h| num(h.omega)),
                 pt.hopf.map_or(String::new(), |h| format!("{:e}", h.l1)),
             ]);
             csv.write_record(&row).map_err(csv_error)?;
@@ -150,8 +181,8 @@ pub fn fold_curve_csv<M: Model<N>, const N: usize>(
     csv.write_record(&header).map_err(csv_error)?;
     for (c, curve) in fc.curves.iter().enumerate() {
         for pt in &curve.points {
-            let mut row = vec![format!("{}", pt.mu1), format!("{}", pt.mu2)];
-            row.extend(pt.x.iter().map(|v| format!("{v}")));
+            let mut row = vec![num(pt.mu1), num(pt.mu2)];
+            row.extend(pt.x.iter().map(|v| num(*v)));
             row.push(pt.special.map_or(String::new(), |s| s.name().to_string()));
             row.push(format!("{}", c + 1));
             csv.write_record(&row).map_err(csv_error)?;
@@ -176,10 +207,10 @@ pub fn hopf_curve_csv<M: Model<N>, const N: usize>(
     csv.write_record(&header).map_err(csv_error)?;
     for (c, curve) in hc.curves.iter().enumerate() {
         for pt in &curve.points {
-            let mut row = vec![format!("{}", pt.mu1), format!("{}", pt.mu2)];
-            row.extend(pt.x.iter().map(|v| format!("{v}")));
+            let mut row = vec![num(pt.mu1), num(pt.mu2)];
+            row.extend(pt.x.iter().map(|v| num(*v)));
             row.extend([
-                format!("{}", pt.omega),
+                num(pt.omega),
                 pt.l1.map_or(String::new(), |l| format!("{l:e}")),
                 pt.kind.map_or(String::new(), |k| k.name().to_string()),
                 format!("{}", c + 1),

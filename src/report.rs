@@ -637,8 +637,22 @@ fn prose(f: &Findings) -> String {
     }
     let _ = writeln!(w, "\nIn supernode capacity (`continuation_sn_capacity.csv`) the branches of equilibria fold at {}.",
         if f.cap_folds.is_empty() { "no value in the range".into() } else { f.cap_folds.iter().map(|v| format!("κ = {v:.1}")).collect::<Vec<_>>().join(" and ") });
-    for b in f.cap_bistable {
-        let _ = writeln!(w, "The network is bistable for κ between {:.1} ({}) and {:.1} ({}) (this scenario has κ = {}): there a large enough trigger causes a lasting outage. Below the lower edge the healthy state does not exist. Folds and Hopf points on branches that are already unstable bound nothing.", b.lo.mu, edge_words(&b.lo), b.hi.mu, edge_words(&b.hi), f.kappa);
+    if !f.cap_bistable.is_empty() {
+        let _ = writeln!(w, "The network is bistable (a stable state that serves less beside the healthy one, so that a large enough trigger causes a lasting outage) for κ (this scenario has κ = {}):\n", f.kappa);
+        for b in f.cap_bistable {
+            let _ = writeln!(
+                w,
+                "- from {:.1} ({}) to {:.1} ({});",
+                b.lo.mu,
+                edge_words(&b.lo),
+                b.hi.mu,
+                edge_words(&b.hi)
+            );
+        }
+        let _ = writeln!(
+            w,
+            "\nFolds and Hopf points on branches that are already unstable bound nothing."
+        );
     }
     let _ = writeln!(
         w,

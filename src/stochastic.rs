@@ -25,6 +25,7 @@ use crate::error::Error;
 use crate::model::{
     flows_in, Compartment, FlowSpec, P2p, P2pFlow, P2pIdx, Sizes, System, P2P_FLOWS,
 };
+use crate::output::num;
 use crate::scenario::Scenario;
 use crate::simulate::Outcome;
 use crate::solve::SolverStats;
@@ -708,9 +709,9 @@ pub fn runs_csv(out: &mut dyn std::io::Write, runs: &[Run]) -> Result<(), Error>
     for r in runs {
         csv.write_record([
             format!("{}", r.run),
-            format!("{}", r.min_peers),
+            num(r.min_peers),
             r.outcome.name().to_string(),
-            r.recovery_time.map_or(String::new(), |t| format!("{t}")),
+            r.recovery_time.map_or(String::new(), num),
         ])
         .map_err(err)?;
     }
@@ -724,8 +725,8 @@ pub fn quantiles_csv(out: &mut dyn std::io::Write, rows: &[(f64, [f64; 5])]) -> 
     csv.write_record(["t", "q05", "q25", "q50", "q75", "q95"])
         .map_err(err)?;
     for (t, q) in rows {
-        let mut rec = vec![format!("{t}")];
-        rec.extend(q.iter().map(|v| format!("{v}")));
+        let mut rec = vec![num(*t)];
+        rec.extend(q.iter().map(|v| num(*v)));
         csv.write_record(&rec).map_err(err)?;
     }
     csv.flush().map_err(|e| Error::write("CSV output", e))

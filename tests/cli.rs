@@ -367,27 +367,64 @@ fn no_stable_equilibrium_is_one_clear_line() {
 
 #[test]
 fn a_branch_that_cannot_be_followed_keeps_its_points_and_says_why() {
-    // With nobody signing on, every population sits at zero, where the branch degenerates.
-    // The branch's points so far are written and the reason is given; the exit is non-zero,
-    // since the answer is incomplete.
+    // Towards 1e308 req/min the supernodes needed fall below 1e-154 and their squares
+    // underflow: the branch is lost far out. Its points so far are written, the reason is
+    // given with the value in exponent form (not 160 digits), and the exit is non-zero since
+    // the answer is incomplete.
     let dir = tempfile::tempdir().unwrap();
     let args = [
-        "continue", "sign_on", "--from", "0", "--to", "0.01", "--out", "b.csv",
+        "continue",
+        "sn_capacity",
+        "--from",
+        "1000",
+        "--to",
+        "1e308",
+        "--out",
+        "b.csv",
     ];
     let out = selfheal(&args, dir.path());
     assert!(!out.status.success());
     let e = String::from_utf8(out.stderr).unwrap();
-    assert!(e.contains("lost at sign_on = 0"), "{e}");
+    let lost = e
+        .lines()
+        .find(|l| l.contains(" lost at sn_capacity = "))
+        .unwrap_or_else(|| panic!("{e}"));
+    let value = lost
+        .split(" = ")
+        .nth(1)
+        .and_then(|v| v.split(':').next())
+        .unwrap();
+    assert!(value.contains('e') && value.len() < 30, "{lost}");
+    assert!(value.parse::<f64>().unwrap() > 1e100, "{lost}");
     assert!(
         e.contains("were not followed to the end of the range"),
         "{e}"
     );
     assert!(!e.contains("panicked"), "{e}");
     let csv = std::fs::read_to_string(dir.path().join("b.csv")).unwrap();
-    assert!(
-        csv.starts_with("sn_capacity,") || csv.starts_with("sign_on,"),
-        "{csv}"
-    );
+    assert!(csv.starts_with("sn_capacity,"), "{csv}");
+    assert!(csv.lines().count() > 1000, "the points traced are kept");
+}
+
+#[test]
+fn continuation_from_an_empty_network_at_zero_sign_on_reaches_the_range_end() {
+    // At sign_on = 0 the only equilibrium is the empty network, where the rate law is not
+    // differentiable; the branch is restarted just inside and followed to the end.
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "continue", "sign_on", "--from", "0", "--to", "0.1", "--out", "b.csv",
+    ];
+    let out = selfheal(&args, dir.path());
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{e}");
+    let csv = std::fs::read_to_string(dir.path().join("b.csv")).unwrap();
+    let mu: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(mu.first(), Some(&0.0));
+    assert_eq!(mu.last(), Some(&0.1));
 }
 
 const CAL_SCENARIO: &str = r#"

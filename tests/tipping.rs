@@ -564,3 +564,65 @@ fn a_branch_that_stops_early_keeps_its_points_and_says_why() {
         assert_ne!(i.hi.kind, EdgeKind::RangeEnd, "{i:?}");
     }
 }
+
+#[test]
+fn branches_from_a_parameter_at_zero_are_followed_to_the_end_with_the_same_special_points() {
+    use selfheal::analysis::continuation::{BranchEnd, SpecialPoint};
+    let ps = ParamSet::defaults(P2p.params());
+    let opts = ContinuationOptions::default();
+    let specials = |c: &selfheal::analysis::continuation::Continuation<3>, kind| {
+        let mut v: Vec<f64> = c
+            .special_points()
+            .filter(|(_, p)| p.special == Some(kind))
+            .map(|(_, p)| p.mu)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.dedup_by(|a, b| (*a - *b).abs() < 1e-12 * b.abs());
+        v
+    };
+    // From dedicated = 0 (no operator capacity) and, independently, from 1e-4: every branch
+    // reaches the range end, and both find the same fold and subcritical Hopf point.
+    let k = ps.index("dedicated").unwrap();
+    let from0 = continue_equilibria(&P2p, ps.values(), k, 0.0, 1e-3, &opts).unwrap();
+    let inside = continue_equilibria(&P2p, ps.values(), k, 1e-4, 1e-3, &opts).unwrap();
+    for c in [&from0, &inside] {
+        assert!(
+            c.branches.iter().all(|b| b.end == BranchEnd::Range),
+            "{c:?}"
+        );
+    }
+    for kind in [SpecialPoint::Fold, SpecialPoint::Hopf] {
+        let (a, b) = (specials(&from0, kind), specials(&inside, kind));
+        assert!(
+            !a.is_empty() && a.len() == b.len(),
+            "{kind:?}: {a:?} vs {b:?}"
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-9 * y, "{kind:?}: {x} vs {y}");
+        }
+    }
+    // The collapsed state that the subcritical Hopf point ends serves more than half near it;
+    // it is still a lasting outage beside the healthy state, so both ranges end there.
+    use selfheal::analysis::bistable::bistable_intervals;
+    let (b0, b1) = (
+        bistable_intervals(&P2p, &from0).unwrap(),
+        bistable_intervals(&P2p, &inside).unwrap(),
+    );
+    assert_eq!((b0.len(), b1.len()), (1, 1), "{b0:?} {b1:?}");
+    assert_eq!((b0[0].lo.mu, b1[0].lo.mu), (0.0, 1e-4));
+    assert!((b0[0].hi.mu - b1[0].hi.mu).abs() < 1e-9 * b1[0].hi.mu);
+    // sign_on = 0: only the empty network, where the rate law is not differentiable; the
+    // branch still reaches the range end, through equilibria.
+    let k = ps.index("sign_on").unwrap();
+    let c = continue_equilibria(&P2p, ps.values(), k, 0.0, 0.1, &opts).unwrap();
+    for b in &c.branches {
+        assert_eq!(b.end, BranchEnd::Range);
+        for pt in &b.points {
+            let mut p = ps.values().to_vec();
+            p[k] = pt.mu;
+            let f = System::new(&P2p, &p).f(0.0, &pt.x);
+            assert!(f.amax() < 1e-12, "residual {} at {}", f.amax(), pt.mu);
+            assert!(P2p.feasible(&pt.x));
+        }
+    }
+}

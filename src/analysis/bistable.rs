@@ -1,15 +1,17 @@
-//! The bistable region along one parameter, assembled from a continuation: where a healthy
-//! stable state (service level at least 1/2) and a stable state that does not serve coexist.
+//! The bistable region along one parameter, assembled from a continuation: where the healthy
+//! state (the stable state that serves best, at least 1/2) coexists with another stable state
+//! that serves less (a collapsed state: a trigger that moves the network there is a lasting
+//! outage, even where that state still serves more than half).
 //!
 //! Each branch is cut into stretches of stable equilibria; a stretch ends at a located special
 //! point (a fold where it meets a saddle, a Hopf point where it loses stability), at the end of
 //! the continued range, or — when a change of stability was not located — at the last stable
 //! point, marked as such. Folds and Hopf points on branches that are already unstable end no
 //! stretch and so bound nothing. The bistable intervals are the overlaps of a healthy stretch
-//! with a stretch that does not serve.
+//! with a stretch that serves less.
 //!
-//! These are the parameters at which two stable *equilibria* coexist. Where the stretch that
-//! does not serve ends at a **supercritical** Hopf point, a small stable cycle takes over from
+//! These are the parameters at which two stable *equilibria* coexist. Where the collapsed
+//! stretch ends at a **supercritical** Hopf point, a small stable cycle takes over from
 //! the collapsed equilibrium beyond it and the network stays down (oscillating); the edge says
 //! so through its criticality. Where it ends at a **subcritical** one, an unstable cycle has
 //! shrunk onto the collapsed state and beyond it nothing holds the network down.
@@ -198,8 +200,10 @@ pub fn bistable_intervals<M: Model<N>, const N: usize>(
 ) -> Result<Vec<BistableInterval>, Error> {
     let stretches = stable_stretches(model, c)?;
     let mut out = vec![];
+    // The healthy state is the stable state that serves best (at least 1/2); any other
+    // stable state beside it is a lasting outage, even one that serves more than half.
     for h in stretches.iter().filter(|s| s.healthy()) {
-        for d in stretches.iter().filter(|s| !s.healthy()) {
+        for d in stretches.iter().filter(|d| d.service < h.service) {
             let lo = if h.lo.mu >= d.lo.mu { h.lo } else { d.lo };
             let hi = if h.hi.mu <= d.hi.mu { h.hi } else { d.hi };
             if lo.mu < hi.mu {

@@ -106,7 +106,10 @@ impl BranchEnd {
             BranchEnd::Range => "reached the end of the range".into(),
             BranchEnd::MaxSteps(n) => format!("stopped after the most steps allowed ({n})"),
             BranchEnd::Lost { mu } => {
-                format!("lost at {param} = {mu}: the corrector fails even for the smallest step")
+                format!(
+                    "lost at {param} = {}: the corrector fails even for the smallest step",
+                    crate::output::Num(*mu)
+                )
             }
             BranchEnd::NotStarted => {
                 "not started: the Jacobian is singular at the starting equilibrium".into()
@@ -236,6 +239,40 @@ impl<const N: usize> Continuation<N> {
     }
 }
 
+/// `x` if feasible; else its projection onto the feasible region if that moves no component
+/// by more than the corrector's convergence tolerance (1e-11 of its scale `s`); else `None`.
+pub(crate) fn feasible_within<M: Model<N>, const N: usize>(
+    model: &M,
+    x: SVector<f64, N>,
+    s: &DVector<f64>,
+) -> Option<SVector<f64, N>> {
+    if model.feasible(&x) {
+        return Some(x);
+    }
+    let y = model.project(&x)?;
+    let close = (0..N).all(|i| (y[i] - x[i]).abs() <= 1e-11 * s[i]);
+    (close && model.feasible(&y)).then_some(y)
+}
+
+/// The range that sets the parameter's step scale: the range itself, but at most 1000 times
+/// the smaller nonzero end's magnitude, so that a range over many decades (1000 to 1e308) is
+/// walked in steps proportional to the parameter (geometrically) rather than in steps of a
+/// thousandth of the range, which would jump over every decade below the last.
+fn step_range(lo: f64, hi: f64) -> f64 {
+    let range = (hi - lo).abs();
+    let ends = [lo.abs(), hi.abs()];
+    let small = ends
+        .iter()
+        .copied()
+        .filter(|v| *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if lo * hi > 0.0 && small.is_finite() {
+        range.min(1e3 * small)
+    } else {
+        range
+    }
+}
+
 /// Scales of the unknowns `(x, μ)` at a point.
 fn scales<M: Model<N>, const N: usize>(
     model: &M,
@@ -268,7 +305,10 @@ pub(crate) fn curve_tangent(
     let mut rhs = DVector::zeros(n);
     rhs[n - 1] = 1.0;
     let tau = m.lu().solve(&rhs)?;
-    let t = tau.component_mul(s).normalize();
+    // Divided by its largest component before normalising, so that a parameter near 1e300
+    // does not overflow the sum of squares.
+    let t = tau.component_mul(s);
+    let t = (&t / t.amax()).normalize();
     if !t.iter().all(|v| v.is_finite()) {
         return None;
     }
@@ -284,7 +324,10 @@ pub(crate) type CurveEval<'a> = dyn Fn(&DVector<f64>) -> Option<(DVector<f64>, D
 
 /// Pseudo-arclength Newton corrector for `G(u) = 0`: `eval` gives `(G, ∂G/∂u)`; the extra
 /// equation keeps the scaled correction orthogonal to the scaled tangent `tau_s`. Converges when
-/// the scaled update is below 1e-11; returns the point and the iterations used.
+/// the scaled update is below 1e-11; returns the point and the iterations used. Far from
+/// convergence (scaled update above 1e-6) a step that raises `|G|` or leaves the domain is
+/// halved, up to six times: a full Newton step can cycle where a rate switches on over a scale
+/// smaller than the step (supernode promotion near an empty network).
 pub(crate) fn curve_correct(
     eval: &CurveEval<'_>,
     pred: &DVector<f64>,
@@ -293,8 +336,8 @@ pub(crate) fn curve_correct(
 ) -> Option<(DVector<f64>, usize)> {
     let n = s.len();
     let mut u = pred.clone();
+    let (mut g, mut a) = eval(&u)?;
     for it in 1..=10 {
-        let (g, a) = eval(&u)?;
         let mut m = DMatrix::zeros(n, n);
         let mut rhs = DVector::zeros(n);
         for r in 0..n - 1 {
@@ -311,9 +354,22 @@ pub(crate) fn curve_correct(
         if !dw.iter().all(|v| v.is_finite()) {
             return None;
         }
-        u += dw.component_mul(s);
         if dw.amax() <= 1e-11 {
-            return Some((u, it));
+            return Some((u + dw.component_mul(s), it));
+        }
+        let step = dw.component_mul(s);
+        let mut lambda = 1.0;
+        loop {
+            let cand = &u + &step * lambda;
+            let last = lambda < 1.0 / 32.0;
+            match eval(&cand) {
+                Some((gn, an)) if last || dw.amax() <= 1e-6 || gn.norm() <= g.norm() => {
+                    (u, g, a) = (cand, gn, an);
+                    break;
+                }
+                _ if !last => lambda *= 0.5,
+                _ => return None,
+            }
         }
     }
     None
@@ -423,13 +479,14 @@ where
         self.point_and_pairs(x, mu, special).0
     }
 
-    /// The branch point and the eigenvalues of its complex pairs in the upper half-plane.
+    /// The branch point, the eigenvalues of its complex pairs in the upper half-plane and its
+    /// number of unstable directions.
     fn point_and_pairs(
         &self,
         x: SVector<f64, N>,
         mu: f64,
         special: Option<SpecialPoint>,
-    ) -> (BranchPoint<N>, Vec<Complex<f64>>) {
+    ) -> (BranchPoint<N>, Vec<Complex<f64>>, usize) {
         let st = self.stability(&x, mu);
         let pt = BranchPoint {
             mu,
@@ -439,7 +496,7 @@ where
             special,
             hopf: None,
         };
-        (pt, upper_pairs(&st.eigenvalues))
+        (pt, upper_pairs(&st.eigenvalues), st.unstable_dims)
     }
 
     /// Unit tangent (unscaled, in `(x, μ)`) at a point, oriented along `prev` (scaled by `s`).
@@ -460,17 +517,19 @@ where
         tau_s: &DVector<f64>,
         s: &DVector<f64>,
     ) -> Option<(SVector<f64, N>, f64, usize)> {
+        // Iterates may leave the feasible region (a branch that starts on its boundary, such
+        // as the empty network at sign_on = 0, has iterates a rounding below zero); only the
+        // converged point must be feasible, or within the corrector's tolerance of it.
         let eval = |u: &DVector<f64>| {
             let x = SVector::<f64, N>::from_fn(|i, _| u[i]);
-            if !self.model.feasible(&x) {
-                return None;
-            }
             let (a, f) = self.jac(&x, u[N]);
-            Some((DVector::from_column_slice(f.as_slice()), a))
+            let finite = f.iter().chain(a.iter()).all(|v| v.is_finite());
+            finite.then(|| (DVector::from_column_slice(f.as_slice()), a))
         };
         let (u, it) = curve_correct(&eval, pred, tau_s, s)?;
         let x = SVector::<f64, N>::from_fn(|i, _| u[i]);
-        self.model.feasible(&x).then_some((x, u[N], it))
+        let x = feasible_within(self.model, x, s)?;
+        Some((x, u[N], it))
     }
 
     /// Newton at fixed μ (to land exactly on a range end).
@@ -583,7 +642,7 @@ where
         opts: &ContinuationOptions,
         steps: &mut usize,
     ) -> (Vec<BranchPoint<N>>, BranchEnd) {
-        let range = (self.hi - self.lo).abs();
+        let range = step_range(self.lo, self.hi);
         let mut x = x0;
         let mut mu = mu0;
         let mut s = scales(self.model, &self.p, &x, mu, range);
@@ -595,7 +654,7 @@ where
         if t[N] * toward < 0.0 {
             t = -t;
         }
-        let (first, mut pairs) = self.point_and_pairs(x, mu, None);
+        let (first, mut pairs, mut dims) = self.point_and_pairs(x, mu, None);
         let mut pts = vec![first];
         let mut h = opts.first_step();
         for _ in 0..opts.max_steps {
@@ -626,17 +685,18 @@ where
                 }
                 return (pts, BranchEnd::Range);
             }
+            let mut found = vec![];
             // Fold: the parameter component of the tangent changes sign.
             if t[N] * tn[N] < 0.0 {
                 if let Some((xf, mf)) =
                     self.fold_in_step(&u, &tau_s, &s, h, (&x, mu, &t), (&xn, mun, &tn))
                 {
-                    pts.push(self.point(xf, mf, Some(SpecialPoint::Fold)));
+                    found.push(self.point(xf, mf, Some(SpecialPoint::Fold)));
                 }
             }
             // Hopf: the real part of a complex pair, followed from the last point, changes
             // sign.
-            let (next, next_pairs) = self.point_and_pairs(xn, mun, None);
+            let (next, next_pairs, next_dims) = self.point_and_pairs(xn, mun, None);
             for (l0, l1) in match_pairs(&pairs, &next_pairs) {
                 if (l0.re < 0.0) != (l1.re < 0.0) {
                     let step = Step {
@@ -648,11 +708,21 @@ where
                         pair: (l0, l1),
                     };
                     if let Some(pt) = self.hopf_in_step(&step) {
-                        pts.push(pt);
+                        found.push(pt);
                     }
                 }
             }
+            // The number of unstable directions changed and either nothing was located or a
+            // pair became complex or real inside the step (then it cannot be matched at the
+            // step's ends, and a Hopf point beside a fold would go unseen): a shorter step.
+            let unmatched = found.is_empty() || pairs.len() != next_pairs.len();
+            if next_dims != dims && unmatched && h > 4.0 * opts.ds_min {
+                h *= 0.5;
+                continue;
+            }
+            pts.extend(found);
             pairs = next_pairs;
+            dims = next_dims;
             pts.push(next);
             x = xn;
             mu = mun;
@@ -661,6 +731,37 @@ where
             h = opts.next_step(h, it);
         }
         (pts, BranchEnd::MaxSteps(opts.max_steps))
+    }
+
+    /// [`Self::trace`] from the start value `lo`; if not even the first step succeeds (the
+    /// start is a point where the rate law is not differentiable, such as the empty network at
+    /// `sign_on = 0`, whose tangent points off the branch), the branch is restarted from Newton
+    /// at a parameter a millionth (then a thousandth) of the range inside, and the interval
+    /// skipped is not searched for special points.
+    fn trace_or_restart(
+        &self,
+        x0: SVector<f64, N>,
+        opts: &ContinuationOptions,
+        steps: &mut usize,
+    ) -> (Vec<BranchPoint<N>>, BranchEnd) {
+        let toward = self.hi - self.lo;
+        let (points, end) = self.trace(x0, self.lo, toward, opts, steps);
+        if points.len() > 1 || !matches!(end, BranchEnd::Lost { .. }) {
+            return (points, end);
+        }
+        for frac in [1e-6, 1e-3] {
+            let mu1 = self.lo + frac * toward;
+            let Some(x1) = self.at_mu(x0, mu1).filter(|x| self.model.feasible(x)) else {
+                continue;
+            };
+            let (rest, end1) = self.trace(x1, mu1, toward, opts, steps);
+            if rest.len() > 1 {
+                let mut all = vec![self.point(x0, self.lo, None)];
+                all.extend(rest);
+                return (all, end1);
+            }
+        }
+        (points, end)
     }
 
     /// Locates the crossing of the pair `step.pair` inside one step: Newton on the extended
@@ -709,7 +810,7 @@ where
             if (lh.im - hp.omega).abs() > 1e-8 * hp.omega || lh.re.abs() > 1e-8 * hp.omega {
                 return None;
             }
-            let (mut pt, _) = self.point_and_pairs(hp.x, hp.mu, Some(SpecialPoint::Hopf));
+            let (mut pt, _, _) = self.point_and_pairs(hp.x, hp.mu, Some(SpecialPoint::Hopf));
             pt.hopf = Some(HopfData {
                 omega: hp.omega,
                 l1: hp.l1,
@@ -742,7 +843,7 @@ where
             return Some(pt);
         }
         let p = self.with_mu(mh);
-        let (mut pt, _) = self.point_and_pairs(xh, mh, Some(SpecialPoint::Hopf));
+        let (mut pt, _, _) = self.point_and_pairs(xh, mh, Some(SpecialPoint::Hopf));
         pt.hopf = first_lyapunov(&System::new(self.model, &p), &xh, w)
             .ok()
             .map(|ly| HopfData {
@@ -824,7 +925,7 @@ where
             continue;
         }
         covered[i] = true;
-        let (points, end) = tracer.trace(e.x, from, to - from, opts, &mut steps);
+        let (points, end) = tracer.trace_or_restart(e.x, opts, &mut steps);
         let mut starts = vec![i];
         // Merge: a branch that comes back to `from` through another start equilibrium is one
         // branch with it.

@@ -5,6 +5,7 @@ use super::data::{parse_utc, Reading};
 use super::Fit;
 use crate::error::Error;
 use crate::model::Model;
+use crate::output::num;
 
 impl Fit {
     /// RMSE, χ² and χ²/(n − k) of the fit, in one line.
@@ -67,11 +68,11 @@ pub fn residuals_csv(out: &mut dyn std::io::Write, fit: &Fit) -> Result<(), Erro
     for r in &fit.residuals {
         csv.write_record([
             r.time.clone(),
-            format!("{}", r.t),
-            format!("{}", r.observed),
-            format!("{}", r.model),
-            format!("{}", r.sigma),
-            format!("{}", r.z),
+            num(r.t),
+            num(r.observed),
+            num(r.model),
+            num(r.sigma),
+            num(r.z),
         ])
         .map_err(err)?;
     }

@@ -28,6 +28,7 @@ use crate::analysis::tipping::{critical_shock, critical_window, Landscape, Tippi
 use crate::equilibria::RestState;
 use crate::error::{suggest, Error};
 use crate::model::Model;
+use crate::output::num;
 use crate::scenario::Scenario;
 use crate::simulate::{simulate_with, SimOptions};
 use nalgebra::{Const, DimMin};
@@ -254,7 +255,7 @@ where
     /// Row `i` as CSV fields. A failing row carries its error in `status`, never aborts.
     pub fn row(&self, i: usize, cache: &mut RowCache<N>) -> Vec<String> {
         let point = self.design.point(i);
-        let mut fields: Vec<String> = point.iter().map(|v| format!("{v}")).collect();
+        let mut fields: Vec<String> = point.iter().map(|v| num(*v)).collect();
         match self.metrics_of(i, cache) {
             Ok((values, down)) => {
                 fields.extend(values);
@@ -279,7 +280,6 @@ where
         } else {
             None
         };
-        let num = |v: f64| format!("{v}");
         let opt = |v: Option<f64>| v.map_or(String::new(), num);
         let mut out = Vec::with_capacity(self.metrics.len());
         // A row whose network has no healthy state says so in its status.

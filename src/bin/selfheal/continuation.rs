@@ -9,7 +9,7 @@ use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions}
 use selfheal::analysis::hopf::Located;
 use selfheal::analysis::hopf_curve::hopf_curves;
 use selfheal::model::P2p;
-use selfheal::output::{continuation_csv, fold_curve_csv, hopf_curve_csv};
+use selfheal::output::{continuation_csv, fold_curve_csv, hopf_curve_csv, Num};
 use selfheal::scenario::Scenario;
 use selfheal::Error;
 
@@ -99,7 +99,7 @@ pub fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
             "{} at {} = {} on branch {} (peers {:.6}, supernodes {:.6e}, queue {:.6e}{hopf})",
             p.special.map_or("", |s| s.name()),
             c.param,
-            p.mu,
+            Num(p.mu),
             b + 1,
             p.x[0],
             p.x[1],
@@ -124,9 +124,9 @@ pub fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
                 eprintln!(
                     "bistable for {} in ({} [{}], {} [{}])",
                     c.param,
-                    i.lo.mu,
+                    Num(i.lo.mu),
                     i.lo.describe(),
-                    i.hi.mu,
+                    Num(i.hi.mu),
                     i.hi.describe()
                 );
             }
