@@ -178,7 +178,7 @@ pub fn stable_stretches<M: Model<N>, const N: usize>(
 }
 
 /// The bistable intervals along the continued parameter: every overlap of a healthy stretch of
-/// stable equilibria with one that does not serve, in increasing order.
+/// stable equilibria with one that serves less, in increasing order.
 ///
 /// ```
 /// use selfheal::analysis::bistable::{bistable_intervals, EdgeKind};
