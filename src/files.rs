@@ -6,6 +6,78 @@
 use crate::error::Error;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Temporary files and directories alive in this process, for [`remove_temporaries`].
+static TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A temporary path on the list that [`remove_temporaries`] clears; off the list when dropped
+/// (by then it was moved into place or removed by its owner).
+pub(crate) struct Temporary(PathBuf);
+
+impl Temporary {
+    pub(crate) fn register(path: &Path) -> Self {
+        if let Ok(mut list) = TEMPORARIES.lock() {
+            list.push(path.to_path_buf());
+        }
+        Self(path.to_path_buf())
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if let Ok(mut list) = TEMPORARIES.lock() {
+            if let Some(i) = list.iter().position(|p| *p == self.0) {
+                list.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Removes every temporary file and staging directory that this process's writes have open:
+/// for a program that is interrupted (Ctrl-C, SIGTERM) and exits at once, so that no hidden
+/// `.NAME.*.tmp` or `.report.*` is left behind. Outputs already moved into place stay.
+pub fn remove_temporaries() {
+    let list = match TEMPORARIES.lock() {
+        Ok(list) => list,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    for p in list.iter() {
+        if p.is_dir() {
+            let _ = std::fs::remove_dir_all(p);
+        } else {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// `path` with every symbolic link in its last component followed, dangling ones included
+/// (a link to a file not yet written resolves to that file), at most 40 deep.
+fn follow_links(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&p) {
+                Ok(target) => p = parent_dir(&p).join(target),
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+    p
+}
+
+/// Where writing `path` lands: links followed ([`follow_links`]), the directory made
+/// canonical.
+fn real_target(path: &Path) -> Result<PathBuf, Error> {
+    let p = follow_links(path);
+    let dir = parent_dir(&p);
+    let dir = dir.canonicalize().map_err(|e| io_err(&dir, e))?;
+    Ok(match p.file_name() {
+        Some(name) => dir.join(name),
+        None => dir,
+    })
+}
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
@@ -54,11 +126,7 @@ pub fn check_targets(paths: &[&Path], force: bool) -> Result<(), Error> {
     let mut seen: Vec<PathBuf> = vec![];
     for p in paths {
         check_target(p, force)?;
-        let dir = parent_dir(p);
-        let dir = dir.canonicalize().map_err(|e| io_err(&dir, e))?;
-        let real = p
-            .canonicalize()
-            .unwrap_or_else(|_| dir.join(p.file_name().unwrap_or_default()));
+        let real = real_target(p)?;
         if seen.contains(&real) {
             return Err(Error::Invalid(format!(
                 "{} is named as two outputs of one command",
@@ -98,23 +166,29 @@ pub fn write_atomic(
         write(&mut w)?;
         return w.flush().map_err(|e| io_err(path, e));
     }
-    // Replace what a link points to, not the link.
-    let resolved;
-    let path = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            resolved = std::fs::canonicalize(path).map_err(|e| io_err(path, e))?;
-            resolved.as_path()
-        }
-        _ => path,
-    };
+    // Replace what a link points to (even a file not yet written), not the link.
+    let resolved = real_target(path)?;
+    let path = resolved.as_path();
     let name = path
         .file_name()
         .ok_or_else(|| Error::Invalid(format!("{} is not a file name", path.display())))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
-        .suffix(".tmp")
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // Created as any new file is (0666 less the umask), not owner-only; a file replaced keeps
+    // its permissions.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
         .tempfile_in(parent_dir(path))
         .map_err(|e| io_err(path, e))?;
+    let _registered = Temporary::register(tmp.path());
+    if let Ok(m) = std::fs::metadata(path) {
+        let _ = tmp.as_file().set_permissions(m.permissions());
+    }
     {
         let mut w = BufWriter::new(tmp.as_file_mut());
         write(&mut w)?;

@@ -727,6 +727,7 @@ pub fn write_report(
             path: dir.display().to_string(),
             source: e,
         })?;
+    let _registered = crate::files::Temporary::register(staging.path());
     let stage = staging.path().to_path_buf();
     let mut names: Vec<String> = vec![];
     let mut file = |name: &str| {

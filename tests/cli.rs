@@ -1055,3 +1055,96 @@ fn grid_counts_accept_float_notation() {
     );
     assert!(e.contains("more points than any sweep can hold"), "{e}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_link_to_a_file_not_yet_written_counts_as_that_file() {
+    // `--summary link.csv` where link.csv points to out.csv (not yet there) names out.csv twice.
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("out.csv", dir.path().join("link.csv")).unwrap();
+    for force in [false, true] {
+        let mut args = vec!["simulate", "--out", "out.csv", "--summary", "link.csv"];
+        if force {
+            args.push("--force");
+        }
+        let r = selfheal(&args, dir.path());
+        assert!(!r.status.success());
+        let e = String::from_utf8_lossy(&r.stderr);
+        assert!(e.contains("two outputs"), "{e}");
+        assert!(!dir.path().join("out.csv").exists());
+    }
+    // Written through the link, the output lands where it points.
+    let r = selfheal(&["simulate", "--summary", "link.csv"], dir.path());
+    assert!(r.status.success());
+    assert!(std::fs::symlink_metadata(dir.path().join("link.csv"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(dir.path().join("out.csv"))
+        .unwrap()
+        .starts_with('{'));
+}
+
+#[cfg(unix)]
+#[test]
+fn outputs_get_the_permissions_of_any_new_file_and_keep_those_of_a_file_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    // A file created the plain way in the same directory shows what the umask allows.
+    std::fs::write(dir.path().join("plain.txt"), "x").unwrap();
+    let r = selfheal(&["simulate", "--out", "a.csv"], dir.path());
+    assert!(r.status.success());
+    assert_eq!(mode("a.csv"), mode("plain.txt"));
+    std::fs::set_permissions(
+        dir.path().join("a.csv"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let r = selfheal(&["simulate", "--out", "a.csv", "--force"], dir.path());
+    assert!(r.status.success());
+    assert_eq!(mode("a.csv"), 0o640);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_leaves_no_temporary_file() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    // A long output (5 million rows): interrupted while it is being written.
+    let child = Command::new(env!("CARGO_BIN_EXE_selfheal"))
+        .args([
+            "simulate", "--t-end", "100000", "--dt", "0.02", "--out", "big.csv",
+        ])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let names = || -> Vec<String> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    while !names().iter().any(|n| n.ends_with(".tmp")) {
+        assert!(start.elapsed().as_secs() < 60, "no temporary file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(names().is_empty(), "{:?}", names());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+}

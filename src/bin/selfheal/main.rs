@@ -126,6 +126,13 @@ fn main() -> ExitCode {
         }
     };
     progress::Terminal::install(cli.quiet);
+    // Interrupted (Ctrl-C, SIGTERM, SIGHUP): no temporary file is left behind; outputs not yet
+    // moved into place are simply not written.
+    let _ = ctrlc::set_handler(|| {
+        selfheal::files::remove_temporaries();
+        eprintln!("\ninterrupted: temporary files removed; outputs not yet complete were not written (a sweep keeps its rows so far: --resume goes on)");
+        std::process::exit(130);
+    });
     let result = match cli.command {
         Command::Simulate(a) => simulate::run(&a),
         Command::Params => params::run(),
