@@ -1148,3 +1148,31 @@ fn an_interrupted_run_leaves_no_temporary_file() {
     assert!(names().is_empty(), "{:?}", names());
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
 }
+
+#[test]
+fn a_count_past_the_largest_whole_number_is_refused_not_saturated() {
+    let e = refused(
+        &[
+            "sweep",
+            "--sample",
+            "random",
+            "--n",
+            "18446744073709551616",
+            "--range",
+            "retry=1:2",
+            "--metric",
+            "outcome",
+        ],
+        &[],
+    );
+    assert!(
+        e.contains("--n") && e.contains("more than any count"),
+        "{e}"
+    );
+    assert!(!e.contains("18446744073709551615 rows"), "{e}");
+    let e = refused(&["stochastic", "--runs", "1e30"], &[]);
+    assert!(
+        e.contains("--runs") && e.contains("more than any count"),
+        "{e}"
+    );
+}

@@ -244,10 +244,10 @@ pub fn whole_number(text: &str) -> Result<u64, String> {
     if let Ok(v) = text.parse::<u64>() {
         return Ok(v);
     }
+    // 2^64 (the nearest f64 to u64::MAX) and above do not fit: never saturated to u64::MAX.
+    const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
     match text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 => {
-            Ok(v as u64)
-        }
+        Ok(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < TWO_POW_64 => Ok(v as u64),
         _ => Err(format!(
             "must be a whole number in [0, {}] (got {text})",
             u64::MAX
@@ -264,7 +264,12 @@ fn whole_in(text: &str, lo: u64, hi: u64) -> Result<u64, String> {
     };
     match whole_number(text) {
         Ok(v) if (lo..=hi).contains(&v) => Ok(v),
-        _ => Err(format!("must be a whole number {range} (got {text})")),
+        Ok(_) => Err(format!("must be a whole number {range} (got {text})")),
+        Err(_) if text.trim().parse::<f64>().is_ok_and(|v| v >= 1.8e19) => Err(format!(
+            "must be a whole number {range} (got {text}, more than any count can be: at most {})",
+            u64::MAX
+        )),
+        Err(_) => Err(format!("must be a whole number {range} (got {text})")),
     }
 }
 
