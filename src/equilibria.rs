@@ -290,6 +290,7 @@ pub struct Rest {
 /// library does not guess which state is healthy).
 pub fn choose_rest<M: Model<N>, const N: usize>(
     model: &M,
+    p: &[f64],
     equilibria: &[Equilibrium<N>],
 ) -> Result<Rest, Error> {
     let w = model.watched();
@@ -298,7 +299,7 @@ pub fn choose_rest<M: Model<N>, const N: usize>(
         if e.kind != Kind::Stable {
             continue;
         }
-        let service = model.service_level(&e.x).ok_or_else(|| {
+        let service = model.service_level(&e.x, p).ok_or_else(|| {
             Error::Unsupported(format!(
                 "model `{}` defines no service level, so no state can be called healthy (implement Model::service_level)",
                 model.name()
@@ -314,7 +315,7 @@ pub fn choose_rest<M: Model<N>, const N: usize>(
             best = Some(Rest {
                 index,
                 service,
-                healthy: service >= HEALTHY_SERVICE,
+                healthy: service >= model.healthy_level(),
             });
         }
     }
@@ -340,7 +341,7 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
     let eq = all_equilibria(model, p)?;
-    let rest = choose_rest(model, &eq)?;
+    let rest = choose_rest(model, p, &eq)?;
     Ok(RestState {
         x: eq[rest.index].x,
         service: rest.service,
@@ -363,7 +364,7 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
     let eq = all_equilibria(model, p)?;
-    let rest = choose_rest(model, &eq)?;
+    let rest = choose_rest(model, p, &eq)?;
     if !rest.healthy {
         return Err(Error::NoHealthyState {
             best_service: rest.service,

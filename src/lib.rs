@@ -51,6 +51,7 @@ pub mod error;
 pub mod files;
 pub mod linalg;
 pub mod model;
+pub mod modelfile;
 pub mod output;
 #[cfg(feature = "plot")]
 pub mod plot;

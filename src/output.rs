@@ -90,6 +90,7 @@ fn csv_error(e: csv::Error) -> Error {
 pub fn equilibria_csv<M: Model<N>, const N: usize>(
     out: &mut dyn Write,
     model: &M,
+    p: &[f64],
     eq: &[crate::analysis::Equilibrium<N>],
 ) -> Result<(), Error> {
     let mut csv = csv::Writer::from_writer(out);
@@ -128,7 +129,7 @@ pub fn equilibria_csv<M: Model<N>, const N: usize>(
             format!("{}", e.stability.unstable_dims),
             format!("{:e}", e.residual),
             eigs.join(" "),
-            model.service_level(&e.x).map_or(String::new(), num),
+            model.service_level(&e.x, p).map_or(String::new(), num),
         ]);
         csv.write_record(&row).map_err(csv_error)?;
     }

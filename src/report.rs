@@ -755,7 +755,7 @@ pub fn write_report(
     crate::progress::update("report steps", 1, REPORT_STEPS);
     let landscape = Landscape::new(&P2p, &p0)?;
     write_atomic(&file("equilibria.csv"), true, |w| {
-        equilibria_csv(w, &P2p, &landscape.equilibria)
+        equilibria_csv(w, &P2p, &p0, &landscape.equilibria)
     })?;
     let topts = TippingOptions::default();
     let cs = critical_shock(&P2p, &p0, &topts)?;

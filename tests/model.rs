@@ -44,8 +44,8 @@ impl Model<4> for WithOffline {
         let x = P2p.nominal_state(p);
         SVector::from([x[0], x[1], x[2], 1.0 - x.sum()])
     }
-    fn service_level(&self, x: &SVector<f64, 4>) -> Option<f64> {
-        P2p.service_level(&SVector::from([x[0], x[1], x[2]]))
+    fn service_level(&self, x: &SVector<f64, 4>, p: &[f64]) -> Option<f64> {
+        P2p.service_level(&SVector::from([x[0], x[1], x[2]]), p)
     }
 }
 

@@ -275,7 +275,7 @@ fn tipping_map_cells_without_a_value_say_why_and_agree_with_other_methods() {
         ps.set("dedicated", d).unwrap();
         // Down: from the equilibria alone, no stable state serves half the users.
         let eq = all_equilibria(&P2p, ps.values()).unwrap();
-        let healthy = choose_rest(&P2p, &eq).unwrap().healthy;
+        let healthy = choose_rest(&P2p, ps.values(), &eq).unwrap().healthy;
         assert_eq!(down.contains(&i), !healthy, "cell {i} ({k}, {d})");
         // Heals: plain simulations of large shocks recover.
         if heals.contains(&i) {

@@ -185,7 +185,7 @@ impl Model<2> for Oscillator {
         x.iter().all(|v| v.is_finite())
     }
     /// No notion of service: its one equilibrium counts as serving.
-    fn service_level(&self, _x: &SVector<f64, 2>) -> Option<f64> {
+    fn service_level(&self, _x: &SVector<f64, 2>, _p: &[f64]) -> Option<f64> {
         Some(1.0)
     }
 }

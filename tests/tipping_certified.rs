@@ -160,7 +160,7 @@ impl Model<1> for Aloha {
     fn feasible(&self, x: &SVector<f64, 1>) -> bool {
         (0.0..=1.0).contains(&x[0])
     }
-    fn service_level(&self, x: &SVector<f64, 1>) -> Option<f64> {
+    fn service_level(&self, x: &SVector<f64, 1>, _p: &[f64]) -> Option<f64> {
         Some(1.0 - x[0])
     }
     fn reboot_jump<T: Scalar>(
@@ -293,7 +293,7 @@ fn bistable_region_ends_where_the_collapsed_state_loses_stability_not_at_the_sec
         let mut ps = base.clone();
         ps.set(name, v).unwrap();
         let eq = all_equilibria(&P2p, ps.values()).unwrap();
-        let healthy = choose_rest(&P2p, &eq).unwrap().healthy;
+        let healthy = choose_rest(&P2p, ps.values(), &eq).unwrap().healthy;
         let stable = eq.iter().filter(|e| e.kind == Kind::Stable).count();
         (healthy, stable - healthy as usize)
     };

@@ -18,7 +18,6 @@
 
 use crate::analysis::continuation::{Continuation, SpecialPoint};
 use crate::analysis::hopf::Criticality;
-use crate::equilibria::HEALTHY_SERVICE;
 use crate::error::Error;
 use crate::model::Model;
 use serde::Serialize;
@@ -86,12 +85,14 @@ pub struct StableStretch {
     pub hi: Edge,
     /// Service level at the stretch's middle step.
     pub service: f64,
+    /// The service level a healthy state has at least ([`Model::healthy_level`]).
+    pub healthy_above: f64,
 }
 
 impl StableStretch {
-    /// Whether the stretch serves at least [`HEALTHY_SERVICE`].
+    /// Whether the stretch serves at least its model's healthy level.
     pub fn healthy(&self) -> bool {
-        self.service >= HEALTHY_SERVICE
+        self.service >= self.healthy_above
     }
 }
 
@@ -155,7 +156,7 @@ pub fn stable_stretches<M: Model<N>, const N: usize>(
             let before = edge(start.checked_sub(1), start);
             let after = edge((end + 1 < pts.len()).then_some(end + 1), end);
             let mid = &pts[(start + end) / 2];
-            let service = model.service_level(&mid.x).ok_or_else(|| {
+            let service = model.service_level(&mid.x, &c.params_at(mid.mu)).ok_or_else(|| {
                 Error::Unsupported(format!(
                     "model `{}` defines no service level, so no stretch can be called healthy (implement Model::service_level)",
                     model.name()
@@ -171,6 +172,7 @@ pub fn stable_stretches<M: Model<N>, const N: usize>(
                 lo,
                 hi,
                 service,
+                healthy_above: model.healthy_level(),
             });
         }
     }

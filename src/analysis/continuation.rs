@@ -209,6 +209,10 @@ pub(crate) fn keeps_direction(t0: &DVector<f64>, t1: &DVector<f64>, s: &DVector<
 pub struct Continuation<const N: usize> {
     /// Name of the parameter.
     pub param: String,
+    /// Index of the parameter.
+    pub index: usize,
+    /// The other parameters (the continued one at its start value).
+    pub params: Vec<f64>,
     /// The branches.
     pub branches: Vec<Branch<N>>,
     /// The equilibria at the start value.
@@ -236,6 +240,13 @@ impl<const N: usize> Continuation<N> {
             .collect();
         v.sort_by(f64::total_cmp);
         v
+    }
+
+    /// The parameters at a point of a branch: the continued one at `mu`, the others fixed.
+    pub fn params_at(&self, mu: f64) -> Vec<f64> {
+        let mut p = self.params.clone();
+        p[self.index] = mu;
+        p
     }
 }
 
@@ -947,6 +958,8 @@ where
     }
     Ok(Continuation {
         param: spec.name.to_string(),
+        index: k,
+        params: tracer.p.clone(),
         branches,
         start_equilibria,
         steps,

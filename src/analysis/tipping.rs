@@ -51,7 +51,7 @@ impl<const N: usize> Landscape<N> {
         Const<N>: DimMin<Const<N>, Output = Const<N>>,
     {
         let equilibria = all_equilibria(model, p)?;
-        let rest = choose_rest(model, &equilibria)?;
+        let rest = choose_rest(model, p, &equilibria)?;
         Ok(Self { equilibria, rest })
     }
 
@@ -648,7 +648,7 @@ where
             .iter()
             .filter(|e| e.kind == Kind::Stable && !same_point(&e.x, &healthy))
             .min_by(|a, b| {
-                let s = |x: &SVector<f64, N>| model.service_level(x).unwrap_or(f64::INFINITY);
+                let s = |x: &SVector<f64, N>| model.service_level(x, p).unwrap_or(f64::INFINITY);
                 s(&a.x).total_cmp(&s(&b.x))
             })
             .map(|e| e.x)

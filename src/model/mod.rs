@@ -154,8 +154,13 @@ pub trait Model<const N: usize>: Sync {
     /// revision 3). The healthy state is the stable equilibrium with the highest service level,
     /// provided it is at least 1/2; analyses that need a healthy state refuse a model that
     /// returns `None` here (the default) rather than guess which state is healthy.
-    fn service_level(&self, _x: &SVector<f64, N>) -> Option<f64> {
+    fn service_level(&self, _x: &SVector<f64, N>, _p: &[f64]) -> Option<f64> {
         None
+    }
+    /// The service level a healthy state has at least (default
+    /// [`crate::equilibria::HEALTHY_SERVICE`], 1/2).
+    fn healthy_level(&self) -> f64 {
+        crate::equilibria::HEALTHY_SERVICE
     }
     /// Utilisation of the serving capacity, if the model has such a notion.
     fn utilisation(&self, _x: &SVector<f64, N>, _p: &[f64]) -> Option<f64> {

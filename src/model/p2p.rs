@@ -440,7 +440,7 @@ impl Model<3> for P2p {
 
     /// Online users over the users who want to be online, (N + S)/(N + S + Q); 1 when nobody
     /// wants service (docs/model.md).
-    fn service_level(&self, x: &SVector<f64, 3>) -> Option<f64> {
+    fn service_level(&self, x: &SVector<f64, 3>, _p: &[f64]) -> Option<f64> {
         let online = x[0] + x[1];
         let wanting = online + x[2];
         Some(if wanting > 0.0 { online / wanting } else { 1.0 })

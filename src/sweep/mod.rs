@@ -517,7 +517,7 @@ mod tests {
         fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
             SVector::from([1.0])
         }
-        fn service_level(&self, x: &SVector<f64, 1>) -> Option<f64> {
+        fn service_level(&self, x: &SVector<f64, 1>, _p: &[f64]) -> Option<f64> {
             Some(x[0].clamp(0.0, 1.0))
         }
     }

@@ -23,7 +23,8 @@ pub fn run(args: &EquilibriaArgs) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let eq = all_equilibria(&P2p, sc.params.values())?;
     let elapsed = ms(started);
-    args.output.write(|w| equilibria_csv(w, &P2p, &eq))?;
+    args.output
+        .write(|w| equilibria_csv(w, &P2p, sc.params.values(), &eq))?;
     eprintln!("{} equilibria in {elapsed:.2} ms", eq.len());
     Ok(())
 }

@@ -1,0 +1,270 @@
+//! Model files: the shipped reference model as a file against the built-in one (right-hand
+//! side, Jacobian, equilibria, folds, critical shock, trajectories), and every kind of error in
+//! a model file refused with the file and the line.
+
+use nalgebra::SVector;
+use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
+use selfheal::analysis::tipping::{critical_shock, TippingOptions};
+use selfheal::equilibria::all_equilibria;
+use selfheal::model::{jacobian, param_derivative, Model, P2p, ParamSet};
+use selfheal::modelfile::{FileModel, ModelFile};
+use selfheal::scenario::Scenario;
+use selfheal::simulate::simulate;
+
+mod common;
+
+fn p2p_file() -> FileModel<3> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/p2p.toml");
+    ModelFile::load(std::path::Path::new(path))
+        .unwrap()
+        .typed::<3>()
+        .unwrap()
+}
+
+/// A random interior point of the simplex and a random valid parameter set (each parameter
+/// within a factor of 10 of its default on a log scale; fractions kept in [0, 1]).
+fn random_case(rng: &mut common::SplitMix) -> (SVector<f64, 3>, Vec<f64>) {
+    let mut x: SVector<f64, 3> = SVector::from_fn(|_, _| rng.next());
+    // Spread over magnitudes: supernodes and queue often tiny.
+    x[1] *= 10f64.powf(-6.0 * rng.next());
+    x[2] *= 10f64.powf(-4.0 * rng.next());
+    if x.sum() > 1.0 {
+        x /= x.sum() * (1.0 + rng.next());
+    }
+    let p: Vec<f64> = P2p
+        .params()
+        .iter()
+        .map(|s| {
+            let v = s.default * 10f64.powf(2.0 * rng.next() - 1.0);
+            if s.admits(v) {
+                v
+            } else {
+                s.default
+            }
+        })
+        .collect();
+    (x, p)
+}
+
+#[test]
+fn the_reference_model_as_a_file_has_the_same_right_hand_side_and_jacobian() {
+    let file = p2p_file();
+    assert_eq!(
+        file.params().iter().map(|s| s.name).collect::<Vec<_>>(),
+        P2p.params().iter().map(|s| s.name).collect::<Vec<_>>()
+    );
+    for (a, b) in file.params().iter().zip(P2p.params()) {
+        assert_eq!(
+            (a.default, a.lower, a.upper),
+            (b.default, b.lower, b.upper),
+            "{}",
+            a.name
+        );
+    }
+    let mut rng = common::SplitMix(13);
+    let mut worst: f64 = 0.0;
+    for _ in 0..10_000 {
+        let (x, p) = random_case(&mut rng);
+        let a = P2p.rhs(0.0, &x, &p);
+        let b = file.rhs(0.0, &x, &p);
+        // Relative to the flows that make up each derivative (the sum of their sizes).
+        let flows = P2p::flows(&x, &p).to_array();
+        let scale: f64 = flows.iter().map(|v| v.abs()).sum::<f64>().max(1e-300);
+        for i in 0..3 {
+            let e = (a[i] - b[i]).abs() / scale;
+            worst = worst.max(e);
+            assert!(e <= 1e-12, "x = {x:?}, p = {p:?}: {a:?} vs {b:?}");
+        }
+        let (ja, jb) = (jacobian(&P2p, 0.0, &x, &p), jacobian(&file, 0.0, &x, &p));
+        let jscale = ja.amax().max(1e-300);
+        assert!((ja - jb).amax() <= 1e-10 * jscale, "{ja} vs {jb}");
+        // Parameter derivatives, except in the steepnesses, whose derivatives the built-in
+        // model does not carry (the file's expressions do).
+        for k in [0, 3, 6, 7, 12] {
+            let (da, db) = (
+                param_derivative(&P2p, 0.0, &x, &p, k),
+                param_derivative(&file, 0.0, &x, &p, k),
+            );
+            let s = da.amax().max(db.amax()).max(1e-300);
+            assert!((da - db).amax() <= 1e-10 * s, "param {k}: {da} vs {db}");
+        }
+    }
+    eprintln!("worst relative difference of the right-hand sides: {worst:e}");
+}
+
+#[test]
+fn the_reference_model_as_a_file_has_the_same_equilibria_folds_and_critical_shock() {
+    let file = p2p_file();
+    let p = ParamSet::defaults(P2p.params());
+    let (ea, eb) = (
+        all_equilibria(&P2p, p.values()).unwrap(),
+        all_equilibria(&file, p.values()).unwrap(),
+    );
+    assert_eq!(ea.len(), 3);
+    assert_eq!(ea.len(), eb.len());
+    for (a, b) in ea.iter().zip(&eb) {
+        assert_eq!(a.kind, b.kind);
+        for i in 0..3 {
+            assert!(
+                (a.x[i] - b.x[i]).abs() <= 1e-10 * a.x[i].abs().max(1e-12),
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+    let k = p.index("sn_capacity").unwrap();
+    let opts = ContinuationOptions::default();
+    let ca = continue_equilibria(&P2p, p.values(), k, 300.0, 20_000.0, &opts).unwrap();
+    let cb = continue_equilibria(&file, p.values(), k, 300.0, 20_000.0, &opts).unwrap();
+    let (fa, fb) = (ca.folds(), cb.folds());
+    assert_eq!(fa.len(), 2);
+    assert_eq!(fa.len(), fb.len());
+    for (a, b) in fa.iter().zip(&fb) {
+        assert!((a - b).abs() < 1e-8 * a, "{a} vs {b}");
+    }
+    let topts = TippingOptions::default();
+    let (sa, sb) = (
+        critical_shock(&P2p, p.values(), &topts).unwrap(),
+        critical_shock(&file, p.values(), &topts).unwrap(),
+    );
+    let (a, b) = (sa.value.unwrap(), sb.value.unwrap());
+    // Both certified to the tipping tolerance; their brackets overlap.
+    let (ba, bb) = (sa.bracket.unwrap(), sb.bracket.unwrap());
+    assert!(ba.0 <= bb.1 && bb.0 <= ba.1, "{ba:?} vs {bb:?}");
+    assert!((a - b).abs() <= 2.0 * topts.tol, "{a} vs {b}");
+}
+
+#[test]
+fn the_reference_model_as_a_file_has_the_same_trajectories_and_shock() {
+    let file = p2p_file();
+    let text = "t_end = 2880\n[shock]\nat = 60\nfraction = 0.5\nwindow = 30\n";
+    let (sa, sb) = (
+        Scenario::from_toml(&P2p, text).unwrap(),
+        Scenario::from_toml(&file, text).unwrap(),
+    );
+    let opts = common::rosenbrock(1e-10, 1e-14);
+    let (ra, rb) = (
+        simulate(&P2p, &sa, &opts).unwrap(),
+        simulate(&file, &sb, &opts).unwrap(),
+    );
+    assert_eq!(ra.summary.outcome, rb.summary.outcome);
+    for ((ta, xa), (tb, xb)) in ra
+        .sample(&P2p, 10.0)
+        .into_iter()
+        .zip(rb.sample(&file, 10.0))
+    {
+        assert_eq!(ta, tb);
+        for i in 0..3 {
+            assert!(
+                (xa[i] - xb[i]).abs() <= 1e-8 * xa[i].abs().max(1e-9),
+                "t = {ta}: {xa:?} vs {xb:?}"
+            );
+        }
+    }
+    // The instantaneous wave: the time-1 map of the shock transitions equals the closed form.
+    let p = ParamSet::defaults(P2p.params());
+    let x = SVector::from([0.33, 0.0012, 0.0004]);
+    for (f, c) in [(0.3, 0.3), (0.6, 0.2), (0.95, 0.99)] {
+        let a = P2p.reboot_jump(&x, p.values(), f, c).unwrap();
+        let b = file.reboot_jump(&x, p.values(), f, c).unwrap();
+        for i in 0..3 {
+            assert!(
+                (a[i] - b[i]).abs() <= 1e-12 * a[i].abs().max(1e-9),
+                "{f} {c}: {a:?} vs {b:?}"
+            );
+        }
+    }
+}
+
+/// A small valid model, to be broken one way at a time.
+const VALID: &str = r#"name = "aloha"
+[states]
+n = { max = "m" }
+[params]
+m = { default = 100, min = 1 }
+qa = { default = 0.003, min = 0, max = 1 }
+qr = { default = 0.1, min = 0, max = 1 }
+[let]
+G = "(m - n)*qa + n*qr"
+[[transition]]
+name = "arrival"
+jump = { n = 1 }
+rate = "(m - n)*qa"
+[[transition]]
+name = "success"
+jump = { n = -1 }
+rate = "G*exp(-G)"
+"#;
+
+fn refused(text: &str) -> String {
+    let e = ModelFile::from_toml(text, "bad.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("bad.toml"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    e
+}
+
+#[test]
+fn every_kind_of_error_in_a_model_file_names_the_file_and_the_line() {
+    assert!(ModelFile::from_toml(VALID, "ok.toml").is_ok());
+    // Unknown name in a rate, with the nearest valid one.
+    let e = refused(&VALID.replace("G*exp(-G)", "G*exp(-GG)"));
+    assert!(
+        e.contains("line 17") && e.contains("unknown name `GG`") && e.contains("did you mean `G`"),
+        "{e}"
+    );
+    // Unknown function.
+    let e = refused(&VALID.replace("exp(-G)", "expp(-G)"));
+    assert!(
+        e.contains("unknown function `expp`") && e.contains("did you mean `exp`"),
+        "{e}"
+    );
+    // A jump naming no state.
+    let e = refused(&VALID.replace("jump = { n = -1 }", "jump = { nn = -1 }"));
+    assert!(
+        e.contains("line 16")
+            && e.contains("`nn`, which is not a state")
+            && e.contains("did you mean `n`"),
+        "{e}"
+    );
+    // A rate that is negative where the states are valid.
+    let e = refused(&VALID.replace("rate = \"(m - n)*qa\"", "rate = \"(n - m)*qa\""));
+    assert!(
+        e.contains("line 13") && e.contains("transition `arrival`") && e.contains("rate is -"),
+        "{e}"
+    );
+    // A let that uses itself or a later one (a cycle).
+    let e = refused(&VALID.replace(
+        "G = \"(m - n)*qa + n*qr\"",
+        "G = \"(m - n)*qa + n*qr + H\"\nH = \"G\"",
+    ));
+    assert!(
+        e.contains("[let] G uses a later let, `H`") && e.contains("line 9"),
+        "{e}"
+    );
+    let e = refused(&VALID.replace("G = \"(m - n)*qa + n*qr\"", "G = \"G + 1\""));
+    assert!(e.contains("uses itself"), "{e}");
+    // A missing section, an unknown key, a syntax error.
+    let e = refused(&VALID.replace("[states]\nn = { max = \"m\" }\n", ""));
+    assert!(e.contains("states"), "{e}");
+    let e = refused(&VALID.replace("max = \"m\"", "maxx = \"m\""));
+    assert!(e.contains("line 3") && e.contains("maxx"), "{e}");
+    let e = refused(&VALID.replace("G*exp(-G)", "G*exp(-G"));
+    assert!(e.contains("expected `,` or `)` in `exp(…)`"), "{e}");
+    let e = refused(&VALID.replace("G*exp(-G)", "(G*exp(-G)"));
+    assert!(e.contains("missing `)`"), "{e}");
+    // No transition; a default outside its range; a name defined twice; a reserved name.
+    let cut = VALID.find("[[transition]]").unwrap();
+    let e = refused(&VALID[..cut]);
+    assert!(e.contains("no [[transition]]"), "{e}");
+    let e = refused(&VALID.replace("qa = { default = 0.003", "qa = { default = 3"));
+    assert!(e.contains("default = 3 is outside its range"), "{e}");
+    let e = refused(&VALID.replace("G = ", "qa = "));
+    assert!(e.contains("defined twice"), "{e}");
+    let e = refused(
+        &VALID
+            .replace("G = \"", "exp = \"")
+            .replace("G*exp(-G)", "1"),
+    );
+    assert!(e.contains("reserved"), "{e}");
+}
