@@ -207,6 +207,20 @@ pub trait Model<const N: usize>: Sync {
     }
 }
 
+/// Checks the fractions of an instantaneous wave: each finite and in [0, 1).
+pub(crate) fn check_wave(f: f64, c: f64) -> Result<(), Error> {
+    for (name, v) in [("fraction", f), ("sn_fraction", c)] {
+        if !(v.is_finite() && (0.0..1.0).contains(&v)) {
+            return Err(Error::OutOfRange {
+                name: format!("shock.{name}"),
+                value: v,
+                range: "in [0, 1)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Lifts `f64` parameters into a stack buffer of constant duals.
 #[inline]
 fn dual_params<T: Scalar>(p: &[f64]) -> [T; MAX_PARAMS] {

@@ -465,15 +465,7 @@ impl Model<3> for P2p {
         f: T,
         c: T,
     ) -> Result<SVector<T, 3>, Error> {
-        for (name, v) in [("fraction", f.re()), ("sn_fraction", c.re())] {
-            if !(v.is_finite() && (0.0..1.0).contains(&v)) {
-                return Err(Error::OutOfRange {
-                    name: format!("shock.{name}"),
-                    value: v,
-                    range: "in [0, 1)".into(),
-                });
-            }
-        }
+        super::check_wave(f.re(), c.re())?;
         let (n, s, q) = (x[0], x[1], x[2]);
         let sn_total = s + p[P2pIdx::Dedicated as usize];
         let orphaned = if sn_total.re() >= f64::MIN_POSITIVE {

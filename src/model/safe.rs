@@ -61,6 +61,13 @@ pub fn pow<T: Scalar>(x: T, n: f64) -> T {
 /// ```
 #[inline(always)]
 pub fn hill_ratio<T: Scalar>(num: T, den: T, n: f64) -> (T, T) {
+    hill_ratio_by(num, den, n, |r| pow(r, n))
+}
+
+/// [`hill_ratio`] with the power of the ratio (at most 1) computed by `power`, whose exponent
+/// has the real part `n` (for an exponent that carries derivatives too).
+#[inline(always)]
+pub(crate) fn hill_ratio_by<T: Scalar>(num: T, den: T, n: f64, power: impl Fn(T) -> T) -> (T, T) {
     let one = T::from(1.0);
     // A subnormal denominator counts as zero: its reciprocal overflows, so neither the ratio
     // nor its derivative could be formed.
@@ -75,11 +82,11 @@ pub fn hill_ratio<T: Scalar>(num: T, den: T, n: f64) -> (T, T) {
         return (T::from(0.0), one);
     }
     if num.re() <= den.re() {
-        let t = pow(num / den, n);
+        let t = power(num / den);
         let inv = (one + t).recip();
         (t * inv, inv)
     } else {
-        let t = pow(den / num, n);
+        let t = power(den / num);
         let inv = (one + t).recip();
         (inv, t * inv)
     }

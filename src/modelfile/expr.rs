@@ -12,7 +12,7 @@
 //! atom  := number | name | name '(' expr (',' expr)* ')' | '(' expr ')'
 //! ```
 
-use crate::model::safe::{hill_ratio, pow};
+use crate::model::safe::{hill_ratio_by, pow};
 use crate::model::Scalar;
 
 /// What a name in an expression refers to.
@@ -469,25 +469,12 @@ fn pow_scalar<T: Scalar>(x: T, n: T) -> T {
     }
 }
 
-/// `(xⁿ/(kⁿ + xⁿ), kⁿ/(kⁿ + xⁿ))` in the overflow-safe form of [`hill_ratio`] (the smaller of
+/// `(xⁿ/(kⁿ + xⁿ), kⁿ/(kⁿ + xⁿ))` in the overflow-safe form of [`crate::model::safe::hill_ratio`] (the smaller of
 /// `x/k`, `k/x` raised to `n`; the same conventions at `x = 0` and `k = 0`), with derivatives
 /// in `n` as well.
 #[inline]
 fn hill_pair<T: Scalar>(x: T, k: T, n: T) -> (T, T) {
-    let n0 = n.re();
-    if T::NDERIV == 0 || k.re() < f64::MIN_POSITIVE || x.re() < 0.0 || (x.re() == 0.0 && n0 > 1.0) {
-        return hill_ratio(x, k, n0);
-    }
-    let one = T::from(1.0);
-    if x.re() <= k.re() {
-        let t = pow_scalar(x / k, n);
-        let inv = (one + t).recip();
-        (t * inv, inv)
-    } else {
-        let t = pow_scalar(k / x, n);
-        let inv = (one + t).recip();
-        (inv, t * inv)
-    }
+    hill_ratio_by(x, k, n.re(), |r| pow_scalar(r, n))
 }
 
 #[inline]

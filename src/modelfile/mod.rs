@@ -1005,15 +1005,7 @@ impl<const N: usize> Model<N> for FileModel<N> {
                 self.file.name, self.file.source
             )));
         }
-        for (name, v) in [("fraction", f.re()), ("sn_fraction", c.re())] {
-            if !(v.is_finite() && (0.0..1.0).contains(&v)) {
-                return Err(Error::OutOfRange {
-                    name: format!("shock.{name}"),
-                    value: v,
-                    range: "in [0, 1)".into(),
-                });
-            }
-        }
+        crate::model::check_wave(f.re(), c.re())?;
         let one = T::from(1.0);
         let h = self.hazards(-(one - f).ln(), -(one - c).ln());
         let hmax = h[0].re().max(h[1].re());
