@@ -22,7 +22,7 @@ pub enum Error {
         range: String,
     },
     /// A parameter name the model does not have.
-    #[error("unknown parameter `{}`{}", one_line(.name), hint_text(.hint))]
+    #[error("{}", unknown_param(.name, .hint))]
     UnknownParam {
         /// The name given.
         name: String,
@@ -222,6 +222,14 @@ pub(crate) fn number(v: f64) -> String {
         format!("{v:e}")
     } else {
         format!("{v}")
+    }
+}
+
+fn unknown_param(name: &str, hint: &Option<String>) -> String {
+    if name.trim().is_empty() {
+        "a parameter name is empty: give NAME (see `selfheal params`)".into()
+    } else {
+        format!("unknown parameter `{}`{}", one_line(name), hint_text(hint))
     }
 }
 

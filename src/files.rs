@@ -69,7 +69,7 @@ fn follow_links(path: &Path) -> PathBuf {
 
 /// Where writing `path` lands: links followed ([`follow_links`]), the directory made
 /// canonical.
-fn real_target(path: &Path) -> Result<PathBuf, Error> {
+pub(crate) fn real_target(path: &Path) -> Result<PathBuf, Error> {
     let p = follow_links(path);
     let dir = parent_dir(&p);
     let dir = dir.canonicalize().map_err(|e| io_err(&dir, e))?;
@@ -94,7 +94,9 @@ pub(crate) fn is_special(path: &Path) -> bool {
 
 /// Refuses a directory where a file is to be written.
 pub(crate) fn refuse_directory(path: &Path) -> Result<(), Error> {
-    if path.is_dir() {
+    // `out/` names a directory even when none exists (the path would drop the slash).
+    let text = path.as_os_str().to_string_lossy();
+    if path.is_dir() || text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) {
         return Err(Error::Invalid(format!(
             "{} is a directory; give a file name",
             path.display()

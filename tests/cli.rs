@@ -1176,3 +1176,65 @@ fn a_count_past_the_largest_whole_number_is_refused_not_saturated() {
         "{e}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_sweep_through_a_link_locks_and_fingerprints_the_file_it_points_to() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("s.csv", dir.path().join("link.csv")).unwrap();
+    let sweep = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sweep",
+            "--grid",
+            "shock=0:0.5:3",
+            "--metric",
+            "outcome",
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        selfheal(&args, dir.path())
+    };
+    assert!(sweep("link.csv", &[]).status.success());
+    assert!(dir.path().join("s.csv.sweep.json").exists());
+    assert!(!dir.path().join("link.csv.sweep.json").exists());
+    // Resumed under either name, it is one sweep.
+    assert!(sweep("s.csv", &["--resume"]).status.success());
+    assert!(sweep("link.csv", &["--resume"]).status.success());
+    // A second writer through the link meets the first's lock.
+    let first = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join("s.csv.lock"))
+        .unwrap();
+    first.try_lock().unwrap();
+    let r = sweep("link.csv", &["--force"]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("being written by another run"));
+    drop(first);
+}
+
+#[test]
+fn empty_names_trailing_slashes_and_endless_starts_are_refused() {
+    let e = refused(&["simulate", "--set", "=4"], &[]);
+    assert!(e.contains("a parameter name is empty"), "{e}");
+    let e = refused(&["continue", "", "--from", "0", "--to", "1"], &[]);
+    assert!(e.contains("a parameter name is empty"), "{e}");
+    let e = refused(&["simulate", "--summary", "nodir/"], &[]);
+    assert!(e.contains("is a directory"), "{e}");
+    let e = refused(
+        &[
+            "calibrate",
+            "x.toml",
+            "--data",
+            "d.csv",
+            "--fit",
+            "retry",
+            "--starts",
+            "1e12",
+        ],
+        &[],
+    );
+    assert!(e.contains("--starts") && e.contains("[1, 10000]"), "{e}");
+}

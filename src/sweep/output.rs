@@ -249,6 +249,15 @@ where
 {
     // Every refusal before the file is touched.
     super::check_threads(threads)?;
+    // Through a link, the file it points to: its lock and fingerprint sit beside it, so a run
+    // through the link and one on the file itself cannot both write it.
+    let resolved;
+    let path = if crate::files::is_special(path) {
+        path
+    } else {
+        resolved = crate::files::real_target(path)?;
+        resolved.as_path()
+    };
     let total = sweep.len();
     let range = shard.map_or(0..total, |s| s.rows(total));
     let fingerprint = Fingerprint::of(sweep, shard);

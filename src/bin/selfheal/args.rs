@@ -284,6 +284,14 @@ pub fn at_least_one_usize(text: &str) -> Result<usize, String> {
     usize::try_from(v).map_err(|_| format!("must be at most {} (got {text})", usize::MAX))
 }
 
+/// Most starts of calibration's global phase (each is a local search).
+pub const MAX_STARTS: u64 = 10_000;
+
+/// A number of calibration starts: 1 to [`MAX_STARTS`].
+pub fn start_count(text: &str) -> Result<usize, String> {
+    whole_in(text, 1, MAX_STARTS).map(|v| v as usize)
+}
+
 /// A thread count: 0 (one per core) to the sweep's maximum.
 pub fn thread_count(text: &str) -> Result<usize, String> {
     let max = selfheal::sweep::MAX_THREADS as u64;

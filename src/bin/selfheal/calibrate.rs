@@ -1,6 +1,6 @@
 //! `selfheal calibrate`: fit quantities of a scenario to observed online users.
 
-use crate::args::{apply_sets, whole_usize};
+use crate::args::{apply_sets, start_count};
 use clap::Args;
 use selfheal::calibrate::{
     calibrate, fitted_toml, read_readings, readings_between, residuals_csv, CalibrateOptions,
@@ -40,7 +40,7 @@ pub struct CalibrateArgs {
     #[arg(long = "fit-method", value_name = "METHOD", default_value = "both")]
     fit_method: String,
     /// Starts of the global phase (the scenario's values and Sobol' points in the bounds).
-    #[arg(long, value_name = "K", default_value_t = 8, value_parser = whole_usize)]
+    #[arg(long, value_name = "K", default_value_t = 8, value_parser = start_count)]
     starts: usize,
     /// Relative error added to every reading without a `sigma` (see docs/calibration.md).
     #[arg(long, value_name = "R", default_value_t = 0.05)]
