@@ -101,6 +101,9 @@ pub struct Intervention {
 pub struct Scenario {
     /// A title.
     pub name: String,
+    /// The model file it is written for (`model = "models/aloha.toml"`, relative to the
+    /// scenario file), if not the built-in model.
+    pub model: Option<String>,
     /// Users who use the service that day (turns fractions into counts).
     pub population: f64,
     /// Clock time (RFC 3339, UTC) of `t = 0`, if given.
@@ -122,8 +125,9 @@ pub const DEFAULT_POPULATION: f64 = 24_000_000.0;
 /// Default horizon (minutes): 48 hours.
 pub const DEFAULT_T_END: f64 = 2880.0;
 
-const TOP_KEYS: [&str; 8] = [
+const TOP_KEYS: [&str; 9] = [
     "name",
+    "model",
     "population",
     "start",
     "t_end",
@@ -179,6 +183,7 @@ impl Scenario {
     pub fn new<M: Model<N>, const N: usize>(model: &M) -> Self {
         Self {
             name: "default".into(),
+            model: None,
             population: DEFAULT_POPULATION,
             start: None,
             t_end: DEFAULT_T_END,
@@ -204,6 +209,17 @@ impl Scenario {
                             Error::Invalid(format!("`name` must be a string, got `{v}`"))
                         })?
                         .to_string()
+                }
+                "model" => {
+                    sc.model = Some(
+                        v.as_str()
+                            .ok_or_else(|| {
+                                Error::Invalid(format!(
+                                    "`model` must be the path of a model file, got `{v}`"
+                                ))
+                            })?
+                            .to_string(),
+                    )
                 }
                 "population" => sc.population = number(v, "population")?,
                 "t_end" => sc.t_end = number(v, "t_end")?,
@@ -447,6 +463,9 @@ impl Scenario {
         let num = |v: f64| format!("{v:?}");
         let mut out = String::new();
         out += &format!("name = {}\n", Toml::String(self.name.clone()));
+        if let Some(m) = &self.model {
+            out += &format!("model = {}\n", Toml::String(m.clone()));
+        }
         out += &format!("population = {}\n", num(self.population));
         if let Some(st) = &self.start {
             out += &format!("start = {st}\n");

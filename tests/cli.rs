@@ -1238,3 +1238,54 @@ fn empty_names_trailing_slashes_and_endless_starts_are_refused() {
     );
     assert!(e.contains("--starts") && e.contains("[1, 10000]"), "{e}");
 }
+
+#[test]
+fn model_files_run_through_simulate_equilibria_and_critical_shock() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let aloha = format!("{models}/aloha.toml");
+    // By flag, and by the scenario's `model` key relative to the scenario file.
+    std::fs::copy(&aloha, dir.path().join("aloha.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("jam.toml"),
+        "model = \"aloha.toml\"\nt_end = 2000\n[params]\nqr = 0.12\n[shock]\nat = 100\nfraction = 0.3\n",
+    )
+    .unwrap();
+    let r = selfheal(
+        &["simulate", "--model", &aloha, "--out", "a.csv"],
+        dir.path(),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let csv = std::fs::read_to_string(dir.path().join("a.csv")).unwrap();
+    assert!(csv.starts_with("t,n\n"), "{csv}");
+    let r = selfheal(&["simulate", "jam.toml", "--out", "b.csv"], dir.path());
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{e}");
+    assert!(e.contains("outcome: collapsed"), "{e}");
+    let r = selfheal(&["equilibria", "--model", &aloha], dir.path());
+    assert!(r.status.success());
+    assert_eq!(String::from_utf8_lossy(&r.stdout).lines().count(), 4);
+    let r = selfheal(&["critical-shock", "jam.toml"], dir.path());
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let f: f64 = String::from_utf8_lossy(&r.stdout).trim().parse().unwrap();
+    assert!(f > 0.0 && f < 0.3, "{f}");
+    // Commands that run the built-in model only say so instead of ignoring the model.
+    let e = refused(
+        &[
+            "continue", "qr", "--from", "0.05", "--to", "0.2", "--model", &aloha,
+        ],
+        &[],
+    );
+    assert!(e.contains("built-in model only"), "{e}");
+    // A broken model file names itself and the line.
+    std::fs::write(dir.path().join("bad.toml"), "name = \"x\"\n[states]\nn = {}\n[[transition]]\nname = \"a\"\njump = { n = 1 }\nrate = \"nn\"\n").unwrap();
+    let r = selfheal(&["simulate", "--model", "bad.toml"], dir.path());
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success()
+            && e.contains("bad.toml")
+            && e.contains("line 7")
+            && e.contains("did you mean `n`"),
+        "{e}"
+    );
+}

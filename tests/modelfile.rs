@@ -268,3 +268,51 @@ fn every_kind_of_error_in_a_model_file_names_the_file_and_the_line() {
     );
     assert!(e.contains("reserved"), "{e}");
 }
+
+#[test]
+fn aloha_equilibria_match_an_independent_root_search_and_its_burst_tips_it() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/aloha.toml");
+    let mf = ModelFile::load(std::path::Path::new(path)).unwrap();
+    let m = mf.typed::<1>().unwrap();
+    let p = ParamSet::defaults(m.params());
+    let (mm, qa, qr) = (p.values()[0], p.values()[1], p.values()[2]);
+    // The drift in closed form, and its roots by bisection on a fine scan of [0, m].
+    let drift = |n: f64| {
+        let g = (mm - n) * qa + n * qr;
+        (mm - n) * qa - g * (-g).exp()
+    };
+    let mut roots = vec![];
+    let k = 100_000;
+    for i in 0..k {
+        let (mut a, mut b) = (mm * i as f64 / k as f64, mm * (i + 1) as f64 / k as f64);
+        if drift(a) * drift(b) < 0.0 {
+            for _ in 0..200 {
+                let c = 0.5 * (a + b);
+                if drift(a) * drift(c) <= 0.0 {
+                    b = c;
+                } else {
+                    a = c;
+                }
+            }
+            roots.push(0.5 * (a + b));
+        }
+    }
+    assert_eq!(roots.len(), 3, "{roots:?}");
+    let mut eq: Vec<f64> = all_equilibria(&m, p.values())
+        .unwrap()
+        .iter()
+        .map(|e| e.x[0])
+        .collect();
+    eq.sort_by(f64::total_cmp);
+    assert_eq!(eq.len(), 3, "{eq:?}");
+    for (a, b) in eq.iter().zip(&roots) {
+        assert!((a - b).abs() < 1e-9 * mm, "{a} vs {b}");
+    }
+    // The good state is healthy; a burst that moves the backlog past the saddle jams it: the
+    // critical burst is the fraction of idle stations that lands exactly on the saddle,
+    // n_s = f·m (from n = n_good: n_good + f·(m − n_good) = n_s).
+    let cs = critical_shock(&m, p.values(), &TippingOptions::default()).unwrap();
+    let f = cs.value.unwrap();
+    let expected = (roots[1] - roots[0]) / (mm - roots[0]);
+    assert!((f - expected).abs() < 2e-6, "{f} vs {expected}");
+}

@@ -242,6 +242,7 @@ fn run_examples(page: &Path) -> usize {
     let examples = examples(&read(page));
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("data"), &dir.path().join("data"));
+    copy_dir(&repo().join("models"), &dir.path().join("models"));
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_selfheal"));
     for link in ["bin/selfheal", "target/release/selfheal"] {
         let link = dir.path().join(link);

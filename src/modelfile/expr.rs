@@ -84,7 +84,8 @@ enum Op {
     Neg,
     /// `x ^ c` with a constant exponent (integer powers by repeated squaring).
     PowConst(f64),
-    Call(Func),
+    /// A function and its number of arguments.
+    Call(Func, usize),
 }
 
 /// The deepest evaluation stack a program may need.
@@ -260,7 +261,7 @@ impl Parser<'_> {
                     return Ok(());
                 }
             }
-            self.ops.push(Op::Call(Func::Pow));
+            self.ops.push(Op::Call(Func::Pow, 2));
         }
         Ok(())
     }
@@ -314,7 +315,7 @@ impl Parser<'_> {
                             unknown: None,
                         });
                     }
-                    self.ops.push(Op::Call(f));
+                    self.ops.push(Op::Call(f, arity));
                     return Ok(());
                 }
                 match (self.resolve)(&name) {
@@ -351,7 +352,7 @@ fn depth(ops: &[Op]) -> Option<usize> {
             Op::Const(_) | Op::Load(_) => (0, 1),
             Op::Add | Op::Sub | Op::Mul | Op::Div => (2, 1),
             Op::Neg | Op::PowConst(_) => (1, 1),
-            Op::Call(f) => (Func::ALL.iter().find(|(g, _, _)| g == f)?.2, 1),
+            Op::Call(_, k) => (*k, 1),
         };
         d = d.checked_sub(pop)? + push;
         max = max.max(d);
@@ -438,11 +439,7 @@ impl Expr {
                 }
                 Op::Neg => st[n - 1] = -st[n - 1],
                 Op::PowConst(c) => st[n - 1] = pow(st[n - 1], c),
-                Op::Call(f) => {
-                    let k = Func::ALL
-                        .iter()
-                        .find(|(g, _, _)| *g == f)
-                        .map_or(1, |e| e.2);
+                Op::Call(f, k) => {
                     let a = &st[n - k..n];
                     let v = call(f, a);
                     n -= k;

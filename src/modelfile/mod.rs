@@ -6,7 +6,7 @@
 //!
 //! A file has a number of states known only when it is read, while models have it in their type
 //! ([`Model<N>`]): [`ModelFile`] is the loaded, checked description and
-//! [`ModelFile::typed`] gives the [`FileModel<N>`] for its `N`; [`with_model_file!`] calls
+//! [`ModelFile::typed`] gives the [`FileModel<N>`] for its `N`; [`crate::with_model_file!`] calls
 //! generic code with the right `N` (1 to [`MAX_STATES`]).
 //!
 //! ```

@@ -3,7 +3,8 @@
 
 use clap::Args;
 use selfheal::files::write_atomic;
-use selfheal::model::P2p;
+use selfheal::model::{Model, P2p};
+use selfheal::modelfile::ModelFile;
 use selfheal::scenario::{Scenario, ShockChange};
 use selfheal::solve::{Method, SolveOptions, Tolerances};
 use selfheal::Error;
@@ -15,6 +16,10 @@ use std::path::PathBuf;
 pub struct ScenarioArgs {
     /// Scenario file (TOML); without it: model defaults, no shock, t_end 2880.
     pub scenario: Option<PathBuf>,
+    /// Model file (TOML, docs/model-files.md) instead of the built-in model; a scenario may
+    /// name its model with `model = "FILE"` instead.
+    #[arg(long, value_name = "FILE.toml")]
+    pub model: Option<PathBuf>,
     /// Override a parameter, e.g. --set sn_capacity=800 (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE", allow_hyphen_values = true)]
     pub set: Vec<String>,
@@ -91,22 +96,80 @@ impl ScenarioArgs {
         given("--method", self.method.is_some(), unused.solver)
     }
 
-    /// [`ScenarioArgs::build`] after refusing the flags `command` does not use.
+    /// The model file of this run: `--model`, else the scenario's `model` key (a path relative
+    /// to the scenario file); `None` for the built-in model.
+    pub fn model_file(&self) -> Result<Option<ModelFile>, Error> {
+        if let Some(path) = &self.model {
+            return ModelFile::load(path).map(Some);
+        }
+        let Some(scenario) = &self.scenario else {
+            return Ok(None);
+        };
+        // The key alone, before the scenario is read against the model's parameters.
+        let Ok(text) = std::fs::read_to_string(scenario) else {
+            return Ok(None);
+        };
+        let Ok(doc) = text.parse::<toml::Table>() else {
+            return Ok(None);
+        };
+        match doc.get("model").and_then(|v| v.as_str()) {
+            Some(rel) => {
+                let base = scenario.parent().unwrap_or(std::path::Path::new("."));
+                ModelFile::load(&base.join(rel))
+                    .map(Some)
+                    .map_err(|e| e.context(format!("the model of {}", scenario.display())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Refuses a model file for a command that runs the built-in model only.
+    pub fn builtin_only(&self, command: &str) -> Result<(), Error> {
+        if self.model_file()?.is_some() {
+            return Err(Error::Invalid(format!(
+                "{command} runs the built-in model only (model files: simulate, params, equilibria, critical-shock); leave out --model and the scenario's `model`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`ScenarioArgs::build`] after refusing the flags `command` does not use (and a model
+    /// file: this is the built-in model's path).
     pub fn build_for(
         &self,
         command: &str,
         unused: Unused,
     ) -> Result<(Scenario, SolveOptions), Error> {
+        self.builtin_only(command)?;
         self.refuse(command, unused)?;
         self.build()
+    }
+
+    /// [`ScenarioArgs::build_with`] after refusing the flags `command` does not use.
+    pub fn build_for_with<M: Model<N>, const N: usize>(
+        &self,
+        model: &M,
+        command: &str,
+        unused: Unused,
+    ) -> Result<(Scenario, SolveOptions), Error> {
+        self.refuse(command, unused)?;
+        self.build_with(model)
     }
 
     /// The scenario (file, then `--set`, then the shock flags, then `--t-end`), validated,
     /// and the solver options.
     pub fn build(&self) -> Result<(Scenario, SolveOptions), Error> {
+        self.build_with(&P2p)
+    }
+
+    /// [`ScenarioArgs::build`] for `model`.
+    pub fn build_with<M: Model<N>, const N: usize>(
+        &self,
+        model: &M,
+    ) -> Result<(Scenario, SolveOptions), Error> {
         let mut sc = match &self.scenario {
-            Some(path) => Scenario::from_file(&P2p, path)?,
-            None => Scenario::new(&P2p),
+            Some(path) => Scenario::from_file(model, path)?,
+            None => Scenario::new(model),
         };
         apply_sets(&mut sc, &self.set)?;
         sc.change_shock(&ShockChange {
@@ -118,7 +181,7 @@ impl ScenarioArgs {
         if let Some(t) = self.t_end {
             sc.t_end = t;
         }
-        sc.validate(&P2p)?;
+        sc.validate(model)?;
         let default = Tolerances::default();
         let tol = Tolerances {
             rtol: self.rtol.unwrap_or(default.rtol),
@@ -137,6 +200,16 @@ impl ScenarioArgs {
                 ..Default::default()
             },
         ))
+    }
+}
+
+/// Refuses a scenario that names a model file, for a command that runs the built-in model only.
+pub fn refuse_model_key(command: &str, sc: &Scenario) -> Result<(), Error> {
+    match &sc.model {
+        Some(m) => Err(Error::Invalid(format!(
+            "{command} runs the built-in model only (model files: simulate, params, equilibria, critical-shock), and this scenario names `{m}`"
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -107,6 +107,7 @@ impl CalibrateArgs {
 
 pub fn run(args: &CalibrateArgs) -> Result<(), Error> {
     let mut sc = Scenario::from_file(&P2p, &args.scenario)?;
+    crate::args::refuse_model_key("calibrate", &sc)?;
     apply_sets(&mut sc, &args.set)?;
     sc.validate(&P2p)?;
     let start = sc.start.clone().ok_or_else(|| {

@@ -3,7 +3,7 @@
 use crate::args::{ms, OutputArgs, ScenarioArgs, Unused};
 use clap::Args;
 use selfheal::equilibria::all_equilibria;
-use selfheal::model::P2p;
+use selfheal::model::{Model, P2p};
 use selfheal::output::equilibria_csv;
 use selfheal::Error;
 
@@ -16,15 +16,25 @@ pub struct EquilibriaArgs {
 }
 
 pub fn run(args: &EquilibriaArgs) -> Result<(), Error> {
+    match args.scenario.model_file()? {
+        Some(file) => selfheal::with_model_file!(&file, |m| run_with(&m, args)),
+        None => run_with(&P2p, args),
+    }
+}
+
+fn run_with<M: Model<N>, const N: usize>(model: &M, args: &EquilibriaArgs) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
     let (sc, _) = args
         .scenario
-        .build_for("equilibria", Unused::PARAMETERS_ONLY)?;
+        .build_for_with(model, "equilibria", Unused::PARAMETERS_ONLY)?;
     args.output.check()?;
     let started = std::time::Instant::now();
-    let eq = all_equilibria(&P2p, sc.params.values())?;
+    let eq = all_equilibria(model, sc.params.values())?;
     let elapsed = ms(started);
     args.output
-        .write(|w| equilibria_csv(w, &P2p, sc.params.values(), &eq))?;
+        .write(|w| equilibria_csv(w, model, sc.params.values(), &eq))?;
     eprintln!("{} equilibria in {elapsed:.2} ms", eq.len());
     Ok(())
 }

@@ -37,6 +37,7 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
             vec![],
         ),
     };
+    crate::args::refuse_model_key("report", &sc)?;
     if !args.set.is_empty() {
         apply_sets(&mut sc, &args.set)?;
         sc.validate(&P2p)?;

@@ -3,7 +3,7 @@
 use crate::args::{ms, ScenarioArgs};
 use clap::Args;
 use selfheal::files::{check_targets, write_atomic};
-use selfheal::model::P2p;
+use selfheal::model::{Model, P2p};
 use selfheal::output::trajectory_csv;
 use selfheal::scenario::Scenario;
 use selfheal::simulate::{simulate, SimOptions, Simulation};
@@ -33,7 +33,39 @@ pub struct SimulateArgs {
 }
 
 pub fn run(args: &SimulateArgs) -> Result<(), Error> {
-    let (sc, solve) = args.scenario.build()?;
+    match args.scenario.model_file()? {
+        Some(file) => selfheal::with_model_file!(&file, |m| {
+            let names = m.states().map(|st| st.name);
+            run_with(&m, args, &|x: &[f64]| generic_state(&names, x))
+        }),
+        None => run_with(&P2p, args, &|x: &[f64]| {
+            format!(
+                "peers {:.6}, supernodes {:.6e}, queue {:.6e}",
+                x[0], x[1], x[2]
+            )
+        }),
+    }
+}
+
+/// A state as `name value, …` (six significant digits).
+pub(crate) fn generic_state(names: &[&str], x: &[f64]) -> String {
+    names
+        .iter()
+        .zip(x)
+        .map(|(n, v)| format!("{n} {v:.6e}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn run_with<M: Model<N>, const N: usize>(
+    model: &M,
+    args: &SimulateArgs,
+    state: &dyn Fn(&[f64]) -> String,
+) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
+    let (sc, solve) = args.scenario.build_with(model)?;
     // Refuse clobbering, missing directories and one file named twice before any work.
     let targets: Vec<&Path> = [&args.out, &args.summary]
         .into_iter()
@@ -47,16 +79,16 @@ pub fn run(args: &SimulateArgs) -> Result<(), Error> {
         ..Default::default()
     };
     let started = std::time::Instant::now();
-    let sim: Simulation<3> = simulate(&P2p, &sc, &opts)?;
+    let sim: Simulation<N> = simulate(model, &sc, &opts)?;
     let elapsed = ms(started);
-    let write_csv = |w: &mut dyn Write| trajectory_csv(w, &P2p, &sc, &sim, args.dt, args.absolute);
+    let write_csv = |w: &mut dyn Write| trajectory_csv(w, model, &sc, &sim, args.dt, args.absolute);
     match &args.out {
         Some(path) => write_atomic(path, args.force, write_csv)?,
         None => write_csv(&mut std::io::stdout().lock())?,
     }
-    print_summary(&sc, &opts, &sim, elapsed);
+    print_summary(model, &sc, &opts, &sim, elapsed, state);
     if let Some(path) = &args.summary {
-        let doc = sim.summary_json(&P2p, &sc, &opts);
+        let doc = sim.summary_json(model, &sc, &opts);
         write_atomic(path, args.force, |w| {
             let text = serde_json::to_string_pretty(&doc)
                 .map_err(|e| Error::Invalid(format!("the summary as JSON: {e}")))?;
@@ -69,8 +101,17 @@ pub fn run(args: &SimulateArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn print_summary(sc: &Scenario, opts: &SimOptions, sim: &Simulation<3>, elapsed_ms: f64) {
+fn print_summary<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    opts: &SimOptions,
+    sim: &Simulation<N>,
+    elapsed_ms: f64,
+    state: &dyn Fn(&[f64]) -> String,
+) {
     let s = &sim.summary;
+    let names = model.states().map(|st| st.name);
+    let watched = names[model.watched()];
     let users = |x: f64| format!("{:.3} M users", x * sc.population / 1e6);
     eprintln!(
         "scenario: {} (t_end {} min, method {}, rtol {:e}, atol {:e})",
@@ -78,27 +119,40 @@ fn print_summary(sc: &Scenario, opts: &SimOptions, sim: &Simulation<3>, elapsed_
     );
     if s.start_healthy {
         eprintln!(
-            "healthy state: peers {:.6}, supernodes {:.6e}, queue {:.6e} (service level {:.4})",
-            s.healthy[0], s.healthy[1], s.healthy[2], s.service_level
+            "healthy state: {} (service level {:.4})",
+            state(&s.healthy),
+            s.service_level
         );
     } else {
         eprintln!(
-            "no healthy state: the network is down at these parameters; best stable state: peers {:.6}, supernodes {:.6e}, queue {:.6e} (service level {:.4} < 0.5)",
-            s.healthy[0], s.healthy[1], s.healthy[2], s.service_level
+            "no healthy state: the network is down at these parameters; best stable state: {} (service level {:.4} < {})",
+            state(&s.healthy),
+            s.service_level,
+            model.healthy_level()
         );
     }
     eprintln!(
-        "lowest peers: {:.6} ({}) at t = {:.2} min",
+        "lowest {watched}: {:.6} ({}) at t = {:.2} min",
         s.min_peers,
         users(s.min_peers),
         s.t_min_peers
     );
-    eprintln!(
-        "peak queue: {:.6} ({}) at t = {:.2} min",
-        s.peaks[2].0,
-        users(s.peaks[2].0),
-        s.peaks[2].1
-    );
+    for (i, name) in names.iter().enumerate() {
+        // The reference model reports its queue's peak; a model file every other state's.
+        let shown = if N == 3 && model.name() == "p2p" {
+            i == 2
+        } else {
+            i != model.watched()
+        };
+        if shown {
+            eprintln!(
+                "peak {name}: {:.6} ({}) at t = {:.2} min",
+                s.peaks[i].0,
+                users(s.peaks[i].0),
+                s.peaks[i].1
+            );
+        }
+    }
     match s.peak_utilisation {
         Some((u, t)) if u.is_finite() => eprintln!("peak utilisation: {u:.4} at t = {t:.2} min"),
         Some((_, t)) => eprintln!(

@@ -102,6 +102,7 @@ impl SweepArgs {
 }
 
 pub fn run(args: &SweepArgs) -> Result<(), Error> {
+    args.scenario.builtin_only("sweep")?;
     let (sc, solve) = args.scenario.build()?;
     let design = args.design(&sc)?;
     let metrics = Metric::parse_list(&args.metric).map_err(|e| e.context("--metric"))?;

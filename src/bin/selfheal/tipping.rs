@@ -6,7 +6,7 @@ use clap::Args;
 use selfheal::analysis::tipping::{
     critical_shock, critical_window, rescue, FateChange, TippingOptions, MAX_WINDOW,
 };
-use selfheal::model::P2p;
+use selfheal::model::{Model, P2p};
 use selfheal::scenario::Intervention;
 use selfheal::Error;
 
@@ -65,16 +65,42 @@ pub struct RescueArgs {
 }
 
 pub fn run_critical_shock(args: &CriticalShockArgs) -> Result<(), Error> {
+    match args.scenario.model_file()? {
+        Some(file) => selfheal::with_model_file!(&file, |m| {
+            let names = m.states().map(|st| st.name);
+            critical_shock_with(&m, args, &|x: &[f64]| {
+                crate::simulate::generic_state(&names, x)
+            })
+        }),
+        None => critical_shock_with(&P2p, args, &|x: &[f64]| {
+            format!(
+                "peers {:.6}, supernodes {:.6e}, queue {:.6e}",
+                x[0], x[1], x[2]
+            )
+        }),
+    }
+}
+
+fn critical_shock_with<M: Model<N>, const N: usize>(
+    model: &M,
+    args: &CriticalShockArgs,
+    state: &dyn Fn(&[f64]) -> String,
+) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
     // The shock is what it finds; trials run until settled, not to a clock.
     let unused = Unused {
         wave: true,
         t_end: true,
         ..Unused::default()
     };
-    let (sc, solve) = args.scenario.build_for("critical-shock", unused)?;
+    let (sc, solve) = args
+        .scenario
+        .build_for_with(model, "critical-shock", unused)?;
     let opts = TippingOptions::new(solve, args.search.tol, args.search.scan);
     let started = std::time::Instant::now();
-    let cs = critical_shock(&P2p, sc.params.values(), &opts)?;
+    let cs = critical_shock(model, sc.params.values(), &opts)?;
     let elapsed = ms(started);
     if cs.down {
         eprintln!(
@@ -94,8 +120,9 @@ pub fn run_critical_shock(args: &CriticalShockArgs) -> Result<(), Error> {
     }
     if let Some(s) = &cs.saddle {
         eprintln!(
-            "saddle crossed: peers {:.6}, supernodes {:.6e}, queue {:.6e}; unstable eigenvalue {:.6e}/min",
-            s.x[0], s.x[1], s.x[2], s.stability.max_real
+            "saddle crossed: {}; unstable eigenvalue {:.6e}/min",
+            state(s.x.as_slice()),
+            s.stability.max_real
         );
     }
     eprintln!(
