@@ -416,7 +416,10 @@ impl<const N: usize> Equilibrium<N> {
             .iter()
             .map(|l| l.norm())
             .fold(0.0, f64::max);
-        let zero = 1e-12 * scale.max(1e-300);
+        // An eigenvalue is zero when its real part is within a thousand roundings of the
+        // spectrum's size (the eigenvalues of a matrix are computed to about ε·‖J‖): a stiff
+        // but stable node (−7.6e-3 beside −1e10) is not called non-hyperbolic.
+        let zero = 1e3 * f64::EPSILON * scale.max(1e-300);
         // No eigenvalues (they could not be computed): stability is undecided.
         let kind = if stability.eigenvalues.is_empty()
             || stability.eigenvalues.iter().any(|l| l.re.abs() <= zero)

@@ -140,6 +140,25 @@ pub fn check_targets(paths: &[&Path], force: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses an output that is one of a command's inputs (links followed), naming both.
+pub fn refuse_inputs(outputs: &[&Path], inputs: &[&Path], command: &str) -> Result<(), Error> {
+    for out in outputs {
+        let Ok(target) = real_target(out) else {
+            continue;
+        };
+        for input in inputs {
+            if real_target(input).is_ok_and(|r| r == target) {
+                return Err(Error::Invalid(format!(
+                    "{} is an input of {command} ({}); write it elsewhere",
+                    out.display(),
+                    input.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

@@ -714,6 +714,12 @@ pub fn write_report(
     dir: &Path,
 ) -> Result<Report, Error> {
     sc.validate(&P2p)?;
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{} is a file: a report is a directory of files; give a directory (it is created if missing)",
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::Io {
         path: dir.display().to_string(),
         source: e,
@@ -738,6 +744,15 @@ pub fn write_report(
     let idx = |n: &str| sc.params.index(n);
     let (kc, kd) = (idx("sn_capacity")?, idx("dedicated")?);
     let (kappa, s0) = (p0[kc], p0[kd]);
+    // The continuation in capacity runs from κ/10 to 20κ: both must be normal numbers.
+    if !(kappa / 10.0 >= f64::MIN_POSITIVE && (kappa * 20.0).is_finite()) {
+        return Err(Error::OutOfRange {
+            name: "sn_capacity".into(),
+            value: kappa,
+            range: "in [1e-300, 1e300] for a report (its continuation runs from κ/10 to 20κ)"
+                .into(),
+        });
+    }
 
     // The scenario itself.
     crate::progress::update("report steps", 0, REPORT_STEPS);

@@ -122,6 +122,9 @@ pub struct Scenario {
 
 /// Default number of users.
 pub const DEFAULT_POPULATION: f64 = 24_000_000.0;
+/// Longest horizon a scenario may have (in the model's time unit): at t = 1e10 the clock is
+/// resolved to about 2e-6, far below any step the dynamics need; at 1e14 it is not.
+pub const MAX_T_END: f64 = 1e10;
 /// Default horizon (minutes): 48 hours.
 pub const DEFAULT_T_END: f64 = 2880.0;
 
@@ -314,8 +317,12 @@ impl Scenario {
             value,
             range: range.into(),
         };
-        if !(self.t_end.is_finite() && self.t_end > 0.0) {
-            return Err(range("t_end", self.t_end, "finite and > 0"));
+        if !(self.t_end.is_finite() && self.t_end > 0.0 && self.t_end <= MAX_T_END) {
+            return Err(range(
+                "t_end",
+                self.t_end,
+                &format!("> 0 and at most {MAX_T_END:e} (beyond it the clock's rounding, ε·t, exceeds the steps the dynamics need)"),
+            ));
         }
         if !(self.population.is_finite() && self.population > 0.0) {
             return Err(range("population", self.population, "finite and > 0"));

@@ -261,16 +261,29 @@ pub fn simulate_runs(
             range: "at least 1".into(),
         });
     }
-    // Every run keeps its grid of outputs: refuse a grid that would not fit before any work.
+    // Every run keeps its grid of outputs (t = 0 and t_end at least): refuse a grid that would
+    // not fit before any work, naming what makes it too large.
+    let max_rows = crate::simulate::MAX_ROWS as f64;
+    if runs as f64 * 2.0 > max_rows {
+        return Err(Error::OutOfRange {
+            name: "runs".into(),
+            value: runs as f64,
+            range: format!(
+                "at most {} (each run keeps at least 2 output rows, {} rows in all)",
+                crate::simulate::MAX_ROWS / 2,
+                crate::simulate::MAX_ROWS
+            ),
+        });
+    }
     let rows = (sc.t_end / dt + 1.0) * runs as f64;
-    if !(dt.is_finite() && dt > 0.0 && rows <= crate::simulate::MAX_ROWS as f64) {
+    if !(dt.is_finite() && dt > 0.0 && rows <= max_rows) {
         return Err(Error::OutOfRange {
             name: "dt".into(),
             value: dt,
             range: format!(
-                "finite, > 0 and at least t_end·runs/{} = {:e} (the runs' output grids would hold {rows:.3e} rows)",
+                "finite, > 0 and at least t_end/({}/runs − 1) = {:e} (the runs' output grids would hold {rows:.3e} rows)",
                 crate::simulate::MAX_ROWS,
-                sc.t_end * runs as f64 / crate::simulate::MAX_ROWS as f64
+                sc.t_end / (max_rows / runs as f64 - 1.0)
             ),
         });
     }

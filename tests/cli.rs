@@ -565,9 +565,14 @@ fn output_grids_and_sweeps_too_large_to_hold_are_refused_before_any_work() {
         (&["simulate", "--dt", "1e-300"][..], "`dt` = 1e-300"),
         (
             &[
-                "simulate", "--shock", "0.5", "--t-end", "1e308", "--dt", "1e8",
+                "simulate", "--shock", "0.5", "--t-end", "1e10", "--dt", "1e2",
             ][..],
             "rows",
+        ),
+        // A horizon beyond what the clock resolves: refused, naming the limit.
+        (
+            &["simulate", "--t-end", "1e308", "--dt", "1e300"][..],
+            "at most 1e10",
         ),
         (
             &["simulate", "--t-end", "1", "--dt", "1e-9"][..],
@@ -999,9 +1004,9 @@ fn the_chain_refuses_an_endless_horizon() {
             "--runs",
             "1",
             "--t-end",
-            "1e308",
+            "1e9",
             "--dt",
-            "1e302",
+            "1e3",
         ],
         &[],
     );
@@ -1288,4 +1293,95 @@ fn model_files_run_through_simulate_equilibria_and_critical_shock() {
             && e.contains("did you mean `n`"),
         "{e}"
     );
+}
+
+/// The second adversarial pass: each of these once gave a wrong label, a solver failure, a
+/// misleading culprit, a silent empty answer or an overwritten input.
+#[test]
+fn second_adversarial_pass_findings_behave() {
+    // A stiff but stable node (eigenvalues −7.6e-3 beside −1e10) is stable, and simulates.
+    let dir = tempfile::tempdir().unwrap();
+    let r = selfheal(&["equilibria", "--set", "overload_rate=1e10"], dir.path());
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        out.contains("stable node") && !out.contains("non-hyperbolic"),
+        "{out}"
+    );
+    let r = selfheal(
+        &["simulate", "--set", "overload_rate=1e10", "--out", "a.csv"],
+        dir.path(),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // A wave a rounding before t_end, and a horizon too short to resolve, run.
+    for args in [
+        &[
+            "simulate",
+            "--shock",
+            "0.5",
+            "--shock-at",
+            "2879.999999999999",
+            "--out",
+            "b.csv",
+        ][..],
+        &["simulate", "--t-end", "5e-324", "--out", "c.csv"][..],
+    ] {
+        let r = selfheal(args, dir.path());
+        assert!(
+            r.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    // Too many runs names --runs, not --dt.
+    let e = refused(
+        &["stochastic", "--population", "1000", "--runs", "1e9"],
+        &[],
+    );
+    assert!(e.contains("`runs`") && !e.contains("`dt`"), "{e}");
+    // A report whose continuation range would underflow names the parameter, not an internal.
+    let e = refused(
+        &["report", "--set", "sn_capacity=5e-324", "--out", "r"],
+        &[],
+    );
+    assert!(
+        e.contains("`sn_capacity` = 5e-324") && !e.contains("sn_capacity from"),
+        "{e}"
+    );
+    let e = refused(&["report", "--out", "afile"], &[("afile", "x")]);
+    assert!(e.contains("afile is a file"), "{e}");
+    // Fold and Hopf curves over a range their seeding cannot cover say so, not "0 curves".
+    for cmd in ["fold-curve", "hopf-curve"] {
+        let e = refused(
+            &[
+                cmd,
+                "sn_capacity",
+                "dedicated",
+                "--p1",
+                "1e-300:1e300",
+                "--p2",
+                "0:0.001",
+            ],
+            &[],
+        );
+        assert!(e.contains("did not cover the range"), "{cmd}: {e}");
+    }
+}
+
+#[test]
+fn calibration_never_writes_over_its_inputs() {
+    let files = [("sc.toml", CAL_SCENARIO), ("d.csv", CAL_DATA)];
+    for out in [["--residuals", "d.csv"], ["--out", "sc.toml"]] {
+        let mut args = vec![
+            "calibrate",
+            "sc.toml",
+            "--data",
+            "d.csv",
+            "--fit",
+            "retry",
+            "--force",
+        ];
+        args.extend(out);
+        let e = refused(&args, &files);
+        assert!(e.contains("is an input of calibrate"), "{e}");
+    }
 }

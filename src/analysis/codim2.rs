@@ -536,6 +536,7 @@ where
 {
     let mut folds: Vec<BranchPoint<N>> = vec![];
     let mut failed = vec![];
+    let mut short = vec![];
     for (from, to) in [(a, b), (b, a)] {
         let one = match continue_equilibria(model, p, k1, from, to, opts) {
             Ok(one) => one,
@@ -544,6 +545,9 @@ where
                 continue;
             }
         };
+        if let Some(e) = seed_incomplete(&one, from, to) {
+            short.push(e);
+        }
         for (_, pt) in one.special_points() {
             let dup = folds
                 .iter()
@@ -556,7 +560,38 @@ where
     if failed.len() == 2 {
         return Err(failed.swap_remove(0));
     }
+    // Neither direction followed its branches over the whole range: an empty answer would not
+    // mean that there is no curve.
+    if failed.len() + short.len() == 2 && folds.is_empty() {
+        if let Some(e) = short.pop() {
+            return Err(e);
+        }
+    }
     Ok(folds)
+}
+
+/// An error when a seeding continuation from `from` to `to` left a branch before the range's
+/// end (the step limit, a lost branch), naming where.
+pub(crate) fn seed_incomplete<const N: usize>(
+    c: &crate::analysis::continuation::Continuation<N>,
+    from: f64,
+    to: f64,
+) -> Option<Error> {
+    let stopped: Vec<String> = c
+        .branches
+        .iter()
+        .filter(|b| !b.end.complete())
+        .map(|b| b.end.describe(&c.param))
+        .collect();
+    (!stopped.is_empty()).then(|| {
+        Error::Invalid(format!(
+            "the continuation in {} from {} to {} that seeds the curves did not cover the range ({}); narrow the range",
+            c.param,
+            crate::output::Num(from),
+            crate::output::Num(to),
+            stopped.join("; ")
+        ))
+    })
 }
 
 impl<const N: usize> FoldCurve<N> {

@@ -570,7 +570,14 @@ where
                 continue;
             }
         };
-        any = true;
+        // A direction that left a branch early still contributes its Hopf points, but does
+        // not count as having covered the range.
+        match super::codim2::seed_incomplete(&one, from, to) {
+            Some(e) => {
+                first_error.get_or_insert(e);
+            }
+            None => any = true,
+        }
         for (_, pt) in one.special_points() {
             let dup = starts
                 .iter()
@@ -580,7 +587,7 @@ where
             }
         }
     }
-    if !any {
+    if !any && starts.is_empty() {
         if let Some(e) = first_error {
             return Err(e);
         }

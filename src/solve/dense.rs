@@ -89,6 +89,14 @@ impl<const N: usize> Segment<N> {
         }
     }
 
+    /// A segment from `t0` to `t1` holding a constant state (a span too short to resolve).
+    pub fn constant(t0: f64, t1: f64, y: SVector<f64, N>) -> Self {
+        Self {
+            t1,
+            ..Self::point(t0, y)
+        }
+    }
+
     /// A segment of zero length holding a constant state (used at jumps).
     pub fn point(t: f64, y: SVector<f64, N>) -> Self {
         let z = SVector::zeros();

@@ -343,6 +343,13 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
     span.check()?;
+    // A span no step can resolve (shorter than the clock's rounding at its ends, or than
+    // 1e-300): the state does not move.
+    let len = span.t1 - span.t0;
+    if len <= 16.0 * f64::EPSILON * span.t0.abs().max(span.t1.abs()) || len < 1e-300 {
+        observer(&Segment::constant(span.t0, span.t1, span.y0));
+        return Ok((span.t1, span.y0));
+    }
     match opts.method {
         Method::Rosenbrock => rosenbrock::integrate(sys, span, opts, stats, observer),
         Method::Rodas4 => {

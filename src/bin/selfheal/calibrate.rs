@@ -155,6 +155,7 @@ pub fn run(args: &CalibrateArgs) -> Result<(), Error> {
         .map(PathBuf::as_path)
         .collect();
     check_targets(&targets, args.force)?;
+    selfheal::files::refuse_inputs(&targets, &[&args.scenario, &args.data], "calibrate")?;
     if let Some(f) = &args.figure {
         let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
         if !["svg", "png"].contains(&ext) {
