@@ -21,7 +21,16 @@ fn options(method: Method, rtol: f64) -> SolveOptions {
 }
 
 fn solve_once(p: &[f64], x0: SVector<f64, 3>, opts: &SolveOptions) -> Result<SolverStats, String> {
-    let sys = System::new(&P2p, p);
+    solve_model(&P2p, p, x0, opts)
+}
+
+fn solve_model<M: Model<3>>(
+    model: &M,
+    p: &[f64],
+    x0: SVector<f64, 3>,
+    opts: &SolveOptions,
+) -> Result<SolverStats, String> {
+    let sys = System::new(model, p);
     let mut stats = SolverStats::default();
     integrate(
         &sys,
@@ -72,6 +81,25 @@ fn bench_solve(c: &mut Criterion) {
             }
         }
     }
+    group.finish();
+
+    // The same solve with the reference model written as a model file (models/p2p.toml): the
+    // interpreter's cost against the built-in Rust model, side by side.
+    let file = selfheal::modelfile::ModelFile::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/p2p.toml"
+    )))
+    .unwrap()
+    .typed::<3>()
+    .unwrap();
+    let mut group = c.benchmark_group("model_file_48h_shock_0.5");
+    let opts = options(Method::Rosenbrock, 1e-6);
+    group.bench_function("built-in/rodas5p", |b| {
+        b.iter(|| solve_model(&P2p, black_box(&p), black_box(x0), &opts).unwrap())
+    });
+    group.bench_function("p2p.toml/rodas5p", |b| {
+        b.iter(|| solve_model(&file, black_box(&p), black_box(x0), &opts).unwrap())
+    });
     group.finish();
 
     // The whole simulate call: healthy state, trajectory, events and the settle check.

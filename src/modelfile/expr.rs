@@ -95,6 +95,8 @@ pub(crate) const MAX_DEPTH: usize = 32;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Expr {
     ops: Vec<Op>,
+    /// The stack depth it needs.
+    depth: usize,
     /// The names it uses, as resolved.
     pub(crate) uses: Vec<Ref>,
 }
@@ -390,6 +392,7 @@ impl Expr {
         match depth(&p.ops) {
             Some(d) if d <= MAX_DEPTH => Ok(Self {
                 ops: p.ops,
+                depth: d,
                 uses: p.uses,
             }),
             _ => Err(ExprError {
@@ -408,8 +411,18 @@ impl Expr {
     /// The value, with `load` giving the value of each name.
     #[inline]
     pub(crate) fn eval<T: Scalar>(&self, load: &impl Fn(Ref) -> T) -> T {
+        // A stack no deeper than needed: it is filled anew for every evaluation.
+        if self.depth <= 6 {
+            self.eval_in::<T, 6>(load)
+        } else {
+            self.eval_in::<T, MAX_DEPTH>(load)
+        }
+    }
+
+    #[inline]
+    fn eval_in<T: Scalar, const D: usize>(&self, load: &impl Fn(Ref) -> T) -> T {
         let zero = T::from(0.0);
-        let mut st = [zero; MAX_DEPTH];
+        let mut st = [zero; D];
         let mut n = 0usize;
         for op in &self.ops {
             match *op {

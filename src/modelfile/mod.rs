@@ -698,10 +698,28 @@ impl ModelFile {
         x: &[T],
         p: &[T],
         h: &[T],
+        each: impl FnMut(&Transition, T),
+    ) {
+        // A buffer no longer than needed: it is filled anew for every evaluation.
+        if self.lets.len() <= 8 {
+            self.rates_in::<T, 8>(list, t, x, p, h, each)
+        } else {
+            self.rates_in::<T, MAX_LETS>(list, t, x, p, h, each)
+        }
+    }
+
+    #[inline]
+    fn rates_in<T: Scalar, const L: usize>(
+        &self,
+        list: &[Transition],
+        t: T,
+        x: &[T],
+        p: &[T],
+        h: &[T],
         mut each: impl FnMut(&Transition, T),
     ) {
         let zero = T::from(0.0);
-        let mut lets = [zero; MAX_LETS];
+        let mut lets = [zero; L];
         for (i, (_, e)) in self.lets.iter().enumerate() {
             let v = {
                 let lets = &lets;
