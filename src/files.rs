@@ -88,7 +88,7 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
 
 /// Whether `path` exists and is neither a regular file nor a directory: a device such as
 /// `/dev/null` or `/dev/stdout`, a FIFO or a socket. Such targets are written in place.
-pub(crate) fn is_special(path: &Path) -> bool {
+pub fn is_special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
@@ -177,6 +177,54 @@ pub fn write_atomic(
     force: bool,
     write: impl FnOnce(&mut dyn Write) -> Result<(), Error>,
 ) -> Result<(), Error> {
+    stage(path, force, write)?.commit()
+}
+
+/// A file written to its temporary twin and not yet moved into place ([`stage`]); dropped
+/// without [`Staged::commit`], the temporary file is removed and nothing is written.
+pub struct Staged {
+    tmp: Option<tempfile::NamedTempFile>,
+    path: PathBuf,
+    force: bool,
+    _registered: Option<Temporary>,
+}
+
+impl Staged {
+    /// Moves the file into place (see [`write_atomic`]).
+    pub fn commit(self) -> Result<(), Error> {
+        let Some(tmp) = self.tmp else {
+            return Ok(());
+        };
+        let path = self.path.as_path();
+        let persisted = if self.force {
+            tmp.persist(path)
+        } else {
+            tmp.persist_noclobber(path)
+        };
+        // On failure the temporary file is removed when the error drops it.
+        persisted.map(|_| ()).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Exists {
+                    path: path.display().to_string(),
+                    resumable: false,
+                }
+            } else {
+                io_err(path, e.error)
+            }
+        })
+    }
+}
+
+/// The first half of [`write_atomic`]: `write` fills a temporary file beside `path`, which
+/// [`Staged::commit`] moves into place. A command with several outputs stages them all and
+/// commits them only when every one was written, so that it writes all its outputs or none. A
+/// device, FIFO or socket is written at once (nothing can be taken back there): stage those
+/// last.
+pub fn stage(
+    path: &Path,
+    force: bool,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), Error>,
+) -> Result<Staged, Error> {
     check_target(path, force)?;
     if is_special(path) {
         let file = std::fs::OpenOptions::new()
@@ -185,7 +233,13 @@ pub fn write_atomic(
             .map_err(|e| io_err(path, e))?;
         let mut w = BufWriter::new(file);
         write(&mut w)?;
-        return w.flush().map_err(|e| io_err(path, e));
+        w.flush().map_err(|e| io_err(path, e))?;
+        return Ok(Staged {
+            tmp: None,
+            path: path.to_path_buf(),
+            force,
+            _registered: None,
+        });
     }
     // Replace what a link points to (even a file not yet written), not the link.
     let resolved = real_target(path)?;
@@ -206,7 +260,7 @@ pub fn write_atomic(
     let mut tmp = builder
         .tempfile_in(parent_dir(path))
         .map_err(|e| io_err(path, e))?;
-    let _registered = Temporary::register(tmp.path());
+    let registered = Temporary::register(tmp.path());
     if let Ok(m) = std::fs::metadata(path) {
         let _ = tmp.as_file().set_permissions(m.permissions());
     }
@@ -216,21 +270,11 @@ pub fn write_atomic(
         w.flush().map_err(|e| io_err(path, e))?;
     }
     tmp.as_file().sync_all().map_err(|e| io_err(path, e))?;
-    let persisted = if force {
-        tmp.persist(path)
-    } else {
-        tmp.persist_noclobber(path)
-    };
-    // On failure the temporary file is removed when the error drops it.
-    persisted.map(|_| ()).map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::Exists {
-                path: path.display().to_string(),
-                resumable: false,
-            }
-        } else {
-            io_err(path, e.error)
-        }
+    Ok(Staged {
+        tmp: Some(tmp),
+        path: resolved,
+        force,
+        _registered: Some(registered),
     })
 }
 

@@ -1385,3 +1385,17 @@ fn calibration_never_writes_over_its_inputs() {
         assert!(e.contains("is an input of calibrate"), "{e}");
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_output_that_fails_on_a_device_leaves_the_other_unwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = selfheal(
+        &["simulate", "--out", "a.csv", "--summary", "/dev/full"],
+        dir.path(),
+    );
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("/dev/full"));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -326,20 +326,36 @@ fn bittorrent_steady_state_matches_its_closed_form() {
         .unwrap();
     let p = ParamSet::defaults(m.params());
     let v = |n: &str| p.values()[p.index(n).unwrap()];
-    let (lambda, theta, gamma, c, mu, eta) =
-        (v("lambda"), v("theta"), v("gamma"), v("c"), v("mu"), v("eta"));
+    let (lambda, theta, gamma, c, mu, eta) = (
+        v("lambda"),
+        v("theta"),
+        v("gamma"),
+        v("c"),
+        v("mu"),
+        v("eta"),
+    );
     // Upload-constrained: γy = μ(ηx + y) and λ − θx = γy, solved for (x, y).
     let y = lambda / (gamma + theta * (gamma - mu) / (mu * eta));
     let x = (lambda - gamma * y) / theta;
-    assert!(c * x > mu * (eta * x + y), "the defaults are upload-constrained");
+    assert!(
+        c * x > mu * (eta * x + y),
+        "the defaults are upload-constrained"
+    );
     let eq = all_equilibria(&m, p.values()).unwrap();
     assert_eq!(eq.len(), 1, "{eq:?}");
     let e = &eq[0];
-    assert!((e.x[0] - x).abs() < 1e-10 * x && (e.x[1] - y).abs() < 1e-10 * y, "{:?} vs ({x}, {y})", e.x);
+    assert!(
+        (e.x[0] - x).abs() < 1e-10 * x && (e.x[1] - y).abs() < 1e-10 * y,
+        "{:?} vs ({x}, {y})",
+        e.x
+    );
     assert_eq!(e.kind, selfheal::analysis::Kind::Stable);
     // And a simulation from an empty swarm settles there.
     let sc = Scenario::from_toml(&m, "t_end = 200000\n[initial]\nx = 0\ny = 0\n").unwrap();
     let sim = simulate(&m, &sc, &common::rosenbrock(1e-10, 1e-12)).unwrap();
     let (_, end) = sim.sample(&m, 200_000.0).into_iter().last().unwrap();
-    assert!((end[0] - x).abs() < 1e-6 * x && (end[1] - y).abs() < 1e-6 * y, "{end:?}");
+    assert!(
+        (end[0] - x).abs() < 1e-6 * x && (end[1] - y).abs() < 1e-6 * y,
+        "{end:?}"
+    );
 }

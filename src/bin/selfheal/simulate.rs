@@ -2,7 +2,7 @@
 
 use crate::args::{ms, ScenarioArgs};
 use clap::Args;
-use selfheal::files::{check_targets, write_atomic};
+use selfheal::files::{check_targets, is_special, stage};
 use selfheal::model::{Model, P2p};
 use selfheal::output::trajectory_csv;
 use selfheal::scenario::Scenario;
@@ -82,22 +82,43 @@ where
     let sim: Simulation<N> = simulate(model, &sc, &opts)?;
     let elapsed = ms(started);
     let write_csv = |w: &mut dyn Write| trajectory_csv(w, model, &sc, &sim, args.dt, args.absolute);
-    match &args.out {
-        Some(path) => write_atomic(path, args.force, write_csv)?,
-        None => write_csv(&mut std::io::stdout().lock())?,
+    let summary = match &args.summary {
+        Some(_) => Some(
+            serde_json::to_string_pretty(&sim.summary_json(model, &sc, &opts))
+                .map_err(|e| Error::Invalid(format!("the summary as JSON: {e}")))?,
+        ),
+        None => None,
+    };
+    let write_summary = |w: &mut dyn Write| {
+        writeln!(w, "{}", summary.as_deref().unwrap_or_default()).map_err(|e| Error::Io {
+            path: "the summary".into(),
+            source: e,
+        })
+    };
+    // Both files are written before either is moved into place (devices, which cannot be
+    // taken back, last): a failure leaves neither.
+    let csv_special = args.out.as_deref().is_some_and(is_special);
+    let mut staged = vec![];
+    if !csv_special {
+        if let Some(path) = &args.out {
+            staged.push(stage(path, args.force, write_csv)?);
+        }
+    }
+    if let Some(path) = &args.summary {
+        staged.push(stage(path, args.force, write_summary)?);
+    }
+    if csv_special {
+        if let Some(path) = &args.out {
+            staged.push(stage(path, args.force, write_csv)?);
+        }
+    }
+    for s in staged {
+        s.commit()?;
+    }
+    if args.out.is_none() {
+        write_csv(&mut std::io::stdout().lock())?;
     }
     print_summary(model, &sc, &opts, &sim, elapsed, state);
-    if let Some(path) = &args.summary {
-        let doc = sim.summary_json(model, &sc, &opts);
-        write_atomic(path, args.force, |w| {
-            let text = serde_json::to_string_pretty(&doc)
-                .map_err(|e| Error::Invalid(format!("the summary as JSON: {e}")))?;
-            writeln!(w, "{text}").map_err(|e| Error::Io {
-                path: path.display().to_string(),
-                source: e,
-            })
-        })?;
-    }
     Ok(())
 }
 
