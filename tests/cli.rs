@@ -1245,7 +1245,7 @@ fn empty_names_trailing_slashes_and_endless_starts_are_refused() {
 }
 
 #[test]
-fn model_files_run_through_simulate_equilibria_and_critical_shock() {
+fn model_files_run_through_every_analysis_command() {
     let dir = tempfile::tempdir().unwrap();
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
     let aloha = format!("{models}/aloha.toml");
@@ -1274,10 +1274,51 @@ fn model_files_run_through_simulate_equilibria_and_critical_shock() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let f: f64 = String::from_utf8_lossy(&r.stdout).trim().parse().unwrap();
     assert!(f > 0.0 && f < 0.3, "{f}");
+    // The analyses in one and two parameters, and the parameter table.
+    for args in [
+        &["params", "--model", &aloha][..],
+        &[
+            "continue", "qr", "--from", "0.05", "--to", "0.5", "--model", &aloha, "--out", "c.csv",
+        ][..],
+        &[
+            "fold-curve",
+            "qr",
+            "qa",
+            "--p1",
+            "0.05:0.5",
+            "--p2",
+            "0.001:0.01",
+            "--model",
+            &aloha,
+            "--out",
+            "f.csv",
+        ][..],
+        &["critical-window", "--model", &aloha, "--shock", "0.6"][..],
+        &["rescue", "qr", "--model", &aloha, "--tol", "1e-3"][..],
+    ] {
+        let r = selfheal(args, dir.path());
+        assert!(
+            r.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    let table =
+        String::from_utf8_lossy(&selfheal(&["params", "--model", &aloha], dir.path()).stdout)
+            .to_string();
+    assert!(table.contains("retransmission probability"), "{table}");
     // Commands that run the built-in model only say so instead of ignoring the model.
     let e = refused(
         &[
-            "continue", "qr", "--from", "0.05", "--to", "0.2", "--model", &aloha,
+            "sweep",
+            "--grid",
+            "qr=0.05:0.2:3",
+            "--metric",
+            "outcome",
+            "--model",
+            &aloha,
+            "--out",
+            "s.csv",
         ],
         &[],
     );

@@ -271,6 +271,7 @@ fn refine(
     (lo, fate_lo): (f64, Fate),
     (hi, fate_hi): (f64, Fate),
     tol: f64,
+    from_u: &dyn Fn(f64) -> f64,
     trial: &mut impl FnMut(f64) -> Result<Fate, Error>,
 ) -> Result<(Tried, Tried), Error> {
     let low = fate_lo.outcome;
@@ -284,7 +285,8 @@ fn refine(
         let fm = trial(m)?;
         if fm.outcome == Outcome::Undecided {
             return Err(Error::Invalid(format!(
-                "a trial at {m} did not settle within {SETTLE_HORIZON} minutes or {SETTLE_MAX_STEPS} solver steps, whichever came first, so its fate is undecided"
+                "a trial at {} did not settle within {SETTLE_HORIZON} time units or {SETTLE_MAX_STEPS} solver steps, whichever came first, so its fate is undecided (near a fold the approach to rest is slow; loosen the tolerance with --tol)",
+                crate::output::Num(from_u(m))
             )));
         }
         if fm.outcome == low {
@@ -310,7 +312,7 @@ fn scan_and_refine(
         let f = trial(v)?;
         if f.outcome == Outcome::Undecided {
             return Err(Error::Invalid(format!(
-                "a trial at {v} did not settle within {SETTLE_HORIZON} minutes or {SETTLE_MAX_STEPS} solver steps, whichever came first, so its fate is undecided"
+                "a trial at {v} did not settle within {SETTLE_HORIZON} time units or {SETTLE_MAX_STEPS} solver steps, whichever came first, so its fate is undecided"
             )));
         }
         scanned.push((v, f));
@@ -323,7 +325,7 @@ fn scan_and_refine(
             continue;
         }
         let mut tu = |u: f64| trial(from_u(u));
-        let ((a, fa), (b, fb)) = refine((to_u(v0), f0), (to_u(v1), f1), tol, &mut tu)?;
+        let ((a, fa), (b, fb)) = refine((to_u(v0), f0), (to_u(v1), f1), tol, &from_u, &mut tu)?;
         // The ends as the quantity itself: the exact points that were simulated.
         let (qa, qb) = (
             if a == to_u(v0) { v0 } else { from_u(a) },
@@ -714,7 +716,7 @@ where
                 Outcome::Collapsed => last = (v, f),
                 Outcome::Undecided => {
                     return Err(Error::Invalid(format!(
-                        "with {} = {v} the collapsed state did not settle within {SETTLE_HORIZON} minutes or {SETTLE_MAX_STEPS} solver steps, whichever came first, so the rescue is undecided",
+                        "with {} = {v} the collapsed state did not settle within {SETTLE_HORIZON} time units or {SETTLE_MAX_STEPS} solver steps, whichever came first, so the rescue is undecided",
                         spec.name
                     )))
                 }
@@ -751,7 +753,13 @@ where
         ((rescues, f_rescues), (fails, f_fails), true)
     };
     let mut tu = |u: f64| trial(from_u(u));
-    let ((a, _), (b, _)) = refine((to_u(lo.0), lo.1), (to_u(hi.0), hi.1), tol, &mut tu)?;
+    let ((a, _), (b, _)) = refine(
+        (to_u(lo.0), lo.1),
+        (to_u(hi.0), hi.1),
+        tol,
+        &from_u,
+        &mut tu,
+    )?;
     let exact = |u: f64, v: f64| if u == to_u(v) { v } else { from_u(u) };
     let (a, b) = (exact(a, lo.0), exact(b, hi.0));
     let (f, r) = if flip { (b, a) } else { (a, b) };

@@ -127,7 +127,7 @@ impl ScenarioArgs {
     pub fn builtin_only(&self, command: &str) -> Result<(), Error> {
         if self.model_file()?.is_some() {
             return Err(Error::Invalid(format!(
-                "{command} runs the built-in model only (model files: simulate, params, equilibria, critical-shock); leave out --model and the scenario's `model`"
+                "{command} runs the built-in model only (model files: params, simulate, equilibria, critical-shock, critical-window, rescue, continue, fold-curve, hopf-curve); leave out --model and the scenario's `model`"
             )));
         }
         Ok(())
@@ -203,11 +203,50 @@ impl ScenarioArgs {
     }
 }
 
+/// A state of the reference model as the commands print it.
+pub fn p2p_state(x: &[f64]) -> String {
+    format!(
+        "peers {:.6}, supernodes {:.6e}, queue {:.6e}",
+        x[0], x[1], x[2]
+    )
+}
+
+/// A state of any model as `name value, …` (seven significant digits).
+pub fn generic_state(names: &[&str], x: &[f64]) -> String {
+    names
+        .iter()
+        .zip(x)
+        .map(|(n, v)| format!("{n} {v:.6e}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs `$body` with `$m` the model of a run (the model file of `--model` or of the scenario's
+/// `model` key, else the built-in model) and `$state` a function that prints its states;
+/// `$sargs` is the command's [`ScenarioArgs`].
+macro_rules! with_model {
+    ($sargs:expr, |$m:ident, $state:ident| $body:expr) => {{
+        match $sargs.model_file()? {
+            Some(file) => selfheal::with_model_file!(&file, |$m| {
+                let names = selfheal::model::Model::states(&$m).map(|st| st.name);
+                let $state = |x: &[f64]| $crate::args::generic_state(&names, x);
+                $body
+            }),
+            None => {
+                let $m = selfheal::model::P2p;
+                let $state = $crate::args::p2p_state;
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use with_model;
+
 /// Refuses a scenario that names a model file, for a command that runs the built-in model only.
 pub fn refuse_model_key(command: &str, sc: &Scenario) -> Result<(), Error> {
     match &sc.model {
         Some(m) => Err(Error::Invalid(format!(
-            "{command} runs the built-in model only (model files: simulate, params, equilibria, critical-shock), and this scenario names `{m}`"
+            "{command} runs the built-in model only (model files: params, simulate, equilibria, critical-shock, critical-window, rescue, continue, fold-curve, hopf-curve), and this scenario names `{m}`"
         ))),
         None => Ok(()),
     }

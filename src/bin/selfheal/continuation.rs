@@ -8,7 +8,7 @@ use selfheal::analysis::codim2::{fold_curves, Plane};
 use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions};
 use selfheal::analysis::hopf::Located;
 use selfheal::analysis::hopf_curve::hopf_curves;
-use selfheal::model::P2p;
+use selfheal::model::Model;
 use selfheal::output::{continuation_csv, fold_curve_csv, hopf_curve_csv, Num};
 use selfheal::scenario::Scenario;
 use selfheal::Error;
@@ -53,8 +53,14 @@ pub struct PlaneArgs {
 
 impl PlaneArgs {
     /// The scenario and the plane, with the output checked.
-    fn prepare(&self, command: &str) -> Result<(Scenario, Plane), Error> {
-        let (sc, _) = self.scenario.build_for(command, Unused::PARAMETERS_ONLY)?;
+    fn prepare<M: Model<N>, const N: usize>(
+        &self,
+        model: &M,
+        command: &str,
+    ) -> Result<(Scenario, Plane), Error> {
+        let (sc, _) = self
+            .scenario
+            .build_for_with(model, command, Unused::PARAMETERS_ONLY)?;
         let k1 = sc.params.index(&self.p1)?;
         let k2 = sc.params.index(&self.p2)?;
         self.output.check()?;
@@ -63,14 +69,25 @@ impl PlaneArgs {
 }
 
 pub fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
+    crate::args::with_model!(args.scenario, |m, state| continue_with(&m, args, &state))
+}
+
+fn continue_with<M: Model<N>, const N: usize>(
+    model: &M,
+    args: &ContinueArgs,
+    state: &dyn Fn(&[f64]) -> String,
+) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
     let (sc, _) = args
         .scenario
-        .build_for("continue", Unused::PARAMETERS_ONLY)?;
+        .build_for_with(model, "continue", Unused::PARAMETERS_ONLY)?;
     let k = sc.params.index(&args.param)?;
     args.output.check()?;
     let started = std::time::Instant::now();
     let c = continue_equilibria(
-        &P2p,
+        model,
         sc.params.values(),
         k,
         args.from,
@@ -79,7 +96,7 @@ pub fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
     )
     .map_err(flags_of_range)?;
     let elapsed = ms(started);
-    args.output.write(|w| continuation_csv(w, &P2p, &c))?;
+    args.output.write(|w| continuation_csv(w, model, &c))?;
     for (b, p) in c.special_points() {
         // Hopf points: frequency, first Lyapunov coefficient and criticality.
         let hopf = p.hopf.map_or(String::new(), |h| {
@@ -96,14 +113,12 @@ pub fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
             )
         });
         eprintln!(
-            "{} at {} = {} on branch {} (peers {:.6}, supernodes {:.6e}, queue {:.6e}{hopf})",
+            "{} at {} = {} on branch {} ({}{hopf})",
             p.special.map_or("", |s| s.name()),
             c.param,
             Num(p.mu),
             b + 1,
-            p.x[0],
-            p.x[1],
-            p.x[2]
+            state(p.x.as_slice()),
         );
     }
     let mut incomplete = 0;
@@ -117,7 +132,7 @@ pub fn run_continue(args: &ContinueArgs) -> Result<(), Error> {
             );
         }
     }
-    match bistable_intervals(&P2p, &c) {
+    match bistable_intervals(model, &c) {
         Ok(b) if b.is_empty() => eprintln!("bistable: nowhere in the range"),
         Ok(b) => {
             for i in b {
@@ -164,13 +179,14 @@ fn flags_of_range(e: Error) -> Error {
 
 /// Computes curves in the plane of `args` and writes their CSV; returns them with the time
 /// the computation took (ms).
-fn traced<T>(
+fn traced<T, M: Model<N>, const N: usize>(
+    model: &M,
     command: &str,
     args: &PlaneArgs,
     compute: impl FnOnce(&[f64], &Plane, &ContinuationOptions) -> Result<T, Error>,
     csv: impl FnOnce(&mut dyn std::io::Write, &T) -> Result<(), Error>,
 ) -> Result<(T, f64), Error> {
-    let (sc, plane) = args.prepare(command)?;
+    let (sc, plane) = args.prepare(model, command)?;
     let started = std::time::Instant::now();
     let curves = compute(sc.params.values(), &plane, &ContinuationOptions::default())?;
     let elapsed = ms(started);
@@ -179,11 +195,19 @@ fn traced<T>(
 }
 
 pub fn run_fold_curve(args: &PlaneArgs) -> Result<(), Error> {
+    crate::args::with_model!(args.scenario, |m, _state| fold_curve_with(&m, args))
+}
+
+fn fold_curve_with<M: Model<N>, const N: usize>(model: &M, args: &PlaneArgs) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
     let (fc, elapsed) = traced(
+        model,
         "fold-curve",
         args,
-        |p, plane, opts| fold_curves(&P2p, p, plane, opts),
-        |w, fc| fold_curve_csv(w, &P2p, fc),
+        |p, plane, opts| fold_curves(model, p, plane, opts),
+        |w, fc| fold_curve_csv(w, model, fc),
     )?;
     for pt in fc.special_points() {
         eprintln!(
@@ -204,11 +228,23 @@ pub fn run_fold_curve(args: &PlaneArgs) -> Result<(), Error> {
 }
 
 pub fn run_hopf_curve(args: &PlaneArgs) -> Result<(), Error> {
+    crate::args::with_model!(args.scenario, |m, state| hopf_curve_with(&m, args, &state))
+}
+
+fn hopf_curve_with<M: Model<N>, const N: usize>(
+    model: &M,
+    args: &PlaneArgs,
+    state: &dyn Fn(&[f64]) -> String,
+) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
     let (hc, elapsed) = traced(
+        model,
         "hopf-curve",
         args,
-        |p, plane, opts| hopf_curves(&P2p, p, plane, opts),
-        |w, hc| hopf_curve_csv(w, &P2p, hc),
+        |p, plane, opts| hopf_curves(model, p, plane, opts),
+        |w, hc| hopf_curve_csv(w, model, hc),
     )?;
     for (c, pt) in hc.special_points() {
         let kind = pt.kind.map_or("", |k| k.name());
@@ -218,15 +254,13 @@ pub fn run_hopf_curve(args: &PlaneArgs) -> Result<(), Error> {
             String::new()
         };
         eprintln!(
-            "{kind} at {} = {}, {} = {} on curve {} (peers {:.6}, supernodes {:.6e}, queue {:.6e}{omega})",
+            "{kind} at {} = {}, {} = {} on curve {} ({}{omega})",
             hc.p1,
             pt.mu1,
             hc.p2,
             pt.mu2,
             c + 1,
-            pt.x[0],
-            pt.x[1],
-            pt.x[2],
+            state(pt.x.as_slice()),
         );
     }
     for (c, curve) in hc.curves.iter().enumerate() {

@@ -3,7 +3,7 @@
 use crate::args::{ms, OutputArgs, ScenarioArgs, Unused};
 use clap::Args;
 use selfheal::equilibria::all_equilibria;
-use selfheal::model::{Model, P2p};
+use selfheal::model::Model;
 use selfheal::output::equilibria_csv;
 use selfheal::Error;
 
@@ -16,10 +16,7 @@ pub struct EquilibriaArgs {
 }
 
 pub fn run(args: &EquilibriaArgs) -> Result<(), Error> {
-    match args.scenario.model_file()? {
-        Some(file) => selfheal::with_model_file!(&file, |m| run_with(&m, args)),
-        None => run_with(&P2p, args),
-    }
+    crate::args::with_model!(args.scenario, |m, _state| run_with(&m, args))
 }
 
 fn run_with<M: Model<N>, const N: usize>(model: &M, args: &EquilibriaArgs) -> Result<(), Error>

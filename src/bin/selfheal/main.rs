@@ -36,8 +36,8 @@ struct Cli {
 enum Command {
     /// Simulate a scenario and write its trajectory as CSV.
     Simulate(Box<simulate::SimulateArgs>),
-    /// Print the reference model's parameter table.
-    Params,
+    /// Print a model's parameter table (the reference model's, or --model FILE's).
+    Params(params::ParamsArgs),
     /// Find every equilibrium and its stability (CSV, most peers first).
     Equilibria(Box<equilibria::EquilibriaArgs>),
     /// The smallest instantaneous reboot fraction after which the network does not recover.
@@ -135,7 +135,7 @@ fn main() -> ExitCode {
     });
     let result = match cli.command {
         Command::Simulate(a) => simulate::run(&a),
-        Command::Params => params::run(),
+        Command::Params(a) => params::run(&a),
         Command::Equilibria(a) => equilibria::run(&a),
         Command::CriticalShock(a) => tipping::run_critical_shock(&a),
         Command::CriticalWindow(a) => tipping::run_critical_window(&a),

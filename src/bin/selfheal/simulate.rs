@@ -3,7 +3,7 @@
 use crate::args::{ms, ScenarioArgs};
 use clap::Args;
 use selfheal::files::{check_targets, is_special, stage};
-use selfheal::model::{Model, P2p};
+use selfheal::model::Model;
 use selfheal::output::trajectory_csv;
 use selfheal::scenario::Scenario;
 use selfheal::simulate::{simulate, SimOptions, Simulation};
@@ -33,28 +33,7 @@ pub struct SimulateArgs {
 }
 
 pub fn run(args: &SimulateArgs) -> Result<(), Error> {
-    match args.scenario.model_file()? {
-        Some(file) => selfheal::with_model_file!(&file, |m| {
-            let names = m.states().map(|st| st.name);
-            run_with(&m, args, &|x: &[f64]| generic_state(&names, x))
-        }),
-        None => run_with(&P2p, args, &|x: &[f64]| {
-            format!(
-                "peers {:.6}, supernodes {:.6e}, queue {:.6e}",
-                x[0], x[1], x[2]
-            )
-        }),
-    }
-}
-
-/// A state as `name value, …` (six significant digits).
-pub(crate) fn generic_state(names: &[&str], x: &[f64]) -> String {
-    names
-        .iter()
-        .zip(x)
-        .map(|(n, v)| format!("{n} {v:.6e}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::args::with_model!(args.scenario, |m, state| run_with(&m, args, &state))
 }
 
 fn run_with<M: Model<N>, const N: usize>(

@@ -6,7 +6,7 @@ use clap::Args;
 use selfheal::analysis::tipping::{
     critical_shock, critical_window, rescue, FateChange, TippingOptions, MAX_WINDOW,
 };
-use selfheal::model::{Model, P2p};
+use selfheal::model::Model;
 use selfheal::scenario::Intervention;
 use selfheal::Error;
 
@@ -65,20 +65,9 @@ pub struct RescueArgs {
 }
 
 pub fn run_critical_shock(args: &CriticalShockArgs) -> Result<(), Error> {
-    match args.scenario.model_file()? {
-        Some(file) => selfheal::with_model_file!(&file, |m| {
-            let names = m.states().map(|st| st.name);
-            critical_shock_with(&m, args, &|x: &[f64]| {
-                crate::simulate::generic_state(&names, x)
-            })
-        }),
-        None => critical_shock_with(&P2p, args, &|x: &[f64]| {
-            format!(
-                "peers {:.6}, supernodes {:.6e}, queue {:.6e}",
-                x[0], x[1], x[2]
-            )
-        }),
-    }
+    crate::args::with_model!(args.scenario, |m, state| critical_shock_with(
+        &m, args, &state
+    ))
 }
 
 fn critical_shock_with<M: Model<N>, const N: usize>(
@@ -134,19 +123,31 @@ where
 }
 
 pub fn run_critical_window(args: &CriticalWindowArgs) -> Result<(), Error> {
+    crate::args::with_model!(args.scenario, |m, _state| critical_window_with(&m, args))
+}
+
+fn critical_window_with<M: Model<N>, const N: usize>(
+    model: &M,
+    args: &CriticalWindowArgs,
+) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
     // The window is what it finds, for the wave's fraction of peers and supernodes alike.
     let unused = Unused {
         wave_but_fraction: true,
         t_end: true,
         ..Unused::default()
     };
-    let (sc, solve) = args.scenario.build_for("critical-window", unused)?;
+    let (sc, solve) = args
+        .scenario
+        .build_for_with(model, "critical-window", unused)?;
     let f = sc.shock.map(|s| s.fraction).ok_or_else(|| {
         Error::Invalid("critical-window needs --shock F (or a [shock] in the scenario)".into())
     })?;
     let opts = TippingOptions::new(solve, args.search.tol, args.search.scan);
     let started = std::time::Instant::now();
-    let cw = critical_window(&P2p, sc.params.values(), f, &opts)?;
+    let cw = critical_window(model, sc.params.values(), f, &opts)?;
     let elapsed = ms(started);
     print_changes(&cw.changes, 6, " min");
     if cw.value.is_none() {
@@ -180,12 +181,23 @@ fn print_changes(changes: &[FateChange], digits: usize, unit: &str) {
 const RESCUE_HORIZON_DAYS: f64 = 100.0;
 
 pub fn run_rescue(args: &RescueArgs) -> Result<(), Error> {
+    crate::args::with_model!(args.scenario, |m, state| rescue_with(&m, args, &state))
+}
+
+fn rescue_with<M: Model<N>, const N: usize>(
+    model: &M,
+    args: &RescueArgs,
+    state: &dyn Fn(&[f64]) -> String,
+) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
     // The rescue starts from the collapsed state, not from a wave.
     let unused = Unused {
         wave: true,
         ..Unused::default()
     };
-    let (sc, solve) = args.scenario.build_for("rescue", unused)?;
+    let (sc, solve) = args.scenario.build_for_with(model, "rescue", unused)?;
     let k = sc.params.index(&args.param)?;
     if !(args.at.is_finite() && args.at >= 0.0 && args.at <= sc.t_end) {
         return Err(Error::OutOfRange {
@@ -197,12 +209,9 @@ pub fn run_rescue(args: &RescueArgs) -> Result<(), Error> {
     let FromState::Collapsed = args.from_state;
     let opts = TippingOptions::new(solve, args.tol, TippingOptions::default().scan);
     let started = std::time::Instant::now();
-    let r = rescue(&P2p, sc.params.values(), k, &opts)?;
+    let r = rescue(model, sc.params.values(), k, &opts)?;
     let elapsed = ms(started);
-    eprintln!(
-        "collapsed state: peers {:.6e}, supernodes {:.6e}, queue {:.6e}",
-        r.collapsed[0], r.collapsed[1], r.collapsed[2]
-    );
+    eprintln!("collapsed state: {}", state(r.collapsed.as_slice()));
     let (Some(v), Some(margin)) = (r.value, r.with_margin(1.1)) else {
         eprintln!(
             "no value of {} within the searched range brings the network back ({} trials)",
@@ -222,7 +231,7 @@ pub fn run_rescue(args: &RescueArgs) -> Result<(), Error> {
             at: args.at,
             set: vec![(k, value)],
         };
-        match r.recovery_time(&P2p, &sc, step, RESCUE_HORIZON_DAYS * 1440.0, opts.solve)? {
+        match r.recovery_time(model, &sc, step, RESCUE_HORIZON_DAYS * 1440.0, opts.solve)? {
             Some(t) => eprintln!(
                 "recovery {label} ({} = {value:.6e}): peers back to 95% of healthy {t:.1} min after the step",
                 r.param
