@@ -359,3 +359,82 @@ fn bittorrent_steady_state_matches_its_closed_form() {
         "{end:?}"
     );
 }
+
+/// The retry-storm model's right-hand side written out by hand (an independent transcription
+/// of models/retry-storm.toml's description), at its default parameters.
+fn retry_storm_rhs(q: f64, z: f64) -> (f64, f64) {
+    let (clients, rate, capacity, timeout, retry, steepness, deadline) =
+        (1000.0, 0.09, 100.0, 1.0_f64, 0.9, 4.0, 10.0);
+    let work = q + z + 1.0;
+    let wait: f64 = work / capacity;
+    let th = wait.powf(steepness) / (timeout.powf(steepness) + wait.powf(steepness)) / timeout;
+    (
+        rate * (clients - q) - capacity * q / work - (1.0 - retry) * q * th - q / deadline,
+        q * th - capacity * z / work - z / deadline,
+    )
+}
+
+/// Classical RK4 on [`retry_storm_rhs`] for `t` seconds.
+fn retry_storm_run(mut q: f64, mut z: f64, t: f64) -> (f64, f64) {
+    let h = 0.002;
+    for _ in 0..(t / h) as usize {
+        let k1 = retry_storm_rhs(q, z);
+        let k2 = retry_storm_rhs(q + 0.5 * h * k1.0, z + 0.5 * h * k1.1);
+        let k3 = retry_storm_rhs(q + 0.5 * h * k2.0, z + 0.5 * h * k2.1);
+        let k4 = retry_storm_rhs(q + h * k3.0, z + h * k3.1);
+        q += h / 6.0 * (k1.0 + 2.0 * k2.0 + 2.0 * k3.0 + k4.0);
+        z += h / 6.0 * (k1.1 + 2.0 * k2.1 + 2.0 * k3.1 + k4.1);
+    }
+    (q, z)
+}
+
+#[test]
+fn retry_storm_states_and_critical_burst_match_a_hand_written_integration() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/retry-storm.toml");
+    let m = ModelFile::load(std::path::Path::new(path))
+        .unwrap()
+        .typed::<2>()
+        .unwrap();
+    let p = ParamSet::defaults(m.params());
+    // The two attractors, by integrating the hand-written equations to rest from a short and a
+    // long queue.
+    let healthy = retry_storm_run(10.0, 1.0, 300.0);
+    let collapsed = retry_storm_run(500.0, 500.0, 300.0);
+    let eq = all_equilibria(&m, p.values()).unwrap();
+    let stable: Vec<_> = eq
+        .iter()
+        .filter(|e| e.kind == selfheal::analysis::Kind::Stable)
+        .collect();
+    assert_eq!((eq.len(), stable.len()), (3, 2), "{eq:?}");
+    for (q, z) in [healthy, collapsed] {
+        assert!(
+            stable
+                .iter()
+                .any(|e| (e.x[0] - q).abs() < 1e-6 * q && (e.x[1] - z).abs() < 1e-6 * z.max(1e-3)),
+            "({q}, {z}) not among {stable:?}"
+        );
+    }
+    // The critical burst: a fraction f of the idle clients sends at once (q → q + f·(C − q));
+    // bisection on the hand-written flow against the certified answer.
+    let fate = |f: f64| {
+        let q0 = healthy.0 + f * (1000.0 - healthy.0);
+        let (q, _) = retry_storm_run(q0, healthy.1, 200.0);
+        q < 50.0
+    };
+    let (mut lo, mut hi) = (0.0, 0.5);
+    assert!(fate(lo) && !fate(hi));
+    for _ in 0..20 {
+        let mid = 0.5 * (lo + hi);
+        if fate(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let cs = critical_shock(&m, p.values(), &TippingOptions::default()).unwrap();
+    let (a, b) = cs.bracket.unwrap();
+    assert!(
+        a <= hi + 1e-5 && lo - 1e-5 <= b,
+        "[{a}, {b}] vs [{lo}, {hi}]"
+    );
+}
