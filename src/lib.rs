@@ -67,6 +67,10 @@ pub mod stochastic;
 pub mod sweep;
 
 pub use error::Error;
+/// The nalgebra the crate's vectors and matrices come from (0.34): use `selfheal::nalgebra` in
+/// your model instead of a separate `nalgebra` dependency, whose version could differ (two
+/// versions' `SVector` are different types).
+pub use nalgebra;
 
 /// The README's Rust example, compiled and run by `cargo test`.
 #[doc = include_str!("../README.md")]
