@@ -1295,6 +1295,21 @@ fn model_files_run_through_every_analysis_command() {
         ][..],
         &["critical-window", "--model", &aloha, "--shock", "0.6"][..],
         &["rescue", "qr", "--model", &aloha, "--tol", "1e-3"][..],
+        &[
+            "stochastic",
+            "--model",
+            &aloha,
+            "--population",
+            "1",
+            "--runs",
+            "5",
+            "--shock",
+            "0.3",
+            "--quantiles",
+            "q.csv",
+            "--out",
+            "r.csv",
+        ][..],
     ] {
         let r = selfheal(args, dir.path());
         assert!(

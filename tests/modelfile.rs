@@ -438,3 +438,64 @@ fn retry_storm_states_and_critical_burst_match_a_hand_written_integration() {
         "[{a}, {b}] vs [{lo}, {hi}]"
     );
 }
+
+/// Immigration and death, linear: the chain's mean equals the fluid solution at every M.
+const IMMIGRATION_DEATH: &str = r#"name = "immigration-death"
+[states]
+x = { description = "individuals per unit" }
+[params]
+lambda = { default = 2, min = 0 }
+mu = { default = 0.5, min = 0, open = true }
+[[transition]]
+name = "arrival"
+jump = { x = 1 }
+rate = "lambda"
+[[transition]]
+name = "death"
+jump = { x = -1 }
+rate = "mu*x"
+[service]
+level = "1"
+"#;
+
+#[test]
+fn a_model_files_chain_has_the_fluid_mean_within_central_limit_bounds() {
+    use selfheal::modelfile::chain::{chain_runs, ChainOptions};
+    use selfheal::stochastic::StochasticMethod;
+    let m = ModelFile::from_toml(IMMIGRATION_DEATH, "id.toml")
+        .unwrap()
+        .typed::<1>()
+        .unwrap();
+    let sc = Scenario::from_toml(&m, "t_end = 8").unwrap();
+    let x0 = SVector::from([0.0]);
+    for method in [StochasticMethod::Exact, StochasticMethod::TauLeap] {
+        let opts = ChainOptions {
+            population: 50.0,
+            runs: 400,
+            seed: 7,
+            method,
+            dt: 1.0,
+            epsilon: 0.03,
+        };
+        let runs = chain_runs(&m, &sc, &x0, &opts).unwrap();
+        for k in 1..=8 {
+            let t = k as f64;
+            let fluid = 2.0 / 0.5 * (1.0 - (-0.5 * t).exp());
+            let v: Vec<f64> = runs.iter().map(|r| r.grid[k][0]).collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            // The count is Poisson with mean M·x(t): the mean of R runs has sd sqrt(x/(M R)).
+            let sd = (fluid / (50.0 * 400.0)).sqrt();
+            assert!(
+                (mean - fluid).abs() < 4.0 * sd,
+                "{method:?} t = {t}: {mean} vs {fluid} (sd {sd})"
+            );
+            // Whole counts only.
+            assert!(v
+                .iter()
+                .all(|x| ((x * 50.0).round() - x * 50.0).abs() < 1e-9));
+        }
+        if method == StochasticMethod::TauLeap {
+            assert!(runs.iter().all(|r| r.leaps > 0));
+        }
+    }
+}

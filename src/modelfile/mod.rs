@@ -29,6 +29,7 @@
 //! assert_eq!(dx[0], 0.5 * 0.25 * 0.75);
 //! ```
 
+pub mod chain;
 pub(crate) mod expr;
 
 use crate::error::{suggest, Error};
