@@ -12,7 +12,9 @@
 //! follow the scenario's interventions; a wave spread over `W` adds the shock transitions with
 //! hazards `−ln(1 − f)/W` while it lasts; an instantaneous wave is the chain of the shock
 //! transitions run for unit time with hazards `−ln(1 − f)`, the stochastic form of the fluid
-//! model's time-1 map. Run `i` is seeded from `(seed, i)` alone.
+//! model's time-1 map. A transition that would take a count below zero does not fire (its
+//! propensity is 0 there): a fluid rate need not vanish at the boundary, a count must stay
+//! whole and non-negative. Run `i` is seeded from `(seed, i)` alone.
 
 use super::{FileModel, ModelFile, Transition};
 use crate::error::Error;
@@ -79,11 +81,15 @@ impl<const N: usize> Chain<'_, N> {
         let x: Vec<f64> = self.counts.iter().map(|c| c / self.m).collect();
         let mut out = Vec::with_capacity(list.len());
         let mut bad = None;
+        let counts = &self.counts;
         self.file.rates(list, t, &x, p, h, |tr, r| {
             if bad.is_none() && !(r.is_finite() && r >= 0.0) {
                 bad = Some((tr.name.clone(), r));
             }
-            out.push((self.m * r).max(0.0));
+            // A transition that would take a count below zero cannot fire (the fluid rate of,
+            // say, ALOHA's successes does not vanish with the backlog).
+            let possible = tr.jump.iter().all(|&(i, v)| counts[i] + v >= 0.0);
+            out.push(if possible { (self.m * r).max(0.0) } else { 0.0 });
         });
         if let Some((name, r)) = bad {
             let at: Vec<String> = self
