@@ -305,12 +305,7 @@ pub fn chain_runs<const N: usize>(
             // An instantaneous wave at `t`: the shock transitions' chain for unit time.
             let wave = |chain: &mut Chain<N>, t: f64| -> Result<(), Error> {
                 if let Some(s) = sc.shock.filter(|s| !s.is_spread() && s.at == t) {
-                    if file.shock_transitions.is_empty() {
-                        return Err(Error::Unsupported(format!(
-                            "model `{}` ({}) has no [shock]: it defines no reboot wave",
-                            file.name, file.source
-                        )));
-                    }
+                    file.check_shock()?;
                     let h = [-(1.0 - s.fraction).ln(), -(1.0 - s.sn_fraction).ln()];
                     let p = sc.params_at(t);
                     let mut none = |_: f64, _: &[f64]| {};

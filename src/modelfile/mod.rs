@@ -666,6 +666,17 @@ impl ModelFile {
         Ok(mf)
     }
 
+    /// Refuses a wave when the file defines no shock transitions.
+    pub(crate) fn check_shock(&self) -> Result<(), Error> {
+        if self.shock_transitions.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "model `{}` ({}) has no [shock]: it defines no reboot wave",
+                self.name, self.source
+            )));
+        }
+        Ok(())
+    }
+
     /// Number of states.
     pub fn dim(&self) -> usize {
         self.states.len()
@@ -848,10 +859,6 @@ impl<const N: usize> FileModel<N> {
         });
         dx
     }
-
-    fn hazards<T: Scalar>(&self, a: T, b: T) -> [T; 2] {
-        [a, b]
-    }
 }
 
 impl<const N: usize> Model<N> for FileModel<N> {
@@ -1018,15 +1025,10 @@ impl<const N: usize> Model<N> for FileModel<N> {
         f: T,
         c: T,
     ) -> Result<SVector<T, N>, Error> {
-        if self.file.shock_transitions.is_empty() {
-            return Err(Error::Unsupported(format!(
-                "model `{}` ({}) has no [shock]: it defines no reboot wave",
-                self.file.name, self.file.source
-            )));
-        }
+        self.file.check_shock()?;
         crate::model::check_wave(f.re(), c.re())?;
         let one = T::from(1.0);
-        let h = self.hazards(-(one - f).ln(), -(one - c).ln());
+        let h = [-(one - f).ln(), -(one - c).ln()];
         let hmax = h[0].re().max(h[1].re());
         let steps = ((hmax * 400.0).ceil() as usize).clamp(64, 200_000);
         let run = |n: usize| {
@@ -1056,7 +1058,7 @@ impl<const N: usize> Model<N> for FileModel<N> {
         eta_p: T,
         eta_s: T,
     ) -> SVector<T, N> {
-        let h = self.hazards(eta_p, eta_s);
+        let h = [eta_p, eta_s];
         self.flow(&self.file.shock_transitions, T::from(0.0), x, p, &h)
     }
 }
