@@ -20,7 +20,7 @@ fn grid(spec: &[&str], metrics: Vec<Metric>) -> Sweep<'static, P2p, 3> {
 fn bench_sweep(c: &mut Criterion) {
     let shocks = grid(
         &["shock=0.01:0.99:2000"],
-        vec![Metric::Outcome, Metric::MinPeers],
+        vec![Metric::Outcome, Metric::Min(0)],
     );
     let critical = grid(
         &["sn_capacity=600:3000:10", "dedicated=1e-6:2e-4:10"],

@@ -69,8 +69,12 @@ pub struct Summary {
     pub min_peers: f64,
     /// When it happened (minutes).
     pub t_min_peers: f64,
+    /// Minimum of each state over `[0, t_end]`, with its time, in state order.
+    pub minima: Vec<(f64, f64)>,
     /// Maximum of each state over `[0, t_end]`, with its time, in state order.
     pub peaks: Vec<(f64, f64)>,
+    /// Lowest service level over `[0, t_end]` and its time, if the model defines one.
+    pub min_service_level: Option<(f64, f64)>,
     /// Peak utilisation over `[0, t_end]` and its time, if the model defines utilisation.
     pub peak_utilisation: Option<(f64, f64)>,
     /// Minutes from the shock (from `t = 0` without one) until the watched state, having
@@ -377,7 +381,9 @@ where
         summary: Summary {
             min_peers: trajectory.min.0,
             t_min_peers: trajectory.min.1,
+            minima: trajectory.minima,
             peaks: trajectory.peaks,
+            min_service_level: trajectory.min_service_level,
             peak_utilisation: trajectory.peak_utilisation,
             recovery_time: trajectory.recovery_time,
             healthy: start.x.iter().copied().collect(),
@@ -499,7 +505,9 @@ where
 /// recovery time.
 struct Trajectory {
     min: (f64, f64),
+    minima: Vec<(f64, f64)>,
     peaks: Vec<(f64, f64)>,
+    min_service_level: Option<(f64, f64)>,
     peak_utilisation: Option<(f64, f64)>,
     recovery_time: Option<f64>,
 }
@@ -514,11 +522,14 @@ fn describe<M: Model<N>, const N: usize>(
     (start, end): (&RestState<N>, &RestState<N>),
 ) -> Trajectory {
     let w = model.watched();
-    let (min_peers, t_min_peers) = extremum(&dense.segments, w, false);
     // Reported in the model's domain, like every sampled state.
-    let min_peers = dense
-        .eval(t_min_peers)
-        .map_or(min_peers, |x| model.in_domain(x)[w]);
+    let minima: Vec<(f64, f64)> = (0..N)
+        .map(|i| {
+            let (v, t) = extremum(&dense.segments, i, false);
+            (dense.eval(t).map_or(v, |x| model.in_domain(x)[i]), t)
+        })
+        .collect();
+    let (min_peers, t_min_peers) = minima[w];
     // Recovery is measured against the healthy state the network starts from; when the initial
     // parameters have none (a run that starts down), against that of the final parameters; when
     // neither has one, there is nothing to recover to.
@@ -539,7 +550,13 @@ fn describe<M: Model<N>, const N: usize>(
     Trajectory {
         min: (min_peers, t_min_peers),
         peaks: (0..N).map(|i| extremum(&dense.segments, i, true)).collect(),
-        peak_utilisation: peak_utilisation(model, sc, &dense.segments),
+        minima,
+        min_service_level: extreme_of(model, sc, &dense.segments, false, |x, p| {
+            model.service_level(x, p)
+        }),
+        peak_utilisation: extreme_of(model, sc, &dense.segments, true, |x, p| {
+            model.utilisation(x, p)
+        }),
         recovery_time,
     }
 }
@@ -561,13 +578,18 @@ fn extremum<const N: usize>(segs: &[Segment<N>], i: usize, max: bool) -> (f64, f
     best
 }
 
-/// Peak utilisation: the largest value at step ends and at three interior points of each step,
-/// refined by golden-section search around the best.
-fn peak_utilisation<M: Model<N>, const N: usize>(
+/// The largest (`max`) or smallest value of `g(state, parameters)` over the run, with its time:
+/// found among step ends and three interior points of each step, then refined by golden-section
+/// search around the best. `None` when the model does not define `g`.
+fn extreme_of<M: Model<N>, const N: usize>(
     model: &M,
     sc: &Scenario,
     segs: &[Segment<N>],
+    max: bool,
+    g: impl Fn(&SVector<f64, N>, &[f64]) -> Option<f64>,
 ) -> Option<(f64, f64)> {
+    // Searched as a maximum of `sign * g`.
+    let sign = if max { 1.0 } else { -1.0 };
     let mut best: Option<(f64, f64, usize, f64)> = None;
     let mut p = sc.params_at(0.0);
     let mut next_iv = sc.interventions.iter().filter(|iv| iv.at <= 0.0).count();
@@ -581,7 +603,7 @@ fn peak_utilisation<M: Model<N>, const N: usize>(
         }
         for j in 0..=4 {
             let th = j as f64 / 4.0;
-            let u = model.utilisation(&model.in_domain(s.eval(s.time(th))), &p)?;
+            let u = sign * g(&model.in_domain(s.eval(s.time(th))), &p)?;
             if best.is_none_or(|b| u > b.0) {
                 best = Some((u, s.time(th), k, th));
             }
@@ -590,11 +612,7 @@ fn peak_utilisation<M: Model<N>, const N: usize>(
     let (mut u, mut t, k, th) = best?;
     let s = &segs[k];
     let p = sc.params_at(s.t0);
-    let f = |th: f64| {
-        model
-            .utilisation(&model.in_domain(s.eval(s.time(th))), &p)
-            .unwrap_or(f64::NAN)
-    };
+    let f = |th: f64| g(&model.in_domain(s.eval(s.time(th))), &p).map_or(f64::NAN, |v| sign * v);
     let (mut a, mut b) = ((th - 0.25).max(0.0), (th + 0.25).min(1.0));
     let g = 0.5 * (5f64.sqrt() - 1.0);
     for _ in 0..60 {
@@ -611,7 +629,7 @@ fn peak_utilisation<M: Model<N>, const N: usize>(
         u = f(th);
         t = s.time(th);
     }
-    Some((u, t))
+    Some((sign * u, t))
 }
 
 /// Recovery time per docs/model.md, located on the dense output.

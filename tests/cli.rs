@@ -1322,22 +1322,57 @@ fn model_files_run_through_every_analysis_command() {
         String::from_utf8_lossy(&selfheal(&["params", "--model", &aloha], dir.path()).stdout)
             .to_string();
     assert!(table.contains("retransmission probability"), "{table}");
-    // Commands that run the built-in model only say so instead of ignoring the model.
+    // A sweep in two shards and their merge: metrics named after the model's state, and the
+    // lowest service level (1 − n/m, located on its own) equal to 1 − peak_n/m.
+    for k in ["1/2", "2/2"] {
+        let r = selfheal(
+            &[
+                "sweep",
+                "--grid",
+                "qr=0.05:0.2:4",
+                "--metric",
+                "outcome,peak_n,min_service_level,critical_shock",
+                "--model",
+                &aloha,
+                "--shard",
+                k,
+                "--out",
+                &format!("s{}.csv", &k[..1]),
+            ],
+            dir.path(),
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let r = selfheal(&["merge", "s1.csv", "s2.csv", "--out", "s.csv"], dir.path());
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let merged = std::fs::read_to_string(dir.path().join("s.csv")).unwrap();
+    let mut lines = merged.lines();
+    assert_eq!(
+        lines.next(),
+        Some("qr,outcome,peak_n,min_service_level,critical_shock,status")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        let (peak, level): (f64, f64) = (row[2].parse().unwrap(), row[3].parse().unwrap());
+        assert!(((1.0 - peak / 100.0) - level).abs() < 1e-9, "{row:?}");
+    }
+    // A metric of another model's state names this model's metrics instead.
     let e = refused(
         &[
             "sweep",
             "--grid",
             "qr=0.05:0.2:3",
             "--metric",
-            "outcome",
+            "min_peers",
             "--model",
             &aloha,
             "--out",
-            "s.csv",
+            "t.csv",
         ],
         &[],
     );
-    assert!(e.contains("built-in model only"), "{e}");
+    assert!(e.contains("min_peers") && e.contains("min_n"), "{e}");
     // A broken model file names itself and the line.
     std::fs::write(dir.path().join("bad.toml"), "name = \"x\"\n[states]\nn = {}\n[[transition]]\nname = \"a\"\njump = { n = 1 }\nrate = \"nn\"\n").unwrap();
     let r = selfheal(&["simulate", "--model", "bad.toml"], dir.path());

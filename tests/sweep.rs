@@ -46,13 +46,7 @@ fn grid_rows_come_first_axis_slowest_and_match_single_simulations() {
         Axis::parse("shock=0.2:0.6:3", &base).unwrap(),
         Axis::parse("sn_capacity=800:1200:2", &base).unwrap(),
     ];
-    let sweep = Sweep::new(
-        &P2p,
-        base.clone(),
-        Design::Grid(axes),
-        vec![Metric::MinPeers],
-    )
-    .unwrap();
+    let sweep = Sweep::new(&P2p, base.clone(), Design::Grid(axes), vec![Metric::Min(0)]).unwrap();
     let mut rows = vec![];
     sweep
         .run(0..sweep.len(), 2, |i, r| {
@@ -584,7 +578,7 @@ fn rows_reach_the_sink_once_each_in_order_and_a_failing_sink_stops_the_run() {
     let base = Scenario::new(&P2p);
     // Costs vary along the axis (recovering and collapsing rows), so blocks finish out of order.
     let axes = vec![Axis::parse("shock=0.05:0.95:700", &base).unwrap()];
-    let sweep = Sweep::new(&P2p, base, Design::Grid(axes), vec![Metric::MinPeers]).unwrap();
+    let sweep = Sweep::new(&P2p, base, Design::Grid(axes), vec![Metric::Min(0)]).unwrap();
     let collect = |range: std::ops::Range<usize>, threads| {
         let mut rows = vec![];
         sweep
@@ -694,4 +688,40 @@ fn log_sampled_ranges_spread_points_evenly_over_decades() {
     }
     let mut r = Range::parse("retry=0:1", &sc).unwrap();
     assert!(r.set_log().is_err(), "a log range needs positive ends");
+}
+
+/// Header and rows of a sweep of `list` over shock fractions 0.1 to 0.6 from `model`'s defaults.
+fn shock_sweep<M: Model<3>>(model: &M, list: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let base = Scenario::new(model);
+    let axis = Axis::parse("shock=0.1:0.6:6", &base).unwrap();
+    let metrics = Metric::parse_list(list, &model.states()).unwrap();
+    let sweep = Sweep::new(model, base, Design::Grid(vec![axis]), metrics).unwrap();
+    let mut out = vec![];
+    sweep
+        .run(0..sweep.len(), 1, |_, r| {
+            out.push(r.to_vec());
+            Ok(())
+        })
+        .unwrap();
+    (sweep.header(), out)
+}
+
+#[test]
+fn a_sweep_of_the_reference_model_file_gives_the_built_in_models_metrics() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/p2p.toml");
+    let file = selfheal::modelfile::ModelFile::load(Path::new(path)).unwrap();
+    let list = "outcome,min_peers,t_min_peers,peak_queue,min_service_level,recovery_time";
+    let builtin = shock_sweep(&P2p, list);
+    let from_file = shock_sweep(&file.typed::<3>().unwrap(), list);
+    assert_eq!(builtin.0, from_file.0);
+    let mut collapsed = 0;
+    for (a, b) in builtin.1.iter().zip(&from_file.1) {
+        assert_eq!(a[1], b[1], "outcomes differ: {a:?} vs {b:?}");
+        collapsed += usize::from(a[1] == "collapsed");
+        for k in [2, 4, 5] {
+            let (x, y): (f64, f64) = (a[k].parse().unwrap(), b[k].parse().unwrap());
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1e-6), "{a:?} vs {b:?}");
+        }
+    }
+    assert!(collapsed > 0 && collapsed < 6, "both outcomes must occur");
 }

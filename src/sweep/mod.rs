@@ -4,12 +4,13 @@
 //! number of threads.
 //!
 //! ```
-//! use selfheal::model::P2p;
+//! use selfheal::model::{Model, P2p};
 //! use selfheal::scenario::Scenario;
 //! use selfheal::sweep::{Axis, Design, Metric, Sweep};
 //! let base = Scenario::new(&P2p);
 //! let design = Design::Grid(vec![Axis::parse("shock=0.2:0.6:3", &base).unwrap()]);
-//! let sweep = Sweep::new(&P2p, base, design, vec![Metric::Outcome, Metric::MinPeers]).unwrap();
+//! let metrics = Metric::parse_list("outcome,min_peers", &P2p.states()).unwrap();
+//! let sweep = Sweep::new(&P2p, base, design, metrics).unwrap();
 //! let mut rows = vec![];
 //! sweep.run(0..sweep.len(), 1, |_, row| { rows.push(row.to_vec()); Ok(()) }).unwrap();
 //! assert_eq!(sweep.header(), ["shock", "outcome", "min_peers", "status"]);
@@ -27,80 +28,106 @@ pub use output::{merge, run_to_file, Fingerprint, RunFile, Shard};
 use crate::analysis::tipping::{critical_shock, critical_window, Landscape, TippingOptions};
 use crate::equilibria::RestState;
 use crate::error::{suggest, Error};
-use crate::model::Model;
+use crate::model::{Model, StateSpec};
 use crate::output::num;
 use crate::scenario::Scenario;
 use crate::simulate::{simulate_with, SimOptions};
 use nalgebra::{Const, DimMin};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 
-/// A quantity computed for each row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// A quantity computed for each row. Metrics of a state are named after it: `min_peers`,
+/// `t_min_peers` and `peak_queue` for the reference model, `min_<state>` for a model file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     /// recovered / collapsed / undecided.
     Outcome,
-    /// Lowest peers over the run.
-    MinPeers,
-    /// When peers were lowest (minutes).
-    TMinPeers,
-    /// Recovery time (minutes; empty when peers never return).
+    /// Lowest value of state `i` over the run (`min_<state>`).
+    Min(usize),
+    /// When state `i` was lowest (`t_min_<state>`, in the model's time unit).
+    TMin(usize),
+    /// Highest value of state `i` over the run (`peak_<state>`).
+    Peak(usize),
+    /// Lowest service level over the run (models that define one).
+    MinServiceLevel,
+    /// Recovery time (empty when the watched state never returns).
     RecoveryTime,
-    /// Highest queue over the run.
-    PeakQueue,
-    /// Highest utilisation over the run.
+    /// Highest utilisation over the run (models that define one).
     PeakUtilisation,
     /// The critical shock of the row's parameters (empty when none below 1).
     CriticalShock,
-    /// The critical window for the row's shock fraction (minutes; empty when none).
+    /// The critical window for the row's shock fraction (empty when none).
     CriticalWindow,
     /// Number of equilibria of the row's parameters.
     NEquilibria,
 }
 
 impl Metric {
-    /// Every metric, in documentation order.
-    pub const ALL: [Metric; 9] = [
-        Metric::Outcome,
-        Metric::MinPeers,
-        Metric::TMinPeers,
-        Metric::RecoveryTime,
-        Metric::PeakQueue,
-        Metric::PeakUtilisation,
-        Metric::CriticalShock,
-        Metric::CriticalWindow,
-        Metric::NEquilibria,
-    ];
+    /// Every metric of a model with these states, in documentation order (the state metrics
+    /// in state order).
+    pub fn all(states: &[StateSpec]) -> Vec<Metric> {
+        let n = states.len();
+        let mut out = vec![Metric::Outcome];
+        out.extend((0..n).map(Metric::Min));
+        out.extend((0..n).map(Metric::TMin));
+        out.push(Metric::RecoveryTime);
+        out.extend((0..n).map(Metric::Peak));
+        out.extend([
+            Metric::MinServiceLevel,
+            Metric::PeakUtilisation,
+            Metric::CriticalShock,
+            Metric::CriticalWindow,
+            Metric::NEquilibria,
+        ]);
+        out
+    }
 
-    /// The column name.
-    pub fn name(self) -> &'static str {
+    /// The column name, for a model with these states.
+    pub fn name(self, states: &[StateSpec]) -> String {
+        let state = |i: usize| states.get(i).map_or("?", |s| s.name);
         match self {
-            Metric::Outcome => "outcome",
-            Metric::MinPeers => "min_peers",
-            Metric::TMinPeers => "t_min_peers",
-            Metric::RecoveryTime => "recovery_time",
-            Metric::PeakQueue => "peak_queue",
-            Metric::PeakUtilisation => "peak_utilisation",
-            Metric::CriticalShock => "critical_shock",
-            Metric::CriticalWindow => "critical_window",
-            Metric::NEquilibria => "n_equilibria",
+            Metric::Outcome => "outcome".into(),
+            Metric::Min(i) => format!("min_{}", state(i)),
+            Metric::TMin(i) => format!("t_min_{}", state(i)),
+            Metric::Peak(i) => format!("peak_{}", state(i)),
+            Metric::MinServiceLevel => "min_service_level".into(),
+            Metric::RecoveryTime => "recovery_time".into(),
+            Metric::PeakUtilisation => "peak_utilisation".into(),
+            Metric::CriticalShock => "critical_shock".into(),
+            Metric::CriticalWindow => "critical_window".into(),
+            Metric::NEquilibria => "n_equilibria".into(),
         }
     }
 
-    /// Parses a comma-separated list.
-    pub fn parse_list(text: &str) -> Result<Vec<Metric>, Error> {
+    /// Parses a comma-separated list of the metrics of a model with these states.
+    ///
+    /// ```
+    /// use selfheal::model::{Model, P2p};
+    /// use selfheal::sweep::Metric;
+    /// let m = Metric::parse_list("outcome, min_peers, peak_queue", &P2p.states()).unwrap();
+    /// assert_eq!(m, [Metric::Outcome, Metric::Min(0), Metric::Peak(2)]);
+    /// ```
+    pub fn parse_list(text: &str, states: &[StateSpec]) -> Result<Vec<Metric>, Error> {
+        let all = Metric::all(states);
+        let names: Vec<String> = all.iter().map(|m| m.name(states)).collect();
         let mut out = vec![];
         for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let m = Metric::ALL
-                .into_iter()
-                .find(|m| m.name() == name)
-                .ok_or_else(|| Error::UnknownKey {
-                    key: name.into(),
-                    table: "the metrics".into(),
-                    hint: suggest(name, Metric::ALL.iter().map(|m| m.name())),
+            let m = names
+                .iter()
+                .position(|n| n == name)
+                .map(|k| all[k])
+                .ok_or_else(|| match suggest(name, names.iter().map(String::as_str)) {
+                    Some(hint) => Error::UnknownKey {
+                        key: name.into(),
+                        table: "the metrics".into(),
+                        hint: Some(hint),
+                    },
+                    // Nothing close (a state of another model): say what there is.
+                    None => Error::Invalid(format!(
+                        "unknown metric `{name}`; this model's metrics are {}",
+                        names.join(", ")
+                    )),
                 })?;
             if out.contains(&m) {
                 return Err(Error::Invalid(format!("metric `{name}` is listed twice")));
@@ -114,14 +141,9 @@ impl Metric {
     }
 
     fn needs_simulation(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Metric::Outcome
-                | Metric::MinPeers
-                | Metric::TMinPeers
-                | Metric::RecoveryTime
-                | Metric::PeakQueue
-                | Metric::PeakUtilisation
+            Metric::CriticalShock | Metric::CriticalWindow | Metric::NEquilibria
         )
     }
 }
@@ -190,6 +212,25 @@ where
         if metrics.is_empty() {
             return Err(Error::Invalid("a sweep needs at least one metric".into()));
         }
+        // Metrics the model cannot give are refused before any row is computed.
+        let states = model.states();
+        let p = base.params.values();
+        let x = model.nominal_state(p);
+        for m in &metrics {
+            let missing = match m {
+                Metric::Min(i) | Metric::TMin(i) | Metric::Peak(i) => *i >= N,
+                Metric::MinServiceLevel => model.service_level(&x, p).is_none(),
+                Metric::PeakUtilisation => model.utilisation(&x, p).is_none(),
+                _ => false,
+            };
+            if missing {
+                return Err(Error::Invalid(format!(
+                    "metric `{}`: model `{}` does not define it",
+                    m.name(&states),
+                    model.name()
+                )));
+            }
+        }
         Ok(Self {
             model,
             base,
@@ -220,6 +261,12 @@ where
         &self.metrics
     }
 
+    /// The metrics' column names.
+    pub fn metric_names(&self) -> Vec<String> {
+        let states = self.model.states();
+        self.metrics.iter().map(|m| m.name(&states)).collect()
+    }
+
     /// The base scenario.
     pub fn base(&self) -> &Scenario {
         &self.base
@@ -230,7 +277,7 @@ where
     /// `collapsed` and `critical_shock` is empty), or the row's error.
     pub fn header(&self) -> Vec<String> {
         let mut h: Vec<String> = self.design.columns().into_iter().map(|(n, _)| n).collect();
-        h.extend(self.metrics.iter().map(|m| m.name().to_string()));
+        h.extend(self.metric_names());
         h.push("status".into());
         h
     }
@@ -290,12 +337,11 @@ where
             let s = sim.as_ref().map(|s| &s.summary);
             out.push(match m {
                 Metric::Outcome => s.map_or(String::new(), |s| s.outcome.name().to_string()),
-                Metric::MinPeers => s.map_or(String::new(), |s| num(s.min_peers)),
-                Metric::TMinPeers => s.map_or(String::new(), |s| num(s.t_min_peers)),
+                Metric::Min(i) => opt(s.and_then(|s| s.minima.get(*i).map(|m| m.0))),
+                Metric::TMin(i) => opt(s.and_then(|s| s.minima.get(*i).map(|m| m.1))),
+                Metric::Peak(i) => opt(s.and_then(|s| s.peaks.get(*i).map(|m| m.0))),
+                Metric::MinServiceLevel => opt(s.and_then(|s| s.min_service_level.map(|u| u.0))),
                 Metric::RecoveryTime => opt(s.and_then(|s| s.recovery_time)),
-                Metric::PeakQueue => s.map_or(String::new(), |s| {
-                    num(s.peaks.get(2).or(s.peaks.last()).map_or(f64::NAN, |p| p.0))
-                }),
                 Metric::PeakUtilisation => opt(s.and_then(|s| s.peak_utilisation.map(|u| u.0))),
                 Metric::CriticalShock => {
                     if cache.critical.len() > CACHE_LIMIT {

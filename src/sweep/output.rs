@@ -56,7 +56,7 @@ impl Fingerprint {
             "model": sweep.model.name(),
             "scenario": sweep.base().to_json(),
             "design": sweep.design(),
-            "metrics": sweep.metrics(),
+            "metrics": sweep.metric_names(),
             "simulation": sweep.sim,
             "tipping": { "tol": sweep.tipping.tol, "scan": sweep.tipping.scan, "solve": sweep.tipping.solve },
             "rows": sweep.len(),

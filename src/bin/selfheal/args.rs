@@ -127,7 +127,7 @@ impl ScenarioArgs {
     pub fn builtin_only(&self, command: &str) -> Result<(), Error> {
         if self.model_file()?.is_some() {
             return Err(Error::Invalid(format!(
-                "{command} runs the built-in model only (model files: params, simulate, equilibria, critical-shock, critical-window, rescue, continue, fold-curve, hopf-curve, stochastic); leave out --model and the scenario's `model`"
+                "{command} runs the built-in model only (model files: every command but calibrate and report); leave out --model and the scenario's `model`"
             )));
         }
         Ok(())
@@ -246,7 +246,7 @@ pub(crate) use with_model;
 pub fn refuse_model_key(command: &str, sc: &Scenario) -> Result<(), Error> {
     match &sc.model {
         Some(m) => Err(Error::Invalid(format!(
-            "{command} runs the built-in model only (model files: params, simulate, equilibria, critical-shock, critical-window, rescue, continue, fold-curve, hopf-curve, stochastic), and this scenario names `{m}`"
+            "{command} runs the built-in model only (model files: every command but calibrate and report), and this scenario names `{m}`"
         ))),
         None => Ok(()),
     }

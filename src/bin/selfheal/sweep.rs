@@ -3,7 +3,7 @@
 use crate::args::{at_least_one_usize, thread_count, whole_number, ScenarioArgs};
 use clap::Args;
 use selfheal::analysis::tipping::TippingOptions;
-use selfheal::model::P2p;
+use selfheal::model::Model;
 use selfheal::sweep::{merge, run_to_file, Axis, Design, Metric, Range, RunFile, Shard, Sweep};
 use selfheal::Error;
 use std::path::PathBuf;
@@ -39,8 +39,9 @@ pub struct SweepArgs {
     /// Seed of the sample.
     #[arg(long, value_name = "S", default_value_t = 1, value_parser = whole_number)]
     seed: u64,
-    /// Metrics, comma-separated: outcome, min_peers, t_min_peers, recovery_time, peak_queue,
-    /// peak_utilisation, critical_shock, critical_window, n_equilibria.
+    /// Metrics, comma-separated: outcome, min_STATE, t_min_STATE, recovery_time, peak_STATE,
+    /// min_service_level, peak_utilisation, critical_shock, critical_window, n_equilibria
+    /// (STATE: a state of the model, e.g. min_peers, peak_queue).
     #[arg(long, value_name = "LIST")]
     metric: String,
     /// The CSV to write (its fingerprint goes beside it as FILE.sweep.json).
@@ -102,17 +103,24 @@ impl SweepArgs {
 }
 
 pub fn run(args: &SweepArgs) -> Result<(), Error> {
-    args.scenario.builtin_only("sweep")?;
-    let (sc, solve) = args.scenario.build()?;
+    crate::args::with_model!(args.scenario, |m, _state| run_with(&m, args))
+}
+
+fn run_with<M: Model<N> + Sync, const N: usize>(model: &M, args: &SweepArgs) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
+    let (sc, solve) = args.scenario.build_with(model)?;
     let design = args.design(&sc)?;
-    let metrics = Metric::parse_list(&args.metric).map_err(|e| e.context("--metric"))?;
+    let metrics =
+        Metric::parse_list(&args.metric, &model.states()).map_err(|e| e.context("--metric"))?;
     let shard = args
         .shard
         .as_deref()
         .map(Shard::parse)
         .transpose()
         .map_err(|e| e.context("--shard"))?;
-    let mut sweep = Sweep::new(&P2p, sc, design, metrics)?;
+    let mut sweep = Sweep::new(model, sc, design, metrics)?;
     sweep.sim.solve = solve;
     sweep.tipping = TippingOptions::new(solve, sweep.tipping.tol, sweep.tipping.scan);
     let mode = if args.resume {
