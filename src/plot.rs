@@ -40,9 +40,17 @@ pub struct Series {
 pub struct Outage {
     /// Title.
     pub title: String,
-    /// Peers, supernodes, queue… against time in hours, as fractions of users.
+    /// The states against time (in the unit of `x_desc`).
     pub series: Vec<Series>,
-    /// Users per unit fraction (secondary axis).
+    /// Time axis description, e.g. `time (hours)`.
+    pub x_desc: String,
+    /// Left axis description, e.g. `fraction of users`.
+    pub y_desc: String,
+    /// Right axis description (the states times `population`), e.g. `users`.
+    pub y2_desc: String,
+    /// The largest value the states can take (1 for fractions), if any: the axis stops there.
+    pub upper: Option<f64>,
+    /// Individuals per unit of state (secondary axis).
     pub population: f64,
     /// The reboot wave as `[start, end]` hours (equal for an instantaneous wave).
     pub shock: Option<(f64, f64)>,
@@ -66,6 +74,8 @@ pub struct Bifurcation {
     pub title: String,
     /// Parameter name (x axis).
     pub param: String,
+    /// What the branches show (y axis), e.g. `peers (fraction of users)`.
+    pub y_desc: String,
     /// The branches.
     pub branches: Vec<BranchLine>,
     /// Special points: parameter, peers, kind (`fold`, `hopf`, or `hopf (subcritical)` with
@@ -118,11 +128,17 @@ pub struct MissingCells {
     pub cells: Vec<usize>,
 }
 
-/// A phase portrait: peers against supernodes.
+/// A phase portrait: one state against another (peers against supernodes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phase {
     /// Title.
     pub title: String,
+    /// x axis description, e.g. `peers (fraction of users)`.
+    pub x_desc: String,
+    /// y axis description.
+    pub y_desc: String,
+    /// The largest value the states can take (1 for fractions), if any.
+    pub upper: Option<f64>,
     /// Equilibria: peers, supernodes, label.
     pub equilibria: Vec<(f64, f64, String)>,
     /// Trajectories (peers, supernodes) with whether they recover.
@@ -362,7 +378,7 @@ fn draw_outage<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Outage) ->
             .flat_map(|s| s.points.iter().map(|p| p.1))
             .chain(o.observed.iter().map(|p| p.1 / o.population)),
     );
-    let hi = hi.min(1.0);
+    let hi = o.upper.map_or(hi, |u| hi.min(u));
     let mut chart = ChartBuilder::on(root)
         .caption(&o.title, (FONT, 19))
         .margin(12)
@@ -377,8 +393,8 @@ fn draw_outage<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Outage) ->
         );
     chart
         .configure_mesh()
-        .x_desc("time (hours)")
-        .y_desc("fraction of users")
+        .x_desc(&o.x_desc)
+        .y_desc(&o.y_desc)
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
         .y_label_formatter(&|v| format!("{v:.0e}"))
@@ -386,7 +402,7 @@ fn draw_outage<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Outage) ->
         .map_err(err)?;
     chart
         .configure_secondary_axes()
-        .y_desc("users")
+        .y_desc(&o.y2_desc)
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
         .y_label_formatter(&|v| human(*v))
@@ -500,14 +516,14 @@ fn draw_bifurcation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &Bifur
         let mut chart = builder
             .build_cartesian_2d((x0..x1).log_scale(), (lo..hi).log_scale())
             .map_err(err)?;
-        mesh(&mut chart, &b.param, "peers (fraction of users)", true)?;
+        mesh(&mut chart, &b.param, &b.y_desc, true)?;
         draw_branches_log(&mut chart, b, lo, hi)?;
         legend(&mut chart)
     } else {
         let mut chart = builder
             .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
             .map_err(err)?;
-        mesh(&mut chart, &b.param, "peers (fraction of users)", false)?;
+        mesh(&mut chart, &b.param, &b.y_desc, false)?;
         draw_branches(&mut chart, b, lo, hi)?;
         legend(&mut chart)
     }
@@ -1097,12 +1113,15 @@ fn draw_phase<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Phase) -> R
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(78)
-        .build_cartesian_2d((n0..n1.min(1.0)).log_scale(), (s0..s1.min(1.0)).log_scale())
+        .build_cartesian_2d(
+            (n0..p.upper.map_or(n1, |u| n1.min(u))).log_scale(),
+            (s0..p.upper.map_or(s1, |u| s1.min(u))).log_scale(),
+        )
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("peers (fraction of users)")
-        .y_desc("supernodes (fraction of users)")
+        .x_desc(&p.x_desc)
+        .y_desc(&p.y_desc)
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
         .x_label_formatter(&|v| format!("{v:.0e}"))

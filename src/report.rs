@@ -1,6 +1,6 @@
-//! The report a newcomer reads first: simulate a scenario of the reference model, find its
-//! equilibria, critical shock and tipping points, and write the CSVs, four figures and a short
-//! `report.md` that says in plain words what they mean.
+//! The report a newcomer reads first: simulate a scenario of any model (the reference model or
+//! a model file), find its equilibria, critical shock and tipping points, and write the CSVs,
+//! the figures and a short `report.md` that says in plain words what they mean.
 
 use crate::analysis::codim2::{fold_curves, Plane};
 use crate::analysis::continuation::{
@@ -21,6 +21,7 @@ use crate::scenario::{Scenario, Shock};
 use crate::simulate::{simulate, Outcome, SimOptions, Simulation};
 use crate::solve::SolverStats;
 use crate::sweep::{Axis, Design, Metric, Sweep};
+use nalgebra::{Const, DimMin, SVector};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -36,9 +37,11 @@ pub struct Report {
     pub outcome: Outcome,
     /// Critical shock of the initial parameters.
     pub critical_shock: Option<f64>,
-    /// Folds in supernode capacity.
+    /// The report's two parameters (supernode and dedicated capacity for the reference model).
+    pub axes: [String; 2],
+    /// Folds in the first parameter.
     pub capacity_folds: Vec<f64>,
-    /// Folds in dedicated capacity.
+    /// Folds in the second parameter.
     pub dedicated_folds: Vec<f64>,
     /// Elasticities of f*: (parameter, d f*/d ln p), largest magnitude first.
     pub levers: Vec<(String, Option<f64>)>,
@@ -80,21 +83,109 @@ pub fn observations(readings: &[Reading]) -> Vec<Observation> {
 }
 
 /// Reads observed online users (`time`, `online_users`, optional `note`) relative to `start`
-/// (see [`read_readings`] for the format).
+/// for a model in minutes (see [`read_readings`] for the format).
 pub fn read_observations(path: &Path, start: &str) -> Result<Vec<Observation>, Error> {
-    Ok(observations(&read_readings(
-        path,
-        start,
-        &Weighting::default(),
-    )?))
+    read_observations_in(path, start, 60.0)
+}
+
+/// [`read_observations`] for a model whose unit of time is `seconds_per_unit` seconds.
+pub fn read_observations_in(
+    path: &Path,
+    start: &str,
+    seconds_per_unit: f64,
+) -> Result<Vec<Observation>, Error> {
+    let weighting = Weighting {
+        seconds_per_unit,
+        ..Weighting::default()
+    };
+    Ok(observations(&read_readings(path, start, &weighting)?))
 }
 
 fn csv_err(e: csv::Error) -> Error {
     Error::csv_write("CSV output", e)
 }
 
-fn write_continuation(path: &Path, c: &Continuation<3>) -> Result<(), Error> {
-    write_atomic(path, true, |w| continuation_csv(w, &P2p, c))
+fn write_continuation<M: Model<N>, const N: usize>(
+    model: &M,
+    path: &Path,
+    c: &Continuation<N>,
+) -> Result<(), Error> {
+    write_atomic(path, true, |w| continuation_csv(w, model, c))
+}
+
+/// How figures and words give a model's times and states: the clock unit shown (hours for a
+/// model in minutes, else the model's own unit) and whether states are fractions of users.
+#[derive(Debug, Clone)]
+pub struct Units {
+    /// Model time units per unit shown (60 for minutes shown as hours).
+    pub per: f64,
+    /// The unit shown, singular (`hour`, `slot`).
+    pub unit: String,
+    /// States are fractions of the population (axes stop at 1).
+    pub fractions: bool,
+}
+
+impl Units {
+    /// The units of `model`.
+    pub fn of<M: Model<N>, const N: usize>(model: &M) -> Self {
+        let t = model.time_unit();
+        let (per, unit) = if ["min", "minute", "minutes"].contains(&t) {
+            (60.0, "hour".to_string())
+        } else {
+            (1.0, t.trim_end_matches('s').to_string())
+        };
+        Self {
+            per,
+            unit,
+            fractions: model.fractions(),
+        }
+    }
+
+    /// A model time in the unit shown.
+    pub fn time(&self, t: f64) -> f64 {
+        t / self.per
+    }
+
+    /// The unit shown, plural.
+    pub fn units(&self) -> String {
+        format!("{}s", self.unit)
+    }
+
+    /// What a state is measured in, for an axis: `fraction of users` or `per unit state`.
+    pub fn state_desc(&self) -> &'static str {
+        if self.fractions {
+            "fraction of users"
+        } else {
+            "model units"
+        }
+    }
+
+    /// What the state times the population counts.
+    pub fn count_desc(&self) -> &'static str {
+        if self.fractions {
+            "users"
+        } else {
+            "individuals"
+        }
+    }
+}
+
+/// A value with five significant digits, without trailing zeros.
+fn sig(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let mag = v.abs().log10().floor() as i32;
+    if !(-4..6).contains(&mag) {
+        return format!("{v:.4e}");
+    }
+    let prec = (4 - mag).max(0) as usize;
+    let t = format!("{v:.prec$}");
+    if t.contains('.') {
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        t
+    }
 }
 
 fn users(x: f64, population: f64) -> String {
@@ -112,24 +203,37 @@ pub fn user_count(u: f64) -> String {
     }
 }
 
-/// The outage time series of a simulated scenario of the reference model, with the wave, the
+/// The outage time series of a simulated scenario: every state of the model, the wave, the
 /// interventions and (optionally) observed online users.
-pub fn outage_figure(sc: &Scenario, sim: &Simulation<3>, observed: &[Observation]) -> Figure {
-    let hours = |t: f64| t / 60.0;
-    let names = ["peers", "supernodes", "queue"];
-    let samples = sim.sample(&P2p, 10.0);
-    let series: Vec<Series> = (0..3)
-        .map(|i| Series {
-            label: names[i].into(),
-            points: samples.iter().map(|(t, x)| (hours(*t), x[i])).collect(),
+pub fn outage_figure<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    sim: &Simulation<N>,
+    observed: &[Observation],
+) -> Figure {
+    let u = Units::of(model);
+    let samples = sim.sample(model, 10.0 * u.per / 60.0);
+    let series: Vec<Series> = model
+        .states()
+        .iter()
+        .enumerate()
+        .map(|(i, st)| Series {
+            label: st.name.into(),
+            points: samples.iter().map(|(t, x)| (u.time(*t), x[i])).collect(),
         })
         .collect();
     let specs = sc.params.specs();
     Figure::new(Plot::Outage(Outage {
         title: sc.name.clone(),
         series,
+        x_desc: format!("time ({})", u.units()),
+        y_desc: u.state_desc().into(),
+        y2_desc: u.count_desc().into(),
+        upper: u.fractions.then_some(1.0),
         population: sc.population,
-        shock: sc.shock.map(|sh| (hours(sh.at), hours(sh.at + sh.window))),
+        shock: sc
+            .shock
+            .map(|sh| (u.time(sh.at), u.time(sh.at + sh.window))),
         interventions: sc
             .interventions
             .iter()
@@ -139,51 +243,70 @@ pub fn outage_figure(sc: &Scenario, sim: &Simulation<3>, observed: &[Observation
                     .iter()
                     .map(|(i, v)| format!("{} = {v}", specs[*i].name))
                     .collect();
-                (hours(iv.at), what.join(", "))
+                (u.time(iv.at), what.join(", "))
             })
             .collect(),
         observed: observed
             .iter()
             .filter(|o| o.0 >= 0.0 && o.0 <= sc.t_end)
-            .map(|o| (hours(o.0), o.1.max(1.0)))
+            .map(|o| (u.time(o.0), o.1.max(1.0)))
             .collect(),
     }))
 }
 
-/// A fitted scenario against the readings: online users (peers + supernodes) and the login
-/// queue, with every reading as a dot (including any left out of the fit).
-pub fn fit_figure(
+/// A fitted scenario against the readings: online users (what the readings count) and every
+/// state the online count leaves out, with every reading as a dot (including any left out of
+/// the fit).
+pub fn fit_figure<M: Model<N>, const N: usize>(
+    model: &M,
     sc: &Scenario,
-    sim: &Simulation<3>,
+    sim: &Simulation<N>,
     observed: &[Observation],
     title: &str,
 ) -> Figure {
-    let mut fig = outage_figure(sc, sim, observed);
+    let mut fig = outage_figure(model, sc, sim, observed);
     if let Plot::Outage(o) = &mut fig.plot {
-        let samples = sim.sample(&P2p, 10.0);
+        let u = Units::of(model);
+        let samples = sim.sample(model, 10.0 * u.per / 60.0);
         o.title = title.into();
-        o.series = vec![
-            Series {
-                label: "online (peers + supernodes)".into(),
-                points: samples
-                    .iter()
-                    .map(|(t, x)| (t / 60.0, P2p.online(x)))
-                    .collect(),
-            },
-            Series {
-                label: "login queue".into(),
-                points: samples.iter().map(|(t, x)| (t / 60.0, x[2])).collect(),
-            },
-        ];
+        let mut series = vec![Series {
+            label: "online".into(),
+            points: samples
+                .iter()
+                .map(|(t, x)| (u.time(*t), model.online(x)))
+                .collect(),
+        }];
+        // The states the online count leaves out (the login queue of the reference model).
+        let mut probe = SVector::<f64, N>::zeros();
+        for (i, st) in model.states().iter().enumerate() {
+            probe[i] = 1.0;
+            let counted = model.online(&probe) != 0.0;
+            probe[i] = 0.0;
+            if !counted {
+                series.push(Series {
+                    label: st.name.into(),
+                    points: samples.iter().map(|(t, x)| (u.time(*t), x[i])).collect(),
+                });
+            }
+        }
+        o.series = series;
     }
     fig
 }
 
-/// The bifurcation diagram (peers at each equilibrium) of a continuation of the reference model.
-pub fn bifurcation_figure(c: &Continuation<3>, title: &str, current: Option<f64>) -> Figure {
+/// The bifurcation diagram of a continuation: the watched state (peers) at each equilibrium.
+pub fn bifurcation_figure<M: Model<N>, const N: usize>(
+    model: &M,
+    c: &Continuation<N>,
+    title: &str,
+    current: Option<f64>,
+) -> Figure {
+    let w = model.watched();
+    let u = Units::of(model);
     Figure::new(Plot::Bifurcation(Bifurcation {
         title: title.into(),
-        param: axis_label(&c.param, false),
+        param: axis_label(model, &c.param, false),
+        y_desc: format!("{} ({})", model.states()[w].name, u.state_desc()),
         branches: c
             .branches
             .iter()
@@ -192,7 +315,7 @@ pub fn bifurcation_figure(c: &Continuation<3>, title: &str, current: Option<f64>
                     .points
                     .iter()
                     .filter(|p| p.special.is_none())
-                    .map(|p| (p.mu, p.x[0], p.stable))
+                    .map(|p| (p.mu, p.x[w], p.stable))
                     .collect(),
             })
             .collect(),
@@ -204,24 +327,24 @@ pub fn bifurcation_figure(c: &Continuation<3>, title: &str, current: Option<f64>
                     Some(h) => format!("{kind} ({})", h.criticality.name()),
                     None => kind.to_string(),
                 };
-                (p.mu, p.x[0], label)
+                (p.mu, p.x[w], label)
             })
             .collect(),
         current,
     }))
 }
 
-/// An axis label for a quantity of the reference model: its name and unit (`sn_capacity
-/// (req/min)`), a parameter without a unit by name alone, and `log scale` added when the axis
-/// is logarithmic. Quantities of the scenario (`shock`, `window`, …) carry theirs too.
-pub fn axis_label(name: &str, log: bool) -> String {
-    let unit = match P2p.params().iter().find(|s| s.name == name) {
-        Some(spec) if spec.unit != "-" => Some(spec.unit),
+/// An axis label for a quantity of a model: its name and unit (`sn_capacity (req/min)`), a
+/// parameter without a unit by name alone, and `log scale` added when the axis is
+/// logarithmic. Quantities of the scenario (`shock`, `window`, …) carry theirs too.
+pub fn axis_label<M: Model<N>, const N: usize>(model: &M, name: &str, log: bool) -> String {
+    let unit = match model.params().iter().find(|s| s.name == name) {
+        Some(spec) if !["-", ""].contains(&spec.unit) => Some(spec.unit),
         Some(_) => None,
         None => match name {
             "shock" | "sn_shock" => Some("fraction"),
-            "window" | "shock_at" | "t_end" => Some("min"),
-            "population" => Some("users"),
+            "window" | "shock_at" | "t_end" => Some(model.time_unit()),
+            "population" => Some(Units::of(model).count_desc()),
             _ => None,
         },
     };
@@ -233,36 +356,183 @@ pub fn axis_label(name: &str, log: bool) -> String {
     }
 }
 
-/// The critical shock over (supernode capacity, dedicated capacity) around the scenario's
-/// values, written to `csv_path` row by row, with fold curves (solid) and Hopf curves (dashed)
-/// on top and the scenario marked with its f* (or why it has none).
-fn tipping_map(
+/// A parameter the report continues in and maps over: its index, the range of its
+/// continuation and the range of the tipping map (both positive: the map has log axes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanAxis {
+    /// Index in the parameter table.
+    pub param: usize,
+    /// From and to of the continuation.
+    pub continuation: (f64, f64),
+    /// Lowest and highest value of the map's axis.
+    pub map: (f64, f64),
+}
+
+impl PlanAxis {
+    /// The axis of parameter `k` around its value `v > 0` in `sc`: continuation from v/10 to
+    /// 20v, map from v/4 to 12v, each kept inside the parameter's range.
+    pub fn around(sc: &Scenario, k: usize) -> Result<Self, Error> {
+        let spec = &sc.params.specs()[k];
+        let v = sc.params.values()[k];
+        let inside = |x: f64| {
+            let (lo, hi) = (spec.lower.value(), spec.upper.value());
+            let lo = lo.map_or(x, |l| x.max(if l > 0.0 { l * (1.0 + 1e-9) } else { l }));
+            hi.map_or(lo, |h| lo.min(h * (1.0 - 1e-9)))
+        };
+        let (c0, c1) = (inside(v / 10.0), inside(v * 20.0));
+        let (m0, m1) = (inside(v / 4.0), inside(v * 12.0));
+        let ok = |a: f64, b: f64| a >= f64::MIN_POSITIVE && b.is_finite() && b > a;
+        if !(v > 0.0 && ok(c0, c1) && ok(m0, m1)) {
+            return Err(Error::OutOfRange {
+                name: spec.name.into(),
+                value: v,
+                range: "positive, with room around it in its range, for a report axis (its continuation runs from a tenth to twenty times the value, its map on log axes)".into(),
+            });
+        }
+        Ok(Self {
+            param: k,
+            continuation: (c0, c1),
+            map: (m0, m1),
+        })
+    }
+}
+
+/// What a report looks at besides the scenario: the two parameters of its continuations and
+/// tipping map, and the parameters whose levers it measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportPlan {
+    /// The continuations' and the map's parameters (the map's x, then y); `None`: the two
+    /// strongest levers with positive values.
+    pub axes: Option<[PlanAxis; 2]>,
+    /// Parameters whose elasticity of f* the report gives, by index.
+    pub levers: Vec<usize>,
+}
+
+impl ReportPlan {
+    /// The reference model's plan: supernode capacity and dedicated capacity (from the
+    /// scenario's value up, since near S0 = 0 the collapsed state sits at vanishing sizes),
+    /// and its seven levers.
+    pub fn reference(sc: &Scenario) -> Result<Self, Error> {
+        let idx = |n: &str| sc.params.index(n);
+        let kd = idx("dedicated")?;
+        let s0 = sc.params.values()[kd].max(1e-7);
+        let dedicated = PlanAxis {
+            param: kd,
+            continuation: (s0, (s0 * 100.0).max(1e-3)),
+            map: (s0 / 10.0, s0 * 200.0),
+        };
+        let levers = [
+            "sn_capacity",
+            "dedicated",
+            "retry",
+            "give_up",
+            "promotion",
+            "sign_on",
+            "overload_threshold",
+        ]
+        .iter()
+        .map(|n| idx(n))
+        .collect::<Result<_, _>>()?;
+        Ok(Self {
+            axes: Some([PlanAxis::around(sc, idx("sn_capacity")?)?, dedicated]),
+            levers,
+        })
+    }
+
+    /// A plan for any model: every parameter with a positive value is a lever; the axes are
+    /// the parameters named (each around its value, [`PlanAxis::around`]) or, without names,
+    /// the two strongest levers.
+    pub fn for_scenario(sc: &Scenario, axes: Option<[&str; 2]>) -> Result<Self, Error> {
+        let axes = match axes {
+            Some([a, b]) => {
+                let (ka, kb) = (sc.params.index(a)?, sc.params.index(b)?);
+                if ka == kb {
+                    return Err(Error::Invalid(format!(
+                        "the report's two axes must differ (both are `{a}`)"
+                    )));
+                }
+                Some([PlanAxis::around(sc, ka)?, PlanAxis::around(sc, kb)?])
+            }
+            None => None,
+        };
+        let levers = (0..sc.params.values().len())
+            .filter(|&k| sc.params.values()[k] > 0.0)
+            .collect();
+        Ok(Self { axes, levers })
+    }
+
+    /// The axes: as given, or the two strongest levers (largest |d f*/d ln p|) that can be
+    /// axes.
+    /// Without a wave (no levers), the first two parameters that can be axes.
+    fn resolve(
+        &self,
+        sc: &Scenario,
+        levers: &[(String, Option<f64>)],
+        waves: bool,
+    ) -> Result<[PlanAxis; 2], Error> {
+        if let Some(axes) = self.axes {
+            return Ok(axes);
+        }
+        let names: Vec<&str> = if waves {
+            levers
+                .iter()
+                .filter(|l| l.1.is_some())
+                .map(|l| l.0.as_str())
+                .collect()
+        } else {
+            sc.params.specs().iter().map(|s| s.name).collect()
+        };
+        let mut found = vec![];
+        for name in names {
+            if let Ok(ax) = PlanAxis::around(sc, sc.params.index(name)?) {
+                found.push(ax);
+            }
+            if found.len() == 2 {
+                return Ok([found[0], found[1]]);
+            }
+        }
+        Err(Error::Invalid(format!(
+            "no two parameters {} to continue in and draw the report's map over ({} found); name them with --axes P1,P2",
+            if waves { "with a defined effect on the critical shock" } else { "with positive values" },
+            found.len()
+        )))
+    }
+}
+
+/// The critical shock over the plan's two parameters around the scenario's values, written to
+/// `csv_path` row by row, with fold curves (solid) and Hopf curves (dashed) on top and the
+/// scenario marked with its f* (or why it has none).
+fn tipping_map<M: Model<N>, const N: usize>(
+    model: &M,
     sc: &Scenario,
-    (kc, kd): (usize, usize),
+    [ax, ay]: [PlanAxis; 2],
     (fstar, down): (Option<f64>, bool),
     csv_path: &Path,
-) -> Result<Figure, Error> {
+) -> Result<Figure, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
     let p0 = sc.params.values();
-    let (kappa, s0) = (p0[kc], p0[kd]);
+    let (kc, kd) = (ax.param, ay.param);
+    let specs = sc.params.specs();
+    let (vx, vy) = (p0[kc], p0[kd]);
     let copts = ContinuationOptions::default();
-    // Tipping map: critical shock over (capacity, dedicated capacity), fold curves on top.
     let base = {
         let mut b = sc.clone();
         b.interventions.clear();
         b.shock = None;
         b
     };
-    let (klo, khi) = (kappa / 4.0, kappa * 12.0);
-    let (dlo, dhi) = (s0.max(1e-7) / 10.0, s0.max(1e-7) * 200.0);
+    let ((xlo, xhi), (ylo, yhi)) = (ax.map, ay.map);
     let n = 24;
-    let mut ax = Axis::parse(&format!("sn_capacity={klo}:{khi}:{n}"), &base)?;
-    ax.set_log()?;
-    let mut ay = Axis::parse(&format!("dedicated={dlo}:{dhi}:{n}"), &base)?;
-    ay.set_log()?;
+    let mut gx = Axis::parse(&format!("{}={xlo}:{xhi}:{n}", specs[kc].name), &base)?;
+    gx.set_log()?;
+    let mut gy = Axis::parse(&format!("{}={ylo}:{yhi}:{n}", specs[kd].name), &base)?;
+    gy.set_log()?;
     let mut map = None;
     write_atomic(csv_path, true, |w| {
         let mut csv = csv::Writer::from_writer(w);
-        map = Some(critical_shock_map(&base, ax, ay, |row| {
+        map = Some(critical_shock_map(model, &base, gx, gy, |row| {
             csv.write_record(row).map_err(csv_err)
         })?);
         csv.flush()
@@ -270,13 +540,19 @@ fn tipping_map(
     })?;
     let mut map = map.expect("the map is built before the file is committed");
     // Fold curves (solid) and Hopf curves (dashed) in the map's plane, from the scenario's
-    // dedicated capacity: where they end stable branches they are the bistable region's edges.
+    // value of the second parameter: where they end stable branches they are the bistable
+    // region's edges.
     let q = {
         let mut q = p0.to_vec();
-        q[kd] = s0.clamp(dlo, dhi);
+        q[kd] = vy.clamp(ylo, yhi);
         q
     };
-    let (r1, r2) = ((klo / 4.0, khi * 4.0), (dlo, dhi));
+    let (lo1, hi1) = (specs[kc].lower.value(), specs[kc].upper.value());
+    let r1 = (
+        lo1.map_or(xlo / 4.0, |l| (xlo / 4.0).max(l)),
+        hi1.map_or(xhi * 4.0, |h| (xhi * 4.0).min(h)),
+    );
+    let r2 = (ylo, yhi);
     let logs = |pts: &mut dyn Iterator<Item = (f64, f64)>| -> Vec<(f64, f64)> {
         pts.map(|(a, b)| (a.log10(), b.max(1e-300).log10()))
             .collect()
@@ -285,21 +561,21 @@ fn tipping_map(
         label: if k == 0 { label.into() } else { String::new() },
         points,
     };
-    if let Ok(fc) = fold_curves(&P2p, &q, &Plane::new(kc, r1, kd, r2), &copts) {
+    if let Ok(fc) = fold_curves(model, &q, &Plane::new(kc, r1, kd, r2), &copts) {
         for (k, c) in fc.curves.iter().enumerate() {
             let pts = logs(&mut c.points.iter().map(|p| (p.mu1, p.mu2)));
             map.curves.push(labelled(k, "fold curves", pts));
         }
     }
     if let Ok(hc) =
-        crate::analysis::hopf_curve::hopf_curves(&P2p, &q, &Plane::new(kc, r1, kd, r2), &copts)
+        crate::analysis::hopf_curve::hopf_curves(model, &q, &Plane::new(kc, r1, kd, r2), &copts)
     {
         for (k, c) in hc.curves.iter().enumerate() {
             let pts = logs(&mut c.points.iter().map(|p| (p.mu1, p.mu2)));
             map.dashed.push(labelled(k, "Hopf curves", pts));
         }
     }
-    map.point = Some((kappa.log10(), s0.max(1e-300).log10()));
+    map.point = Some((vx.log10(), vy.max(1e-300).log10()));
     map.point_label = Some(match fstar {
         Some(f) => format!("this scenario (f* = {f:.4})"),
         None if down => "this scenario (down)".into(),
@@ -308,18 +584,30 @@ fn tipping_map(
     Ok(Figure::new(Plot::TippingMap(map)))
 }
 
-/// Trajectories either side of the critical shock in the plane of peers and supernodes, the
-/// equilibria, and a slice of the basin boundary.
-fn phase_portrait(
+/// The two states of the phase portrait: the watched state and the first other one (peers and
+/// supernodes for the reference model); `None` for a model of one state.
+fn phase_states<M: Model<N>, const N: usize>(model: &M) -> Option<(usize, usize)> {
+    let a = model.watched();
+    (0..N).find(|&b| b != a).map(|b| (a, b))
+}
+
+/// Trajectories either side of the critical shock in the plane of two states (peers and
+/// supernodes), the equilibria, and a slice of the basin boundary.
+fn phase_portrait<M: Model<N>, const N: usize>(
+    model: &M,
     p0: &[f64],
-    landscape: &Landscape<3>,
+    landscape: &Landscape<N>,
     fstar: Option<f64>,
     topts: &TippingOptions,
-) -> Result<Figure, Error> {
-    // Phase portrait: trajectories either side of the boundary, and a slice of it.
-    let sys = System::new(&P2p, p0);
+    (a, b): (usize, usize),
+) -> Result<Figure, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let sys = System::new(model, p0);
     let healthy = landscape.rest_state();
     let saddle = landscape.saddles().next().cloned();
+    let names = model.states().map(|s| s.name);
     let mut trajectories = vec![];
     if let Some(f) = fstar {
         for df in [-0.2, -0.05, -0.01, 0.01, 0.05, 0.2] {
@@ -327,8 +615,8 @@ fn phase_portrait(
             if !(0.0..1.0).contains(&fr) {
                 continue;
             }
-            let x0 = P2p.reboot_jump(&healthy, p0, fr, fr)?;
-            let mut pts = vec![(x0[0], x0[1])];
+            let x0 = model.reboot_jump(&healthy, p0, fr, fr)?;
+            let mut pts = vec![(x0[a], x0[b])];
             let mut stats = SolverStats::default();
             let fate = crate::equilibria::integrate_to_rest(
                 &sys,
@@ -340,7 +628,7 @@ fn phase_portrait(
                 |seg| {
                     for th in [0.25, 0.5, 0.75, 1.0] {
                         let x = seg.eval(seg.time(th));
-                        pts.push((x[0], x[1]));
+                        pts.push((x[a], x[b]));
                     }
                 },
             )?;
@@ -351,31 +639,58 @@ fn phase_portrait(
     }
     let boundary = match &saddle {
         Some(sd) => {
-            let collapsed = landscape.equilibria.last().map_or(1e-4, |e| e.x[0]);
+            // Along state a from the collapsed state to beyond the healthy one; state b
+            // searched over seven decades below its largest value at an equilibrium.
+            let collapsed = landscape
+                .equilibria
+                .last()
+                .map_or(1e-4 * healthy[a], |e| e.x[a]);
+            let b_max = landscape
+                .equilibria
+                .iter()
+                .map(|e| e.x[b])
+                .fold(0.0, f64::max);
+            let lo_a = collapsed.max(1e-9 * healthy[a]);
             let along: Vec<f64> = (0..24)
                 .map(|k| {
-                    let (a, b) = (collapsed.ln(), (healthy[0] * 1.2).ln());
-                    (a + (b - a) * k as f64 / 23.0).exp()
+                    let (l, h) = (lo_a.ln(), (healthy[a] * 1.2).ln());
+                    (l + (h - l) * k as f64 / 23.0).exp()
                 })
                 .collect();
-            let pts = basin_boundary_slice(
-                &P2p,
-                p0,
-                landscape,
-                sd.x,
-                (0, &along),
-                (1, 1e-9, 0.05),
-                &topts.solve,
-            )?;
+            let pts = if b_max > 0.0 && lo_a > 0.0 {
+                basin_boundary_slice(
+                    model,
+                    p0,
+                    landscape,
+                    sd.x,
+                    (a, &along),
+                    (b, 1e-7 * b_max, 5.0 * b_max),
+                    &topts.solve,
+                )?
+            } else {
+                vec![]
+            };
+            let held: Vec<String> = (0..N)
+                .filter(|&k| k != a && k != b)
+                .map(|k| format!("{} = {:.2e}", names[k], sd.x[k]))
+                .collect();
             Some(Series {
-                label: format!("basin boundary (slice at queue = {:.2e})", sd.x[2]),
+                label: if held.is_empty() {
+                    "basin boundary".into()
+                } else {
+                    format!("basin boundary (slice at {})", held.join(", "))
+                },
                 points: pts,
             })
         }
         None => None,
     };
+    let u = Units::of(model);
     Ok(Figure::new(Plot::Phase(Phase {
-        title: "Phase portrait: peers against supernodes".into(),
+        title: format!("Phase portrait: {} against {}", names[a], names[b]),
+        x_desc: format!("{} ({})", names[a], u.state_desc()),
+        y_desc: format!("{} ({})", names[b], u.state_desc()),
+        upper: u.fractions.then_some(1.0),
         equilibria: landscape
             .equilibria
             .iter()
@@ -391,7 +706,7 @@ fn phase_portrait(
                 } else {
                     "collapsed".to_string()
                 };
-                (e.x[0], e.x[1], label)
+                (e.x[a], e.x[b], label)
             })
             .collect(),
         trajectories,
@@ -400,27 +715,27 @@ fn phase_portrait(
 }
 
 /// The elasticity of f* to each lever, d f*/d ln p by a ±10 % central difference, largest
-/// magnitude first (`None` where f* is undefined nearby).
-fn levers(sc: &Scenario, topts: &TippingOptions) -> Result<Vec<(String, Option<f64>)>, Error> {
+/// magnitude first (`None` where f* is undefined nearby, or where ±10 % leaves the
+/// parameter's range).
+fn levers<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    which: &[usize],
+    topts: &TippingOptions,
+) -> Result<Vec<(String, Option<f64>)>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
     let p0 = sc.params.values();
-    let idx = |n: &str| sc.params.index(n);
     let mut levers = vec![];
-    for name in [
-        "sn_capacity",
-        "dedicated",
-        "retry",
-        "give_up",
-        "promotion",
-        "sign_on",
-        "overload_threshold",
-    ] {
-        let k = idx(name)?;
+    for &k in which {
         let v = p0[k];
         let e = if v > 0.0 {
             let at = |m: f64| {
                 let mut q = p0.to_vec();
                 q[k] = v * m;
-                critical_shock(&P2p, &q, topts).ok().and_then(|c| c.value)
+                model.validate(&q).ok()?;
+                critical_shock(model, &q, topts).ok().and_then(|c| c.value)
             };
             match (at(1.1), at(1.0 / 1.1)) {
                 (Some(a), Some(b)) => Some((a - b) / (2.0 * 1.1f64.ln())),
@@ -429,7 +744,7 @@ fn levers(sc: &Scenario, topts: &TippingOptions) -> Result<Vec<(String, Option<f
         } else {
             None
         };
-        levers.push((name.to_string(), e));
+        levers.push((sc.params.specs()[k].name.to_string(), e));
     }
     levers.sort_by(|a, b| {
         b.1.map_or(0.0, f64::abs)
@@ -455,7 +770,13 @@ struct Misfit {
 const MISS: f64 = 0.25;
 
 impl Misfit {
-    fn of(sim: &Simulation<3>, observed: &[Observation], pop: f64) -> Option<Self> {
+    fn of<M: Model<N>, const N: usize>(
+        model: &M,
+        sim: &Simulation<N>,
+        observed: &[Observation],
+        pop: f64,
+    ) -> Option<Self> {
+        let per = Units::of(model).per;
         let mut sq = 0.0;
         let (mut n, mut outside) = (0, 0);
         let mut worst: Option<(f64, (f64, f64, f64, String))> = None;
@@ -464,12 +785,12 @@ impl Misfit {
                 outside += 1;
                 continue;
             };
-            let model = P2p.online(&x) * pop;
-            sq += (model - users).powi(2);
+            let online = model.online(&x) * pop;
+            sq += (online - users).powi(2);
             n += 1;
-            let rel = (model - users).abs() / users.max(1.0);
+            let rel = (online - users).abs() / users.max(1.0);
             if worst.as_ref().is_none_or(|(r, _)| rel > *r) {
-                worst = Some((rel, (t / 60.0, *users, model, note.clone())));
+                worst = Some((rel, (t / per, *users, online, note.clone())));
             }
         }
         let (_, worst) = worst?;
@@ -481,7 +802,7 @@ impl Misfit {
         })
     }
 
-    fn words(&self, pop: f64) -> String {
+    fn words(&self, pop: f64, unit: &str) -> String {
         let (hour, obs, model, note) = &self.worst;
         let rel = (model - obs).abs() / obs.max(1.0);
         let lead = if rel > MISS {
@@ -499,7 +820,7 @@ impl Misfit {
             format!(", “{note}”")
         };
         format!(
-            "{lead}: against the {} public readings in the figure{outside}, its online users are off by {} on average (root mean square); the largest miss is at hour {hour:.1}{note}: {} observed, {} in the model ({:.0} %).",
+            "{lead}: against the {} public readings in the figure{outside}, its online users are off by {} on average (root mean square); the largest miss is at {unit} {hour:.1}{note}: {} observed, {} in the model ({:.0} %).",
             self.n,
             users(self.rmse / pop, pop),
             users(obs / pop, pop),
@@ -510,36 +831,46 @@ impl Misfit {
 }
 
 /// What the report found, for the words of report.md.
-struct Findings<'a> {
+struct Findings<'a, const N: usize> {
     sc: &'a Scenario,
     label: &'a str,
     observed: &'a [Observation],
-    sim: &'a Simulation<3>,
+    sim: &'a Simulation<N>,
     summary: &'a crate::simulate::Summary,
-    landscape: &'a Landscape<3>,
+    landscape: &'a Landscape<N>,
     fstar: Option<f64>,
     down: bool,
     scan: usize,
     window: Option<f64>,
-    kappa: f64,
+    axes: [&'a str; 2],
+    value: f64,
     cap_folds: &'a [f64],
     cap_bistable: &'a [crate::analysis::bistable::BistableInterval],
     ded_folds: &'a [f64],
     levers: &'a [(String, Option<f64>)],
+    phase: bool,
+    waves: bool,
 }
 
 /// The words of report.md.
-fn prose(f: &Findings) -> String {
+fn prose<M: Model<N>, const N: usize>(model: &M, f: &Findings<N>) -> String {
     let pop = f.sc.population;
+    let u = Units::of(model);
+    let names = model.states().map(|s| s.name);
+    let wn = names[model.watched()];
+    let of_users = if u.fractions { " of users" } else { "" };
     let mut md = String::new();
     let w = &mut md;
     let _ = writeln!(w, "# {}\n", f.sc.name);
     let _ = writeln!(
         w,
-        "Scenario: `{}` · {} users · {} hours simulated · written by selfheal {}.\n",
+        "Scenario: `{}` · model `{}` · {} {} · {} {}s simulated · written by selfheal {}.\n",
         f.label,
+        model.name(),
         users(1.0, pop),
-        f.sc.t_end / 60.0,
+        u.count_desc(),
+        u.time(f.sc.t_end),
+        u.unit,
         env!("CARGO_PKG_VERSION")
     );
     let _ = writeln!(w, "## Does the network heal itself?\n");
@@ -550,61 +881,109 @@ fn prose(f: &Findings) -> String {
             sn_fraction,
             window,
         }) => format!(
-            "a reboot wave of {:.0} % of peers and {:.0} % of supernodes at hour {:.1}{}",
+            "a wave that takes down {:.0} %{} at {} {:.1}{}",
             fraction * 100.0,
-            sn_fraction * 100.0,
-            at / 60.0,
+            if sn_fraction != fraction {
+                format!(" (second fraction {:.0} %)", sn_fraction * 100.0)
+            } else {
+                String::new()
+            },
+            u.unit,
+            u.time(at),
             if window > 0.0 {
-                format!(", spread over {window:.0} minutes")
+                format!(", spread over {window} {}", model.time_unit())
             } else {
                 ", all at once".into()
             }
         ),
-        None => "no reboot wave".into(),
+        None => "no wave".into(),
+    };
+    let lead = if f.sc.shock.is_some() {
+        format!("After {shock_txt}")
+    } else {
+        "Without a wave".into()
     };
     let verdict = match f.summary.outcome {
         Outcome::Recovered => "**it recovers**",
         Outcome::Collapsed if f.summary.down => {
             "**it is down**: with the parameters in force at the end no stable state serves half the users who want service"
         }
-        Outcome::Collapsed => "**it does not recover**: it settles in the collapsed state",
+        Outcome::Collapsed => "**it does not recover**: it settles in a stable state that serves less",
         Outcome::Undecided => "**undecided**: it had not settled within the horizon",
     };
     if !f.summary.start_healthy {
-        let _ = writeln!(w, "**The network has no healthy state with the parameters in force at the start**: its best stable state serves {:.3} % of the users who want service (healthy needs at least 50 %). It is down whatever happens; the run starts in that state.\n", f.summary.service_level * 100.0);
+        let _ = writeln!(w, "**The network has no healthy state with the parameters in force at the start**: its best stable state has a service level of {:.3} % (healthy needs at least {:.0} %). It is down whatever happens; the run starts in that state.\n", f.summary.service_level * 100.0, model.healthy_level() * 100.0);
     }
-    let _ = writeln!(w, "After {shock_txt}, {verdict}{}. Online peers fall to {} ({:.4} of users) at hour {:.1}; the login queue peaks at {}.",
-        if f.sc.interventions.is_empty() { String::new() } else { " (with the scenario's interventions)".into() },
-        users(f.summary.min_peers, pop), f.summary.min_peers, f.summary.t_min_peers / 60.0, users(f.summary.peaks[2].0, pop));
+    // An amount of a state: users for fractions, the value itself otherwise.
+    let amount = |v: f64| if u.fractions { users(v, pop) } else { sig(v) };
+    let lowest = if u.fractions {
+        format!(
+            "{} ({:.4}{of_users})",
+            users(f.summary.min_peers, pop),
+            f.summary.min_peers
+        )
+    } else {
+        sig(f.summary.min_peers)
+    };
+    let peaks: Vec<String> = (0..N)
+        .filter(|&i| i != model.watched())
+        .map(|i| format!("`{}` peaks at {}", names[i], amount(f.summary.peaks[i].0)))
+        .collect();
+    let _ = writeln!(
+        w,
+        "{lead}, {verdict}{}. `{wn}` falls to {lowest} at {} {:.1}{}{}.",
+        if f.sc.interventions.is_empty() {
+            String::new()
+        } else {
+            " (with the scenario's interventions)".into()
+        },
+        u.unit,
+        u.time(f.summary.t_min_peers),
+        if peaks.is_empty() { "" } else { "; " },
+        peaks.join(", ")
+    );
+    if let Some((level, t)) = f.summary.min_service_level {
+        let _ = writeln!(
+            w,
+            "The service level is lowest at {} {:.1}: {:.2} % (healthy: {:.2} %).",
+            u.unit,
+            u.time(t),
+            100.0 * level,
+            100.0 * f.summary.service_level
+        );
+    }
     match f.summary.recovery_time {
         _ if !f.summary.start_healthy => {}
         Some(t) if t > 0.0 => {
             let _ = writeln!(
                 w,
-                "Peers are back at 95 % of their healthy level {:.1} hours after the wave began.",
-                t / 60.0
+                "`{wn}` is back at 95 % of its healthy level {:.1} {} after the wave began.",
+                u.time(t),
+                u.units()
             );
         }
         Some(_) => {
-            let _ = writeln!(w, "Peers never fell below 95 % of their healthy level.");
+            let _ = writeln!(w, "`{wn}` never fell below 95 % of its healthy level.");
         }
         None => {
-            let _ = writeln!(w, "Peers never return to 95 % of their healthy level.");
+            let _ = writeln!(w, "`{wn}` never returns to 95 % of its healthy level.");
         }
     }
     let _ = writeln!(w, "\n![Outage time series](outage.svg)\n");
-    let _ = writeln!(w, "*Peers, supernodes and the login queue as fractions of users (left, log scale) and as users (right); the shaded band is the reboot wave, dashed lines are interventions{}.*\n",
+    let _ = writeln!(w, "*{} as {} (left, log scale) and as {} (right); the shaded band is the wave, dashed lines are interventions{}.*\n",
+        names.join(", "), u.state_desc(), u.count_desc(),
         if f.observed.is_empty() { "" } else { ", dots are the public online-user readings" });
-    if let Some(m) = Misfit::of(f.sim, f.observed, pop) {
-        let _ = writeln!(w, "{}\n", m.words(pop));
+    if let Some(m) = Misfit::of(model, f.sim, f.observed, pop) {
+        let _ = writeln!(w, "{}\n", m.words(pop, &u.unit));
     }
     let _ = writeln!(w, "## How far is it from tipping?\n");
-    let _ = writeln!(w, "With the parameters in force at the start, the network has {} equilibria (`equilibria.csv`): {}.",
-        f.landscape.equilibria.len(),
-        f.landscape.equilibria.iter().map(|e| format!("{} with {} peers", e.describe(), users(e.x[0], pop))).collect::<Vec<_>>().join("; "));
+    let n_eq = f.landscape.equilibria.len();
+    let _ = writeln!(w, "With the parameters in force at the start, the network has {n_eq} equilibri{} (`equilibria.csv`): {}.",
+        if n_eq == 1 { "um" } else { "a" },
+        f.landscape.equilibria.iter().map(|e| format!("{} with `{wn}` = {}", e.describe(), amount(e.x[model.watched()]))).collect::<Vec<_>>().join("; "));
     match f.fstar {
         Some(fs) => {
-            let _ = writeln!(w, "\nThe **critical shock is f\\* = {fs:.4}**: an instantaneous reboot of more than {:.1} % of peers and supernodes tips it into the collapsed state, from which it does not come back by itself.", fs * 100.0);
+            let _ = writeln!(w, "\nThe **critical shock is f\\* = {fs:.4}**: an instantaneous wave of more than {:.1} % tips it into a stable state that serves less, from which it does not come back by itself.", fs * 100.0);
             if let Some(sh) = f.sc.shock {
                 let _ = writeln!(
                     w,
@@ -617,9 +996,16 @@ fn prose(f: &Findings) -> String {
                     }
                 );
                 if let Some(wc) = f.window {
-                    let _ = writeln!(w, "Spread over more than **{wc:.1} minutes** a wave of this size would be absorbed; this one is spread over {:.0}.", sh.window);
+                    let _ = writeln!(w, "Spread over more than **{wc:.1} {}** a wave of this size would be absorbed; this one is spread over {}.", model.time_unit(), sh.window);
                 }
             }
+        }
+        None if !f.waves => {
+            let _ = writeln!(
+                w,
+                "\nModel `{}` defines no wave (no `[shock]` in its file): there is no critical shock, tipping map or lever table; the branches below still show where equilibria fold.",
+                model.name()
+            );
         }
         None if f.down => {
             let _ = writeln!(
@@ -630,22 +1016,34 @@ fn prose(f: &Findings) -> String {
         None => {
             let _ = writeln!(
                 w,
-                "\nNo instantaneous reboot below 100 % tips the network (every shock k/{} for k = 0..{} recovers): it heals itself.",
+                "\nNo instantaneous wave below 100 % tips the network (every shock k/{} for k = 0..{} recovers): it heals itself.",
                 f.scan, f.scan
             );
         }
     }
-    let _ = writeln!(w, "\nIn supernode capacity (`continuation_sn_capacity.csv`) the branches of equilibria fold at {}.",
-        if f.cap_folds.is_empty() { "no value in the range".into() } else { f.cap_folds.iter().map(|v| format!("κ = {v:.1}")).collect::<Vec<_>>().join(" and ") });
+    let [p1, p2] = f.axes;
+    let _ = writeln!(
+        w,
+        "\nIn `{p1}` (`continuation_{p1}.csv`) the branches of equilibria fold at {}.",
+        if f.cap_folds.is_empty() {
+            "no value in the range".into()
+        } else {
+            f.cap_folds
+                .iter()
+                .map(|v| format!("{p1} = {}", sig(*v)))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        }
+    );
     if !f.cap_bistable.is_empty() {
-        let _ = writeln!(w, "The network is bistable (a stable state that serves less beside the healthy one, so that a large enough trigger causes a lasting outage) for κ (this scenario has κ = {}):\n", f.kappa);
+        let _ = writeln!(w, "The network is bistable (a stable state that serves less beside the healthy one, so that a large enough trigger causes a lasting outage) for `{p1}` (this scenario has {p1} = {}):\n", f.value);
         for b in f.cap_bistable {
             let _ = writeln!(
                 w,
-                "- from {:.1} ({}) to {:.1} ({});",
-                b.lo.mu,
+                "- from {} ({}) to {} ({});",
+                sig(b.lo.mu),
                 edge_words(&b.lo),
-                b.hi.mu,
+                sig(b.hi.mu),
                 edge_words(&b.hi)
             );
         }
@@ -656,69 +1054,103 @@ fn prose(f: &Findings) -> String {
     }
     let _ = writeln!(
         w,
-        "In dedicated capacity (`continuation_dedicated.csv`): {}.",
+        "In `{p2}` (`continuation_{p2}.csv`): {}.",
         if f.ded_folds.is_empty() {
             "no fold in the range".into()
         } else {
             f.ded_folds
                 .iter()
-                .map(|v| {
-                    format!(
-                        "a fold at S0 = {v:.3e} (about {} supernodes' worth)",
-                        users(*v, pop)
-                    )
-                })
+                .map(|v| format!("a fold at {p2} = {}", sig(*v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         }
     );
     let _ = writeln!(w, "\n![Bifurcation diagram](bifurcation.svg)\n");
-    let _ = writeln!(w, "*Online peers at each equilibrium against supernode capacity: stable branches solid, unstable dashed, folds and Hopf points marked with their values; the vertical line is this scenario.*\n");
-    let _ = writeln!(w, "![Tipping map](tipping_map.svg)\n");
-    let _ = writeln!(w, "*The critical shock over supernode capacity and dedicated capacity (`tipping_map.csv`); cells without an f* are coloured by why: always down (no healthy state) or no shock below 1 tips the network. The solid white curves are where equilibria fold, the dashed ones where an equilibrium has a Hopf point; a fold curve bounds the bistable region only where it ends a stable branch (between its Bogdanov–Takens points, where the Hopf curves end, it joins unstable branches only), and there the collapsed state's Hopf curve is the edge where its Hopf point is subcritical. The cross is this scenario, with its f*.*\n");
-    let _ = writeln!(w, "![Phase portrait](phase.svg)\n");
-    let _ = writeln!(w, "*Trajectories after reboot waves just below (green) and above (red) the critical shock, in the plane of peers and supernodes, with the equilibria and a slice of the basin boundary (the saddle's stable manifold at the saddle's queue length).*\n");
-    let _ = writeln!(w, "## Which lever moves the tipping point most?\n");
-    let _ = writeln!(w, "Change in the critical shock for a 1 % change of each parameter (d f\\* / d ln p, by ±10 % central differences; positive means raising the parameter makes the network harder to tip):\n");
-    let _ = writeln!(w, "| parameter | d f\\* / d ln p |\n|---|---|");
-    for (name, e) in f.levers {
-        let _ = writeln!(
-            w,
-            "| `{name}` | {} |",
-            e.map_or("(f* undefined nearby)".into(), |v| format!(
-                "{:+.4} per 1 %",
-                v / 100.0
-            ))
-        );
+    let _ = writeln!(w, "*`{wn}` at each equilibrium against `{p1}`: stable branches solid, unstable dashed, folds and Hopf points marked with their values; the vertical line is this scenario.*\n");
+    if f.waves {
+        let _ = writeln!(w, "![Tipping map](tipping_map.svg)\n");
+        let _ = writeln!(w, "*The critical shock over `{p1}` and `{p2}` (`tipping_map.csv`); cells without an f* are coloured by why: always down (no healthy state) or no shock below 1 tips the network. The solid white curves are where equilibria fold, the dashed ones where an equilibrium has a Hopf point; a fold curve bounds the bistable region only where it ends a stable branch (between its Bogdanov–Takens points, where the Hopf curves end, it joins unstable branches only), and there the collapsed state's Hopf curve is the edge where its Hopf point is subcritical. The cross is this scenario, with its f*.*\n");
     }
-    if let Some((name, Some(_))) = f.levers.first() {
-        let _ = writeln!(w, "\nThe strongest lever here is **`{name}`**.");
+    if f.phase {
+        let _ = writeln!(w, "![Phase portrait](phase.svg)\n");
+        let _ = writeln!(w, "*Trajectories after waves just below (green) and above (red) the critical shock, in the plane of two states, with the equilibria and a slice of the basin boundary (the saddle's stable manifold, the other states held at the saddle's values).*\n");
+    } else {
+        let _ = writeln!(w, "A model of one state has no phase plane: the line of equilibria above is its phase portrait.\n");
+    }
+    if f.waves {
+        let _ = writeln!(w, "## Which lever moves the tipping point most?\n");
+        let _ = writeln!(w, "Change in the critical shock for a 1 % change of each parameter (d f\\* / d ln p, by ±10 % central differences; positive means raising the parameter makes the network harder to tip):\n");
+        let _ = writeln!(w, "| parameter | d f\\* / d ln p |\n|---|---|");
+        for (name, e) in f.levers {
+            let _ = writeln!(
+                w,
+                "| `{name}` | {} |",
+                e.map_or("(f* undefined nearby)".into(), |v| format!(
+                    "{:+.4} per 1 %",
+                    v / 100.0
+                ))
+            );
+        }
+        if let Some((name, Some(_))) = f.levers.first() {
+            let _ = writeln!(w, "\nThe strongest lever here is **`{name}`**.");
+        }
     }
     let _ = writeln!(w, "\n## Files\n");
-    for f in files_list() {
-        let _ = writeln!(w, "- `{f}`");
+    for name in files_list(f.axes, f.phase, f.waves) {
+        let _ = writeln!(w, "- `{name}`");
     }
     md
 }
 
-/// Steps of the report, for progress: simulation, equilibria and f*, continuations, the map,
-/// the phase portrait, the levers.
+/// Steps of the report, for progress: simulation, equilibria and f*, the levers,
+/// continuations, the map, the phase portrait.
 const REPORT_STEPS: usize = 6;
 
-/// Writes the report for `sc` into `dir` (created if missing). Only the report's own files are
-/// written (and replaced); nothing else in `dir` is touched.
-pub fn write_report(
+/// Writes the report of `model` for `sc` into `dir` (created if missing), looking at the
+/// parameters of `plan`. Only the report's own files are written (and replaced); nothing else
+/// in `dir` is touched.
+pub fn write_report<M: Model<N>, const N: usize>(
+    model: &M,
     sc: &Scenario,
     scenario_label: &str,
     observed: &[Observation],
     dir: &Path,
-) -> Result<Report, Error> {
-    sc.validate(&P2p)?;
+    plan: &ReportPlan,
+) -> Result<Report, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    sc.validate(model)?;
+    if model
+        .service_level(&model.nominal_state(sc.params.values()), sc.params.values())
+        .is_none()
+    {
+        return Err(Error::Unsupported(format!(
+            "a report needs to know which state is healthy, and model `{}` defines no service level (add a [service] level to its file)",
+            model.name()
+        )));
+    }
     if dir.exists() && !dir.is_dir() {
         return Err(Error::Invalid(format!(
             "{} is a file: a report is a directory of files; give a directory (it is created if missing)",
             dir.display()
         )));
+    }
+    if let Some(axes) = plan.axes {
+        for ax in axes {
+            let name = sc.params.specs()[ax.param].name;
+            for (what, (lo, hi)) in [("continuation", ax.continuation), ("map", ax.map)] {
+                if !(lo >= f64::MIN_POSITIVE && hi.is_finite() && hi > lo) {
+                    return Err(Error::OutOfRange {
+                        name: name.into(),
+                        value: sc.params.values()[ax.param],
+                        range: format!(
+                            "in [1e-300, 1e300] for a report (its {what} runs from {lo} to {hi})"
+                        ),
+                    });
+                }
+            }
+        }
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::Io {
         path: dir.display().to_string(),
@@ -741,95 +1173,128 @@ pub fn write_report(
         stage.join(name)
     };
     let p0 = sc.params.values().to_vec();
-    let idx = |n: &str| sc.params.index(n);
-    let (kc, kd) = (idx("sn_capacity")?, idx("dedicated")?);
-    let (kappa, s0) = (p0[kc], p0[kd]);
-    // The continuation in capacity runs from κ/10 to 20κ: both must be normal numbers.
-    if !(kappa / 10.0 >= f64::MIN_POSITIVE && (kappa * 20.0).is_finite()) {
-        return Err(Error::OutOfRange {
-            name: "sn_capacity".into(),
-            value: kappa,
-            range: "in [1e-300, 1e300] for a report (its continuation runs from κ/10 to 20κ)"
-                .into(),
-        });
-    }
 
     // The scenario itself.
     crate::progress::update("report steps", 0, REPORT_STEPS);
     let opts = SimOptions::default();
-    let sim = simulate(&P2p, sc, &opts)?;
+    let sim = simulate(model, sc, &opts)?;
     let s = &sim.summary;
+    let u = Units::of(model);
     write_atomic(&file("trajectory.csv"), true, |w| {
-        trajectory_csv(w, &P2p, sc, &sim, 10.0, false)
+        trajectory_csv(w, model, sc, &sim, 10.0 * u.per / 60.0, false)
     })?;
-    let outage = outage_figure(sc, &sim, observed);
+    let outage = outage_figure(model, sc, &sim, observed);
     outage.save(&file("outage.svg"))?;
     outage.save(&file("outage.png"))?;
 
     // Equilibria and the critical shock of the parameters at t = 0.
     crate::progress::update("report steps", 1, REPORT_STEPS);
-    let landscape = Landscape::new(&P2p, &p0)?;
+    let landscape = Landscape::new(model, &p0)?;
     write_atomic(&file("equilibria.csv"), true, |w| {
-        equilibria_csv(w, &P2p, &p0, &landscape.equilibria)
+        equilibria_csv(w, model, &p0, &landscape.equilibria)
     })?;
     let topts = TippingOptions::default();
-    let cs = critical_shock(&P2p, &p0, &topts)?;
-    let fstar = cs.value;
+    // A model without a wave has no critical shock, levers or tipping map: the report says so.
+    let waves = model
+        .reboot_jump(&landscape.rest_state(), &p0, 0.5, 0.5)
+        .is_ok();
+    let (fstar, cs_down) = if waves {
+        let cs = critical_shock(model, &p0, &topts)?;
+        (cs.value, cs.down)
+    } else {
+        (None, !landscape.is_healthy())
+    };
     let window = match (sc.shock, fstar) {
         (Some(sh), Some(f)) if sh.fraction > f && sh.window > 0.0 => {
-            critical_window(&P2p, &p0, sh.fraction, &topts)
+            critical_window(model, &p0, sh.fraction, &topts)
                 .ok()
                 .and_then(|w| w.value)
         }
         _ => None,
     };
 
-    // Branches in supernode capacity and in dedicated capacity.
+    // The levers first: without named axes, the two strongest are the report's axes.
     crate::progress::update("report steps", 2, REPORT_STEPS);
+    let levers = if waves {
+        levers(model, sc, &plan.levers, &topts)?
+    } else {
+        vec![]
+    };
+    let axes = plan.resolve(sc, &levers, waves)?;
+    let [ax, ay] = axes;
+    let axis_names = [
+        sc.params.specs()[ax.param].name,
+        sc.params.specs()[ay.param].name,
+    ];
+
+    // Branches in the two parameters.
+    crate::progress::update("report steps", 3, REPORT_STEPS);
     let copts = ContinuationOptions::default();
-    let cap = continue_equilibria(&P2p, &p0, kc, kappa / 10.0, kappa * 20.0, &copts)?;
-    write_continuation(&file("continuation_sn_capacity.csv"), &cap)?;
-    let ded_hi = (s0 * 100.0).max(1e-3);
-    // From the scenario's value up: near S0 = 0 the collapsed state sits at vanishing sizes.
-    let ded = continue_equilibria(&P2p, &p0, kd, s0.max(1e-7), ded_hi, &copts)?;
-    write_continuation(&file("continuation_dedicated.csv"), &ded)?;
+    let (c0, c1) = ax.continuation;
+    let cap = continue_equilibria(model, &p0, ax.param, c0, c1, &copts)?;
+    write_continuation(
+        model,
+        &file(&format!("continuation_{}.csv", axis_names[0])),
+        &cap,
+    )?;
+    let (d0, d1) = ay.continuation;
+    let ded = continue_equilibria(model, &p0, ay.param, d0, d1, &copts)?;
+    write_continuation(
+        model,
+        &file(&format!("continuation_{}.csv", axis_names[1])),
+        &ded,
+    )?;
     let (cap_folds, ded_folds) = (cap.folds(), ded.folds());
-    let cap_bistable = crate::analysis::bistable::bistable_intervals(&P2p, &cap)?;
-    let bif = bifurcation_figure(&cap, "Equilibria against supernode capacity", Some(kappa));
+    let cap_bistable = crate::analysis::bistable::bistable_intervals(model, &cap)?;
+    let value = p0[ax.param];
+    let bif = bifurcation_figure(
+        model,
+        &cap,
+        &format!("Equilibria against {}", axis_names[0]),
+        Some(value),
+    );
     bif.save(&file("bifurcation.svg"))?;
     bif.save(&file("bifurcation.png"))?;
 
-    crate::progress::update("report steps", 3, REPORT_STEPS);
-    let map = tipping_map(sc, (kc, kd), (fstar, cs.down), &file("tipping_map.csv"))?;
-    map.save(&file("tipping_map.svg"))?;
-    map.save(&file("tipping_map.png"))?;
-
     crate::progress::update("report steps", 4, REPORT_STEPS);
-    let phase = phase_portrait(&p0, &landscape, fstar, &topts)?;
-    phase.save(&file("phase.svg"))?;
-    phase.save(&file("phase.png"))?;
+    if waves {
+        let map = tipping_map(model, sc, axes, (fstar, cs_down), &file("tipping_map.csv"))?;
+        map.save(&file("tipping_map.svg"))?;
+        map.save(&file("tipping_map.png"))?;
+    }
 
     crate::progress::update("report steps", 5, REPORT_STEPS);
-    let levers = levers(sc, &topts)?;
+    let plane = phase_states(model);
+    if let Some(ab) = plane {
+        let phase = phase_portrait(model, &p0, &landscape, fstar, &topts, ab)?;
+        phase.save(&file("phase.svg"))?;
+        phase.save(&file("phase.png"))?;
+    }
 
     crate::progress::finish("report steps");
-    let md = prose(&Findings {
-        sc,
-        label: scenario_label,
-        observed,
-        sim: &sim,
-        summary: s,
-        landscape: &landscape,
-        fstar,
-        down: cs.down,
-        scan: topts.scan,
-        window,
-        kappa,
-        cap_folds: &cap_folds,
-        cap_bistable: &cap_bistable,
-        ded_folds: &ded_folds,
-        levers: &levers,
-    });
+    let md = prose(
+        model,
+        &Findings {
+            sc,
+            label: scenario_label,
+            observed,
+            sim: &sim,
+            summary: s,
+            landscape: &landscape,
+            fstar,
+            down: cs_down,
+            waves,
+            scan: topts.scan,
+            window,
+            axes: axis_names,
+            value,
+            cap_folds: &cap_folds,
+            cap_bistable: &cap_bistable,
+            ded_folds: &ded_folds,
+            levers: &levers,
+            phase: plane.is_some(),
+        },
+    );
     write_atomic(&file("report.md"), true, |wr| {
         wr.write_all(md.as_bytes()).map_err(|e| Error::Io {
             path: "report.md".into(),
@@ -849,30 +1314,40 @@ pub fn write_report(
         files,
         outcome: s.outcome,
         critical_shock: fstar,
+        axes: axis_names.map(String::from),
         capacity_folds: cap_folds,
         dedicated_folds: ded_folds,
         levers,
     })
 }
 
-/// The files `write_report` writes, relative to its directory.
-pub fn files_list() -> [&'static str; 14] {
-    [
-        "trajectory.csv",
-        "equilibria.csv",
-        "continuation_sn_capacity.csv",
-        "continuation_dedicated.csv",
-        "tipping_map.csv",
-        "outage.svg",
-        "outage.png",
-        "bifurcation.svg",
-        "bifurcation.png",
-        "tipping_map.svg",
-        "tipping_map.png",
-        "phase.svg",
-        "phase.png",
-        "report.md",
-    ]
+/// The files [`write_report`] writes, relative to its directory, for the report's two
+/// parameters, whether the model has a phase plane (two states or more) and whether it has a
+/// wave (the tipping map).
+pub fn files_list(axes: [&str; 2], phase: bool, map: bool) -> Vec<String> {
+    let mut out = vec![
+        "trajectory.csv".to_string(),
+        "equilibria.csv".into(),
+        format!("continuation_{}.csv", axes[0]),
+        format!("continuation_{}.csv", axes[1]),
+    ];
+    if map {
+        out.push("tipping_map.csv".into());
+    }
+    out.extend([
+        "outage.svg".into(),
+        "outage.png".into(),
+        "bifurcation.svg".into(),
+        "bifurcation.png".into(),
+    ]);
+    if map {
+        out.extend(["tipping_map.svg".into(), "tipping_map.png".into()]);
+    }
+    if phase {
+        out.extend(["phase.svg".into(), "phase.png".into()]);
+    }
+    out.push("report.md".into());
+    out
 }
 
 /// Words for what ends a stretch of stable states, in the report's prose.
@@ -897,18 +1372,22 @@ pub const DOWN_RGB: (u8, u8, u8) = (70, 70, 70);
 /// Colour of map cells where the scan found no shock that tips the network.
 pub const HEALS_RGB: (u8, u8, u8) = (190, 215, 240);
 
-/// The critical shock of the reference model over a grid of two axes (a sweep with the
+/// The critical shock of a model over a grid of two axes (a sweep with the
 /// `critical_shock` metric on both threads), as a map whose cells without a value say why:
 /// "always down" (no healthy state) or "no shock below 1 tips it" (the scan found none), each in
 /// its own colour; cells whose row failed stay grey ("error"). `on_row` receives the CSV header
 /// and then every row, in order. Axes spaced logarithmically are drawn on log scales (both or
 /// neither must be).
-pub fn critical_shock_map(
+pub fn critical_shock_map<M: Model<N>, const N: usize>(
+    model: &M,
     base: &Scenario,
     x: Axis,
     y: Axis,
     mut on_row: impl FnMut(&[String]) -> Result<(), Error>,
-) -> Result<TippingMap, Error> {
+) -> Result<TippingMap, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
     if x.log != y.log {
         return Err(Error::Invalid(
             "a tipping map needs both axes linear or both logarithmic".into(),
@@ -919,10 +1398,11 @@ pub fn critical_shock_map(
     let (nx, ny) = (x.count, y.count);
     let xs: Vec<f64> = (0..nx).map(|j| scale(x.value(j))).collect();
     let ys: Vec<f64> = (0..ny).map(|j| scale(y.value(j))).collect();
-    let label = |a: &Axis| axis_label(&a.name, log);
+    let label = |a: &Axis| axis_label(model, &a.name, log);
     let (xl, yl) = (label(&x), label(&y));
+    let title = format!("Critical shock f* over {} and {}", x.name, y.name);
     let sweep = Sweep::new(
-        &P2p,
+        model,
         base.clone(),
         Design::Grid(vec![x, y]),
         vec![Metric::CriticalShock],
@@ -941,7 +1421,7 @@ pub fn critical_shock_map(
         on_row(row)
     })?;
     Ok(TippingMap {
-        title: "Critical shock f* over capacity and dedicated capacity".into(),
+        title,
         x: (xl, xs),
         y: (yl, ys),
         z,

@@ -182,12 +182,13 @@ fn table<'a>(v: &'a Toml, what: &str) -> Result<&'a Table, Error> {
 }
 
 impl Scenario {
-    /// The model's defaults, no shock, no interventions, 48 hours, from the healthy state.
+    /// The model's defaults, no shock, no interventions, 2880 time units (48 hours for the
+    /// built-in model), from the healthy state; the model's population if it gives one.
     pub fn new<M: Model<N>, const N: usize>(model: &M) -> Self {
         Self {
             name: "default".into(),
             model: None,
-            population: DEFAULT_POPULATION,
+            population: model.population().unwrap_or(DEFAULT_POPULATION),
             start: None,
             t_end: DEFAULT_T_END,
             params: ParamSet::defaults(model.params()),

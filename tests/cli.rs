@@ -1490,3 +1490,99 @@ fn an_output_that_fails_on_a_device_leaves_the_other_unwritten() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `calibrate` on a model file in seconds: readings of a filling BitTorrent swarm simulated
+/// with λ = 0.04 (placed on the clock in seconds), fitted from λ = 0.03, give back 0.04; the
+/// fitted scenario, written in another directory, names its model relative to itself and
+/// runs from anywhere.
+#[test]
+fn calibrate_fits_a_model_file_in_its_own_time_unit() {
+    use selfheal::model::Model;
+    let dir = tempfile::tempdir().unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/models/bittorrent.toml");
+    std::fs::copy(src, dir.path().join("bittorrent.toml")).unwrap();
+    let scenario = |lambda: f64| {
+        format!(
+            "model = \"bittorrent.toml\"\nstart = 2020-01-01T00:00:00Z\nt_end = 4000\n[params]\nlambda = {lambda}\n[initial]\nx = 1\ny = 1\n"
+        )
+    };
+    let file = selfheal::modelfile::ModelFile::load(&dir.path().join("bittorrent.toml")).unwrap();
+    let m = file.typed::<2>().unwrap();
+    let truth = selfheal::scenario::Scenario::from_toml(&m, &scenario(0.04)).unwrap();
+    let sim = selfheal::simulate::simulate(&m, &truth, &Default::default()).unwrap();
+    let mut csv = String::from("time,online_users\n");
+    for k in 1..=40 {
+        let t = 100.0 * k as f64;
+        let x = sim.dense.eval(t).unwrap();
+        let (mins, secs) = (k * 100 / 60, k * 100 % 60);
+        let _ = std::fmt::Write::write_fmt(
+            &mut csv,
+            format_args!(
+                "2020-01-01T{:02}:{:02}:{secs:02}Z,{}\n",
+                mins / 60,
+                mins % 60,
+                m.online(&x)
+            ),
+        );
+    }
+    std::fs::write(dir.path().join("swarm.csv"), csv).unwrap();
+    std::fs::write(dir.path().join("guess.toml"), scenario(0.03)).unwrap();
+    std::fs::create_dir(dir.path().join("fits")).unwrap();
+    let r = selfheal(
+        &[
+            "calibrate",
+            "guess.toml",
+            "--data",
+            "swarm.csv",
+            "--fit",
+            "lambda",
+            "--bounds",
+            "lambda=0.01:0.1",
+            "--out",
+            "fits/fitted.toml",
+        ],
+        dir.path(),
+    );
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        r.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let fitted = std::fs::read_to_string(dir.path().join("fits/fitted.toml")).unwrap();
+    assert!(
+        fitted.contains("model = \"../bittorrent.toml\""),
+        "{fitted}"
+    );
+    let back = selfheal::scenario::Scenario::from_toml(&m, &fitted).unwrap();
+    let lambda = back.params.get("lambda").unwrap();
+    assert!((lambda - 0.04).abs() < 1e-5, "{lambda}\n{out}");
+    // The fitted scenario runs from another directory, its model found beside it.
+    let r = selfheal(
+        &["simulate", "fitted.toml", "--out", "f.csv"],
+        &dir.path().join("fits"),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // A model without a clock length cannot place clock-time readings.
+    let aloha = concat!(env!("CARGO_MANIFEST_DIR"), "/models/aloha.toml");
+    std::fs::write(
+        dir.path().join("a.toml"),
+        "start = 2020-01-01T00:00:00Z\n",
+    )
+    .unwrap();
+    let r = selfheal(
+        &[
+            "calibrate",
+            "a.toml",
+            "--model",
+            aloha,
+            "--data",
+            "swarm.csv",
+            "--fit",
+            "qr",
+        ],
+        dir.path(),
+    );
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && e.contains("`slot`"), "{e}");
+}

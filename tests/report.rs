@@ -7,7 +7,7 @@ use common::{rk4, rosenbrock};
 use nalgebra::{SMatrix, SVector};
 use selfheal::calibrate::parse_utc;
 use selfheal::model::{Model, P2p};
-use selfheal::report::{files_list, read_observations, write_report};
+use selfheal::report::{files_list, read_observations, write_report, ReportPlan};
 use selfheal::scenario::{Scenario, Shock};
 use selfheal::simulate::{simulate, Outcome};
 
@@ -47,14 +47,15 @@ fn report_writes_its_files_and_touches_nothing_else() {
     std::fs::write(dir.path().join("report.md"), "stale").unwrap();
     let mut sc = Scenario::new(&P2p);
     sc.shock = Some(Shock::instantaneous(0.5));
-    let r = write_report(&sc, "test", &[], dir.path()).unwrap();
+    let plan = ReportPlan::reference(&sc).unwrap();
+    let r = write_report(&P2p, &sc, "test", &[], dir.path(), &plan).unwrap();
     assert_eq!(std::fs::read_to_string(&keep).unwrap(), "mine");
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let mut want: Vec<String> = files_list().iter().map(|s| s.to_string()).collect();
+    let mut want = files_list(["sn_capacity", "dedicated"], true, true);
     want.push("notes.txt".into());
     want.sort();
     assert_eq!(names, want, "no temporary or extra files");
@@ -260,7 +261,7 @@ fn tipping_map_cells_without_a_value_say_why_and_agree_with_other_methods() {
     ay.set_log().unwrap();
     let (xa, ya) = (ax.clone(), ay.clone());
     let mut rows = 0;
-    let map = critical_shock_map(&sc, ax, ay, |_| {
+    let map = critical_shock_map(&P2p, &sc, ax, ay, |_| {
         rows += 1;
         Ok(())
     })
@@ -301,7 +302,8 @@ fn report_of_a_network_without_a_healthy_state_says_it_is_down() {
     sc.params.set("sn_capacity", 300.0).unwrap();
     sc.shock = Some(Shock::instantaneous(0.5));
     sc.t_end = 600.0;
-    write_report(&sc, "down", &[], dir.path()).unwrap();
+    let plan = ReportPlan::reference(&sc).unwrap();
+    write_report(&P2p, &sc, "down", &[], dir.path(), &plan).unwrap();
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("no healthy state"), "{md}");
     assert!(md.contains("**it is down**"), "{md}");
@@ -333,8 +335,70 @@ fn a_report_at_vanishing_capacity_is_written_whole() {
         .collect();
     assert_eq!(
         names.len(),
-        selfheal::report::files_list().len(),
+        files_list(["sn_capacity", "dedicated"], true, true).len(),
         "{names:?}"
     );
     assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
+}
+
+/// The report of model files through the command line: a model of one state (no phase
+/// portrait), a model without a wave (no critical shock, map or levers) and a retry storm whose
+/// critical shock, read back from report.md, separates recovering from collapsing waves in
+/// plain simulations.
+#[test]
+fn reports_of_model_files_have_their_own_files_and_a_critical_shock_that_holds() {
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("aloha", ["m", "qa"], false, true),
+        ("bittorrent", ["lambda", "theta"], true, false),
+        ("retry-storm", ["capacity", "clients"], true, true),
+    ];
+    for (name, axes, phase, map) in cases {
+        let model = format!("{models}/{name}.toml");
+        let mut args = vec!["report", "--model", &model, "--out", name];
+        if name == "bittorrent" {
+            // Without a wave there are no levers to choose the axes from: the first two
+            // parameters that can be axes are taken; named here, as a user would.
+            args.extend(["--axes", "lambda,theta"]);
+        }
+        let out = common::selfheal(&args, dir.path());
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join(name))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut want = files_list(axes, phase, map);
+        want.sort();
+        assert_eq!(names, want, "{name}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("retry-storm/report.md")).unwrap();
+    let key = "critical shock is f\\* = ";
+    let at = md.find(key).expect("a critical shock") + key.len();
+    let fstar: f64 = md[at..at + 6].parse().unwrap();
+    let model = format!("{models}/retry-storm.toml");
+    for (f, want) in [(fstar - 2e-3, "recovered"), (fstar + 2e-3, "collapsed")] {
+        let out = common::selfheal(
+            &[
+                "simulate",
+                "--model",
+                &model,
+                "--shock",
+                &format!("{f}"),
+                "--out",
+                "s.csv",
+                "--force",
+            ],
+            dir.path(),
+        );
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains(&format!("outcome: {want}")), "f = {f}: {e}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("bittorrent/report.md")).unwrap();
+    assert!(md.contains("defines no wave"), "{md}");
 }

@@ -36,11 +36,29 @@ pub struct Reading {
 pub struct Weighting {
     /// Relative error added to every reading (default 0.05).
     pub relative: f64,
+    /// Seconds per unit of model time, to place clock times on the model's clock (default 60:
+    /// a model in minutes; see [`seconds_per_unit`]).
+    pub seconds_per_unit: f64,
 }
 
 impl Default for Weighting {
     fn default() -> Self {
-        Self { relative: 0.05 }
+        Self {
+            relative: 0.05,
+            seconds_per_unit: 60.0,
+        }
+    }
+}
+
+/// Seconds in one unit of a model's time (`second`, `minute`, `hour`, `day`, singular or
+/// plural, or `s`, `min`, `h`, `d`); `None` for a unit without a clock length (`slot`).
+pub fn seconds_per_unit(unit: &str) -> Option<f64> {
+    match unit.trim().trim_end_matches('s') {
+        "" | "second" | "sec" => Some(1.0),
+        "minute" | "min" => Some(60.0),
+        "hour" | "h" => Some(3600.0),
+        "day" | "d" => Some(86400.0),
+        _ => None,
     }
 }
 
@@ -105,6 +123,14 @@ pub fn read_readings_from(
     start: &str,
     weighting: &Weighting,
 ) -> Result<Vec<Reading>, Error> {
+    let per = weighting.seconds_per_unit;
+    if !(per.is_finite() && per > 0.0) {
+        return Err(Error::OutOfRange {
+            name: "seconds per unit of model time".into(),
+            value: per,
+            range: "finite and > 0".into(),
+        });
+    }
     if !(weighting.relative.is_finite() && (0.0..1.0).contains(&weighting.relative)) {
         return Err(Error::OutOfRange {
             name: "relative error".into(),
@@ -144,7 +170,7 @@ pub fn read_readings_from(
         }
         let at = |e: Error| Error::parse_at(name, row, e.to_string());
         let time = rec[ct].trim().to_string();
-        let t = (parse_utc(&time).map_err(at)? - t0) / 60.0;
+        let t = (parse_utc(&time).map_err(at)? - t0) / per;
         let users: f64 = rec[cu].trim().parse().map_err(|_| {
             Error::parse_at(
                 name,

@@ -45,7 +45,7 @@ mod output;
 pub(crate) mod sens;
 pub mod stats;
 
-pub use data::{parse_utc, read_readings, Reading, Weighting};
+pub use data::{parse_utc, read_readings, seconds_per_unit, Reading, Weighting};
 pub use output::{fitted_toml, readings_between, residuals_csv, Provenance};
 
 use crate::equilibria::{rest_state, RestState};

@@ -35,18 +35,20 @@ pub struct Provenance {
 }
 
 /// The readings with clock times (ISO 8601, UTC) between `from` and `until` inclusive, each
-/// optional; `start` is the clock time of the scenario's `t = 0`.
+/// optional; `start` is the clock time of the scenario's `t = 0`, and the model's clock has
+/// `seconds_per_unit` seconds per unit (60 for a model in minutes).
 pub fn readings_between(
     readings: &[Reading],
     start: &str,
     from: Option<&str>,
     until: Option<&str>,
+    seconds_per_unit: f64,
 ) -> Result<Vec<Reading>, Error> {
     let t0 = parse_utc(start)?;
     let minutes = |what: &str, v: Option<&str>| -> Result<Option<f64>, Error> {
         v.map(|s| {
             parse_utc(s)
-                .map(|t| (t - t0) / 60.0)
+                .map(|t| (t - t0) / seconds_per_unit)
                 .map_err(|e| e.context(what))
         })
         .transpose()

@@ -139,6 +139,21 @@ pub trait Model<const N: usize>: Sync {
     fn validate(&self, p: &[f64]) -> Result<(), Error> {
         params::validate_against(self.params(), p)
     }
+    /// The unit of time of the rates (`min` for the reference model): what reports and
+    /// figures write beside times.
+    fn time_unit(&self) -> &str {
+        "min"
+    }
+    /// Individuals per unit of state, if the model says (a scenario's default population; the
+    /// built-in model's states are fractions of the scenario's user base).
+    fn population(&self) -> Option<f64> {
+        None
+    }
+    /// Whether the states are fractions of the population (each in [0, 1]), as the reference
+    /// model's are; figures then stop their axes at 1 and speak of "fractions of users".
+    fn fractions(&self) -> bool {
+        false
+    }
     /// Index of the state whose dip and recovery the simulation summary tracks.
     fn watched(&self) -> usize {
         0

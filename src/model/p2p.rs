@@ -370,6 +370,10 @@ impl Model<3> for P2p {
         STATES
     }
 
+    fn fractions(&self) -> bool {
+        true
+    }
+
     fn params(&self) -> &[ParamSpec] {
         &P2P_PARAMS
     }

@@ -14,6 +14,16 @@ pub enum Bound {
     Open(f64),
 }
 
+impl Bound {
+    /// The end value, if there is one (closed or open).
+    pub fn value(&self) -> Option<f64> {
+        match *self {
+            Bound::Unbounded => None,
+            Bound::Closed(v) | Bound::Open(v) => Some(v),
+        }
+    }
+}
+
 /// Name, unit, default, valid range and meaning of one parameter.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ParamSpec {

@@ -877,6 +877,22 @@ impl<const N: usize> Model<N> for FileModel<N> {
         &self.file.params
     }
 
+    fn time_unit(&self) -> &str {
+        &self.file.time_unit
+    }
+
+    fn population(&self) -> Option<f64> {
+        self.file.population
+    }
+
+    fn fractions(&self) -> bool {
+        // States that sum to one, every one of them counted.
+        self.file
+            .total
+            .as_ref()
+            .is_some_and(|(idx, v)| *v == 1.0 && idx.len() == N)
+    }
+
     fn rhs<T: Scalar>(&self, t: T, x: &SVector<T, N>, p: &[T]) -> SVector<T, N> {
         let z = T::from(0.0);
         self.flow(&self.file.transitions, t, x, p, &[z, z])

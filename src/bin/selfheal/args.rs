@@ -99,48 +99,16 @@ impl ScenarioArgs {
     /// The model file of this run: `--model`, else the scenario's `model` key (a path relative
     /// to the scenario file); `None` for the built-in model.
     pub fn model_file(&self) -> Result<Option<ModelFile>, Error> {
-        if let Some(path) = &self.model {
-            return ModelFile::load(path).map(Some);
-        }
-        let Some(scenario) = &self.scenario else {
-            return Ok(None);
-        };
-        // The key alone, before the scenario is read against the model's parameters.
-        let Ok(text) = std::fs::read_to_string(scenario) else {
-            return Ok(None);
-        };
-        let Ok(doc) = text.parse::<toml::Table>() else {
-            return Ok(None);
-        };
-        match doc.get("model").and_then(|v| v.as_str()) {
-            Some(rel) => {
-                let base = scenario.parent().unwrap_or(std::path::Path::new("."));
-                ModelFile::load(&base.join(rel))
-                    .map(Some)
-                    .map_err(|e| e.context(format!("the model of {}", scenario.display())))
-            }
-            None => Ok(None),
-        }
+        model_file(self.model.as_deref(), self.scenario.as_deref())
     }
 
-    /// Refuses a model file for a command that runs the built-in model only.
-    pub fn builtin_only(&self, command: &str) -> Result<(), Error> {
-        if self.model_file()?.is_some() {
-            return Err(Error::Invalid(format!(
-                "{command} runs the built-in model only (model files: every command but calibrate and report); leave out --model and the scenario's `model`"
-            )));
-        }
-        Ok(())
-    }
-
-    /// [`ScenarioArgs::build`] after refusing the flags `command` does not use (and a model
-    /// file: this is the built-in model's path).
+    /// [`ScenarioArgs::build`] after refusing the flags `command` does not use (the built-in
+    /// model's path: callers have dispatched model files before).
     pub fn build_for(
         &self,
         command: &str,
         unused: Unused,
     ) -> Result<(Scenario, SolveOptions), Error> {
-        self.builtin_only(command)?;
         self.refuse(command, unused)?;
         self.build()
     }
@@ -203,6 +171,36 @@ impl ScenarioArgs {
     }
 }
 
+/// The model file of a run: `flag` (`--model`), else the `model` key of the scenario file (a
+/// path relative to it); `None` for the built-in model.
+pub fn model_file(
+    flag: Option<&std::path::Path>,
+    scenario: Option<&std::path::Path>,
+) -> Result<Option<ModelFile>, Error> {
+    if let Some(path) = flag {
+        return ModelFile::load(path).map(Some);
+    }
+    let Some(scenario) = scenario else {
+        return Ok(None);
+    };
+    // The key alone, before the scenario is read against the model's parameters.
+    let Ok(text) = std::fs::read_to_string(scenario) else {
+        return Ok(None);
+    };
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Ok(None);
+    };
+    match doc.get("model").and_then(|v| v.as_str()) {
+        Some(rel) => {
+            let base = scenario.parent().unwrap_or(std::path::Path::new("."));
+            ModelFile::load(&base.join(rel))
+                .map(Some)
+                .map_err(|e| e.context(format!("the model of {}", scenario.display())))
+        }
+        None => Ok(None),
+    }
+}
+
 /// A state of the reference model as the commands print it.
 pub fn p2p_state(x: &[f64]) -> String {
     format!(
@@ -241,16 +239,6 @@ macro_rules! with_model {
     }};
 }
 pub(crate) use with_model;
-
-/// Refuses a scenario that names a model file, for a command that runs the built-in model only.
-pub fn refuse_model_key(command: &str, sc: &Scenario) -> Result<(), Error> {
-    match &sc.model {
-        Some(m) => Err(Error::Invalid(format!(
-            "{command} runs the built-in model only (model files: every command but calibrate and report), and this scenario names `{m}`"
-        ))),
-        None => Ok(()),
-    }
-}
 
 /// Applies `--set NAME=VALUE` overrides.
 pub fn apply_sets(sc: &mut Scenario, sets: &[String]) -> Result<(), Error> {

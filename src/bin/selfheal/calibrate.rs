@@ -7,7 +7,7 @@ use selfheal::calibrate::{
     FitMethod, FitParam, Provenance, Weighting,
 };
 use selfheal::files::{check_targets, write_atomic};
-use selfheal::model::P2p;
+use selfheal::model::{Model, P2p};
 use selfheal::scenario::Scenario;
 use selfheal::solve::{Method, SolveOptions, Tolerances};
 use selfheal::Error;
@@ -17,6 +17,10 @@ use std::path::{Path, PathBuf};
 pub struct CalibrateArgs {
     /// Scenario file (TOML) with a `start` clock time.
     scenario: PathBuf,
+    /// Model file (TOML, docs/model-files.md) instead of the built-in model; a scenario may
+    /// name its model with `model = "FILE"` instead.
+    #[arg(long, value_name = "FILE.toml")]
+    model: Option<PathBuf>,
     /// Observed online users: CSV with `time` (ISO 8601, UTC) and `online_users`; optional
     /// `sigma` (users), `note`, `source`.
     #[arg(long, value_name = "FILE.csv")]
@@ -106,10 +110,55 @@ impl CalibrateArgs {
 }
 
 pub fn run(args: &CalibrateArgs) -> Result<(), Error> {
-    let mut sc = Scenario::from_file(&P2p, &args.scenario)?;
-    crate::args::refuse_model_key("calibrate", &sc)?;
+    let Some(file) = crate::args::model_file(args.model.as_deref(), Some(&args.scenario))? else {
+        return run_with::<_, 3, 6>(&P2p, args, None);
+    };
+    // The state and its sensitivities are integrated together: N2 = 2N.
+    let source = Some(file.source.as_str());
+    match file.dim() {
+        1 => run_with::<_, 1, 2>(&file.typed::<1>()?, args, source),
+        2 => run_with::<_, 2, 4>(&file.typed::<2>()?, args, source),
+        3 => run_with::<_, 3, 6>(&file.typed::<3>()?, args, source),
+        4 => run_with::<_, 4, 8>(&file.typed::<4>()?, args, source),
+        5 => run_with::<_, 5, 10>(&file.typed::<5>()?, args, source),
+        6 => run_with::<_, 6, 12>(&file.typed::<6>()?, args, source),
+        7 => run_with::<_, 7, 14>(&file.typed::<7>()?, args, source),
+        _ => run_with::<_, 8, 16>(&file.typed::<8>()?, args, source),
+    }
+}
+
+/// `target` as a path relative to directory `dir` (both made absolute first), so that a
+/// fitted scenario written elsewhere still finds its model file.
+fn relative_to(target: &Path, dir: &Path) -> PathBuf {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (t, d) = (abs(target), abs(dir));
+    let (tc, dc): (Vec<_>, Vec<_>) = (t.components().collect(), d.components().collect());
+    let common = tc.iter().zip(&dc).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        return t;
+    }
+    let mut out = PathBuf::new();
+    for _ in common..dc.len() {
+        out.push("..");
+    }
+    for c in &tc[common..] {
+        out.push(c);
+    }
+    out
+}
+
+fn run_with<M: Model<N>, const N: usize, const N2: usize>(
+    model: &M,
+    args: &CalibrateArgs,
+    model_source: Option<&str>,
+) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+    nalgebra::Const<N2>: nalgebra::DimMin<nalgebra::Const<N2>, Output = nalgebra::Const<N2>>,
+{
+    let mut sc = Scenario::from_file(model, &args.scenario)?;
     apply_sets(&mut sc, &args.set)?;
-    sc.validate(&P2p)?;
+    sc.validate(model)?;
     let start = sc.start.clone().ok_or_else(|| {
         Error::Invalid(format!(
             "{}: calibration needs the scenario's `start` (the clock time of t = 0)",
@@ -134,15 +183,29 @@ pub fn run(args: &CalibrateArgs) -> Result<(), Error> {
         ..CalibrateOptions::default()
     };
     let fit = args.fit_params(&sc)?;
+    let per = selfheal::calibrate::seconds_per_unit(model.time_unit()).ok_or_else(|| {
+        Error::Invalid(format!(
+            "calibration places clock-time readings on the model's clock, and model `{}` counts time in `{}`, not in seconds, minutes, hours or days",
+            model.name(),
+            model.time_unit()
+        ))
+    })?;
     let weighting = Weighting {
         relative: args.rel_error,
+        seconds_per_unit: per,
     };
     let all = read_readings(&args.data, &start, &weighting)?;
-    let readings = readings_between(&all, &start, args.from.as_deref(), args.until.as_deref())
-        .map_err(|e| match e {
-            Error::Context { context, source } => source.context(format!("--{context}")),
-            e => e,
-        })?;
+    let readings = readings_between(
+        &all,
+        &start,
+        args.from.as_deref(),
+        args.until.as_deref(),
+        per,
+    )
+    .map_err(|e| match e {
+        Error::Context { context, source } => source.context(format!("--{context}")),
+        e => e,
+    })?;
     if readings.is_empty() {
         return Err(Error::Invalid(format!(
             "{}: no readings between --from and --until",
@@ -166,7 +229,7 @@ pub fn run(args: &CalibrateArgs) -> Result<(), Error> {
         }
     }
     let started = std::time::Instant::now();
-    let result = calibrate::<_, 3, 6>(&P2p, &sc, &readings, fit, &opts)?;
+    let result = calibrate::<M, N, N2>(model, &sc, &readings, fit, &opts)?;
     let secs = started.elapsed().as_secs_f64();
     print_fit(args, &result, readings.len(), all.len(), secs);
 
@@ -176,7 +239,7 @@ pub fn run(args: &CalibrateArgs) -> Result<(), Error> {
     if let Some(path) = &args.figure {
         let mut shown = result.scenario.clone();
         shown.t_end = all.iter().map(|r| r.t).fold(shown.t_end, f64::max);
-        let sim = selfheal::simulate::simulate(&P2p, &shown, &Default::default())?;
+        let sim = selfheal::simulate::simulate(model, &shown, &Default::default())?;
         let observed = selfheal::report::observations(&all);
         let title = format!(
             "Calibrated model: {} quantities fitted to {} readings, RMSE {} users",
@@ -184,7 +247,7 @@ pub fn run(args: &CalibrateArgs) -> Result<(), Error> {
             readings.len(),
             selfheal::report::user_count(result.rmse)
         );
-        selfheal::report::fit_figure(&shown, &sim, &observed, &title).save(path)?;
+        selfheal::report::fit_figure(model, &shown, &sim, &observed, &title).save(path)?;
     }
     if let Some(path) = &args.out {
         let provenance = Provenance {
@@ -194,7 +257,16 @@ pub fn run(args: &CalibrateArgs) -> Result<(), Error> {
             until: args.until.clone(),
             rel_error: args.rel_error,
         };
-        let text = fitted_toml(&P2p, &result, &provenance);
+        // The fitted scenario names its model relative to where it is written.
+        let mut result = result;
+        if let Some(src) = model_source {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            result.scenario.model = Some(relative_to(Path::new(src), dir).display().to_string());
+        }
+        let text = fitted_toml(model, &result, &provenance);
         write_atomic(path, args.force, |w| {
             w.write_all(text.as_bytes()).map_err(|e| Error::Io {
                 path: path.display().to_string(),
