@@ -200,7 +200,12 @@ where
     let lin = a * e;
     let wl = lin.map(|v| v.abs()).add_scalar(1e-300);
     let remainder = fx - lin;
-    if remainder.abs().component_div(&wl).amax() > 0.1 && remainder.amax() > 1e-15 {
+    // Below the rounding of f itself the remainder says nothing: the floor scales with the
+    // size of the flows the Jacobian moves at this state (rates of order 100 per time unit
+    // round at 1e-14), and is never below 1e-15.
+    let flows = (a.abs() * root.x.abs()).amax();
+    let floor = (64.0 * f64::EPSILON * flows).max(1e-15);
+    if remainder.abs().component_div(&wl).amax() > 0.1 && remainder.amax() > floor {
         return None;
     }
     Some(Settled {

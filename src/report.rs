@@ -639,25 +639,26 @@ where
     }
     let boundary = match &saddle {
         Some(sd) => {
-            // Along state a from the collapsed state to beyond the healthy one; state b
-            // searched over seven decades below its largest value at an equilibrium.
-            let collapsed = landscape
-                .equilibria
-                .last()
-                .map_or(1e-4 * healthy[a], |e| e.x[a]);
-            let b_max = landscape
-                .equilibria
-                .iter()
-                .map(|e| e.x[b])
-                .fold(0.0, f64::max);
-            let lo_a = collapsed.max(1e-9 * healthy[a]);
+            // Along state a from its smallest value at an equilibrium to beyond its largest
+            // (the collapsed and the healthy state's); state b searched over seven decades
+            // below its largest value at an equilibrium.
+            let positive = |k: usize| {
+                landscape
+                    .equilibria
+                    .iter()
+                    .map(move |e| e.x[k])
+                    .filter(|v| *v > 0.0)
+            };
+            let a_max = positive(a).fold(0.0, f64::max);
+            let lo_a = positive(a).fold(f64::INFINITY, f64::min).max(1e-9 * a_max);
+            let b_max = positive(b).fold(0.0, f64::max);
             let along: Vec<f64> = (0..24)
                 .map(|k| {
-                    let (l, h) = (lo_a.ln(), (healthy[a] * 1.2).ln());
+                    let (l, h) = (lo_a.ln(), (a_max * 1.2).ln());
                     (l + (h - l) * k as f64 / 23.0).exp()
                 })
                 .collect();
-            let pts = if b_max > 0.0 && lo_a > 0.0 {
+            let pts = if b_max > 0.0 && lo_a.is_finite() && a_max > 0.0 {
                 basin_boundary_slice(
                     model,
                     p0,

@@ -1565,11 +1565,7 @@ fn calibrate_fits_a_model_file_in_its_own_time_unit() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     // A model without a clock length cannot place clock-time readings.
     let aloha = concat!(env!("CARGO_MANIFEST_DIR"), "/models/aloha.toml");
-    std::fs::write(
-        dir.path().join("a.toml"),
-        "start = 2020-01-01T00:00:00Z\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("a.toml"), "start = 2020-01-01T00:00:00Z\n").unwrap();
     let r = selfheal(
         &[
             "calibrate",

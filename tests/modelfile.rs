@@ -437,6 +437,16 @@ fn retry_storm_states_and_critical_burst_match_a_hand_written_integration() {
         a <= hi + 1e-5 && lo - 1e-5 <= b,
         "[{a}, {b}] vs [{lo}, {hi}]"
     );
+    // Where rates are of order 100 per second the healthy state's residual rounds at 1e-14:
+    // the settle test once took that for motion and called the unshocked trial undecided.
+    let mut q = p.values().to_vec();
+    q[m.params()
+        .iter()
+        .position(|s| s.name == "capacity")
+        .unwrap()] = 81.2123587453534;
+    q[m.params().iter().position(|s| s.name == "clients").unwrap()] = 414.221220503751;
+    let cs = critical_shock(&m, &q, &TippingOptions::default()).unwrap();
+    assert!(cs.value.is_none() && !cs.down, "{cs:?}");
 }
 
 /// Immigration and death, linear: the chain's mean equals the fluid solution at every M.
