@@ -534,18 +534,19 @@ fn describe<M: Model<N>, const N: usize>(
     // parameters have none (a run that starts down), against that of the final parameters; when
     // neither has one, there is nothing to recover to.
     let reference = match (start.healthy, end.healthy) {
-        (true, _) => Some(start.x),
-        (false, true) => Some(end.x),
+        (true, _) => Some((start.x, 0.0)),
+        (false, true) => Some((end.x, sc.t_end)),
         (false, false) => None,
     };
     let shock_at = sc.shock.map_or(0.0, |s| s.at);
-    let recovery_time = reference.and_then(|x| {
-        recovery(
-            dense.segments.iter().chain(tail.iter()),
-            w,
-            0.95 * x[w],
-            shock_at,
-        )
+    let recovery_time = reference.and_then(|(x, at)| {
+        let segs = dense.segments.iter().chain(tail.iter());
+        if model.recovery_by_service() {
+            let level = model.service_level(&x, &sc.params_at(at))?;
+            service_recovery(model, sc, segs, 0.95 * level, shock_at)
+        } else {
+            recovery(segs, w, 0.95 * x[w], shock_at)
+        }
     });
     Trajectory {
         min: (min_peers, t_min_peers),
@@ -630,6 +631,64 @@ fn extreme_of<M: Model<N>, const N: usize>(
         t = s.time(th);
     }
     Some((sign * u, t))
+}
+
+/// Recovery time by the service level: from `from` until the service level, having fallen
+/// below `level`, first returns to it (0 if it never falls; `None` if it never returns). Each
+/// step is sampled at nine points (its ends and seven inside) and each crossing located by
+/// bisection on the step's interpolant to 1e-12 of the step.
+fn service_recovery<'a, M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    segs: impl Iterator<Item = &'a Segment<N>>,
+    level: f64,
+    from: f64,
+) -> Option<f64> {
+    let mut fell_at: Option<f64> = None;
+    for s in segs.filter(|s| s.t1 >= from && s.t1 > s.t0) {
+        let p = sc.params_at(s.t0);
+        let g = |th: f64| {
+            model
+                .service_level(&model.in_domain(s.eval(s.time(th))), &p)
+                .unwrap_or(f64::NAN)
+        };
+        // The first θ in (a, b] where `below(g)` holds, located by bisection.
+        let locate = |a: f64, b: f64, below: bool| {
+            let (mut lo, mut hi) = (a, b);
+            while hi - lo > 1e-12 {
+                let m = 0.5 * (lo + hi);
+                if (g(m) < level) == below {
+                    hi = m;
+                } else {
+                    lo = m;
+                }
+            }
+            hi
+        };
+        let th_from = ((from - s.t0) / (s.t1 - s.t0)).clamp(0.0, 1.0);
+        let mut prev = th_from;
+        for k in 0..=8 {
+            let th = th_from + (1.0 - th_from) * k as f64 / 8.0;
+            let v = g(th);
+            match fell_at {
+                None if v < level => {
+                    let at = if k == 0 { th } else { locate(prev, th, true) };
+                    fell_at = Some(s.time(at));
+                }
+                Some(tf) if v >= level && s.time(th) > tf => {
+                    let t0 = ((tf - s.t0) / (s.t1 - s.t0)).clamp(prev, th);
+                    return Some(s.time(locate(t0, th, false)) - from);
+                }
+                _ => {}
+            }
+            prev = th;
+        }
+    }
+    if fell_at.is_none() {
+        Some(0.0)
+    } else {
+        None
+    }
 }
 
 /// Recovery time per docs/model.md, located on the dense output.

@@ -1582,3 +1582,40 @@ fn calibrate_fits_a_model_file_in_its_own_time_unit() {
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success() && e.contains("`slot`"), "{e}");
 }
+
+/// The shipped models' scenarios run through the command line with the outcomes their comments
+/// promise, and the ALOHA scenario's critical burst equals the closed form of a one-state model
+/// (the unstable backlog's share of the idle stations), from the equilibria the CLI lists.
+#[test]
+fn the_shipped_model_scenarios_run_and_say_what_they_promise() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/models/scenarios");
+    for (name, outcome) in [
+        ("aloha", "recovered"),
+        ("retry-storm", "recovered"),
+        ("bittorrent", "recovered"),
+        ("p2p", "collapsed"),
+    ] {
+        let sc = format!("{scenarios}/{name}.toml");
+        let r = selfheal(
+            &["simulate", &sc, "--out", &format!("{name}.csv")],
+            dir.path(),
+        );
+        let e = String::from_utf8_lossy(&r.stderr);
+        assert!(r.status.success(), "{name}: {e}");
+        assert!(e.contains(&format!("outcome: {outcome}")), "{name}: {e}");
+    }
+    let sc = format!("{scenarios}/aloha.toml");
+    let r = selfheal(&["equilibria", &sc], dir.path());
+    let eq: Vec<f64> = String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(eq.len(), 3, "{eq:?}");
+    let (unstable, healthy) = (eq[1], eq[2]);
+    let closed = (unstable - healthy) / (100.0 - healthy);
+    let r = selfheal(&["critical-shock", &sc], dir.path());
+    let f: f64 = String::from_utf8_lossy(&r.stdout).trim().parse().unwrap();
+    assert!((f - closed).abs() < 1e-6, "{f} vs {closed}");
+}

@@ -509,3 +509,40 @@ fn a_model_files_chain_has_the_fluid_mean_within_central_limit_bounds() {
         }
     }
 }
+
+/// A model file without a watched state recovers by its service level: ALOHA's backlog grows
+/// in a jam, so the recovery time is when 1 − n/m, having fallen below 95 % of its healthy
+/// value, is back, read here off the dense output on a fine grid.
+#[test]
+fn a_backlog_models_recovery_time_follows_its_service_level() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/aloha.toml");
+    let m = ModelFile::load(std::path::Path::new(path))
+        .unwrap()
+        .typed::<1>()
+        .unwrap();
+    let sc = selfheal::scenario::Scenario::from_toml(
+        &m,
+        "t_end = 9000\n[params]\nqr = 0.12\n[shock]\nat = 100\nfraction = 0.3\n[[intervention]]\nat = 1500\nset = { qr = 0.05 }\n",
+    )
+    .unwrap();
+    let sim = selfheal::simulate::simulate(&m, &sc, &Default::default()).unwrap();
+    let s = &sim.summary;
+    let healthy = 1.0 - s.healthy[0] / 100.0;
+    let level = 0.95 * healthy;
+    let (mut fell, mut back) = (None, None);
+    let dt = 0.25;
+    for k in 0..=((sc.t_end - 100.0) / dt) as usize {
+        let t = 100.0 + k as f64 * dt;
+        let service = 1.0 - sim.dense.eval(t).unwrap()[0] / 100.0;
+        if fell.is_none() && service < level {
+            fell = Some(t);
+        } else if fell.is_some() && back.is_none() && service >= level {
+            back = Some(t);
+        }
+    }
+    let (fell, back) = (fell.expect("the jam"), back.expect("the recovery"));
+    assert!(fell < 200.0 && back > 1500.0, "{fell} {back}");
+    let r = s.recovery_time.expect("a recovery time");
+    assert!((r - (back - 100.0)).abs() <= dt, "{r} vs {}", back - 100.0);
+    assert_eq!(s.outcome, selfheal::simulate::Outcome::Recovered);
+}

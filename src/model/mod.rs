@@ -158,6 +158,13 @@ pub trait Model<const N: usize>: Sync {
     fn watched(&self) -> usize {
         0
     }
+    /// Whether the recovery time follows the service level (having fallen below 95 % of the
+    /// healthy state's, back to 95 % of it) instead of the watched state: right for models
+    /// whose trouble is a state that grows (a backlog), not one that falls. Default: the
+    /// watched state, as MODEL.md defines recovery for the reference model.
+    fn recovery_by_service(&self) -> bool {
+        false
+    }
     /// The share of users a public counter of online users shows, as a fraction of the
     /// population (what calibration compares with observed counts); by default the watched
     /// state. Generic so that its sensitivities are exact.

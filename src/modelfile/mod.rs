@@ -203,6 +203,8 @@ pub struct ModelFile {
     shock_transitions: Vec<Transition>,
     total: Option<(Vec<usize>, f64)>,
     watched: usize,
+    /// Whether the file names its watched state (else recovery follows the service level).
+    watched_given: bool,
     online: Option<Expr>,
     time_dependent: bool,
 }
@@ -659,6 +661,7 @@ impl ModelFile {
             shock_transitions,
             total,
             watched,
+            watched_given: raw.watched.is_some(),
             online,
             time_dependent,
         };
@@ -1000,6 +1003,10 @@ impl<const N: usize> Model<N> for FileModel<N> {
 
     fn watched(&self) -> usize {
         self.file.watched
+    }
+
+    fn recovery_by_service(&self) -> bool {
+        !self.file.watched_given && self.file.service.is_some()
     }
 
     fn online<T: Scalar>(&self, x: &SVector<T, N>) -> T {

@@ -112,9 +112,20 @@ fn print_summary<M: Model<N>, const N: usize>(
     let s = &sim.summary;
     let names = model.states().map(|st| st.name);
     let watched = names[model.watched()];
-    let users = |x: f64| format!("{:.3} M users", x * sc.population / 1e6);
+    // Counts as the model speaks of them: millions of users for fractions of a user base.
+    let users = |x: f64| {
+        if model.fractions() {
+            format!("{:.3} M users", x * sc.population / 1e6)
+        } else {
+            format!(
+                "{} individuals",
+                crate::args::significant(x * sc.population, 6)
+            )
+        }
+    };
+    let unit = model.time_unit();
     eprintln!(
-        "scenario: {} (t_end {} min, method {}, rtol {:e}, atol {:e})",
+        "scenario: {} (t_end {} {unit}, method {}, rtol {:e}, atol {:e})",
         sc.name, sc.t_end, opts.solve.method, opts.solve.tol.rtol, opts.solve.tol.atol
     );
     if s.start_healthy {
@@ -132,21 +143,15 @@ fn print_summary<M: Model<N>, const N: usize>(
         );
     }
     eprintln!(
-        "lowest {watched}: {:.6} ({}) at t = {:.2} min",
+        "lowest {watched}: {:.6} ({}) at t = {:.2} {unit}",
         s.min_peers,
         users(s.min_peers),
         s.t_min_peers
     );
     for (i, name) in names.iter().enumerate() {
-        // The reference model reports its queue's peak; a model file every other state's.
-        let shown = if N == 3 && model.name() == "p2p" {
-            i == 2
-        } else {
-            i != model.watched()
-        };
-        if shown {
+        if i != model.watched() {
             eprintln!(
-                "peak {name}: {:.6} ({}) at t = {:.2} min",
+                "peak {name}: {:.6} ({}) at t = {:.2} {unit}",
                 s.peaks[i].0,
                 users(s.peaks[i].0),
                 s.peaks[i].1
@@ -154,26 +159,34 @@ fn print_summary<M: Model<N>, const N: usize>(
         }
     }
     match s.peak_utilisation {
-        Some((u, t)) if u.is_finite() => eprintln!("peak utilisation: {u:.4} at t = {t:.2} min"),
+        Some((u, t)) if u.is_finite() => {
+            eprintln!("peak utilisation: {u:.4} at t = {t:.2} {unit}")
+        }
         Some((_, t)) => eprintln!(
-            "peak utilisation: unbounded from t = {t:.2} min (no supernode capacity left: every supernode gone and no dedicated capacity)"
+            "peak utilisation: unbounded from t = {t:.2} {unit} (no serving capacity left)"
         ),
         None => {}
     }
+    if let Some((level, t)) = s.min_service_level {
+        eprintln!("lowest service level: {level:.6} at t = {t:.2} {unit}");
+    }
     match s.recovery_time {
-        Some(t) => eprintln!("recovery time: {t:.2} min"),
+        Some(t) => eprintln!("recovery time: {t:.2} {unit}"),
         None if s.down && !s.start_healthy => {
             eprintln!("recovery time: none (no healthy state to return to)")
         }
-        None => eprintln!("recovery time: none (peers never returned to 95% of healthy)"),
+        None => eprintln!("recovery time: none ({watched} never returned to 95% of healthy)"),
     }
     if s.down {
         eprintln!("the final parameters have no healthy state: the network is down whatever the trajectory does");
     }
     match s.settled_at {
-        Some(t) => eprintln!("outcome: {} (settled by t = {t:.1} min)", s.outcome.name()),
+        Some(t) => eprintln!(
+            "outcome: {} (settled by t = {t:.1} {unit})",
+            s.outcome.name()
+        ),
         None => eprintln!(
-            "outcome: {} (not settled within {} min after t_end)",
+            "outcome: {} (not settled within {} {unit} after t_end)",
             s.outcome.name(),
             opts.settle_horizon
         ),
