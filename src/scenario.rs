@@ -181,6 +181,24 @@ fn table<'a>(v: &'a Toml, what: &str) -> Result<&'a Table, Error> {
     })
 }
 
+/// Refuses a spread wave for a model whose instantaneous wave moves the state but whose flow
+/// during a spread wave is nothing (a model that implements [`Model::reboot_jump`] and not
+/// [`Model::reboot_flow`]): such a wave would silently do nothing.
+fn check_spread_wave<M: Model<N>, const N: usize>(model: &M, p: &[f64]) -> Result<(), Error> {
+    let x = model.nominal_state(p);
+    let Ok(jumped) = model.reboot_jump(&x, p, 0.5, 0.5) else {
+        return Ok(()); // no wave at all: refused where a wave is applied, with its own message
+    };
+    let flow = model.reboot_flow(&x, p, 1.0, 1.0);
+    if (jumped - x).amax() > 0.0 && flow.amax() == 0.0 {
+        return Err(Error::Unsupported(format!(
+            "model `{}` defines an instantaneous wave but no flow for a spread one (reboot_flow): give shock.window = 0, or implement reboot_flow",
+            model.name()
+        )));
+    }
+    Ok(())
+}
+
 impl Scenario {
     /// The model's defaults, no shock, no interventions, 2880 time units (48 hours for the
     /// built-in model), from the healthy state; the model's population if it gives one.
@@ -354,6 +372,9 @@ impl Scenario {
                         self.t_end - s.at
                     ),
                 ));
+            }
+            if s.window > 0.0 && (s.fraction > 0.0 || s.sn_fraction > 0.0) {
+                check_spread_wave(model, self.params.values())?;
             }
         }
         let mut prev = 0.0;

@@ -255,3 +255,62 @@ fn scenarios_round_trip_through_toml() {
     let back = Scenario::from_toml(&P2p, &sc.to_toml(&P2p)).unwrap();
     assert_eq!(back, sc);
 }
+
+/// A Rust model with an instantaneous wave but no flow for a spread one: a spread wave is
+/// refused (it would silently do nothing), an instantaneous one runs and moves the state.
+#[test]
+fn a_spread_wave_on_a_model_without_its_flow_is_refused() {
+    use selfheal::model::Bound;
+    struct Drain;
+    const P: [ParamSpec; 1] = [ParamSpec {
+        name: "rate",
+        symbol: "r",
+        unit: "1/min",
+        default: 1.0,
+        lower: Bound::Open(0.0),
+        upper: Bound::Unbounded,
+        meaning: "refill rate",
+    }];
+    impl Model<1> for Drain {
+        fn name(&self) -> &str {
+            "drain"
+        }
+        fn states(&self) -> [StateSpec; 1] {
+            [StateSpec {
+                name: "x",
+                meaning: "level",
+            }]
+        }
+        fn params(&self) -> &[ParamSpec] {
+            &P
+        }
+        fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
+            SVector::from([p[0] * (T::from(1.0) - x[0])])
+        }
+        fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
+            SVector::from([1.0])
+        }
+        fn service_level(&self, x: &SVector<f64, 1>, _p: &[f64]) -> Option<f64> {
+            Some(x[0].clamp(0.0, 1.0))
+        }
+        fn reboot_jump<T: Scalar>(
+            &self,
+            x: &SVector<T, 1>,
+            _p: &[T],
+            f: T,
+            _c: T,
+        ) -> Result<SVector<T, 1>, selfheal::Error> {
+            Ok(x * (T::from(1.0) - f))
+        }
+    }
+    let mut sc = Scenario::new(&Drain);
+    sc.shock = Some(Shock {
+        window: 10.0,
+        ..Shock::instantaneous(0.5)
+    });
+    let e = sc.validate(&Drain).unwrap_err().to_string();
+    assert!(e.contains("reboot_flow") && e.contains("window = 0"), "{e}");
+    sc.shock = Some(Shock::instantaneous(0.5));
+    let sim = simulate(&Drain, &sc, &SimOptions::default()).unwrap();
+    assert!((sim.summary.min_peers - 0.5).abs() < 1e-9);
+}
