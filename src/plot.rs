@@ -52,8 +52,10 @@ pub struct Outage {
     pub upper: Option<f64>,
     /// Individuals per unit of state (secondary axis).
     pub population: f64,
-    /// The reboot wave as `[start, end]` hours (equal for an instantaneous wave).
+    /// The wave as `[start, end]` in the time axis's unit (equal for an instantaneous wave).
     pub shock: Option<(f64, f64)>,
+    /// The wave's legend label (`reboot wave` for the reference model).
+    pub shock_label: String,
     /// Interventions: hour and label.
     pub interventions: Vec<(f64, String)>,
     /// Observed online users (hours, users), drawn as points, if any.
@@ -417,7 +419,7 @@ fn draw_outage<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Outage) ->
                 shade.filled(),
             )))
             .map_err(err)?
-            .label("reboot wave")
+            .label(o.shock_label.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], shade.filled()));
     }
     for (k, (t, label)) in o.interventions.iter().enumerate() {

@@ -234,6 +234,7 @@ pub fn outage_figure<M: Model<N>, const N: usize>(
         shock: sc
             .shock
             .map(|sh| (u.time(sh.at), u.time(sh.at + sh.window))),
+        shock_label: if u.fractions { "reboot wave" } else { "wave" }.into(),
         interventions: sc
             .interventions
             .iter()
@@ -926,22 +927,39 @@ fn prose<M: Model<N>, const N: usize>(model: &M, f: &Findings<N>) -> String {
     } else {
         sig(f.summary.min_peers)
     };
+    // A model that recovers by its service level (a backlog that grows in trouble) is told by
+    // the peaks of its states; one that recovers by its watched state, by that state's low.
+    let by_service = model.recovery_by_service();
     let peaks: Vec<String> = (0..N)
-        .filter(|&i| i != model.watched())
-        .map(|i| format!("`{}` peaks at {}", names[i], amount(f.summary.peaks[i].0)))
+        .filter(|&i| by_service || i != model.watched())
+        .map(|i| {
+            format!(
+                "`{}` peaks at {} ({} {:.1})",
+                names[i],
+                amount(f.summary.peaks[i].0),
+                u.unit,
+                u.time(f.summary.peaks[i].1)
+            )
+        })
         .collect();
+    let mut told = vec![];
+    if !by_service {
+        told.push(format!(
+            "`{wn}` falls to {lowest} at {} {:.1}",
+            u.unit,
+            u.time(f.summary.t_min_peers)
+        ));
+    }
+    told.extend(peaks);
     let _ = writeln!(
         w,
-        "{lead}, {verdict}{}. `{wn}` falls to {lowest} at {} {:.1}{}{}.",
+        "{lead}, {verdict}{}. {}.",
         if f.sc.interventions.is_empty() {
             String::new()
         } else {
             " (with the scenario's interventions)".into()
         },
-        u.unit,
-        u.time(f.summary.t_min_peers),
-        if peaks.is_empty() { "" } else { "; " },
-        peaks.join(", ")
+        told.join("; ")
     );
     if let Some((level, t)) = f.summary.min_service_level {
         let _ = writeln!(
@@ -953,21 +971,26 @@ fn prose<M: Model<N>, const N: usize>(model: &M, f: &Findings<N>) -> String {
             100.0 * f.summary.service_level
         );
     }
+    let what = if by_service {
+        "The service level".to_string()
+    } else {
+        format!("`{wn}`")
+    };
     match f.summary.recovery_time {
         _ if !f.summary.start_healthy => {}
         Some(t) if t > 0.0 => {
             let _ = writeln!(
                 w,
-                "`{wn}` is back at 95 % of its healthy level {:.1} {} after the wave began.",
+                "{what} is back at 95 % of its healthy level {:.1} {} after the wave began.",
                 u.time(t),
                 u.units()
             );
         }
         Some(_) => {
-            let _ = writeln!(w, "`{wn}` never fell below 95 % of its healthy level.");
+            let _ = writeln!(w, "{what} never fell below 95 % of its healthy level.");
         }
         None => {
-            let _ = writeln!(w, "`{wn}` never returns to 95 % of its healthy level.");
+            let _ = writeln!(w, "{what} never returns to 95 % of its healthy level.");
         }
     }
     let _ = writeln!(w, "\n![Outage time series](outage.svg)\n");
