@@ -92,17 +92,10 @@ impl<const N: usize> Chain<'_, N> {
             out.push(if possible { (self.m * r).max(0.0) } else { 0.0 });
         });
         if let Some((name, r)) = bad {
-            let at: Vec<String> = self
-                .file
-                .states
-                .iter()
-                .zip(&x)
-                .map(|(s, v)| format!("{} = {v:e}", s.name))
-                .collect();
             return Err(Error::Invalid(format!(
                 "transition `{name}` of {} has rate {r} at t = {t}, {}: a rate must be finite and >= 0",
                 self.file.source,
-                at.join(", ")
+                self.file.state_words(&x)
             )));
         }
         Ok(out)

@@ -733,8 +733,27 @@ impl ModelFile {
         h: &[T],
         mut each: impl FnMut(&Transition, T),
     ) {
-        let zero = T::from(0.0);
-        let mut lets = [zero; L];
+        let lets = self.lets_at::<T, L>(t, x, p, h);
+        for tr in list {
+            let r = tr.rate.eval(&|r| load(r, t, x, p, &lets, h));
+            each(tr, r);
+        }
+    }
+
+    /// A state as messages give it: `name = value, …`.
+    pub(crate) fn state_words(&self, x: &[f64]) -> String {
+        self.states
+            .iter()
+            .zip(x)
+            .map(|(s, v)| format!("{} = {v:e}", s.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The `let` values at a state, in file order (each sees the ones before it).
+    #[inline]
+    fn lets_at<T: Scalar, const L: usize>(&self, t: T, x: &[T], p: &[T], h: &[T]) -> [T; L] {
+        let mut lets = [T::from(0.0); L];
         for (i, (_, e)) in self.lets.iter().enumerate() {
             let v = {
                 let lets = &lets;
@@ -742,10 +761,7 @@ impl ModelFile {
             };
             lets[i] = v;
         }
-        for tr in list {
-            let r = tr.rate.eval(&|r| load(r, t, x, p, &lets, h));
-            each(tr, r);
-        }
+        lets
     }
 
     /// A parameter-only expression at `p`.
@@ -803,18 +819,12 @@ impl ModelFile {
             self.rates(&self.transitions, 0.0, &x, &p, &h, &mut check);
             self.rates(&self.shock_transitions, 0.0, &x, &p, &h, &mut check);
             if let Some((name, r, line)) = bad {
-                let at: Vec<String> = self
-                    .states
-                    .iter()
-                    .zip(&x)
-                    .map(|(s, v)| format!("{} = {v:.4}", s.name))
-                    .collect();
                 return Err(Error::Parse {
                     file: Some(self.source.clone()),
                     line: Some(line),
                     message: format!(
                         "transition `{name}`: its rate is {r} at t = 0, {} (default parameters); a rate must be finite and >= 0 wherever the states are valid",
-                        at.join(", ")
+                        self.state_words(&x)
                     ),
                 });
             }
@@ -1025,13 +1035,10 @@ impl<const N: usize> Model<N> for FileModel<N> {
 
     fn service_level(&self, x: &SVector<f64, N>, p: &[f64]) -> Option<f64> {
         let e = self.file.service.as_ref()?;
-        let zero = 0.0;
-        let mut lets = [zero; MAX_LETS];
-        for (i, (_, le)) in self.file.lets.iter().enumerate() {
-            let v = le.eval(&|r| load(r, zero, x.as_slice(), p, &lets, &[]));
-            lets[i] = v;
-        }
-        Some(e.eval(&|r| load(r, zero, x.as_slice(), p, &lets, &[])))
+        let lets = self
+            .file
+            .lets_at::<f64, MAX_LETS>(0.0, x.as_slice(), p, &[]);
+        Some(e.eval(&|r| load(r, 0.0, x.as_slice(), p, &lets, &[])))
     }
 
     fn healthy_level(&self) -> f64 {
