@@ -198,8 +198,14 @@ pub fn user_count(u: f64) -> String {
         format!("{:.2} million", u / 1e6)
     } else if u >= 1e3 {
         format!("{:.0} thousand", u / 1e3)
-    } else {
+    } else if u >= 100.0 {
         format!("{u:.0}")
+    } else {
+        // Small counts (a model file's individuals) keep three significant digits.
+        format!("{:.3}", u)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     }
 }
 
@@ -474,15 +480,22 @@ impl ReportPlan {
         if let Some(axes) = self.axes {
             return Ok(axes);
         }
-        let names: Vec<&str> = if waves {
+        // The levers with a defined effect, strongest first; then (no wave, or no lever with
+        // a defined effect) every parameter in table order.
+        let mut names: Vec<&str> = if waves {
             levers
                 .iter()
                 .filter(|l| l.1.is_some())
                 .map(|l| l.0.as_str())
                 .collect()
         } else {
-            sc.params.specs().iter().map(|s| s.name).collect()
+            vec![]
         };
+        for spec in sc.params.specs() {
+            if !names.contains(&spec.name) {
+                names.push(spec.name);
+            }
+        }
         let mut found = vec![];
         for name in names {
             if let Ok(ax) = PlanAxis::around(sc, sc.params.index(name)?) {
@@ -493,8 +506,7 @@ impl ReportPlan {
             }
         }
         Err(Error::Invalid(format!(
-            "no two parameters {} to continue in and draw the report's map over ({} found); name them with --axes P1,P2",
-            if waves { "with a defined effect on the critical shock" } else { "with positive values" },
+            "no two parameters with positive values and room around them to continue in and draw the report's map over ({} found); name them with --axes P1,P2",
             found.len()
         )))
     }
@@ -1097,7 +1109,12 @@ fn prose<M: Model<N>, const N: usize>(model: &M, f: &Findings<N>) -> String {
     }
     if f.phase {
         let _ = writeln!(w, "![Phase portrait](phase.svg)\n");
-        let _ = writeln!(w, "*Trajectories after waves just below (green) and above (red) the critical shock, in the plane of two states, with the equilibria and a slice of the basin boundary (the saddle's stable manifold, the other states held at the saddle's values).*\n");
+        if f.fstar.is_some() {
+            let _ = writeln!(w, "*Trajectories after waves just below (green) and above (red) the critical shock, in the plane of two states, with the equilibria and a slice of the basin boundary (the saddle's stable manifold, the other states held at the saddle's values).*\n");
+        } else {
+            let _ = writeln!(w, "*The equilibria in the plane of two states{}; without a critical shock there are no trajectories either side of one.*\n",
+                if f.landscape.saddles().next().is_some() { ", with a slice of the basin boundary (the saddle's stable manifold)" } else { "" });
+        }
     } else {
         let _ = writeln!(w, "A model of one state has no phase plane: the line of equilibria above is its phase portrait.\n");
     }

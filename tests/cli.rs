@@ -1619,3 +1619,40 @@ fn the_shipped_model_scenarios_run_and_say_what_they_promise() {
     let f: f64 = String::from_utf8_lossy(&r.stdout).trim().parse().unwrap();
     assert!((f - closed).abs() < 1e-6, "{f} vs {closed}");
 }
+
+/// Shards of sweeps of two model files with the same name and parameters but other equations
+/// are not merged, and a run of one does not resume the other's file.
+#[test]
+fn shards_of_another_model_definition_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let aloha =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/aloha.toml")).unwrap();
+    let other = aloha.replace("rate = \"G*exp(-G)\"", "rate = \"0.5*G*exp(-G)\"");
+    assert_ne!(aloha, other, "the success rate is written as expected");
+    std::fs::write(dir.path().join("a.toml"), &aloha).unwrap();
+    std::fs::write(dir.path().join("b.toml"), &other).unwrap();
+    let sweep = |model: &str, shard: &str, out: &str| {
+        selfheal(
+            &[
+                "sweep",
+                "--model",
+                model,
+                "--metric",
+                "peak_n",
+                "--grid",
+                "qr=0.05:0.15:4",
+                "--shard",
+                shard,
+                "--out",
+                out,
+            ],
+            dir.path(),
+        )
+    };
+    assert!(sweep("a.toml", "1/2", "s1.csv").status.success());
+    assert!(sweep("b.toml", "2/2", "s2.csv").status.success());
+    let r = selfheal(&["merge", "s1.csv", "s2.csv", "--out", "m.csv"], dir.path());
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && e.contains("model_definition"), "{e}");
+    assert!(!dir.path().join("m.csv").exists());
+}

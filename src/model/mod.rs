@@ -144,6 +144,12 @@ pub trait Model<const N: usize>: Sync {
     fn time_unit(&self) -> &str {
         "min"
     }
+    /// What identifies the model's equations beyond its name (a model file: a digest of its
+    /// text), recorded in a sweep's fingerprint so that shards or a resumed run of another
+    /// definition under the same name are refused. Default: none (a Rust model is its code).
+    fn definition(&self) -> Option<String> {
+        None
+    }
     /// Individuals per unit of state, if the model says (a scenario's default population; the
     /// built-in model's states are fractions of the scenario's user base).
     fn population(&self) -> Option<f64> {

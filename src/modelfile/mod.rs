@@ -189,6 +189,8 @@ pub struct ModelFile {
     pub population: Option<f64>,
     /// Where it was read from (for messages).
     pub source: String,
+    /// FNV-1a digest of its text (what identifies its definition in a sweep's fingerprint).
+    pub digest: u64,
     /// The states, in vector order.
     pub states: Vec<FileState>,
     params: Vec<ParamSpec>,
@@ -651,6 +653,9 @@ impl ModelFile {
             time_unit: raw.time_unit.unwrap_or_else(|| "minute".into()),
             population: raw.population,
             source: source.to_string(),
+            digest: text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            }),
             states,
             params,
             lets,
@@ -895,7 +900,12 @@ impl<const N: usize> Model<N> for FileModel<N> {
     }
 
     fn population(&self) -> Option<f64> {
-        self.file.population
+        // A file that gives no population counts individuals in its states.
+        Some(self.file.population.unwrap_or(1.0))
+    }
+
+    fn definition(&self) -> Option<String> {
+        Some(format!("{:016x}", self.file.digest))
     }
 
     fn fractions(&self) -> bool {

@@ -50,7 +50,7 @@ impl Fingerprint {
     where
         Const<N>: DimMin<Const<N>, Output = Const<N>>,
     {
-        Fingerprint(json!({
+        let mut fp = json!({
             "format": "selfheal-sweep-1",
             "selfheal_version": env!("CARGO_PKG_VERSION"),
             "model": sweep.model.name(),
@@ -61,7 +61,12 @@ impl Fingerprint {
             "tipping": { "tol": sweep.tipping.tol, "scan": sweep.tipping.scan, "solve": sweep.tipping.solve },
             "rows": sweep.len(),
             "shard": shard.map(|s| format!("{}/{}", s.k, s.n)),
-        }))
+        });
+        // A model file's definition: the same name with other equations is another sweep.
+        if let (Some(d), Some(obj)) = (sweep.model.definition(), fp.as_object_mut()) {
+            obj.insert("model_definition".into(), json!(d));
+        }
+        Fingerprint(fp)
     }
 
     /// The file beside a sweep's CSV that holds its fingerprint.

@@ -115,7 +115,10 @@ where
             .map_or("none".into(), |f| format!("{f:.4}")),
         r.axes[0],
         r.capacity_folds,
-        r.levers.first().map_or("-", |l| l.0.as_str())
+        r.levers
+            .first()
+            .filter(|l| l.1.is_some())
+            .map_or("-", |l| l.0.as_str())
     );
     eprintln!(
         "wrote {} files in {} ({:.1} s); start with {}",
