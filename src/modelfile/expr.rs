@@ -74,7 +74,7 @@ impl Func {
 
 /// One instruction of a postfix program.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Op {
+pub(crate) enum Op {
     Const(f64),
     Load(Ref),
     Add,
@@ -403,6 +403,11 @@ impl Expr {
         }
     }
 
+    /// Its postfix program.
+    pub(crate) fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
     /// Whether the expression is a constant (uses no name).
     pub(crate) fn is_constant(&self) -> bool {
         self.uses.is_empty()
@@ -488,7 +493,7 @@ fn hill_pair<T: Scalar>(x: T, k: T, n: T) -> (T, T) {
 }
 
 #[inline]
-fn call<T: Scalar>(f: Func, a: &[T]) -> T {
+pub(crate) fn call<T: Scalar>(f: Func, a: &[T]) -> T {
     let one = T::from(1.0);
     match f {
         Func::Exp => a[0].exp(),

@@ -31,12 +31,14 @@
 
 pub mod chain;
 pub(crate) mod expr;
+mod program;
 
 use crate::error::{suggest, Error};
 use crate::model::{Bound, Model, ParamSpec, Scalar, SearchRange, StateSpec};
 use expr::{Expr, ExprError, Ref};
 use indexmap::IndexMap;
 use nalgebra::SVector;
+use program::Program;
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -209,6 +211,9 @@ pub struct ModelFile {
     watched_given: bool,
     online: Option<Expr>,
     time_dependent: bool,
+    /// The flow of the transitions and of the shock transitions as register programs (`None`:
+    /// too large, evaluated through the expression programs).
+    programs: [Option<Program>; 2],
 }
 
 fn leak(s: &str) -> &'static str {
@@ -647,6 +652,16 @@ impl ModelFile {
             .chain(&shock_transitions)
             .any(|t| t.rate.uses.contains(&Ref::Time))
             || lets.iter().any(|(_, e)| e.uses.contains(&Ref::Time));
+        let program = |list: &[Transition]| {
+            Program::compile(
+                states.len(),
+                params.len(),
+                shock_fractions.len(),
+                lets.iter().map(|(_, e)| e),
+                list.iter().map(|t| (&t.rate, t.jump.as_slice())),
+            )
+        };
+        let programs = [program(&transitions), program(&shock_transitions)];
         let mf = Self {
             name: raw.name,
             description: raw.description,
@@ -669,6 +684,7 @@ impl ModelFile {
             watched_given: raw.watched.is_some(),
             online,
             time_dependent,
+            programs,
         };
         mf.probe_rates()?;
         Ok(mf)
@@ -861,15 +877,26 @@ impl<const N: usize> FileModel<N> {
         &self.file
     }
 
+    /// The flow of the transitions (`shock`: of the shock transitions, with hazards `h`).
+    #[inline]
     fn flow<T: Scalar>(
         &self,
-        list: &[Transition],
+        shock: bool,
         t: T,
         x: &SVector<T, N>,
         p: &[T],
         h: &[T],
     ) -> SVector<T, N> {
         let mut dx = SVector::<T, N>::from_element(T::from(0.0));
+        if let Some(prog) = &self.file.programs[usize::from(shock)] {
+            prog.flow(t, x.as_slice(), p, h, dx.as_mut_slice());
+            return dx;
+        }
+        let list = if shock {
+            &self.file.shock_transitions
+        } else {
+            &self.file.transitions
+        };
         self.file.rates(list, t, x.as_slice(), p, h, |tr, r| {
             for &(i, v) in &tr.jump {
                 dx[i] += r * T::from(v);
@@ -918,7 +945,7 @@ impl<const N: usize> Model<N> for FileModel<N> {
 
     fn rhs<T: Scalar>(&self, t: T, x: &SVector<T, N>, p: &[T]) -> SVector<T, N> {
         let z = T::from(0.0);
-        self.flow(&self.file.transitions, t, x, p, &[z, z])
+        self.flow(false, t, x, p, &[z, z])
     }
 
     fn nominal_state(&self, p: &[f64]) -> SVector<f64, N> {
@@ -1077,11 +1104,10 @@ impl<const N: usize> Model<N> for FileModel<N> {
             let mut y = *x;
             let z = T::from(0.0);
             for _ in 0..n {
-                let list = &self.file.shock_transitions;
-                let k1 = self.flow(list, z, &y, p, &h);
-                let k2 = self.flow(list, z, &(y + k1 * half), p, &h);
-                let k3 = self.flow(list, z, &(y + k2 * half), p, &h);
-                let k4 = self.flow(list, z, &(y + k3 * dt), p, &h);
+                let k1 = self.flow(true, z, &y, p, &h);
+                let k2 = self.flow(true, z, &(y + k1 * half), p, &h);
+                let k3 = self.flow(true, z, &(y + k2 * half), p, &h);
+                let k4 = self.flow(true, z, &(y + k3 * dt), p, &h);
                 y += (k1 + (k2 + k3) * T::from(2.0) + k4) * T::from(1.0 / (6.0 * n as f64));
             }
             y
@@ -1099,7 +1125,7 @@ impl<const N: usize> Model<N> for FileModel<N> {
         eta_s: T,
     ) -> SVector<T, N> {
         let h = [eta_p, eta_s];
-        self.flow(&self.file.shock_transitions, T::from(0.0), x, p, &h)
+        self.flow(true, T::from(0.0), x, p, &h)
     }
 }
 
