@@ -64,14 +64,14 @@ where
         let tol = weights(&x, 1e-12, 1e-18);
         for _ in 0..40 {
             let mut xn = x + dx * lambda;
-            if !sys.model.feasible(&xn) {
-                if let Some(pr) = sys.model.project(&xn) {
+            if !sys.model.feasible(&xn, sys.p) {
+                if let Some(pr) = sys.model.project(&xn, sys.p) {
                     if scaled_norm(&(pr - xn), &tol) <= 1.0 {
                         xn = pr;
                     }
                 }
             }
-            if sys.model.feasible(&xn) {
+            if sys.model.feasible(&xn, sys.p) {
                 let fnew = sys.f(0.0, &xn);
                 if fnew.iter().all(|v| v.is_finite())
                     && scaled_norm(&fnew, &weights(&xn, 1.0, 1e-15))
@@ -514,7 +514,7 @@ where
         let mut next = None;
         for _ in 0..50 {
             let xn = x + step * lambda;
-            if sys.model.feasible(&xn) {
+            if sys.model.feasible(&xn, sys.p) {
                 next = Some(xn);
                 break;
             }
@@ -588,7 +588,7 @@ where
                 r.lo + u * (r.hi - r.lo)
             }
         });
-        if model.feasible(&x) {
+        if model.feasible(&x, sys.p) {
             starts.push(x);
         }
     }
@@ -601,7 +601,10 @@ where
             continue;
         };
         let x = polished.x;
-        if model.feasible(&x) && is_root(&sys, &x) && !roots.iter().any(|r| same_point(r, &x)) {
+        if model.feasible(&x, sys.p)
+            && is_root(&sys, &x)
+            && !roots.iter().any(|r| same_point(r, &x))
+        {
             roots.push(x);
         }
     }

@@ -418,10 +418,17 @@ impl Scenario {
                 )));
             }
             let sv = nalgebra::SVector::<f64, N>::from_iterator(x.iter().copied());
-            if !(x.iter().all(|v| v.is_finite()) && model.feasible(&sv)) {
+            if !(x.iter().all(|v| v.is_finite()) && model.feasible(&sv, self.params.values())) {
                 return Err(Error::Invalid(format!(
-                    "initial state {x:?} lies outside the feasible region (every component >= 0{})",
-                    if N == 3 { ", sum <= 1" } else { "" }
+                    "initial state {} lies outside the feasible region of model `{}` at the scenario's parameters (each state within its range, listed states within their total)",
+                    model
+                        .states()
+                        .iter()
+                        .zip(x)
+                        .map(|(s, v)| format!("{} = {v}", s.name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    model.name(),
                 )));
             }
         }

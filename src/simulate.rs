@@ -110,6 +110,9 @@ pub struct Simulation<const N: usize> {
     pub dense: Dense<N>,
     /// The summary.
     pub summary: Summary,
+    /// The parameters in force, as `(from, values)` in time order: the scenario's from the
+    /// start, then after each intervention time the values it sets.
+    pub params: Vec<(f64, Vec<f64>)>,
 }
 
 impl<const N: usize> Simulation<N> {
@@ -132,6 +135,16 @@ impl<const N: usize> Simulation<N> {
         })
     }
 
+    /// The parameters in force at `t` (an intervention at `t` applies).
+    pub fn params_at(&self, t: f64) -> &[f64] {
+        self.params
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= t)
+            .or(self.params.first())
+            .map_or(&[], |(_, p)| p.as_slice())
+    }
+
     /// States at `0, dt, 2dt, …` up to `t_end` (and `t_end` itself if it is not on the grid);
     /// at a jump the row holds the state after it. Each is kept in `model`'s domain
     /// ([`Model::in_domain`]): the dense output between two feasible step ends may dip a
@@ -142,7 +155,10 @@ impl<const N: usize> Simulation<N> {
             return vec![];
         };
         let n = ((t1 - t0) / dt + 1e-9).floor() as usize;
-        let at = |t: f64| model.in_domain(self.dense.eval(t).expect("dense output is not empty"));
+        let at = |t: f64| {
+            let x = self.dense.eval(t).expect("dense output is not empty");
+            model.in_domain(x, self.params_at(t))
+        };
         let mut out: Vec<(f64, SVector<f64, N>)> = (0..=n)
             .map(|k| {
                 let t = t0 + k as f64 * dt;
@@ -376,8 +392,15 @@ where
         None => (Outcome::Undecided, None, None),
     };
     let trajectory = describe(model, sc, &dense, &tail, (&start, &end));
+    let mut params = vec![(f64::NEG_INFINITY, sc.params_at(f64::NEG_INFINITY))];
+    for iv in &sc.interventions {
+        if params.last().is_none_or(|(from, _)| iv.at > *from) {
+            params.push((iv.at, sc.params_at(iv.at)));
+        }
+    }
     Ok(Simulation {
         dense,
+        params,
         summary: Summary {
             min_peers: trajectory.min.0,
             t_min_peers: trajectory.min.1,
@@ -526,7 +549,12 @@ fn describe<M: Model<N>, const N: usize>(
     let minima: Vec<(f64, f64)> = (0..N)
         .map(|i| {
             let (v, t) = extremum(&dense.segments, i, false);
-            (dense.eval(t).map_or(v, |x| model.in_domain(x)[i]), t)
+            (
+                dense
+                    .eval(t)
+                    .map_or(v, |x| model.in_domain(x, &sc.params_at(t))[i]),
+                t,
+            )
         })
         .collect();
     let (min_peers, t_min_peers) = minima[w];
@@ -604,7 +632,7 @@ fn extreme_of<M: Model<N>, const N: usize>(
         }
         for j in 0..=4 {
             let th = j as f64 / 4.0;
-            let u = sign * g(&model.in_domain(s.eval(s.time(th))), &p)?;
+            let u = sign * g(&model.in_domain(s.eval(s.time(th)), &p), &p)?;
             if best.is_none_or(|b| u > b.0) {
                 best = Some((u, s.time(th), k, th));
             }
@@ -613,7 +641,8 @@ fn extreme_of<M: Model<N>, const N: usize>(
     let (mut u, mut t, k, th) = best?;
     let s = &segs[k];
     let p = sc.params_at(s.t0);
-    let f = |th: f64| g(&model.in_domain(s.eval(s.time(th))), &p).map_or(f64::NAN, |v| sign * v);
+    let f =
+        |th: f64| g(&model.in_domain(s.eval(s.time(th)), &p), &p).map_or(f64::NAN, |v| sign * v);
     let (mut a, mut b) = ((th - 0.25).max(0.0), (th + 0.25).min(1.0));
     let g = 0.5 * (5f64.sqrt() - 1.0);
     for _ in 0..60 {
@@ -649,7 +678,7 @@ fn service_recovery<'a, M: Model<N>, const N: usize>(
         let p = sc.params_at(s.t0);
         let g = |th: f64| {
             model
-                .service_level(&model.in_domain(s.eval(s.time(th))), &p)
+                .service_level(&model.in_domain(s.eval(s.time(th)), &p), &p)
                 .unwrap_or(f64::NAN)
         };
         // The first θ in (a, b] where `below(g)` holds, located by bisection.

@@ -218,7 +218,7 @@ impl Model<3> for Coupled {
     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 3> {
         SVector::zeros()
     }
-    fn feasible(&self, x: &SVector<f64, 3>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 3>, _p: &[f64]) -> bool {
         x.iter().all(|v| v.is_finite())
     }
 }
@@ -257,7 +257,7 @@ impl<M: Model<N>, const N: usize> Model<N> for Linear<M, N> {
     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, N> {
         SVector::zeros()
     }
-    fn feasible(&self, x: &SVector<f64, N>) -> bool {
+    fn feasible(&self, x: &SVector<f64, N>, _p: &[f64]) -> bool {
         x.iter().all(|v| v.is_finite())
     }
 }
@@ -365,7 +365,7 @@ impl Model<4> for TwoOscillators {
     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 4> {
         SVector::zeros()
     }
-    fn feasible(&self, x: &SVector<f64, 4>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 4>, _p: &[f64]) -> bool {
         x.iter().all(|v| v.is_finite())
     }
 }

@@ -118,7 +118,7 @@ impl Model<2> for BtNormalForm {
     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
         SVector::zeros()
     }
-    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 2>, _p: &[f64]) -> bool {
         x.iter().all(|v| v.is_finite())
     }
 }
@@ -203,7 +203,7 @@ impl Model<2> for HopfCircle {
     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
         SVector::zeros()
     }
-    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 2>, _p: &[f64]) -> bool {
         x.iter().all(|v| v.is_finite())
     }
 }

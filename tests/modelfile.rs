@@ -583,3 +583,45 @@ fn tau_leaping_records_the_state_after_a_wave_without_bias() {
         "mean {mean} vs fluid {after} (standard error {se})"
     );
 }
+
+/// A state bound that depends on a parameter: feasibility and projection use the parameters
+/// they are given, a scenario's initial state is checked at its own parameters, and a run's
+/// sampled states respect the bound in force at each time (it changes at an intervention).
+#[test]
+fn a_bound_that_depends_on_a_parameter_is_kept_at_the_parameters_in_force() {
+    let text = "name = \"capped growth\"\n[states]\nn = { max = \"cap\" }\n\
+        [params]\ncap = { default = 10, min = 0, open = true }\nr = { default = 1, min = 0 }\n\
+        [[transition]]\nname = \"grow\"\njump = { n = 1 }\nrate = \"r*n*(1 - n/cap)\"\n[service]\nlevel = \"1\"\n";
+    let m = ModelFile::from_toml(text, "capped.toml")
+        .unwrap()
+        .typed::<1>()
+        .unwrap();
+    let x = SVector::from([11.0]);
+    assert!(!m.feasible(&x, &[10.0, 1.0]));
+    assert!(m.feasible(&x, &[12.0, 1.0]));
+    assert_eq!(m.project(&x, &[10.0, 1.0]).unwrap()[0], 10.0);
+    assert_eq!(m.project(&x, &[12.0, 1.0]).unwrap()[0], 11.0);
+    // An initial state above the default bound is refused, one below a raised bound is not.
+    let e = Scenario::from_toml(&m, "t_end = 50\n[initial]\nn = 11\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("n = 11") && e.contains("capped growth"), "{e}");
+    Scenario::from_toml(&m, "t_end = 50\n[params]\ncap = 12\n[initial]\nn = 11\n").unwrap();
+    // Growth to the bound, which is raised at t = 20: every sample within the bound in force
+    // (the logistic solution never exceeds it), and the run goes past the old bound.
+    let sc = Scenario::from_toml(
+        &m,
+        "t_end = 60\n[initial]\nn = 1\n[[intervention]]\nat = 20\nset = { cap = 20 }\n",
+    )
+    .unwrap();
+    let sim = simulate(&m, &sc, &Default::default()).unwrap();
+    assert_eq!(sim.params_at(19.9)[0], 10.0);
+    assert_eq!(sim.params_at(20.0)[0], 20.0);
+    let rows = sim.sample(&m, 0.25);
+    for (t, x) in &rows {
+        let cap = if *t < 20.0 { 10.0 } else { 20.0 };
+        assert!(x[0] <= cap, "n = {} above {cap} at t = {t}", x[0]);
+    }
+    let last = rows.last().unwrap().1[0];
+    assert!(last > 19.0 && last <= 20.0, "{last}");
+}

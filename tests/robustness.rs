@@ -42,7 +42,7 @@ fn run(n: usize, seed: u64) -> (usize, Vec<String>, f64, f64) {
                     assert!(x.iter().all(|v| v.is_finite()), "set {set}: NaN at t = {t}");
                     worst_negative = worst_negative.min(x.min());
                     assert!(
-                        P2p.feasible(&x),
+                        P2p.feasible(&x, &[]),
                         "set {set}: {x:?} at {t} is outside the simplex"
                     );
                 }

@@ -181,7 +181,7 @@ impl Model<2> for Oscillator {
     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
         SVector::zeros()
     }
-    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 2>, _p: &[f64]) -> bool {
         x.iter().all(|v| v.is_finite())
     }
     /// No notion of service: its one equilibrium counts as serving.
@@ -471,9 +471,12 @@ fn the_reference_projection_is_the_nearest_point_of_the_simplex() {
     ];
     for _ in 0..2000 {
         let x = SVector::<f64, 3>::from_fn(|_, _| 1.6 * rng.next() - 0.3);
-        let q = P2p.project(&x).unwrap();
-        assert!(P2p.feasible(&q) || q.sum() <= 1.0 + 1e-15, "{x:?} -> {q:?}");
-        if P2p.feasible(&x) {
+        let q = P2p.project(&x, &[]).unwrap();
+        assert!(
+            P2p.feasible(&q, &[]) || q.sum() <= 1.0 + 1e-15,
+            "{x:?} -> {q:?}"
+        );
+        if P2p.feasible(&x, &[]) {
             assert_eq!(q, x);
         }
         let mut points = vertices.to_vec();
@@ -521,7 +524,10 @@ fn collapsing_runs_stay_in_the_simplex() {
         };
         let sim = simulate(&P2p, &sc, &opts).unwrap();
         for (t, x) in sim.sample(&P2p, 1.0) {
-            assert!(P2p.feasible(&x), "{sets:?}: {x:?} at t = {t}");
+            assert!(
+                P2p.feasible(&x, sc.params.values()),
+                "{sets:?}: {x:?} at t = {t}"
+            );
             let u = P2p::utilisation_of(&x, sc.params.values());
             assert!(
                 u.is_finite() || x[1] == 0.0,

@@ -622,7 +622,7 @@ fn branches_from_a_parameter_at_zero_are_followed_to_the_end_with_the_same_speci
             p[k] = pt.mu;
             let f = System::new(&P2p, &p).f(0.0, &pt.x);
             assert!(f.amax() < 1e-12, "residual {} at {}", f.amax(), pt.mu);
-            assert!(P2p.feasible(&pt.x));
+            assert!(P2p.feasible(&pt.x, &p));
         }
     }
 }

@@ -157,7 +157,7 @@ impl Model<1> for Aloha {
             log: false,
         }]
     }
-    fn feasible(&self, x: &SVector<f64, 1>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 1>, _p: &[f64]) -> bool {
         (0.0..=1.0).contains(&x[0])
     }
     fn service_level(&self, x: &SVector<f64, 1>, _p: &[f64]) -> Option<f64> {

@@ -123,7 +123,7 @@ where
     /// `G(u)` and its `(2N+1) × (2N+2)` Jacobian.
     fn eval(&self, u: &DVector<f64>) -> Option<(DVector<f64>, DMatrix<f64>)> {
         let (x, v, p) = self.unpack(u);
-        if !self.model.feasible(&x) || !p.iter().all(|v| v.is_finite()) {
+        if !self.model.feasible(&x, &p) || !p.iter().all(|v| v.is_finite()) {
             return None;
         }
         let (g, a) = moore_spence(

@@ -254,15 +254,16 @@ impl<const N: usize> Continuation<N> {
 /// by more than the corrector's convergence tolerance (1e-11 of its scale `s`); else `None`.
 pub(crate) fn feasible_within<M: Model<N>, const N: usize>(
     model: &M,
+    p: &[f64],
     x: SVector<f64, N>,
     s: &DVector<f64>,
 ) -> Option<SVector<f64, N>> {
-    if model.feasible(&x) {
+    if model.feasible(&x, p) {
         return Some(x);
     }
-    let y = model.project(&x)?;
+    let y = model.project(&x, p)?;
     let close = (0..N).all(|i| (y[i] - x[i]).abs() <= 1e-11 * s[i]);
-    (close && model.feasible(&y)).then_some(y)
+    (close && model.feasible(&y, p)).then_some(y)
 }
 
 /// The range that sets the parameter's step scale: the range itself, but at most 1000 times
@@ -539,7 +540,7 @@ where
         };
         let (u, it) = curve_correct(&eval, pred, tau_s, s)?;
         let x = SVector::<f64, N>::from_fn(|i, _| u[i]);
-        let x = feasible_within(self.model, x, s)?;
+        let x = feasible_within(self.model, &self.with_mu(u[N]), x, s)?;
         Some((x, u[N], it))
     }
 
@@ -621,7 +622,7 @@ where
                 v[i] += d[N + i];
             }
             mu += d[2 * N] * s[N];
-            if !self.model.feasible(&x) || !mu.is_finite() {
+            if !mu.is_finite() || !self.model.feasible(&x, &self.with_mu(mu)) {
                 return None;
             }
             let dx = (0..N).map(|i| d[i].abs()).fold(0.0, f64::max);
@@ -762,7 +763,10 @@ where
         }
         for frac in [1e-6, 1e-3] {
             let mu1 = self.lo + frac * toward;
-            let Some(x1) = self.at_mu(x0, mu1).filter(|x| self.model.feasible(x)) else {
+            let Some(x1) = self
+                .at_mu(x0, mu1)
+                .filter(|x| self.model.feasible(x, &self.with_mu(mu1)))
+            else {
                 continue;
             };
             let (rest, end1) = self.trace(x1, mu1, toward, opts, steps);

@@ -535,7 +535,7 @@ where
         }
         mu += d[N] * mu_scale;
         w += d[3 * N + 1] * sw;
-        if !model.feasible(&x) || !mu.is_finite() || !w.is_finite() || w <= 0.0 {
+        if !mu.is_finite() || !model.feasible(&x, &with_mu(mu)) || !w.is_finite() || w <= 0.0 {
             return Err(fail(format!(
                 "left the feasible region at {} = {mu}, state {:?}, ω = {w}",
                 model.params()[k].name,

@@ -231,7 +231,10 @@ where
     /// null space are those of `G`).
     fn eval(&self, u: &DVector<f64>, norm: &Norm<N>) -> Option<(DVector<f64>, DMatrix<f64>)> {
         let (x, v, kappa, p) = self.unpack(u);
-        if !self.model.feasible(&x) || !u.iter().all(|a| a.is_finite()) || !self.params_valid(&p) {
+        if !self.model.feasible(&x, &p)
+            || !u.iter().all(|a| a.is_finite())
+            || !self.params_valid(&p)
+        {
             return None;
         }
         let sys = System::new(self.model, &p);

@@ -845,7 +845,7 @@ where
             let mut x = base;
             x[i] = v;
             x[j] = w;
-            if !model.feasible(&x) {
+            if !model.feasible(&x, p) {
                 return Ok(None);
             }
             Ok(Some(fate(&sys, x, landscape, opts, stats)?.outcome))

@@ -82,7 +82,7 @@ impl<M: Model<N>, const N: usize, const N2: usize> Model<N2> for Sens<'_, M, N> 
     fn autonomous(&self) -> bool {
         self.inner.autonomous()
     }
-    fn feasible(&self, _x: &SVector<f64, N2>) -> bool {
+    fn feasible(&self, _x: &SVector<f64, N2>, _p: &[f64]) -> bool {
         true
     }
     fn reboot_flow<T: Scalar>(

@@ -111,8 +111,9 @@ pub trait Model<const N: usize>: Sync {
     fn autonomous(&self) -> bool {
         true
     }
-    /// Whether `x` lies in the model's feasible region (default: every component ≥ 0).
-    fn feasible(&self, x: &SVector<f64, N>) -> bool {
+    /// Whether `x` lies in the model's feasible region at parameters `p` (a bound may depend
+    /// on them; default: every component ≥ 0).
+    fn feasible(&self, x: &SVector<f64, N>, _p: &[f64]) -> bool {
         x.iter().all(|v| *v >= 0.0)
     }
     /// The nearest feasible point to `x` (Euclidean), for a state that a solver's rounding or
@@ -123,16 +124,16 @@ pub trait Model<const N: usize>: Sync {
     /// it to accepted steps when the correction is within the step's error tolerance; sampled
     /// output applies it to the dense output. Default: none (the region that
     /// [`Model::feasible`] describes may be only where equilibria are searched).
-    fn project(&self, _x: &SVector<f64, N>) -> Option<SVector<f64, N>> {
+    fn project(&self, _x: &SVector<f64, N>, _p: &[f64]) -> Option<SVector<f64, N>> {
         None
     }
     /// `x` itself when feasible, else its projection ([`Model::project`]), else `x`: how
     /// computed states (step ends, dense output between them) are reported.
-    fn in_domain(&self, x: SVector<f64, N>) -> SVector<f64, N> {
-        if self.feasible(&x) {
+    fn in_domain(&self, x: SVector<f64, N>, p: &[f64]) -> SVector<f64, N> {
+        if self.feasible(&x, p) {
             x
         } else {
-            self.project(&x).unwrap_or(x)
+            self.project(&x, p).unwrap_or(x)
         }
     }
     /// Checks a parameter vector against the table, plus any rule the table cannot express.

@@ -407,14 +407,14 @@ impl Model<3> for P2p {
         [log(1e-8), log(1e-12), log(1e-10)]
     }
 
-    fn feasible(&self, x: &SVector<f64, 3>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 3>, _p: &[f64]) -> bool {
         x.iter().all(|v| *v >= 0.0) && x.sum() <= 1.0
     }
 
     /// The Euclidean projection onto `{x ≥ 0, Σx ≤ 1}`: negatives clipped; if the rest sums
     /// above 1, the projection onto the face `Σx = 1` (subtract the common shift `τ` that
     /// makes the positive parts sum to 1).
-    fn project(&self, x: &SVector<f64, 3>) -> Option<SVector<f64, 3>> {
+    fn project(&self, x: &SVector<f64, 3>, _p: &[f64]) -> Option<SVector<f64, 3>> {
         if !x.iter().all(|v| v.is_finite()) {
             return None;
         }

@@ -79,7 +79,7 @@ impl Model<1> for SaddleNode {
     fn nominal_state(&self, p: &[f64]) -> SVector<f64, 1> {
         SVector::from([-(-p[0]).max(0.0).sqrt()])
     }
-    fn feasible(&self, x: &SVector<f64, 1>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 1>, _p: &[f64]) -> bool {
         finite(x)
     }
 }
@@ -110,7 +110,7 @@ impl Model<1> for Cusp {
     fn nominal_state(&self, p: &[f64]) -> SVector<f64, 1> {
         SVector::from([1.0 + p[1].max(0.0).sqrt()])
     }
-    fn feasible(&self, x: &SVector<f64, 1>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 1>, _p: &[f64]) -> bool {
         finite(x)
     }
 }
@@ -142,7 +142,7 @@ impl Model<2> for DoubleWell {
     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
         SVector::from([2.0, 1.0])
     }
-    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 2>, _p: &[f64]) -> bool {
         finite(x)
     }
 }
@@ -180,7 +180,7 @@ impl Model<2> for HopfNormalForm {
     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
         SVector::zeros()
     }
-    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 2>, _p: &[f64]) -> bool {
         finite(x)
     }
 }
@@ -236,7 +236,7 @@ impl Model<2> for Bautin {
     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
         SVector::zeros()
     }
-    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 2>, _p: &[f64]) -> bool {
         finite(x)
     }
 }
@@ -318,7 +318,7 @@ impl Model<2> for PlanarHopf {
     fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 2> {
         SVector::zeros()
     }
-    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 2>, _p: &[f64]) -> bool {
         finite(x)
     }
 }
@@ -356,7 +356,7 @@ impl Model<2> for BogdanovTakens {
     fn nominal_state(&self, p: &[f64]) -> SVector<f64, 2> {
         SVector::from([-0.5 * p[1], 0.0])
     }
-    fn feasible(&self, x: &SVector<f64, 2>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 2>, _p: &[f64]) -> bool {
         finite(x)
     }
 }
@@ -401,7 +401,7 @@ impl Model<3> for FoldHopf {
     fn nominal_state(&self, p: &[f64]) -> SVector<f64, 3> {
         SVector::from([(-p[0]).max(0.0).sqrt(), 0.0, 0.0])
     }
-    fn feasible(&self, x: &SVector<f64, 3>) -> bool {
+    fn feasible(&self, x: &SVector<f64, 3>, _p: &[f64]) -> bool {
         finite(x)
     }
 }

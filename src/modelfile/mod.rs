@@ -793,6 +793,22 @@ impl ModelFile {
         })
     }
 
+    /// Upper end of state `i` at `p` for feasibility and projection: its `max` (infinite
+    /// when it has none, or when it depends on parameters and `p` does not give them all).
+    fn upper(&self, i: usize, p: &[f64]) -> f64 {
+        match &self.states[i].max {
+            Some(e) if e.is_constant() || p.len() >= self.params.len() => {
+                let v = Self::of_params(e, p);
+                if v.is_nan() {
+                    f64::INFINITY
+                } else {
+                    v
+                }
+            }
+            _ => f64::INFINITY,
+        }
+    }
+
     /// Upper end of state `i` at `p`, if it has one.
     pub fn state_max(&self, i: usize, p: &[f64]) -> Option<f64> {
         self.states[i].max.as_ref().map(|e| Self::of_params(e, p))
@@ -990,37 +1006,24 @@ impl<const N: usize> Model<N> for FileModel<N> {
         !self.file.time_dependent
     }
 
-    fn feasible(&self, x: &SVector<f64, N>) -> bool {
+    fn feasible(&self, x: &SVector<f64, N>, p: &[f64]) -> bool {
         let f = &self.file;
-        x.iter().zip(&f.states).all(|(v, s)| {
-            *v >= s.min
-                && s.max
-                    .as_ref()
-                    .filter(|e| e.is_constant())
-                    .is_none_or(|e| *v <= ModelFile::of_params(e, &[]))
-        }) && f
-            .total
-            .as_ref()
-            .is_none_or(|(idx, tot)| idx.iter().map(|i| x[*i]).sum::<f64>() <= *tot)
+        x.iter()
+            .enumerate()
+            .all(|(i, v)| *v >= f.states[i].min && *v <= f.upper(i, p))
+            && f.total
+                .as_ref()
+                .is_none_or(|(idx, tot)| idx.iter().map(|i| x[*i]).sum::<f64>() <= *tot)
     }
 
-    /// Clipped to each state's constant range, then onto the total's face if over it (the
+    /// Clipped to each state's range at `p`, then onto the total's face if over it (the
     /// common shift that makes the listed states sum to the total, found by bisection).
-    fn project(&self, x: &SVector<f64, N>) -> Option<SVector<f64, N>> {
+    fn project(&self, x: &SVector<f64, N>, p: &[f64]) -> Option<SVector<f64, N>> {
         if !x.iter().all(|v| v.is_finite()) {
             return None;
         }
         let f = &self.file;
-        let hi: Vec<f64> = f
-            .states
-            .iter()
-            .map(|s| {
-                s.max
-                    .as_ref()
-                    .filter(|e| e.is_constant())
-                    .map_or(f64::INFINITY, |e| ModelFile::of_params(e, &[]))
-            })
-            .collect();
+        let hi: Vec<f64> = (0..N).map(|i| f.upper(i, p)).collect();
         let mut y = SVector::<f64, N>::from_fn(|i, _| {
             x[i].clamp(f.states[i].min, hi[i].max(f.states[i].min))
         });

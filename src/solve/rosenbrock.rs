@@ -478,10 +478,10 @@ where
         y_new: SVector<f64, N>,
         tol: &super::Tolerances,
     ) -> SVector<f64, N> {
-        if self.sys.model.feasible(&y_new) {
+        if self.sys.model.feasible(&y_new, self.sys.p) {
             return y_new;
         }
-        match self.sys.model.project(&y_new) {
+        match self.sys.model.project(&y_new, self.sys.p) {
             Some(q) if wrms(&(q - y_new), y, &y_new, tol.rtol, tol.atol) <= 1.0 => q,
             _ => y_new,
         }
