@@ -95,7 +95,7 @@ fn main() {
         }
     }
     let doc = json!({
-        "params": P2p.params().iter().zip(&p).map(|(s, v)| (s.name, *v)).collect::<std::collections::BTreeMap<_, _>>(),
+        "params": P2p.params().iter().zip(&p).map(|(s, v)| (s.name.as_ref(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
         "x0": x0.iter().copied().collect::<Vec<f64>>(),
         "runs": runs,
     });

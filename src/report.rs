@@ -224,7 +224,7 @@ pub fn outage_figure<M: Model<N>, const N: usize>(
         .iter()
         .enumerate()
         .map(|(i, st)| Series {
-            label: st.name.into(),
+            label: st.name.to_string(),
             points: samples.iter().map(|(t, x)| (u.time(*t), x[i])).collect(),
         })
         .collect();
@@ -291,7 +291,7 @@ pub fn fit_figure<M: Model<N>, const N: usize>(
             probe[i] = 0.0;
             if !counted {
                 series.push(Series {
-                    label: st.name.into(),
+                    label: st.name.to_string(),
                     points: samples.iter().map(|(t, x)| (u.time(*t), x[i])).collect(),
                 });
             }
@@ -346,7 +346,7 @@ pub fn bifurcation_figure<M: Model<N>, const N: usize>(
 /// logarithmic. Quantities of the scenario (`shock`, `window`, …) carry theirs too.
 pub fn axis_label<M: Model<N>, const N: usize>(model: &M, name: &str, log: bool) -> String {
     let unit = match model.params().iter().find(|s| s.name == name) {
-        Some(spec) if !["-", ""].contains(&spec.unit) => Some(spec.unit),
+        Some(spec) if !["-", ""].contains(&spec.unit.as_ref()) => Some(spec.unit.as_ref()),
         Some(_) => None,
         None => match name {
             "shock" | "sn_shock" => Some("fraction"),
@@ -391,7 +391,7 @@ impl PlanAxis {
         let ok = |a: f64, b: f64| a >= f64::MIN_POSITIVE && b.is_finite() && b > a;
         if !(v > 0.0 && ok(c0, c1) && ok(m0, m1)) {
             return Err(Error::OutOfRange {
-                name: spec.name.into(),
+                name: spec.name.to_string(),
                 value: v,
                 range: "positive, with room around it in its range, for a report axis (its continuation runs from a tenth to twenty times the value, its map on log axes)".into(),
             });
@@ -492,8 +492,8 @@ impl ReportPlan {
             vec![]
         };
         for spec in sc.params.specs() {
-            if !names.contains(&spec.name) {
-                names.push(spec.name);
+            if !names.contains(&spec.name.as_ref()) {
+                names.push(spec.name.as_ref());
             }
         }
         let mut found = vec![];
@@ -620,7 +620,8 @@ where
     let sys = System::new(model, p0);
     let healthy = landscape.rest_state();
     let saddle = landscape.saddles().next().cloned();
-    let names = model.states().map(|s| s.name);
+    let states = model.states();
+    let names = states.each_ref().map(|s| s.name.as_ref());
     let mut trajectories = vec![];
     if let Some(f) = fstar {
         for df in [-0.2, -0.05, -0.01, 0.01, 0.05, 0.2] {
@@ -870,7 +871,8 @@ struct Findings<'a, const N: usize> {
 fn prose<M: Model<N>, const N: usize>(model: &M, f: &Findings<N>) -> String {
     let pop = f.sc.population;
     let u = Units::of(model);
-    let names = model.states().map(|s| s.name);
+    let states = model.states();
+    let names = states.each_ref().map(|s| s.name.as_ref());
     let wn = names[model.watched()];
     let of_users = if u.fractions { " of users" } else { "" };
     let mut md = String::new();
@@ -1179,11 +1181,11 @@ where
     }
     if let Some(axes) = plan.axes {
         for ax in axes {
-            let name = sc.params.specs()[ax.param].name;
+            let name = &sc.params.specs()[ax.param].name;
             for (what, (lo, hi)) in [("continuation", ax.continuation), ("map", ax.map)] {
                 if !(lo >= f64::MIN_POSITIVE && hi.is_finite() && hi > lo) {
                     return Err(Error::OutOfRange {
-                        name: name.into(),
+                        name: name.to_string(),
                         value: sc.params.values()[ax.param],
                         range: format!(
                             "in [1e-300, 1e300] for a report (its {what} runs from {lo} to {hi})"
@@ -1264,8 +1266,8 @@ where
     let axes = plan.resolve(sc, &levers, waves)?;
     let [ax, ay] = axes;
     let axis_names = [
-        sc.params.specs()[ax.param].name,
-        sc.params.specs()[ay.param].name,
+        sc.params.specs()[ax.param].name.as_ref(),
+        sc.params.specs()[ay.param].name.as_ref(),
     ];
 
     // Branches in the two parameters.

@@ -286,7 +286,7 @@ impl Scenario {
                 "initial" => {
                     let t = table(v, "initial")?;
                     let states = model.states();
-                    let names: Vec<&str> = states.iter().map(|s| s.name).collect();
+                    let names: Vec<&str> = states.iter().map(|s| s.name.as_ref()).collect();
                     for key in t.keys() {
                         if !names.contains(&key.as_str()) {
                             return Err(unknown_key(key, "[initial]", &names));

@@ -20,6 +20,7 @@ use selfheal::analysis::continuation::{
 use selfheal::analysis::hopf::{first_lyapunov, refine_hopf, Criticality, HopfGuess, Located};
 use selfheal::model::textbook::{HopfNormalForm, PlanarHopf, SaddleNode};
 use selfheal::model::{Model, P2p, ParamSet, ParamSpec, Scalar, StateSpec, System};
+use std::borrow::Cow;
 
 #[path = "common/return_map.rs"]
 mod return_map;
@@ -178,20 +179,20 @@ fn quadratic_terms_change_the_criticality() {
 /// `tests/ref/hopf_l1.py`).
 struct Coupled;
 
-const MU: [ParamSpec; 1] = [ParamSpec {
-    name: "mu",
-    symbol: "μ",
-    unit: "-",
+static MU: [ParamSpec; 1] = [ParamSpec {
+    name: Cow::Borrowed("mu"),
+    symbol: Cow::Borrowed("μ"),
+    unit: Cow::Borrowed("-"),
     default: -1.0,
     lower: selfheal::model::Bound::Unbounded,
     upper: selfheal::model::Bound::Unbounded,
-    meaning: "distance from the Hopf point",
+    meaning: Cow::Borrowed("distance from the Hopf point"),
 }];
 
 const fn state(name: &'static str) -> StateSpec {
     StateSpec {
-        name,
-        meaning: "state",
+        name: Cow::Borrowed(name),
+        meaning: Cow::Borrowed("state"),
     }
 }
 

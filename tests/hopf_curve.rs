@@ -18,6 +18,7 @@ use selfheal::analysis::hopf_curve::{
 };
 use selfheal::model::textbook::Bautin;
 use selfheal::model::{Model, P2p, ParamSet, ParamSpec, Scalar, StateSpec};
+use std::borrow::Cow;
 use std::f64::consts::PI;
 
 #[path = "common/return_map.rs"]
@@ -80,17 +81,17 @@ struct BtNormalForm;
 
 const fn param(name: &'static str, default: f64) -> ParamSpec {
     ParamSpec {
-        name,
-        symbol: name,
-        unit: "-",
+        name: Cow::Borrowed(name),
+        symbol: Cow::Borrowed(name),
+        unit: Cow::Borrowed("-"),
         default,
         lower: selfheal::model::Bound::Unbounded,
         upper: selfheal::model::Bound::Unbounded,
-        meaning: "unfolding parameter",
+        meaning: Cow::Borrowed("unfolding parameter"),
     }
 }
 
-const BT: [ParamSpec; 2] = [param("beta1", -0.5), param("beta2", -1.0)];
+static BT: [ParamSpec; 2] = [param("beta1", -0.5), param("beta2", -1.0)];
 
 impl Model<2> for BtNormalForm {
     fn name(&self) -> &str {
@@ -99,12 +100,12 @@ impl Model<2> for BtNormalForm {
     fn states(&self) -> [StateSpec; 2] {
         [
             StateSpec {
-                name: "x",
-                meaning: "state",
+                name: Cow::Borrowed("x"),
+                meaning: Cow::Borrowed("state"),
             },
             StateSpec {
-                name: "y",
-                meaning: "state",
+                name: Cow::Borrowed("y"),
+                meaning: Cow::Borrowed("state"),
             },
         ]
     }
@@ -182,7 +183,7 @@ fn bogdanov_takens_normal_form_hopf_curve_ends_at_the_origin() {
 /// The Hopf normal form with `μ = 1 − β1² − β2²`: `x' = μx − y − x r²`, `y' = x + μy − y r²`.
 struct HopfCircle;
 
-const CIRCLE: [ParamSpec; 2] = [param("beta1", 0.0), param("beta2", 0.0)];
+static CIRCLE: [ParamSpec; 2] = [param("beta1", 0.0), param("beta2", 0.0)];
 
 impl Model<2> for HopfCircle {
     fn name(&self) -> &str {

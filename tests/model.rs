@@ -7,6 +7,7 @@ use selfheal::model::{jacobian, Model, P2p, P2pIdx, ParamSet, ParamSpec, Scalar,
 use selfheal::scenario::{Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions};
 use selfheal::solve::{Method, SolveOptions, Tolerances};
+use std::borrow::Cow;
 
 fn defaults() -> Vec<f64> {
     ParamSet::defaults(P2p.params()).values().to_vec()
@@ -20,16 +21,13 @@ impl Model<4> for WithOffline {
         "p2p+offline"
     }
     fn states(&self) -> [StateSpec; 4] {
-        let s = P2p.states();
-        [
-            s[0],
-            s[1],
-            s[2],
-            StateSpec {
-                name: "offline",
-                meaning: "users not online and not trying",
-            },
-        ]
+        let [a, b, c] = P2p.states();
+        // A name made at run time: names need not live for the whole program.
+        let offline = StateSpec {
+            name: (String::from("off") + "line").into(),
+            meaning: "users not online and not trying".into(),
+        };
+        [a, b, c, offline]
     }
     fn params(&self) -> &[ParamSpec] {
         P2p.params()
@@ -262,14 +260,14 @@ fn scenarios_round_trip_through_toml() {
 fn a_spread_wave_on_a_model_without_its_flow_is_refused() {
     use selfheal::model::Bound;
     struct Drain;
-    const P: [ParamSpec; 1] = [ParamSpec {
-        name: "rate",
-        symbol: "r",
-        unit: "1/min",
+    static P: [ParamSpec; 1] = [ParamSpec {
+        name: Cow::Borrowed("rate"),
+        symbol: Cow::Borrowed("r"),
+        unit: Cow::Borrowed("1/min"),
         default: 1.0,
         lower: Bound::Open(0.0),
         upper: Bound::Unbounded,
-        meaning: "refill rate",
+        meaning: Cow::Borrowed("refill rate"),
     }];
     impl Model<1> for Drain {
         fn name(&self) -> &str {
@@ -277,8 +275,8 @@ fn a_spread_wave_on_a_model_without_its_flow_is_refused() {
         }
         fn states(&self) -> [StateSpec; 1] {
             [StateSpec {
-                name: "x",
-                meaning: "level",
+                name: Cow::Borrowed("x"),
+                meaning: Cow::Borrowed("level"),
             }]
         }
         fn params(&self) -> &[ParamSpec] {

@@ -50,8 +50,14 @@ fn random_case(rng: &mut common::SplitMix) -> (SVector<f64, 3>, Vec<f64>) {
 fn the_reference_model_as_a_file_has_the_same_right_hand_side_and_jacobian() {
     let file = p2p_file();
     assert_eq!(
-        file.params().iter().map(|s| s.name).collect::<Vec<_>>(),
-        P2p.params().iter().map(|s| s.name).collect::<Vec<_>>()
+        file.params()
+            .iter()
+            .map(|s| s.name.as_ref())
+            .collect::<Vec<_>>(),
+        P2p.params()
+            .iter()
+            .map(|s| s.name.as_ref())
+            .collect::<Vec<_>>()
     );
     for (a, b) in file.params().iter().zip(P2p.params()) {
         assert_eq!(

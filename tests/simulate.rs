@@ -11,6 +11,7 @@ use selfheal::model::{Model, P2p, P2pIdx, ParamSet, ParamSpec, Scalar, StateSpec
 use selfheal::scenario::{Intervention, Scenario, Shock};
 use selfheal::simulate::{simulate, Outcome, SimOptions, Simulation};
 use selfheal::solve::{Method, SolveOptions, Tolerances};
+use std::borrow::Cow;
 
 fn opts(method: Method, rtol: f64, atol: f64) -> SimOptions {
     SimOptions {
@@ -163,12 +164,12 @@ impl Model<2> for Oscillator {
     fn states(&self) -> [StateSpec; 2] {
         [
             StateSpec {
-                name: "x",
-                meaning: "position",
+                name: Cow::Borrowed("x"),
+                meaning: Cow::Borrowed("position"),
             },
             StateSpec {
-                name: "v",
-                meaning: "velocity",
+                name: Cow::Borrowed("v"),
+                meaning: Cow::Borrowed("velocity"),
             },
         ]
     }

@@ -5,6 +5,7 @@ use nalgebra::{Const, DimMin, SVector};
 use selfheal::model::textbook::Logistic;
 use selfheal::model::{Model, P2p, ParamSet, ParamSpec, Scalar, StateSpec, System};
 use selfheal::solve::{integrate, Dense, Method, SolveOptions, SolverStats, Span, Tolerances};
+use std::borrow::Cow;
 
 fn logistic_exact(x0: f64, t: f64) -> f64 {
     1.0 / (1.0 + (1.0 / x0 - 1.0) * (-t).exp())
@@ -12,7 +13,7 @@ fn logistic_exact(x0: f64, t: f64) -> f64 {
 
 /// Stiff linear system x' = A x with eigenvalues −1000 and −1 (closed form by eigenvectors).
 struct StiffLinear;
-const NO_PARAMS: [ParamSpec; 0] = [];
+static NO_PARAMS: [ParamSpec; 0] = [];
 impl Model<2> for StiffLinear {
     fn name(&self) -> &str {
         "stiff-linear"
@@ -20,12 +21,12 @@ impl Model<2> for StiffLinear {
     fn states(&self) -> [StateSpec; 2] {
         [
             StateSpec {
-                name: "u",
-                meaning: "fast",
+                name: Cow::Borrowed("u"),
+                meaning: Cow::Borrowed("fast"),
             },
             StateSpec {
-                name: "v",
-                meaning: "slow",
+                name: Cow::Borrowed("v"),
+                meaning: Cow::Borrowed("slow"),
             },
         ]
     }
@@ -291,8 +292,8 @@ impl Model<1> for Forced {
     }
     fn states(&self) -> [StateSpec; 1] {
         [StateSpec {
-            name: "x",
-            meaning: "response",
+            name: Cow::Borrowed("x"),
+            meaning: Cow::Borrowed("response"),
         }]
     }
     fn params(&self) -> &[ParamSpec] {

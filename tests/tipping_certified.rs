@@ -11,6 +11,7 @@ use selfheal::error::Error;
 use selfheal::model::{Bound, Model, P2p, ParamSet, ParamSpec, Scalar, StateSpec};
 use selfheal::scenario::{Scenario, Shock};
 use selfheal::simulate::{simulate, Outcome, SimOptions};
+use std::borrow::Cow;
 /// The outcome of a plain scenario simulation of an instantaneous wave `f` at `ps`.
 fn simulated<M: Model<N>, const N: usize>(model: &M, ps: &ParamSet, f: f64) -> Outcome
 where
@@ -98,33 +99,33 @@ fn a_network_without_a_healthy_state_is_down_never_recovered() {
 /// backlog: b → b + f(1 − b). Its middle equilibrium is *unstable* (no saddle in one state),
 /// and f* = (b_u − b_h)/(1 − b_h) exactly.
 struct Aloha;
-const ALOHA: [ParamSpec; 3] = [
+static ALOHA: [ParamSpec; 3] = [
     ParamSpec {
-        name: "users",
-        symbol: "M",
-        unit: "-",
+        name: Cow::Borrowed("users"),
+        symbol: Cow::Borrowed("M"),
+        unit: Cow::Borrowed("-"),
         default: 100.0,
         lower: Bound::Open(0.0),
         upper: Bound::Unbounded,
-        meaning: "users",
+        meaning: Cow::Borrowed("users"),
     },
     ParamSpec {
-        name: "fresh",
-        symbol: "σ",
-        unit: "1/slot",
+        name: Cow::Borrowed("fresh"),
+        symbol: Cow::Borrowed("σ"),
+        unit: Cow::Borrowed("1/slot"),
         default: 0.002,
         lower: Bound::Closed(0.0),
         upper: Bound::Closed(1.0),
-        meaning: "transmission probability of a fresh user",
+        meaning: Cow::Borrowed("transmission probability of a fresh user"),
     },
     ParamSpec {
-        name: "retry",
-        symbol: "ν",
-        unit: "1/slot",
+        name: Cow::Borrowed("retry"),
+        symbol: Cow::Borrowed("ν"),
+        unit: Cow::Borrowed("1/slot"),
         default: 0.2,
         lower: Bound::Closed(0.0),
         upper: Bound::Closed(1.0),
-        meaning: "retransmission probability of a backlogged user",
+        meaning: Cow::Borrowed("retransmission probability of a backlogged user"),
     },
 ];
 impl Model<1> for Aloha {
@@ -133,8 +134,8 @@ impl Model<1> for Aloha {
     }
     fn states(&self) -> [StateSpec; 1] {
         [StateSpec {
-            name: "backlog",
-            meaning: "backlogged share",
+            name: Cow::Borrowed("backlog"),
+            meaning: Cow::Borrowed("backlogged share"),
         }]
     }
     fn params(&self) -> &[ParamSpec] {

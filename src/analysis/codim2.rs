@@ -433,7 +433,7 @@ impl Plane {
                 )));
             }
         }
-        let (s1, s2) = (specs[k1], specs[k2]);
+        let (s1, s2) = (&specs[k1], &specs[k2]);
         if k1 == k2 {
             return Err(Error::Invalid(format!(
                 "{what} need two different parameters, got `{}` twice",
@@ -454,7 +454,7 @@ impl Plane {
         let mu2_0 = p[k2];
         if mu2_0 < lo2.min(hi2) || mu2_0 > lo2.max(hi2) {
             return Err(Error::OutOfRange {
-                name: s2.name.into(),
+                name: s2.name.to_string(),
                 value: mu2_0,
                 range: format!(
                     "inside the range [{}, {}] to start the {what}",
@@ -514,8 +514,8 @@ where
         curves.push(FoldCurve { points });
     }
     Ok(FoldCurves {
-        p1: model.params()[k1].name.into(),
-        p2: model.params()[k2].name.into(),
+        p1: model.params()[k1].name.to_string(),
+        p2: model.params()[k2].name.to_string(),
         curves,
         steps,
     })

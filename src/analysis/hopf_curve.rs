@@ -636,8 +636,8 @@ where
         });
     }
     Ok(HopfCurves {
-        p1: model.params()[k1].name.into(),
-        p2: model.params()[k2].name.into(),
+        p1: model.params()[k1].name.to_string(),
+        p2: model.params()[k2].name.to_string(),
         curves,
         unstarted,
         steps,

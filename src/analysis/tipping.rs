@@ -635,7 +635,7 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
     opts.validate()?;
-    let spec = *model
+    let spec = model
         .params()
         .get(k)
         .ok_or_else(|| Error::Invalid(format!("parameter index {k} is out of range")))?;
@@ -725,7 +725,7 @@ where
     }
     let Some(((fails, f_fails), (rescues, f_rescues))) = found else {
         return Ok(Rescue {
-            param: spec.name.into(),
+            param: spec.name.to_string(),
             from_value: v0,
             value: None,
             bracket: None,
@@ -764,7 +764,7 @@ where
     let (a, b) = (exact(a, lo.0), exact(b, hi.0));
     let (f, r) = if flip { (b, a) } else { (a, b) };
     Ok(Rescue {
-        param: spec.name.into(),
+        param: spec.name.to_string(),
         from_value: v0,
         value: Some(r),
         bracket: Some((f, r)),

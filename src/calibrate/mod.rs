@@ -130,7 +130,7 @@ impl FitParam {
         };
         let (lo, hi) = match quantity {
             Quantity::Param(i) | Quantity::Intervention { param: i, .. } => {
-                let spec = sc.params.specs()[i];
+                let spec = &sc.params.specs()[i];
                 let inward = |b: f64, towards: f64| b + 1e-9 * (towards - b);
                 match (spec.lower, spec.upper) {
                     (Bound::Closed(a) | Bound::Open(a), Bound::Closed(b) | Bound::Open(b)) => {
@@ -170,7 +170,7 @@ impl FitParam {
         };
         let spec = match quantity {
             Quantity::Param(i) | Quantity::Intervention { param: i, .. } => {
-                Some(sc.params.specs()[i])
+                Some(sc.params.specs()[i].clone())
             }
             _ => None,
         };
@@ -194,7 +194,7 @@ impl FitParam {
                 self.name
             )));
         }
-        if let Some(spec) = self.spec {
+        if let Some(spec) = &self.spec {
             for b in [lo, hi] {
                 if !spec.admits(b) {
                     return Err(Error::OutOfRange {

@@ -21,6 +21,7 @@ use crate::simulate::{drive, Event, Piecewise, Regime};
 use crate::solve::{integrate, Dense, Segment, SolveOptions, SolverStats, Span};
 use nalgebra::{Const, DimMin, SMatrix, SVector};
 use num_dual::Dual;
+use std::borrow::Cow;
 
 /// The model extended by the sensitivity of its state to one direction in parameter space
 /// (and in the wave's hazards). `N2` must be `2N`.
@@ -34,12 +35,12 @@ pub(crate) struct Sens<'a, M, const N: usize> {
 
 const SENS_STATES: [StateSpec; 2] = [
     StateSpec {
-        name: "x",
-        meaning: "state",
+        name: Cow::Borrowed("x"),
+        meaning: Cow::Borrowed("state"),
     },
     StateSpec {
-        name: "s",
-        meaning: "sensitivity of the state",
+        name: Cow::Borrowed("s"),
+        meaning: Cow::Borrowed("sensitivity of the state"),
     },
 ];
 
@@ -64,7 +65,7 @@ impl<M: Model<N>, const N: usize, const N2: usize> Model<N2> for Sens<'_, M, N> 
         self.inner.name()
     }
     fn states(&self) -> [StateSpec; N2] {
-        std::array::from_fn(|i| SENS_STATES[usize::from(i >= N)])
+        std::array::from_fn(|i| SENS_STATES[usize::from(i >= N)].clone())
     }
     fn params(&self) -> &[ParamSpec] {
         self.inner.params()

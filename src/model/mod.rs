@@ -17,6 +17,7 @@ pub use params::{Bound, ParamSet, ParamSpec};
 use crate::error::Error;
 use nalgebra::{SMatrix, SVector};
 use num_dual::{Dual2_64, Dual64, DualNum, DualSVec64, HyperDual64, HyperHyperDual64};
+use std::borrow::Cow;
 
 /// The scalar a right-hand side is written in: `f64`, or a dual number carrying derivatives.
 pub trait Scalar: DualNum<Primitive = f64> + Copy {}
@@ -44,12 +45,23 @@ pub struct SearchRange {
 }
 
 /// Name and meaning of one state variable.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StateSpec {
     /// Name used in CSV headers and scenario files.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// One line saying what it is.
-    pub meaning: &'static str,
+    pub meaning: Cow<'static, str>,
+}
+
+impl StateSpec {
+    /// A state with names known at compile time (names made at run time go in the fields:
+    /// `name: text.into()`).
+    pub const fn new(name: &'static str, meaning: &'static str) -> Self {
+        Self {
+            name: Cow::Borrowed(name),
+            meaning: Cow::Borrowed(meaning),
+        }
+    }
 }
 
 /// An ODE model `dx/dt = f(t, x; p)` with `N` named states and named parameters.
@@ -63,13 +75,12 @@ pub struct StateSpec {
 ///
 /// /// Logistic growth x' = r x (1 - x).
 /// struct Logistic;
-/// const PARAMS: [ParamSpec; 1] = [ParamSpec {
-///     name: "rate", symbol: "r", unit: "1/min", default: 0.1,
-///     lower: Bound::Closed(0.0), upper: Bound::Unbounded, meaning: "growth rate",
-/// }];
+/// static PARAMS: [ParamSpec; 1] = [ParamSpec::new(
+///     "rate", "r", "1/min", 0.1, (Bound::Closed(0.0), Bound::Unbounded), "growth rate",
+/// )];
 /// impl Model<1> for Logistic {
 ///     fn name(&self) -> &str { "logistic" }
-///     fn states(&self) -> [StateSpec; 1] { [StateSpec { name: "x", meaning: "share" }] }
+///     fn states(&self) -> [StateSpec; 1] { [StateSpec::new("x", "share")] }
 ///     fn params(&self) -> &[ParamSpec] { &PARAMS }
 ///     fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
 ///         SVector::from([p[0] * x[0] * (T::from(1.0) - x[0])])

@@ -4,6 +4,7 @@ use super::safe::hill_ratio;
 use super::{Bound, Model, ParamSpec, Scalar, SearchRange, StateSpec};
 use crate::error::Error;
 use nalgebra::SVector;
+use std::borrow::Cow;
 
 /// Positions of the reference model's parameters in its table (and in value vectors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +54,13 @@ const fn spec(
     meaning: &'static str,
 ) -> ParamSpec {
     ParamSpec {
-        name,
-        symbol,
-        unit,
+        name: Cow::Borrowed(name),
+        symbol: Cow::Borrowed(symbol),
+        unit: Cow::Borrowed(unit),
         default,
         lower,
         upper,
-        meaning,
+        meaning: Cow::Borrowed(meaning),
     }
 }
 
@@ -69,7 +70,7 @@ const INF: Bound = Bound::Unbounded;
 
 /// The parameter table of the reference model (docs/model.md), in [`P2pIdx`] order.
 #[rustfmt::skip]
-pub const P2P_PARAMS: [ParamSpec; 16] = [
+pub static P2P_PARAMS: [ParamSpec; 16] = [
     spec("sign_on", "λ", "1/min", 1.0 / 480.0, NONNEG, INF, "rate at which offline users start the client and join the queue"),
     spec("sign_off", "δ", "1/min", 1.0 / 240.0, NONNEG, INF, "rate at which online peers leave"),
     spec("sn_sign_off", "δs", "1/min", 1.0 / 720.0, NONNEG, INF, "rate at which supernodes leave normally"),
@@ -90,16 +91,16 @@ pub const P2P_PARAMS: [ParamSpec; 16] = [
 
 const STATES: [StateSpec; 3] = [
     StateSpec {
-        name: "peers",
-        meaning: "online ordinary peers attached to a supernode (fraction of users)",
+        name: Cow::Borrowed("peers"),
+        meaning: Cow::Borrowed("online ordinary peers attached to a supernode (fraction of users)"),
     },
     StateSpec {
-        name: "supernodes",
-        meaning: "online peers serving as supernodes (fraction of users)",
+        name: Cow::Borrowed("supernodes"),
+        meaning: Cow::Borrowed("online peers serving as supernodes (fraction of users)"),
     },
     StateSpec {
-        name: "queue",
-        meaning: "clients trying to log in (fraction of users)",
+        name: Cow::Borrowed("queue"),
+        meaning: Cow::Borrowed("clients trying to log in (fraction of users)"),
     },
 ];
 

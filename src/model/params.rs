@@ -1,6 +1,7 @@
 //! Parameter tables: one place where each parameter's name, unit, default and range live.
 
 use crate::error::{suggest, Error};
+use std::borrow::Cow;
 use std::fmt;
 
 /// One end of a parameter's valid range.
@@ -25,14 +26,14 @@ impl Bound {
 }
 
 /// Name, unit, default, valid range and meaning of one parameter.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ParamSpec {
     /// Name used everywhere: scenario files, `--set`, CSV headers, docs.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// Symbol in the model's equations.
-    pub symbol: &'static str,
+    pub symbol: Cow<'static, str>,
     /// Unit (`1/min`, `req/min`, `-` for dimensionless).
-    pub unit: &'static str,
+    pub unit: Cow<'static, str>,
     /// Default value.
     pub default: f64,
     /// Lower end of the valid range.
@@ -40,10 +41,32 @@ pub struct ParamSpec {
     /// Upper end of the valid range.
     pub upper: Bound,
     /// One line saying what it is.
-    pub meaning: &'static str,
+    pub meaning: Cow<'static, str>,
 }
 
 impl ParamSpec {
+    /// A parameter with names known at compile time (usable in a `static` table). Names
+    /// made at run time go in the fields directly (`name: text.into()`): they are
+    /// [`Cow`]s, borrowed or owned.
+    pub const fn new(
+        name: &'static str,
+        symbol: &'static str,
+        unit: &'static str,
+        default: f64,
+        (lower, upper): (Bound, Bound),
+        meaning: &'static str,
+    ) -> Self {
+        Self {
+            name: Cow::Borrowed(name),
+            symbol: Cow::Borrowed(symbol),
+            unit: Cow::Borrowed(unit),
+            default,
+            lower,
+            upper,
+            meaning: Cow::Borrowed(meaning),
+        }
+    }
+
     /// Whether `v` is finite and inside the valid range.
     pub fn admits(&self, v: f64) -> bool {
         v.is_finite()
@@ -160,7 +183,7 @@ impl ParamSet {
             .position(|s| s.name == name)
             .ok_or_else(|| Error::UnknownParam {
                 name: name.to_string(),
-                hint: suggest(name, self.specs.iter().map(|s| s.name)),
+                hint: suggest(name, self.specs.iter().map(|s| s.name.as_ref())),
             })
     }
 

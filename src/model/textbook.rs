@@ -3,22 +3,23 @@
 
 use super::{Bound, Model, ParamSpec, Scalar, StateSpec};
 use nalgebra::SVector;
+use std::borrow::Cow;
 
 const fn param(name: &'static str, default: f64, meaning: &'static str) -> ParamSpec {
     ParamSpec {
-        name,
-        symbol: name,
-        unit: "-",
+        name: Cow::Borrowed(name),
+        symbol: Cow::Borrowed(name),
+        unit: Cow::Borrowed("-"),
         default,
         lower: Bound::Unbounded,
         upper: Bound::Unbounded,
-        meaning,
+        meaning: Cow::Borrowed(meaning),
     }
 }
 
 const X: StateSpec = StateSpec {
-    name: "x",
-    meaning: "state",
+    name: Cow::Borrowed("x"),
+    meaning: Cow::Borrowed("state"),
 };
 
 fn finite<const N: usize>(x: &SVector<f64, N>) -> bool {
@@ -29,14 +30,14 @@ fn finite<const N: usize>(x: &SVector<f64, N>) -> bool {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Logistic;
 
-const LOGISTIC: [ParamSpec; 1] = [ParamSpec {
-    name: "rate",
-    symbol: "r",
-    unit: "1/min",
+static LOGISTIC: [ParamSpec; 1] = [ParamSpec {
+    name: Cow::Borrowed("rate"),
+    symbol: Cow::Borrowed("r"),
+    unit: Cow::Borrowed("1/min"),
     default: 1.0,
     lower: Bound::Closed(0.0),
     upper: Bound::Unbounded,
-    meaning: "growth rate",
+    meaning: Cow::Borrowed("growth rate"),
 }];
 
 impl Model<1> for Logistic {
@@ -61,7 +62,7 @@ impl Model<1> for Logistic {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SaddleNode;
 
-const SADDLE_NODE: [ParamSpec; 1] = [param("mu", -1.0, "unfolding parameter")];
+static SADDLE_NODE: [ParamSpec; 1] = [param("mu", -1.0, "unfolding parameter")];
 
 impl Model<1> for SaddleNode {
     fn name(&self) -> &str {
@@ -89,7 +90,7 @@ impl Model<1> for SaddleNode {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cusp;
 
-const CUSP: [ParamSpec; 2] = [
+static CUSP: [ParamSpec; 2] = [
     param("mu", 0.0, "asymmetry"),
     param("lambda", 1.0, "splitting factor"),
 ];
@@ -128,8 +129,8 @@ impl Model<2> for DoubleWell {
         [
             X,
             StateSpec {
-                name: "y",
-                meaning: "state",
+                name: Cow::Borrowed("y"),
+                meaning: Cow::Borrowed("state"),
             },
         ]
     }
@@ -152,7 +153,7 @@ impl Model<2> for DoubleWell {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HopfNormalForm;
 
-const HOPF: [ParamSpec; 1] = [param("mu", -1.0, "distance from the Hopf point")];
+static HOPF: [ParamSpec; 1] = [param("mu", -1.0, "distance from the Hopf point")];
 
 impl Model<2> for HopfNormalForm {
     fn name(&self) -> &str {
@@ -162,8 +163,8 @@ impl Model<2> for HopfNormalForm {
         [
             X,
             StateSpec {
-                name: "y",
-                meaning: "state",
+                name: Cow::Borrowed("y"),
+                meaning: Cow::Borrowed("state"),
             },
         ]
     }
@@ -202,7 +203,7 @@ impl Model<2> for HopfNormalForm {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bautin;
 
-const BAUTIN: [ParamSpec; 2] = [
+static BAUTIN: [ParamSpec; 2] = [
     param("beta1", -0.5, "real part of the eigenvalues"),
     param(
         "beta2",
@@ -219,8 +220,8 @@ impl Model<2> for Bautin {
         [
             X,
             StateSpec {
-                name: "y",
-                meaning: "state",
+                name: Cow::Borrowed("y"),
+                meaning: Cow::Borrowed("state"),
             },
         ]
     }
@@ -266,7 +267,7 @@ impl Model<2> for Bautin {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PlanarHopf;
 
-const PLANAR_HOPF: [ParamSpec; 9] = [
+static PLANAR_HOPF: [ParamSpec; 9] = [
     param("mu", -1.0, "real part of the eigenvalues"),
     param("omega", 1.0, "imaginary part of the eigenvalues"),
     param("cubic", -1.0, "cubic coefficient s"),
@@ -298,8 +299,8 @@ impl Model<2> for PlanarHopf {
         [
             X,
             StateSpec {
-                name: "y",
-                meaning: "state",
+                name: Cow::Borrowed("y"),
+                meaning: Cow::Borrowed("state"),
             },
         ]
     }
@@ -324,8 +325,8 @@ impl Model<2> for PlanarHopf {
 }
 
 const Y: StateSpec = StateSpec {
-    name: "y",
-    meaning: "state",
+    name: Cow::Borrowed("y"),
+    meaning: Cow::Borrowed("state"),
 };
 
 /// The Bogdanov–Takens normal form `x' = y`, `y' = β1 + β2·x + x² − x·y`: equilibria `(x, 0)`
@@ -335,7 +336,7 @@ const Y: StateSpec = StateSpec {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BogdanovTakens;
 
-const BOGDANOV_TAKENS: [ParamSpec; 2] = [
+static BOGDANOV_TAKENS: [ParamSpec; 2] = [
     param("beta1", -1.0, "first unfolding parameter"),
     param("beta2", -1.0, "second unfolding parameter"),
 ];
@@ -368,7 +369,7 @@ impl Model<2> for BogdanovTakens {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FoldHopf;
 
-const FOLD_HOPF: [ParamSpec; 2] = [
+static FOLD_HOPF: [ParamSpec; 2] = [
     param("beta1", -1.0, "fold unfolding parameter"),
     param("beta2", -0.5, "Hopf unfolding parameter"),
 ];
@@ -382,8 +383,8 @@ impl Model<3> for FoldHopf {
             X,
             Y,
             StateSpec {
-                name: "z",
-                meaning: "state",
+                name: Cow::Borrowed("z"),
+                meaning: Cow::Borrowed("state"),
             },
         ]
     }

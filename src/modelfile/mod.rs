@@ -153,9 +153,9 @@ struct Raw {
 #[derive(Debug, Clone)]
 pub struct FileState {
     /// Its name.
-    pub name: &'static str,
+    pub name: String,
     /// What it is.
-    pub description: &'static str,
+    pub description: String,
     /// Lower end of its range.
     pub min: f64,
     /// Upper end: a number, an expression of the parameters, or none.
@@ -214,11 +214,6 @@ pub struct ModelFile {
     /// The flow of the transitions and of the shock transitions as register programs (`None`:
     /// too large, evaluated through the expression programs).
     programs: [Option<Program>; 2],
-}
-
-fn leak(s: &str) -> &'static str {
-    // Names live as long as the program: a model file is read once per run.
-    Box::leak(s.to_string().into_boxed_str())
 }
 
 /// Line (1-based) of a byte offset.
@@ -370,13 +365,13 @@ impl ModelFile {
                 Some(v) => Bound::Closed(v),
             };
             let spec = ParamSpec {
-                name: leak(name),
-                symbol: leak(rp.symbol.as_deref().unwrap_or(name)),
-                unit: leak(rp.unit.as_deref().unwrap_or("-")),
+                name: name.to_string().into(),
+                symbol: rp.symbol.as_deref().unwrap_or(name).to_string().into(),
+                unit: rp.unit.as_deref().unwrap_or("-").to_string().into(),
                 default: rp.default,
                 lower: bound(rp.min),
                 upper: bound(rp.max),
-                meaning: leak(&rp.description),
+                meaning: rp.description.clone().into(),
             };
             for v in [rp.min, rp.max].into_iter().flatten() {
                 if !v.is_finite() {
@@ -484,8 +479,8 @@ impl ModelFile {
                 }
             }
             states.push(FileState {
-                name: leak(name),
-                description: leak(&rs.description),
+                name: name.to_string(),
+                description: rs.description.clone(),
                 min,
                 max: bound_expr(&rs.max, "max")?,
                 nominal: bound_expr(&rs.nominal, "nominal")?,
@@ -929,8 +924,8 @@ impl<const N: usize> Model<N> for FileModel<N> {
 
     fn states(&self) -> [StateSpec; N] {
         std::array::from_fn(|i| StateSpec {
-            name: self.file.states[i].name,
-            meaning: self.file.states[i].description,
+            name: self.file.states[i].name.clone().into(),
+            meaning: self.file.states[i].description.clone().into(),
         })
     }
 

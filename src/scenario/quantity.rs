@@ -103,7 +103,7 @@ impl Quantity {
                     .params
                     .specs()
                     .iter()
-                    .map(|s| s.name)
+                    .map(|s| s.name.as_ref())
                     .chain(SCENARIO_QUANTITIES);
                 Err(Error::UnknownParam {
                     name: name.into(),

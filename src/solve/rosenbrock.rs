@@ -363,7 +363,7 @@ where
 {
     fn fail(&self, t: f64, y: &SVector<f64, N>, reason: SolverFailure) -> Error {
         Error::Solver {
-            method: self.tab.name.into(),
+            method: self.tab.name.to_string(),
             t,
             state: y.iter().copied().collect(),
             reason,

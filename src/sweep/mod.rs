@@ -85,7 +85,7 @@ impl Metric {
 
     /// The column name, for a model with these states.
     pub fn name(self, states: &[StateSpec]) -> String {
-        let state = |i: usize| states.get(i).map_or("?", |s| s.name);
+        let state = |i: usize| states.get(i).map_or("?", |s| s.name.as_ref());
         match self {
             Metric::Outcome => "outcome".into(),
             Metric::Min(i) => format!("min_{}", state(i)),
@@ -531,17 +531,18 @@ mod tests {
     use super::*;
     use crate::model::{ParamSpec, Scalar, StateSpec};
     use nalgebra::SVector;
+    use std::borrow::Cow;
 
     /// Logistic growth that panics for rates just above 5 (a bug in a user's model).
     struct Faulty;
-    const RATE: [ParamSpec; 1] = [ParamSpec {
-        name: "rate",
-        symbol: "r",
-        unit: "1/min",
+    static RATE: [ParamSpec; 1] = [ParamSpec {
+        name: Cow::Borrowed("rate"),
+        symbol: Cow::Borrowed("r"),
+        unit: Cow::Borrowed("1/min"),
         default: 1.0,
         lower: crate::model::Bound::Closed(0.0),
         upper: crate::model::Bound::Unbounded,
-        meaning: "growth rate",
+        meaning: Cow::Borrowed("growth rate"),
     }];
     impl Model<1> for Faulty {
         fn name(&self) -> &str {
@@ -549,8 +550,8 @@ mod tests {
         }
         fn states(&self) -> [StateSpec; 1] {
             [StateSpec {
-                name: "x",
-                meaning: "share",
+                name: Cow::Borrowed("x"),
+                meaning: Cow::Borrowed("share"),
             }]
         }
         fn params(&self) -> &[ParamSpec] {

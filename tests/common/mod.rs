@@ -103,7 +103,7 @@ pub fn random_params(rng: &mut SplitMix, spread: f64, zero_chance: Option<f64>) 
                 v = 0.0;
             }
         }
-        ps.set(spec.name, v).unwrap();
+        ps.set(&spec.name, v).unwrap();
     }
     ps
 }

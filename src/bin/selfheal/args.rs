@@ -226,7 +226,8 @@ macro_rules! with_model {
     ($sargs:expr, |$m:ident, $state:ident| $body:expr) => {{
         match $sargs.model_file()? {
             Some(file) => selfheal::with_model_file!(&file, |$m| {
-                let names = selfheal::model::Model::states(&$m).map(|st| st.name);
+                let states = selfheal::model::Model::states(&$m);
+                let names = states.each_ref().map(|st| st.name.as_ref());
                 let $state = |x: &[f64]| $crate::args::generic_state(&names, x);
                 $body
             }),

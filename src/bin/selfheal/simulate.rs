@@ -110,7 +110,8 @@ fn print_summary<M: Model<N>, const N: usize>(
     state: &dyn Fn(&[f64]) -> String,
 ) {
     let s = &sim.summary;
-    let names = model.states().map(|st| st.name);
+    let states = model.states();
+    let names = states.each_ref().map(|st| st.name.as_ref());
     let watched = names[model.watched()];
     // Counts as the model speaks of them: millions of users for fractions of a user base.
     let users = |x: f64| {

@@ -136,7 +136,8 @@ where
         let x = SVector::<f64, N>::from_fn(|i, _| last[i]);
         outcomes.push(fate(&sys, x, &end, &solve, &mut stats)?.outcome);
     }
-    let names = model.states().map(|st| st.name);
+    let states = model.states();
+    let names = states.each_ref().map(|st| st.name.as_ref());
     if let Some(path) = &args.quantiles {
         write_atomic(path, args.output.force, |w| {
             let mut csv = csv::Writer::from_writer(w);
