@@ -53,15 +53,7 @@ const fn spec(
     upper: Bound,
     meaning: &'static str,
 ) -> ParamSpec {
-    ParamSpec {
-        name: Cow::Borrowed(name),
-        symbol: Cow::Borrowed(symbol),
-        unit: Cow::Borrowed(unit),
-        default,
-        lower,
-        upper,
-        meaning: Cow::Borrowed(meaning),
-    }
+    ParamSpec::new(name, symbol, unit, default, (lower, upper), meaning)
 }
 
 const NONNEG: Bound = Bound::Closed(0.0);
