@@ -389,6 +389,8 @@ struct RunState<'a> {
     eta: (f64, f64),
     events: u64,
     unbalanced: u64,
+    /// Exact steps still to take before a leap is considered again.
+    exact_left: u32,
     trace: Trace,
 }
 
@@ -415,6 +417,7 @@ impl<'a> RunState<'a> {
                 .map_or((0.0, 0.0), |s| s.hazards()),
             events: 0,
             unbalanced: 0,
+            exact_left: 0,
             trace: Trace::new(sc, m, dt, reference),
         }
     }
@@ -540,17 +543,20 @@ impl<'a> RunState<'a> {
     }
 
     /// One tau-leap towards `t_next` with the rates `r` (sum `total`): Poisson numbers of each
-    /// transition over a step that changes no population by more than ~1 % in expectation.
+    /// transition over the step of [`leap_length`]; when that step would fire fewer than ten
+    /// events in expectation, a hundred exact events instead (as fast, and exact).
     fn tau_leap_step(&mut self, r: &[f64], total: f64, t_next: f64) {
-        let c = &self.c;
-        let sizes = [c.n.max(1), c.s.max(1), c.q.max(1), c.offline().max(1)];
-        let smallest = *sizes.iter().min().unwrap_or(&1) as f64;
-        let tau = if total > 0.0 {
-            (0.01 * smallest.max(10.0) / total).max(1e-3)
-        } else {
-            t_next - self.t
-        };
-        let tau = tau.min(t_next - self.t);
+        if self.exact_left > 0 {
+            self.exact_left -= 1;
+            self.exact_step(r, total, t_next);
+            return;
+        }
+        let tau = leap_length(&self.c, r, &self.p, LEAP_EPSILON).min(t_next - self.t);
+        if total * tau < 10.0 {
+            self.exact_left = 99;
+            self.exact_step(r, total, t_next);
+            return;
+        }
         for (j, rj) in r.iter().enumerate() {
             let k = poisson(self.rng, rj * tau);
             if k > 0 {
@@ -688,6 +694,58 @@ fn fire(rng: &mut Xoshiro256PlusPlus, c: &mut Counts, j: usize, k: u64, p: &[f64
         8 => apply(rng, c, 6, k, p),
         _ => apply(rng, c, j, k, p),
     }
+}
+
+/// The bound on the relative change of each population per leap (the model-file chain's
+/// default too).
+pub const LEAP_EPSILON: f64 = 0.03;
+
+/// The tau-leaping step at `c` with rates `r` (transitions in [`fire`] order): the longest
+/// step over which the expected change of every population (peers, supernodes, queue,
+/// offline) and its standard deviation stay within `epsilon` of it, or one user for small
+/// populations (the per-species rule of Cao, Gillespie and Petzold, 2006). A shutdown moves
+/// its supernode and a batch of peers with mean `β = n/(s + S0·M)` and second moment about
+/// `β + β²`; a peer reboot moves one peer to the queue. Infinite when nothing changes.
+pub fn leap_length(c: &Counts, r: &[f64], p: &[f64], epsilon: f64) -> f64 {
+    let units = c.s as f64 + p[P2pIdx::Dedicated as usize] * c.m as f64;
+    let beta = if units > 0.0 { c.n as f64 / units } else { 0.0 };
+    // (mean, second moment) of each population's change per firing, N, S, Q, offline.
+    let mut mu = [0.0_f64; 4];
+    let mut var = [0.0_f64; 4];
+    for (j, rj) in r.iter().enumerate() {
+        let flow = match j {
+            7 => &P2P_FLOWS[P2pFlow::Disconnect as usize],
+            8 => &P2P_FLOWS[P2pFlow::Shutdown as usize],
+            _ => &P2P_FLOWS[j],
+        };
+        let v = flow.jump();
+        let mut d = [f64::from(v[0]), f64::from(v[1]), f64::from(v[2]), 0.0];
+        d[3] = -(d[0] + d[1] + d[2]);
+        let mut second = d.map(|x| x * x);
+        if j == P2pFlow::Shutdown as usize || j == 8 {
+            // The batch of peers that follows the supernode to the queue.
+            d[0] -= beta;
+            d[2] += beta;
+            second[0] = beta + beta * beta;
+            second[2] = 1.0 + 3.0 * beta + beta * beta;
+        }
+        for i in 0..4 {
+            mu[i] += d[i] * rj;
+            var[i] += second[i] * rj;
+        }
+    }
+    let sizes = [c.n, c.s, c.q, c.offline()];
+    let mut tau = f64::INFINITY;
+    for i in 0..4 {
+        let bound = (epsilon * sizes[i] as f64).max(1.0);
+        if mu[i] != 0.0 {
+            tau = tau.min(bound / mu[i].abs());
+        }
+        if var[i] > 0.0 {
+            tau = tau.min(bound * bound / var[i]);
+        }
+    }
+    tau
 }
 
 /// Quantiles of the peer fraction across runs at each output time: rows

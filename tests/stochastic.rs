@@ -9,7 +9,8 @@ use selfheal::model::{Bound, Model, P2p, P2pFlow, P2P_FLOWS};
 use selfheal::scenario::{Scenario, Shock};
 use selfheal::simulate::{simulate, SimOptions};
 use selfheal::stochastic::{
-    orphan_probability, simulate_runs, transition_rates, Counts, StochasticMethod, TRANSITIONS,
+    leap_length, orphan_probability, simulate_runs, transition_rates, Counts, StochasticMethod,
+    LEAP_EPSILON, TRANSITIONS,
 };
 
 fn scenario() -> Scenario {
@@ -139,6 +140,34 @@ fn expected_drift_of_the_chain_is_the_fluid_right_hand_side() {
             "{} was noticeable in only {k} of {trials} states",
             flow.name
         );
+    }
+}
+
+/// The tau-leaping step keeps every population's expected change within ε of it (or one
+/// user): the expected change over the step, from the fluid right-hand side (M·f at the
+/// fractions, an independent route to the chain's drift), against the bound.
+#[test]
+fn a_leap_changes_no_population_by_more_than_epsilon_in_expectation() {
+    let mut rng = StdRng::seed_from_u64(17);
+    for case in 0..2000 {
+        let c = random_counts(&mut rng);
+        let p = random_params(&mut rng);
+        let r = transition_rates(&c, &p);
+        let tau = leap_length(&c, &r, &p, LEAP_EPSILON);
+        let m = c.m as f64;
+        let f = P2p.rhs(0.0, &c.fractions(), &p) * m;
+        let drift = [f[0], f[1], f[2], -(f[0] + f[1] + f[2])];
+        let sizes = [c.n, c.s, c.q, c.offline()].map(|v| v as f64);
+        for i in 0..4 {
+            let bound = (LEAP_EPSILON * sizes[i]).max(1.0);
+            let change = drift[i].abs() * tau;
+            assert!(
+                change <= bound * (1.0 + 1e-6) + 1e-9 * sizes[i],
+                "case {case}: population {i} changes by {change} > {bound} over {tau} ({c:?})"
+            );
+        }
+        let total: f64 = r.iter().sum();
+        assert!(total == 0.0 || tau.is_finite(), "case {case}: {tau}");
     }
 }
 

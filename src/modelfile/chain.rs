@@ -69,34 +69,62 @@ struct Chain<'a, const N: usize> {
     leaps: u64,
 }
 
-impl<const N: usize> Chain<'_, N> {
-    /// The propensities `M · rate` of `list` at the current counts.
+impl<'a, const N: usize> Chain<'a, N> {
+    /// The transitions of the lists `which` (0: the model's, 1: the shock's), in order.
+    fn list(&self, which: &[usize]) -> Vec<&'a Transition> {
+        let f: &'a ModelFile = self.file;
+        which
+            .iter()
+            .flat_map(|&w| {
+                if w == 0 {
+                    &f.transitions
+                } else {
+                    &f.shock_transitions
+                }
+            })
+            .collect()
+    }
+
+    /// The propensities `M · rate` of the lists `which` ([`Self::list`]) at the current counts.
     fn propensities(
         &self,
-        list: &[Transition],
+        which: &[usize],
+        list: &[&Transition],
         t: f64,
         p: &[f64],
         h: &[f64],
     ) -> Result<Vec<f64>, Error> {
         let x: Vec<f64> = self.counts.iter().map(|c| c / self.m).collect();
-        let mut out = Vec::with_capacity(list.len());
-        let mut bad = None;
+        let mut rates = Vec::with_capacity(list.len());
+        for &w in which {
+            // The register program when the list has one, else the expression programs.
+            match &self.file.programs[w] {
+                Some(prog) => prog.rates(t, &x, p, h, &mut rates),
+                None => {
+                    let l = if w == 0 {
+                        &self.file.transitions
+                    } else {
+                        &self.file.shock_transitions
+                    };
+                    self.file.rates(l, t, &x, p, h, |_, r| rates.push(r));
+                }
+            }
+        }
         let counts = &self.counts;
-        self.file.rates(list, t, &x, p, h, |tr, r| {
-            if bad.is_none() && !(r.is_finite() && r >= 0.0) {
-                bad = Some((tr.name.clone(), r));
+        let mut out = Vec::with_capacity(list.len());
+        for (tr, &r) in list.iter().zip(&rates) {
+            if !(r.is_finite() && r >= 0.0) {
+                return Err(Error::Invalid(format!(
+                    "transition `{}` of {} has rate {r} at t = {t}, {}: a rate must be finite and >= 0",
+                    tr.name,
+                    self.file.source,
+                    self.file.state_words(&x)
+                )));
             }
             // A transition that would take a count below zero cannot fire (the fluid rate of,
             // say, ALOHA's successes does not vanish with the backlog).
             let possible = tr.jump.iter().all(|&(i, v)| counts[i] + v >= 0.0);
             out.push(if possible { (self.m * r).max(0.0) } else { 0.0 });
-        });
-        if let Some((name, r)) = bad {
-            return Err(Error::Invalid(format!(
-                "transition `{name}` of {} has rate {r} at t = {t}, {}: a rate must be finite and >= 0",
-                self.file.source,
-                self.file.state_words(&x)
-            )));
         }
         Ok(out)
     }
@@ -111,12 +139,14 @@ impl<const N: usize> Chain<'_, N> {
     /// calling `record(t_reached, counts)` before each change of the counts.
     fn advance(
         &mut self,
-        list: &[Transition],
+        which: &[usize],
         (t0, t1): (f64, f64),
         p: &[f64],
         h: &[f64],
         record: &mut dyn FnMut(f64, &[f64]),
     ) -> Result<(), Error> {
+        let list: Vec<&Transition> = self.list(which);
+        let list = list.as_slice();
         let mut t = t0;
         let mut exact_left = 0u32;
         while t < t1 {
@@ -125,7 +155,7 @@ impl<const N: usize> Chain<'_, N> {
                     "a run took more than {MAX_EVENTS} events by t = {t}: use tau-leaping or a smaller population"
                 )));
             }
-            let a = self.propensities(list, t, p, h)?;
+            let a = self.propensities(which, list, t, p, h)?;
             let a0: f64 = a.iter().sum();
             if a0 <= 0.0 {
                 break;
@@ -177,7 +207,7 @@ impl<const N: usize> Chain<'_, N> {
                 u -= aj;
             }
             record(t, &self.counts);
-            self.fire(&list[j], 1.0);
+            self.fire(list[j], 1.0);
             self.events += 1;
             exact_left = exact_left.saturating_sub(1);
         }
@@ -186,7 +216,7 @@ impl<const N: usize> Chain<'_, N> {
 
     /// The leap length of the per-state rule: for each state with mean change `μ_i` and
     /// variance `σ²_i` per unit time, `min(max(ε·c_i, 1)/|μ_i|, max(ε·c_i, 1)²/σ²_i)`.
-    fn leap_length(&self, list: &[Transition], a: &[f64]) -> f64 {
+    fn leap_length(&self, list: &[&Transition], a: &[f64]) -> f64 {
         let mut tau = f64::INFINITY;
         for (i, c) in self.counts.iter().enumerate() {
             let (mut mu, mut var) = (0.0, 0.0);
@@ -310,8 +340,7 @@ pub fn chain_runs<const N: usize>(
                     // peers by −0.5 % after a 0.3 wave at ε = 0.03; a tenth of ε there.
                     let eps = chain.epsilon;
                     chain.epsilon = eps / 10.0;
-                    let done =
-                        chain.advance(&file.shock_transitions, (0.0, 1.0), &p, &h, &mut none);
+                    let done = chain.advance(&[1], (0.0, 1.0), &p, &h, &mut none);
                     chain.epsilon = eps;
                     done?;
                 }
@@ -329,11 +358,9 @@ pub fn chain_runs<const N: usize>(
                         -(1.0 - s.fraction).ln() / s.window,
                         -(1.0 - s.sn_fraction).ln() / s.window,
                     ];
-                    let mut list = file.transitions.clone();
-                    list.extend(file.shock_transitions.iter().cloned());
-                    chain.advance(&list, (t, b), &p, &h, &mut record)?;
+                    chain.advance(&[0, 1], (t, b), &p, &h, &mut record)?;
                 } else {
-                    chain.advance(&file.transitions, (t, b), &p, &[0.0, 0.0], &mut record)?;
+                    chain.advance(&[0], (t, b), &p, &[0.0, 0.0], &mut record)?;
                 }
                 // Grid times before `b` hold the counts reached by then.
                 record(b, &chain.counts.clone());

@@ -48,6 +48,8 @@ pub(crate) struct Program {
     n: usize,
     n_params: usize,
     n_hazards: usize,
+    /// The slot of each transition's rate, in list order.
+    rate_slots: Vec<Slot>,
     /// First slot of the flow.
     out: usize,
     slots: usize,
@@ -170,6 +172,7 @@ impl Program {
         lets: impl IntoIterator<Item = &'a Expr>,
         list: impl IntoIterator<Item = (&'a Expr, &'a [(usize, f64)])>,
     ) -> Option<Self> {
+        let mut rate_at = vec![];
         let mut b = Builder {
             n,
             n_params,
@@ -198,6 +201,7 @@ impl Program {
                 return None;
             }
             let r = b.expr(rate);
+            rate_at.push(r);
             for &(i, v) in jump {
                 b.code.push(if v == 1.0 {
                     Draft::Inc(At::Flow(i), r)
@@ -244,6 +248,7 @@ impl Program {
             n,
             n_params,
             n_hazards,
+            rate_slots: rate_at.into_iter().map(s).collect(),
             out,
             slots,
         })
@@ -299,6 +304,18 @@ impl Program {
         s
     }
 
+    /// Appends the rate of every transition of the list, in order, to `out`.
+    pub(crate) fn rates(&self, t: f64, x: &[f64], p: &[f64], h: &[f64], out: &mut Vec<f64>) {
+        let mut take = |s: &[f64]| out.extend(self.rate_slots.iter().map(|r| s[*r as usize]));
+        if self.slots <= 64 {
+            take(&self.run::<f64, 64>(t, x, p, h));
+        } else if self.slots <= 128 {
+            take(&self.run::<f64, 128>(t, x, p, h));
+        } else {
+            take(&self.run::<f64, MAX_SLOTS>(t, x, p, h));
+        }
+    }
+
     /// The flow `Σ rate · jump` into `dx` (length `N`).
     #[inline]
     pub(crate) fn flow<T: Scalar>(&self, t: T, x: &[T], p: &[T], h: &[T], dx: &mut [T]) {
@@ -349,7 +366,7 @@ mod tests {
     }
 
     /// Both evaluators give the same bits, values and derivatives, at random states, parameters
-    /// and hazards of every shipped model, for the flow and the shock flow.
+    /// and hazards of every shipped model, for the flow and the shock flow, and the same rates.
     #[test]
     fn the_register_program_computes_what_the_expressions_compute() {
         let mut seed = 7u64;
@@ -386,6 +403,15 @@ mod tests {
                     prog.flow(t, &x, &p, &h, &mut got);
                     for (a, b) in got.iter().zip(&want) {
                         assert_eq!(a.to_bits(), b.to_bits(), "{name}: {got:?} vs {want:?}");
+                    }
+                    // Each rate, as the stochastic chain reads them.
+                    let mut rates = vec![];
+                    prog.rates(t, &x, &p, &h, &mut rates);
+                    let mut each = vec![];
+                    mf.rates(list, t, &x, &p, &h, |_, r| each.push(r));
+                    assert_eq!(rates.len(), list.len());
+                    for (a, b) in rates.iter().zip(&each) {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{name}: {rates:?} vs {each:?}");
                     }
                     // Derivatives in the first state and the first parameter.
                     type D = DualSVec64<2>;
