@@ -379,8 +379,17 @@ impl Scenario {
                     ),
                 ));
             }
-            if s.window > 0.0 && (s.fraction > 0.0 || s.sn_fraction > 0.0) {
-                check_spread_wave(model, self.params.values())?;
+            if s.fraction > 0.0 || s.sn_fraction > 0.0 {
+                // A model without a wave refuses the shock here, not midway through a run.
+                let p = self.params.values();
+                let x = model.nominal_state(p);
+                let flow = s.window > 0.0 && model.reboot_flow(&x, p, 1.0, 1.0).amax() != 0.0;
+                if let (false, Err(e)) = (flow, model.reboot_jump(&x, p, 0.0, 0.0)) {
+                    return Err(e.context("shock"));
+                }
+                if s.window > 0.0 {
+                    check_spread_wave(model, p)?;
+                }
             }
         }
         let mut prev = 0.0;

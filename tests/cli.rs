@@ -1373,6 +1373,62 @@ fn model_files_run_through_every_analysis_command() {
         &[],
     );
     assert!(e.contains("min_peers") && e.contains("min_n"), "{e}");
+    // A metric the model cannot give (ALOHA has no utilisation) is refused with the reason
+    // and only the metrics it can give.
+    let e = refused(
+        &[
+            "sweep",
+            "--grid",
+            "qr=0.05:0.2:3",
+            "--metric",
+            "peak_utilisation",
+            "--model",
+            &aloha,
+            "--out",
+            "t.csv",
+        ],
+        &[],
+    );
+    assert!(e.contains("no utilisation") && e.contains("min_n"), "{e}");
+    assert!(
+        !e.split("gives")
+            .nth(1)
+            .unwrap_or("")
+            .contains("utilisation"),
+        "{e}"
+    );
+    // A model without [shock] refuses a wave before any run, naming the shock; so do the
+    // metrics that need one.
+    let decay = "name = \"decay\"\n[states]\nx = { max = 10 }\n[params]\nk = { default = 1, min = 0 }\n\
+        [[transition]]\nname = \"in\"\njump = { x = 1 }\nrate = \"1\"\n\
+        [[transition]]\nname = \"out\"\njump = { x = -1 }\nrate = \"k*x\"\n[service]\nlevel = \"1\"\n";
+    for window in ["0", "5"] {
+        let e = refused(
+            &[
+                "simulate", "--model", "d.toml", "--shock", "0.2", "--window", window,
+            ],
+            &[("d.toml", decay)],
+        );
+        assert!(
+            e.starts_with("error: shock: ") && e.contains("no [shock]"),
+            "{e}"
+        );
+    }
+    let e = refused(
+        &[
+            "sweep",
+            "--grid",
+            "k=1:2:3",
+            "--metric",
+            "critical_shock",
+            "--model",
+            "d.toml",
+            "--out",
+            "t.csv",
+        ],
+        &[("d.toml", decay)],
+    );
+    assert!(e.contains("no reboot wave") && e.contains("min_x"), "{e}");
     // A broken model file names itself and the line.
     std::fs::write(dir.path().join("bad.toml"), "name = \"x\"\n[states]\nn = {}\n[[transition]]\nname = \"a\"\njump = { n = 1 }\nrate = \"nn\"\n").unwrap();
     let r = selfheal(&["simulate", "--model", "bad.toml"], dir.path());

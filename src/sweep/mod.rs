@@ -100,6 +100,67 @@ impl Metric {
         }
     }
 
+    /// Why `model` (at parameters `p`) cannot give this metric, or `None` if it can: a state
+    /// it does not have, no service level, no utilisation, no reboot wave.
+    pub fn missing_in<M: Model<N>, const N: usize>(
+        self,
+        model: &M,
+        p: &[f64],
+    ) -> Option<&'static str> {
+        let x = model.nominal_state(p);
+        match self {
+            Metric::Min(i) | Metric::TMin(i) | Metric::Peak(i) if i >= N => Some("no such state"),
+            Metric::MinServiceLevel if model.service_level(&x, p).is_none() => {
+                Some("it defines no service level")
+            }
+            Metric::PeakUtilisation if model.utilisation(&x, p).is_none() => {
+                Some("it defines no utilisation")
+            }
+            Metric::CriticalShock | Metric::CriticalWindow
+                if model.reboot_jump(&x, p, 0.0, 0.0).is_err() =>
+            {
+                Some("it defines no reboot wave")
+            }
+            _ => None,
+        }
+    }
+
+    /// Parses a comma-separated list of the metrics that `model` gives at parameters `p`
+    /// ([`Metric::missing_in`]): an unknown name or one the model cannot give is refused with
+    /// the list of those it can.
+    pub fn parse_for<M: Model<N>, const N: usize>(
+        text: &str,
+        model: &M,
+        p: &[f64],
+    ) -> Result<Vec<Metric>, Error> {
+        let states = model.states();
+        let can: Vec<String> = Metric::all(&states)
+            .into_iter()
+            .filter(|m| m.missing_in(model, p).is_none())
+            .map(|m| m.name(&states))
+            .collect();
+        let list = Metric::parse_list(text, &states).map_err(|e| match e {
+            Error::Invalid(m) if m.starts_with("unknown metric") => Error::Invalid(format!(
+                "{}; model `{}` gives {}",
+                m.split(';').next().unwrap_or(&m),
+                model.name(),
+                can.join(", ")
+            )),
+            e => e,
+        })?;
+        for m in &list {
+            if let Some(why) = m.missing_in(model, p) {
+                return Err(Error::Invalid(format!(
+                    "metric `{}` is not defined for model `{}` ({why}); it gives {}",
+                    m.name(&states),
+                    model.name(),
+                    can.join(", ")
+                )));
+            }
+        }
+        Ok(list)
+    }
+
     /// Parses a comma-separated list of the metrics of a model with these states.
     ///
     /// ```
@@ -215,17 +276,10 @@ where
         // Metrics the model cannot give are refused before any row is computed.
         let states = model.states();
         let p = base.params.values();
-        let x = model.nominal_state(p);
         for m in &metrics {
-            let missing = match m {
-                Metric::Min(i) | Metric::TMin(i) | Metric::Peak(i) => *i >= N,
-                Metric::MinServiceLevel => model.service_level(&x, p).is_none(),
-                Metric::PeakUtilisation => model.utilisation(&x, p).is_none(),
-                _ => false,
-            };
-            if missing {
+            if let Some(why) = m.missing_in(model, p) {
                 return Err(Error::Invalid(format!(
-                    "metric `{}`: model `{}` does not define it",
+                    "metric `{}` is not defined for model `{}` ({why})",
                     m.name(&states),
                     model.name()
                 )));

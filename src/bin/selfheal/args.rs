@@ -23,19 +23,21 @@ pub struct ScenarioArgs {
     /// Override a parameter, e.g. --set sn_capacity=800 (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE", allow_hyphen_values = true)]
     pub set: Vec<String>,
-    /// Reboot fraction of peers (and of supernodes unless --sn-shock), in [0, 1).
+    /// Reboot-wave fraction, in [0, 1): the built-in model's peers (and supernodes unless
+    /// --sn-shock); a model file's first [shock] fraction.
     #[arg(long, value_name = "F")]
     pub shock: Option<f64>,
-    /// Reboot fraction of supernodes, in [0, 1).
+    /// Reboot fraction of supernodes, in [0, 1) (a model file's second [shock] fraction).
     #[arg(long, value_name = "C")]
     pub sn_shock: Option<f64>,
-    /// Spread the reboot wave over W minutes (0: instantaneous).
+    /// Spread the reboot wave over W time units (minutes for the built-in model; 0:
+    /// instantaneous).
     #[arg(long, value_name = "W")]
     pub window: Option<f64>,
-    /// Time of the reboot wave (minutes).
+    /// Time of the reboot wave (in the model's time unit: minutes for the built-in model).
     #[arg(long, value_name = "T")]
     pub shock_at: Option<f64>,
-    /// End of the simulation (minutes).
+    /// End of the simulation (in the model's time unit: minutes for the built-in model).
     #[arg(long, value_name = "T")]
     pub t_end: Option<f64>,
     /// Relative tolerance of the solver [default: 1e-6].

@@ -118,13 +118,16 @@ fn print_summary<M: Model<N>, const N: usize>(
         if model.fractions() {
             format!("{:.3} M users", x * sc.population / 1e6)
         } else {
-            format!(
-                "{} individuals",
-                crate::args::significant(x * sc.population, 6)
-            )
+            let n = crate::args::significant(x * sc.population, 6);
+            let s = if n == "1" { "" } else { "s" };
+            format!("{n} individual{s}")
         }
     };
-    let unit = model.time_unit();
+    // Times in the model's unit: an abbreviation as it is ("min"), a word plural ("minutes").
+    let unit = match model.time_unit() {
+        u if ["s", "ms", "min", "h", "d"].contains(&u) || u.ends_with('s') => u.to_string(),
+        u => format!("{u}s"),
+    };
     eprintln!(
         "scenario: {} (t_end {} {unit}, method {}, rtol {:e}, atol {:e})",
         sc.name, sc.t_end, opts.solve.method, opts.solve.tol.rtol, opts.solve.tol.atol

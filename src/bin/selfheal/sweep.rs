@@ -112,8 +112,8 @@ where
 {
     let (sc, solve) = args.scenario.build_with(model)?;
     let design = args.design(&sc)?;
-    let metrics =
-        Metric::parse_list(&args.metric, &model.states()).map_err(|e| e.context("--metric"))?;
+    let metrics = Metric::parse_for(&args.metric, model, sc.params.values())
+        .map_err(|e| e.context("--metric"))?;
     let shard = args
         .shard
         .as_deref()
