@@ -35,6 +35,28 @@ impl fmt::Display for Num {
     }
 }
 
+/// `v` with `digits` significant digits, without trailing zeros (how messages and the report
+/// quote numbers).
+///
+/// ```
+/// use selfheal::output::significant;
+/// assert_eq!(significant(0.123456, 3), "0.123");
+/// assert_eq!(significant(24e6, 3), "24000000");
+/// assert_eq!(significant(2.5, 6), "2.5");
+/// ```
+pub fn significant(v: f64, digits: i32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let prec = (digits - 1 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.prec$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// [`Num`] as a string.
 pub fn num(v: f64) -> String {
     Num(v).to_string()

@@ -179,13 +179,7 @@ fn sig(v: f64) -> String {
     if !(-4..6).contains(&mag) {
         return format!("{v:.4e}");
     }
-    let prec = (4 - mag).max(0) as usize;
-    let t = format!("{v:.prec$}");
-    if t.contains('.') {
-        t.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        t
-    }
+    crate::output::significant(v, 5)
 }
 
 fn users(x: f64, population: f64) -> String {

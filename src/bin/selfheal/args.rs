@@ -409,16 +409,4 @@ pub fn whole_usize(text: &str) -> Result<usize, String> {
     usize::try_from(v).map_err(|_| format!("must be at most {} (got {text})", usize::MAX))
 }
 
-/// `v` with `digits` significant digits, without trailing zeros.
-pub fn significant(v: f64, digits: i32) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return format!("{v}");
-    }
-    let prec = (digits - 1 - v.abs().log10().floor() as i32).max(0) as usize;
-    let s = format!("{v:.prec$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
+pub use selfheal::output::significant;
