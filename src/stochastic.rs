@@ -2,12 +2,14 @@
 //! exact simulation (Gillespie's direct method) for small `M`, tau-leaping for large `M`.
 //!
 //! The rate law is the fluid model's, [`P2p::flows`], and the jumps are its stoichiometry,
-//! [`P2P_FLOWS`]: each of the first seven flows becomes a transition moving one user, at `M`
+//! [`P2P_FLOWS`]: each of the first nine flows becomes a transition moving one user, at `M`
 //! times the fluid flow evaluated at the current fractions ([`transition_rates`]): sign-on
 //! (offline → queue), sign-off (peer → offline), supernode sign-off (supernode → offline), login
-//! (queue → peer), give-up (queue → offline), promotion (peer → supernode), and overload shutdown
-//! (supernode → queue). The eighth, the disconnect flow (peer → queue), is not a transition of its
-//! own: a shutdown moves the supernode **and a batch of its peers** into the queue at once. Each
+//! (queue → peer), give-up (queue → offline), promotion (peer → supernode), overload shutdown
+//! (supernode → queue), and the crashes of revision 3 (peer → queue, supernode → queue). The
+//! disconnect flow and the crash orphans (peer → queue) are not transitions of their own: a
+//! shutdown or a supernode crash moves the supernode **and a batch of its peers** into the queue
+//! at once. Each
 //! of the `n` peers is attached to one of the `s + S0·M` serving units uniformly, so the batch is
 //! drawn Binomial(n, 1/(s + S0·M)) ([`orphan_probability`]), whose mean times the shutdown rate
 //! is `M` times the disconnect flow `φ·S·N/(S + S0)`. The expected drift is therefore the fluid
@@ -145,10 +147,16 @@ impl Counts {
     }
 }
 
-/// The chain's transitions: the first seven flows of [`P2P_FLOWS`], in [`P2pFlow`] order (sign-on
-/// to shutdown), each moving one user. The disconnect flow has no transition of its own: each
-/// shutdown carries a batch of its supernode's peers along it ([`orphan_probability`]).
-pub const TRANSITIONS: usize = 7;
+/// The chain's transitions: the first nine flows of [`P2P_FLOWS`], in [`P2pFlow`] order (sign-on
+/// to supernode crash), each moving one user. The disconnect flow and the crash orphans have no
+/// transition of their own: each shutdown or supernode crash carries a batch of its supernode's
+/// peers to the queue ([`orphan_probability`]).
+pub const TRANSITIONS: usize = 9;
+
+/// Whether transition `j` takes a supernode down with its peers (a shutdown or a crash).
+fn takes_peers(j: usize) -> bool {
+    j == P2pFlow::Shutdown as usize || j == P2pFlow::SnCrash as usize
+}
 
 /// Rates (per minute) of the [`TRANSITIONS`] transitions at `c` with parameters `p`: `M` times the
 /// flows of [`P2p::flows`] at the fractions of `c` (a rate that is not finite counts as 0).
@@ -213,7 +221,7 @@ fn apply(rng: &mut Xoshiro256PlusPlus, c: &mut Counts, j: usize, k: u64, p: &[f6
     let flow = &P2P_FLOWS[j];
     let k = k.min(c.count(flow.from));
     // Drawn before the supernodes leave: their peers were attached to the units counted now.
-    let batch = if j == P2pFlow::Shutdown as usize {
+    let batch = if takes_peers(j) {
         orphans(rng, c, k, p)
     } else {
         0
@@ -683,29 +691,33 @@ impl Trace {
     }
 }
 
-/// Fires transition `j` (0–6 the model's, 7 a peer reboot, 8 a supernode reboot) `k` times.
-fn fire(rng: &mut Xoshiro256PlusPlus, c: &mut Counts, j: usize, k: u64, p: &[f64]) {
+/// The flow that transition `j` of a run moves users along: the model's [`TRANSITIONS`], then
+/// a peer reboot and a supernode reboot inside a spread wave (per-machine hazards, moving users
+/// as a crash does: a rebooted supernode takes its peers along).
+fn flow_of(j: usize) -> usize {
     match j {
-        7 => {
-            let k = k.min(c.n);
-            c.n -= k;
-            c.q += k;
-        }
-        8 => apply(rng, c, 6, k, p),
-        _ => apply(rng, c, j, k, p),
+        TRANSITIONS => P2pFlow::Crash as usize,
+        j if j == TRANSITIONS + 1 => P2pFlow::SnCrash as usize,
+        j => j,
     }
+}
+
+/// Fires transition `j` ([`flow_of`]) `k` times.
+fn fire(rng: &mut Xoshiro256PlusPlus, c: &mut Counts, j: usize, k: u64, p: &[f64]) {
+    apply(rng, c, flow_of(j), k, p);
 }
 
 /// The bound on the relative change of each population per leap (the model-file chain's
 /// default too).
 pub const LEAP_EPSILON: f64 = 0.03;
 
-/// The tau-leaping step at `c` with rates `r` (transitions in [`fire`] order): the longest
+/// The tau-leaping step at `c` with rates `r` (the [`TRANSITIONS`], then a peer and a supernode
+/// reboot inside a spread wave): the longest
 /// step over which the expected change of every population (peers, supernodes, queue,
 /// offline) and its standard deviation stay within `epsilon` of it, or one user for small
-/// populations (the per-species rule of Cao, Gillespie and Petzold, 2006). A shutdown moves
-/// its supernode and a batch of peers with mean `β = n/(s + S0·M)` and second moment about
-/// `β + β²`; a peer reboot moves one peer to the queue. Infinite when nothing changes.
+/// populations (the per-species rule of Cao, Gillespie and Petzold, 2006). A shutdown, a
+/// supernode crash or reboot moves its supernode and a batch of peers with mean
+/// `β = n/(s + S0·M)` and second moment about `β + β²`. Infinite when nothing changes.
 pub fn leap_length(c: &Counts, r: &[f64], p: &[f64], epsilon: f64) -> f64 {
     let units = c.s as f64 + p[P2pIdx::Dedicated as usize] * c.m as f64;
     let beta = if units > 0.0 { c.n as f64 / units } else { 0.0 };
@@ -713,16 +725,12 @@ pub fn leap_length(c: &Counts, r: &[f64], p: &[f64], epsilon: f64) -> f64 {
     let mut mu = [0.0_f64; 4];
     let mut var = [0.0_f64; 4];
     for (j, rj) in r.iter().enumerate() {
-        let flow = match j {
-            7 => &P2P_FLOWS[P2pFlow::Disconnect as usize],
-            8 => &P2P_FLOWS[P2pFlow::Shutdown as usize],
-            _ => &P2P_FLOWS[j],
-        };
+        let flow = &P2P_FLOWS[flow_of(j)];
         let v = flow.jump();
         let mut d = [f64::from(v[0]), f64::from(v[1]), f64::from(v[2]), 0.0];
         d[3] = -(d[0] + d[1] + d[2]);
         let mut second = d.map(|x| x * x);
-        if j == P2pFlow::Shutdown as usize || j == 8 {
+        if takes_peers(flow_of(j)) {
             // The batch of peers that follows the supernode to the queue.
             d[0] -= beta;
             d[2] += beta;
@@ -830,11 +838,7 @@ mod tests {
                     .zip(state(&before))
                     .map(|(a, b)| a - b)
                     .collect();
-                let batch = if j == P2pFlow::Shutdown as usize {
-                    -change[0]
-                } else {
-                    0
-                };
+                let batch = if takes_peers(j) { -change[0] } else { 0 };
                 assert!(
                     (0..=before.n as i64).contains(&batch),
                     "{}: batch {batch}",

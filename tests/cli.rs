@@ -229,7 +229,12 @@ fn params_lists_every_parameter_with_unit_default_and_range() {
     let out = selfheal(&["params"], dir.path());
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 1 + 16);
+    // docs/model.md's table: sixteen parameters and the two crash hazards of revision 3.
+    assert_eq!(text.lines().count(), 1 + 18);
+    for name in ["crash ", "sn_crash "] {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+        assert!(line.contains("1/min") && line.contains(" 0 "), "{line}");
+    }
     let retry = text.lines().find(|l| l.starts_with("retry ")).unwrap();
     assert!(retry.contains("1/min") && retry.contains("4") && retry.contains("> 0"));
 }

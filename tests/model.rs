@@ -1,6 +1,8 @@
 //! The reference model against independent facts: conservation, hand-evaluated edge cases,
 //! finite-difference Jacobians, the reboot wave's bookkeeping and the windowed limit.
 
+mod common;
+
 use nalgebra::SVector;
 use selfheal::analysis::healthy_state;
 use selfheal::model::{jacobian, Model, P2p, P2pIdx, ParamSet, ParamSpec, Scalar, StateSpec};
@@ -311,4 +313,61 @@ fn a_spread_wave_on_a_model_without_its_flow_is_refused() {
     sc.shock = Some(Shock::instantaneous(0.5));
     let sim = simulate(&Drain, &sc, &SimOptions::default()).unwrap();
     assert!((sim.summary.min_peers - 0.5).abs() < 1e-9);
+}
+
+/// The crash hazards of revision 3, against the equations written out from docs/model.md:
+/// switching them on adds −C to dN/dt, −ηcs·S to dS/dt and C + ηcs·S to dQ/dt, with
+/// C = ηc·N + ηcs·S·N/(S + S0); they are the spread reboot wave's flow with the same hazards
+/// (a second, independently written route); and they keep N + S + Q + O = 1.
+#[test]
+fn crash_hazards_add_the_flows_of_the_equations() {
+    let mut rng = common::SplitMix(29);
+    let defaults = ParamSet::defaults(P2p.params()).values().to_vec();
+    let (ic, ics) = (
+        P2p.params().iter().position(|s| s.name == "crash").unwrap(),
+        P2p.params()
+            .iter()
+            .position(|s| s.name == "sn_crash")
+            .unwrap(),
+    );
+    assert_eq!((defaults[ic], defaults[ics]), (0.0, 0.0));
+    for _ in 0..5000 {
+        let mut x: SVector<f64, 3> = SVector::from_fn(|_, _| rng.next());
+        x[1] *= 10f64.powf(-6.0 * rng.next());
+        if x.sum() > 1.0 {
+            x /= x.sum() * (1.0 + rng.next());
+        }
+        let (ec, ecs) = (10f64.powf(-5.0 * rng.next()), 10f64.powf(-5.0 * rng.next()));
+        let mut p = defaults.clone();
+        p[P2pIdx::Dedicated as usize] = 10f64.powf(-8.0 * rng.next());
+        let off = P2p.rhs(0.0, &x, &p);
+        p[ic] = ec;
+        p[ics] = ecs;
+        let on = P2p.rhs(0.0, &x, &p);
+        let (n, s) = (x[0], x[1]);
+        let s0 = p[P2pIdx::Dedicated as usize];
+        let c = ec * n + ecs * s * n / (s + s0);
+        let want = [-c, -ecs * s, c + ecs * s];
+        let scale = off.amax() + c + ecs * s;
+        for i in 0..3 {
+            assert!(
+                (on[i] - off[i] - want[i]).abs() <= 1e-13 * scale,
+                "state {i} at {x:?}: {} vs {}",
+                on[i] - off[i],
+                want[i]
+            );
+        }
+        // The spread wave's flow with the same hazards (crashes off).
+        p[ic] = 0.0;
+        p[ics] = 0.0;
+        let wave = P2p.reboot_flow(&x, &p, ec, ecs);
+        for i in 0..3 {
+            assert!(
+                (wave[i] - want[i]).abs() <= 1e-13 * scale,
+                "{wave:?} vs {want:?}"
+            );
+        }
+        // Offline users gain nothing: the three derivatives' change sums to zero.
+        assert!((on - off).sum().abs() <= 1e-13 * scale);
+    }
 }

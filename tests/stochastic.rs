@@ -48,6 +48,8 @@ fn random_params(rng: &mut impl Rng) -> Vec<f64> {
                 Bound::Closed(b) | Bound::Open(b) if rng.random::<bool>() => {
                     lo.max(0.0) + (b - lo.max(0.0)) * rng.random::<f64>()
                 }
+                // Rates that are off by default (the crash hazards) get a scale of their own.
+                _ if spec.default == 0.0 => log_uniform(rng, -5.0, -1.0),
                 _ => spec.default * log_uniform(rng, -2.0, 2.0),
             };
             match spec.upper {
@@ -83,7 +85,7 @@ fn expected_drift_of_the_chain_is_the_fluid_right_hand_side() {
     let batch_flow = &P2P_FLOWS[P2pFlow::Disconnect as usize];
     let (mut worst, mut worst_own): (f64, f64) = (0.0, 0.0);
     // How often each flow is a noticeable part of the activity: a wrong jump must show.
-    let mut noticeable = [0usize; 8];
+    let mut noticeable = [0usize; 11];
     let trials = 2000;
     for _ in 0..trials {
         let p = random_params(&mut rng);
@@ -105,10 +107,9 @@ fn expected_drift_of_the_chain_is_the_fluid_right_hand_side() {
             add(flow.jump(), rate);
         }
         let mean_batch = c.n as f64 * orphan_probability(&c, 1, &p);
-        add(
-            batch_flow.jump(),
-            rates[P2pFlow::Shutdown as usize] * mean_batch,
-        );
+        // A shutdown and a supernode crash each take a batch of peers along.
+        let down = rates[P2pFlow::Shutdown as usize] + rates[P2pFlow::SnCrash as usize];
+        add(batch_flow.jump(), down * mean_batch);
 
         let x: SVector<f64, 3> = c.fractions();
         let f = P2p.rhs(0.0, &x, &p);

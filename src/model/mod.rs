@@ -273,12 +273,12 @@ fn dual_params<T: Scalar>(p: &[f64]) -> [T; MAX_PARAMS] {
 }
 
 /// Calls `f` with the parameters lifted into constant duals, in a stack buffer sized to them
-/// (16 or [`MAX_PARAMS`]): the hot path lifts only what the model has.
+/// (20 or [`MAX_PARAMS`]): the hot path lifts only what the model has.
 #[inline]
 fn with_dual_params<T: Scalar, R>(p: &[f64], f: impl FnOnce(&[T]) -> R) -> R {
     debug_assert!(p.len() <= MAX_PARAMS);
-    if p.len() <= 16 {
-        let mut pd = [T::from(0.0); 16];
+    if p.len() <= 20 {
+        let mut pd = [T::from(0.0); 20];
         for (d, v) in pd.iter_mut().zip(p) {
             *d = T::from(*v);
         }

@@ -42,6 +42,10 @@ pub enum P2pIdx {
     SnRatio,
     /// k, steepness of the promotion switch.
     NeedSteepness,
+    /// ηc, crash hazard of a peer's client (revision 3).
+    Crash,
+    /// ηcs, crash hazard of a supernode's client (revision 3).
+    SnCrash,
 }
 
 const fn spec(
@@ -62,7 +66,7 @@ const INF: Bound = Bound::Unbounded;
 
 /// The parameter table of the reference model (docs/model.md), in [`P2pIdx`] order.
 #[rustfmt::skip]
-pub static P2P_PARAMS: [ParamSpec; 16] = [
+pub static P2P_PARAMS: [ParamSpec; 18] = [
     spec("sign_on", "λ", "1/min", 1.0 / 480.0, NONNEG, INF, "rate at which offline users start the client and join the queue"),
     spec("sign_off", "δ", "1/min", 1.0 / 240.0, NONNEG, INF, "rate at which online peers leave"),
     spec("sn_sign_off", "δs", "1/min", 1.0 / 720.0, NONNEG, INF, "rate at which supernodes leave normally"),
@@ -79,6 +83,8 @@ pub static P2P_PARAMS: [ParamSpec; 16] = [
     spec("eligible", "p", "-", 0.01, NONNEG, Bound::Closed(1.0), "fraction of online peers that may become supernodes"),
     spec("sn_ratio", "σ", "-", 1.0 / 300.0, NONNEG, Bound::Closed(1.0), "supernodes the network aims to keep per online peer"),
     spec("need_steepness", "k", "-", 20.0, POS, INF, "how sharply promotion switches off once the target is met"),
+    spec("crash", "ηc", "1/min", 0.0, NONNEG, INF, "hazard at which an online peer's client crashes and restarts (a faulty release)"),
+    spec("sn_crash", "ηcs", "1/min", 0.0, NONNEG, INF, "hazard at which a supernode's client crashes and restarts"),
 ];
 
 const STATES: [StateSpec; 3] = [
@@ -139,8 +145,14 @@ pub enum P2pFlow {
     Promotion,
     /// φ·S: overloaded supernodes shut down; their clients rejoin the queue.
     Shutdown,
+    /// ηc·N: peers' clients crash and restart, back into the queue (revision 3).
+    Crash,
+    /// ηcs·S: supernodes' clients crash and restart, back into the queue (revision 3).
+    SnCrash,
     /// D = φ·S·N/(S + S0): the peers of the supernodes that shut down rejoin the queue.
     Disconnect,
+    /// ηcs·S·N/(S + S0): the peers of the supernodes that crash rejoin the queue.
+    SnCrashOrphans,
 }
 
 /// One flow of the model: its name and symbol, and the compartments it moves users between.
@@ -189,7 +201,7 @@ const fn flow(
 /// one compartment to another, so `N + S + Q + O` is conserved. The Markov chain of
 /// [`crate::stochastic`] moves its users along this table.
 #[rustfmt::skip]
-pub const P2P_FLOWS: [FlowSpec; 8] = {
+pub const P2P_FLOWS: [FlowSpec; 11] = {
     use Compartment::*;
     [
         flow("sign_on", "λ·O", Offline, Queue),
@@ -199,7 +211,10 @@ pub const P2P_FLOWS: [FlowSpec; 8] = {
         flow("give_up", "θ·Q", Queue, Offline),
         flow("promotion", "P = γ·p·N·u", Peers, Supernodes),
         flow("shutdown", "φ·S", Supernodes, Queue),
+        flow("crash", "ηc·N", Peers, Queue),
+        flow("sn_crash", "ηcs·S", Supernodes, Queue),
         flow("disconnect", "D = φ·S·N/(S + S0)", Peers, Queue),
+        flow("sn_crash_orphans", "ηcs·S·N/(S + S0)", Peers, Queue),
     ]
 };
 
@@ -221,13 +236,19 @@ pub struct P2pFlows<T> {
     pub promotion: T,
     /// φ·S.
     pub shutdown: T,
+    /// ηc·N.
+    pub crash: T,
+    /// ηcs·S.
+    pub sn_crash: T,
     /// D = φ·S·N/(S + S0).
     pub disconnect: T,
+    /// ηcs·S·N/(S + S0).
+    pub sn_crash_orphans: T,
 }
 
 impl<T: Copy> P2pFlows<T> {
     /// The flows in [`P2pFlow`] order.
-    pub fn to_array(&self) -> [T; 8] {
+    pub fn to_array(&self) -> [T; 11] {
         [
             self.sign_on,
             self.sign_off,
@@ -236,7 +257,10 @@ impl<T: Copy> P2pFlows<T> {
             self.give_up,
             self.promotion,
             self.shutdown,
+            self.crash,
+            self.sn_crash,
             self.disconnect,
+            self.sn_crash_orphans,
         ]
     }
 }
@@ -275,13 +299,19 @@ pub(crate) fn flows_in<T: Scalar>(x: &SVector<T, 3>, sizes: &Sizes<T>, p: &[T]) 
     // u = 1/(1+(S/(σN))^k); σN = 0 reads as an infinite ratio (u = 0).
     let (_, need) = hill_ratio(s, g(SnRatio) * n, re(NeedSteepness));
     let shutdown = phi * sizes.supernodes;
-    // S + S0 below the smallest normal number counts as 0 (D = 0, docs/model.md): dividing by it
-    // would overflow the derivative.
-    let disconnect = if sn_total.re() >= f64::MIN_POSITIVE {
-        shutdown * sizes.peers / (sizes.supernodes + sizes.dedicated)
-    } else {
-        T::from(0.0)
+    let sn_crash = g(SnCrash) * sizes.supernodes;
+    // The peers of the supernodes that go down (share N/(S + S0) each). S + S0 below the
+    // smallest normal number counts as 0 (D = 0, docs/model.md): dividing by it would overflow
+    // the derivative.
+    let orphans = |down: T| {
+        if sn_total.re() >= f64::MIN_POSITIVE {
+            down * sizes.peers / (sizes.supernodes + sizes.dedicated)
+        } else {
+            T::from(0.0)
+        }
     };
+    let disconnect = orphans(shutdown);
+    let sn_crash_orphans = orphans(sn_crash);
     P2pFlows {
         sign_on: g(SignOn) * sizes.offline,
         sign_off: g(SignOff) * sizes.peers,
@@ -290,7 +320,10 @@ pub(crate) fn flows_in<T: Scalar>(x: &SVector<T, 3>, sizes: &Sizes<T>, p: &[T]) 
         give_up: g(GiveUp) * sizes.queue,
         promotion: g(Promotion) * g(Eligible) * sizes.peers * need,
         shutdown,
+        crash: g(Crash) * sizes.peers,
+        sn_crash,
         disconnect,
+        sn_crash_orphans,
     }
 }
 
@@ -375,9 +408,11 @@ impl Model<3> for P2p {
     /// into its state minus the flows out of it (offline is the rest, `1 − N − S − Q`).
     fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 3>, p: &[T]) -> SVector<T, 3> {
         let f = Self::flows(x, p);
-        let dn = f.login - f.sign_off - f.disconnect - f.promotion;
-        let ds = f.promotion - f.sn_sign_off - f.shutdown;
-        let dq = f.sign_on + f.disconnect + f.shutdown - f.login - f.give_up;
+        // Crashes (revision 3, zero by default) move clients and orphans back to the queue.
+        let crashes = f.crash + f.sn_crash_orphans;
+        let dn = f.login - f.sign_off - f.disconnect - f.promotion - crashes;
+        let ds = f.promotion - f.sn_sign_off - f.shutdown - f.sn_crash;
+        let dq = f.sign_on + f.disconnect + f.shutdown - f.login - f.give_up + crashes + f.sn_crash;
         SVector::from([dn, ds, dq])
     }
 
