@@ -1717,3 +1717,83 @@ fn shards_of_another_model_definition_are_refused() {
     assert!(!r.status.success() && e.contains("model_definition"), "{e}");
     assert!(!dir.path().join("m.csv").exists());
 }
+
+/// `simulate --data`: the readings against a run, nothing fitted. At the fitted 2007 scenario
+/// it reproduces the χ² and RMSE that calibration wrote into the file (another code path: the
+/// fit's own residuals); its printed χ², RMSE and RMS log error are the sums of the residual
+/// file's rows; and it refuses a scenario without `start` and a reading after the run.
+#[test]
+fn simulate_compares_a_run_with_readings() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+    let fitted = format!("{data}/skype2007_fitted.toml");
+    let csv = format!("{data}/skype2007_online.csv");
+    let text = std::fs::read_to_string(&fitted).unwrap();
+    let header = text.lines().find(|l| l.contains("RMSE")).unwrap();
+    let number_after = |key: &str, s: &str| -> f64 {
+        let rest = &s[s.find(key).unwrap() + key.len()..];
+        rest.trim_start()
+            .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == '-'))
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (rmse_fit, chi2_fit) = (number_after("RMSE", header), number_after("chi2", header));
+    let until = text
+        .lines()
+        .next()
+        .and_then(|l| l.split("until ").nth(1))
+        .map(|s| s.trim_end_matches('.').to_string())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = selfheal(
+        &[
+            "simulate",
+            &fitted,
+            "--data",
+            &csv,
+            "--until",
+            &until,
+            "--residuals",
+            "r.csv",
+            "--out",
+            "s.csv",
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    let (chi2, rmse) = (number_after("chi2", last), number_after("RMSE", last));
+    assert!(
+        (chi2 - chi2_fit).abs() <= 1e-4 * chi2_fit,
+        "{last} vs {header}"
+    );
+    assert!((rmse - rmse_fit).abs() <= 1.0, "{last} vs {header}");
+    // The summary line is the residual file's rows summed.
+    let rows: Vec<Vec<f64>> = std::fs::read_to_string(dir.path().join("r.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect())
+        .collect();
+    let n = rows.len() as f64;
+    let sum_z2: f64 = rows.iter().map(|r| ((r[2] - r[1]) / r[3]).powi(2)).sum();
+    let sq: f64 = rows.iter().map(|r| (r[2] - r[1]).powi(2)).sum();
+    let lg: f64 = rows.iter().map(|r| (r[2] / r[1]).ln().powi(2)).sum();
+    assert!((sum_z2 - chi2).abs() <= 1e-4 * chi2, "{sum_z2} vs {last}");
+    assert!(((sq / n).sqrt() - rmse).abs() <= 1.0, "{last}");
+    let log = number_after("RMS log error", last);
+    assert!(((lg / n).sqrt() - log).abs() <= 1e-4, "{last}");
+    // A scenario without `start`, and readings after the run's end.
+    let e = refused(&["simulate", "--data", &csv], &[]);
+    assert!(e.contains("--data") && e.contains("start"), "{e}");
+    let e = refused(
+        &["simulate", "s.toml", "--data", &csv],
+        &[("s.toml", "start = 2007-08-16T00:00:00Z\nt_end = 600\n")],
+    );
+    assert!(
+        e.contains("after the run's end") && e.contains("t_end >="),
+        "{e}"
+    );
+}

@@ -46,7 +46,7 @@ pub(crate) mod sens;
 pub mod stats;
 
 pub use data::{parse_utc, read_readings, seconds_per_unit, Reading, Weighting};
-pub use output::{fitted_toml, readings_between, residuals_csv, Provenance};
+pub use output::{fitted_toml, readings_between, residual_rows_csv, residuals_csv, Provenance};
 
 use crate::equilibria::{rest_state, RestState};
 use crate::error::Error;
@@ -1053,6 +1053,77 @@ impl Optimum {
             })
             .collect()
     }
+}
+
+/// Readings compared with one simulated run, nothing fitted ([`compare`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Each reading against the model.
+    pub residuals: Vec<Residual>,
+    /// `Σ z²`.
+    pub chi2: f64,
+    /// Root-mean-square error in users.
+    pub rmse: f64,
+    /// Root-mean-square of `ln(model/observed)` over the readings where both are positive
+    /// (`None` if there is none): the error in proportion, which a fall to a few per cent of
+    /// the peak makes more telling than users.
+    pub rms_log_error: Option<f64>,
+    /// Readings the log error covers.
+    pub n_log: usize,
+}
+
+/// Compares `readings` with the run `sim` of `sc`: the model's online users
+/// ([`Model::online`] × population) at each reading's time, read from the run's dense output
+/// (a reading before `t = 0` sees the starting state, as in calibration). A reading after the
+/// run's end is refused with the `t_end` it needs.
+pub fn compare<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    sim: &crate::simulate::Simulation<N>,
+    readings: &[Reading],
+) -> Result<Comparison, Error> {
+    if readings.is_empty() {
+        return Err(Error::Invalid("no reading to compare with".into()));
+    }
+    let end = sim.dense.t_end().unwrap_or(0.0);
+    let mut residuals = Vec::with_capacity(readings.len());
+    for r in readings {
+        if r.t > end {
+            return Err(Error::Invalid(format!(
+                "reading `{}` lies at t = {} {}, after the run's end ({end}): give t_end >= {}",
+                r.time,
+                crate::output::significant(r.t, 6),
+                model.time_unit(),
+                r.t.ceil()
+            )));
+        }
+        let x = sim
+            .dense
+            .eval(r.t.max(0.0))
+            .ok_or_else(|| Error::Invalid("the run has no output to compare with".into()))?;
+        let m = model.online(&model.in_domain(x, sim.params_at(r.t))) * sc.population;
+        residuals.push(Residual {
+            time: r.time.clone(),
+            t: r.t,
+            observed: r.users,
+            model: m,
+            sigma: r.sigma,
+            z: (m - r.users) / r.sigma,
+        });
+    }
+    let logs: Vec<f64> = residuals
+        .iter()
+        .filter(|x| x.model > 0.0 && x.observed > 0.0)
+        .map(|x| (x.model / x.observed).ln())
+        .collect();
+    Ok(Comparison {
+        chi2: residuals.iter().map(|x| x.z * x.z).sum(),
+        rmse: rmse(&residuals),
+        rms_log_error: (!logs.is_empty())
+            .then(|| (logs.iter().map(|v| v * v).sum::<f64>() / logs.len() as f64).sqrt()),
+        n_log: logs.len(),
+        residuals,
+    })
 }
 
 /// Root-mean-square error in users (unweighted) of the residuals.

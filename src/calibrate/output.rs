@@ -2,7 +2,7 @@
 //! one-line fit quality, and the selection of readings by clock time.
 
 use super::data::{parse_utc, Reading};
-use super::Fit;
+use super::{Fit, Residual};
 use crate::error::Error;
 use crate::model::Model;
 use crate::output::num;
@@ -63,11 +63,17 @@ pub fn readings_between(
 
 /// Writes each reading against the fitted model: `time,t,observed,model,sigma,z`.
 pub fn residuals_csv(out: &mut dyn std::io::Write, fit: &Fit) -> Result<(), Error> {
+    residual_rows_csv(out, &fit.residuals)
+}
+
+/// Writes readings against a model: `time,t,observed,model,sigma,z` (what `calibrate
+/// --residuals` and `simulate --data … --residuals` write).
+pub fn residual_rows_csv(out: &mut dyn std::io::Write, rows: &[Residual]) -> Result<(), Error> {
     let err = |e| Error::csv_write("CSV output", e);
     let mut csv = csv::Writer::from_writer(out);
     csv.write_record(["time", "t", "observed", "model", "sigma", "z"])
         .map_err(err)?;
-    for r in &fit.residuals {
+    for r in rows {
         csv.write_record([
             r.time.clone(),
             num(r.t),

@@ -4,7 +4,7 @@ use crate::args::{apply_sets, start_count};
 use clap::Args;
 use selfheal::calibrate::{
     calibrate, fitted_toml, read_readings, readings_between, residuals_csv, CalibrateOptions,
-    FitMethod, FitParam, Provenance, Weighting,
+    FitMethod, FitParam, Provenance, Reading, Weighting,
 };
 use selfheal::files::{check_targets, write_atomic};
 use selfheal::model::{Model, P2p};
@@ -159,12 +159,14 @@ where
     let mut sc = Scenario::from_file(model, &args.scenario)?;
     apply_sets(&mut sc, &args.set)?;
     sc.validate(model)?;
-    let start = sc.start.clone().ok_or_else(|| {
-        Error::Invalid(format!(
-            "{}: calibration needs the scenario's `start` (the clock time of t = 0)",
-            args.scenario.display()
-        ))
-    })?;
+    let (all, readings) = readings_for(
+        model,
+        &sc,
+        &args.data,
+        args.rel_error,
+        (args.from.as_deref(), args.until.as_deref()),
+        &format!("{}: calibration", args.scenario.display()),
+    )?;
     let method = FitMethod::parse(&args.fit_method).map_err(|e| e.context("--fit-method"))?;
     let solve = SolveOptions {
         tol: Tolerances {
@@ -183,35 +185,6 @@ where
         ..CalibrateOptions::default()
     };
     let fit = args.fit_params(&sc)?;
-    let per = selfheal::calibrate::seconds_per_unit(model.time_unit()).ok_or_else(|| {
-        Error::Invalid(format!(
-            "calibration places clock-time readings on the model's clock, and model `{}` counts time in `{}`, not in seconds, minutes, hours or days",
-            model.name(),
-            model.time_unit()
-        ))
-    })?;
-    let weighting = Weighting {
-        relative: args.rel_error,
-        seconds_per_unit: per,
-    };
-    let all = read_readings(&args.data, &start, &weighting)?;
-    let readings = readings_between(
-        &all,
-        &start,
-        args.from.as_deref(),
-        args.until.as_deref(),
-        per,
-    )
-    .map_err(|e| match e {
-        Error::Context { context, source } => source.context(format!("--{context}")),
-        e => e,
-    })?;
-    if readings.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: no readings between --from and --until",
-            args.data.display()
-        )));
-    }
     let targets: Vec<&Path> = [&args.out, &args.residuals, &args.figure]
         .into_iter()
         .flatten()
@@ -329,4 +302,47 @@ fn print_fit(
     for w in &result.warnings {
         println!("warning: {w}");
     }
+}
+
+/// Every reading of `data` and those between `from` and `until` (ISO 8601, UTC, each
+/// optional), placed on the model's clock from the scenario's `start`, σ by the rule with
+/// `rel_error`; `what` says who asks, in messages (a scenario without `start`, a model in
+/// slots, no reading left).
+pub fn readings_for<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    data: &Path,
+    rel_error: f64,
+    (from, until): (Option<&str>, Option<&str>),
+    what: &str,
+) -> Result<(Vec<Reading>, Vec<Reading>), Error> {
+    let start = sc.start.clone().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{what} needs the scenario's `start` (the clock time of t = 0)"
+        ))
+    })?;
+    let per = selfheal::calibrate::seconds_per_unit(model.time_unit()).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{what} places clock-time readings on the model's clock, and model `{}` counts time in `{}`, not in seconds, minutes, hours or days",
+            model.name(),
+            model.time_unit()
+        ))
+    })?;
+    let weighting = Weighting {
+        relative: rel_error,
+        seconds_per_unit: per,
+    };
+    let all = read_readings(data, &start, &weighting)?;
+    let readings = readings_between(&all, &start, from, until, per).map_err(|e| match e {
+        Error::Context { context, source } => source.context(format!("--{context}")),
+        e => e,
+    })?;
+    if readings.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: none of its {} readings lies between --from and --until",
+            data.display(),
+            all.len()
+        )));
+    }
+    Ok((all, readings))
 }

@@ -2,6 +2,7 @@
 
 use crate::args::{ms, ScenarioArgs};
 use clap::Args;
+use selfheal::calibrate::{compare, residual_rows_csv, Comparison};
 use selfheal::files::{check_targets, is_special, stage};
 use selfheal::model::Model;
 use selfheal::output::trajectory_csv;
@@ -30,6 +31,24 @@ pub struct SimulateArgs {
     /// Also write the summary as JSON (scenario, tolerances, method, version, results).
     #[arg(long, value_name = "FILE.json")]
     summary: Option<PathBuf>,
+    /// Compare the run with observed online users (CSV `time,online_users[,sigma,note,source]`,
+    /// as `calibrate` reads it; needs the scenario's `start`): every reading, χ², RMSE and
+    /// RMS log error, nothing fitted.
+    #[arg(long, value_name = "FILE.csv")]
+    data: Option<PathBuf>,
+    /// With --data: write each reading against the model (`time,t,observed,model,sigma,z`).
+    #[arg(long, value_name = "FILE.csv", requires = "data")]
+    residuals: Option<PathBuf>,
+    /// With --data: relative error added to every reading without a `sigma`
+    /// (docs/calibration.md).
+    #[arg(long, value_name = "R", default_value_t = 0.05, requires = "data")]
+    rel_error: f64,
+    /// With --data: only readings at or after this time (ISO 8601, UTC).
+    #[arg(long, value_name = "TIME", requires = "data")]
+    from: Option<String>,
+    /// With --data: only readings at or before this time (ISO 8601, UTC).
+    #[arg(long, value_name = "TIME", requires = "data")]
+    until: Option<String>,
 }
 
 pub fn run(args: &SimulateArgs) -> Result<(), Error> {
@@ -46,7 +65,7 @@ where
 {
     let (sc, solve) = args.scenario.build_with(model)?;
     // Refuse clobbering, missing directories and one file named twice before any work.
-    let targets: Vec<&Path> = [&args.out, &args.summary]
+    let targets: Vec<&Path> = [&args.out, &args.summary, &args.residuals]
         .into_iter()
         .flatten()
         .map(PathBuf::as_path)
@@ -57,8 +76,27 @@ where
         dt: args.dt,
         ..Default::default()
     };
+    // The readings are read (and refused) before any work.
+    let readings = match &args.data {
+        Some(path) => Some(
+            crate::calibrate::readings_for(
+                model,
+                &sc,
+                path,
+                args.rel_error,
+                (args.from.as_deref(), args.until.as_deref()),
+                "--data: comparing with readings",
+            )?
+            .1,
+        ),
+        None => None,
+    };
     let started = std::time::Instant::now();
     let sim: Simulation<N> = simulate(model, &sc, &opts)?;
+    let comparison = match &readings {
+        Some(r) => Some(compare(model, &sc, &sim, r)?),
+        None => None,
+    };
     let elapsed = ms(started);
     let write_csv = |w: &mut dyn Write| trajectory_csv(w, model, &sc, &sim, args.dt, args.absolute);
     let summary = match &args.summary {
@@ -86,6 +124,11 @@ where
     if let Some(path) = &args.summary {
         staged.push(stage(path, args.force, write_summary)?);
     }
+    if let (Some(path), Some(c)) = (&args.residuals, &comparison) {
+        staged.push(stage(path, args.force, |w| {
+            residual_rows_csv(w, &c.residuals)
+        })?);
+    }
     if csv_special {
         if let Some(path) = &args.out {
             staged.push(stage(path, args.force, write_csv)?);
@@ -98,7 +141,37 @@ where
         write_csv(&mut std::io::stdout().lock())?;
     }
     print_summary(model, &sc, &opts, &sim, elapsed, state);
+    if let Some(c) = &comparison {
+        print_comparison(c);
+    }
     Ok(())
+}
+
+/// Every reading against the run, then χ², RMSE and the RMS log error.
+fn print_comparison(c: &Comparison) {
+    let n = c.residuals.len();
+    eprintln!("readings against the model ({n}):");
+    eprintln!(
+        "  {:<22} {:>14} {:>14} {:>14} {:>8}",
+        "time", "observed", "model", "model-observed", "z"
+    );
+    for r in &c.residuals {
+        eprintln!(
+            "  {:<22} {:>14.0} {:>14.0} {:>14.0} {:>8.2}",
+            r.time,
+            r.observed,
+            r.model,
+            r.model - r.observed,
+            r.z
+        );
+    }
+    let log = c.rms_log_error.map_or("- (no positive pair)".into(), |v| {
+        format!("{v:.4} over {} readings", c.n_log)
+    });
+    eprintln!(
+        "chi2 {:.4} over {n} readings; RMSE {:.0} users; RMS log error {log}",
+        c.chi2, c.rmse
+    );
 }
 
 fn print_summary<M: Model<N>, const N: usize>(
