@@ -235,3 +235,56 @@ fn bounds_that_exclude_the_start_and_unknown_names_are_refused() {
     let e = FitParam::new("t_end", &sc).unwrap_err().to_string();
     assert!(e.contains("cannot be fitted"), "{e}");
 }
+
+/// Leverages (the weighted hat matrix's diagonal) sum to the number of fitted quantities (the
+/// trace of a projection of rank k), each within [0, 1]; a reading stated a thousand times more
+/// precisely than the others decides its direction of the fit alone, and the fit says so.
+#[test]
+fn a_reading_that_decides_the_fit_alone_is_flagged() {
+    let truth = collapse_and_fix();
+    let names = ["population", "intervention.1.at"];
+    // Every 20 minutes, off the fix's instant, so that several readings see the recovery after
+    // it (with one reading every two hours, the one just after the fix had leverage 0.98, and
+    // one at the fix's instant 1.000: each decided the fix time alone and was flagged).
+    let times: Vec<f64> = (0..144).map(|k| 70.0 + 20.0 * k as f64).collect();
+    let readings = readings_of(&truth, &times, 0.02);
+    let opts = CalibrateOptions {
+        method: FitMethod::Lbfgs,
+        starts: 1,
+        ..CalibrateOptions::default()
+    };
+    let params = |sc: &Scenario| -> Vec<FitParam> {
+        names
+            .iter()
+            .map(|n| FitParam::new(n, sc).unwrap())
+            .collect()
+    };
+    let fit = calibrate::<_, 3, 6>(&P2p, &truth, &readings, params(&truth), &opts).unwrap();
+    assert_eq!(fit.leverage.len(), readings.len());
+    let sum: f64 = fit.leverage.iter().sum();
+    assert!((sum - names.len() as f64).abs() < 1e-8, "Σh = {sum}");
+    assert!(fit
+        .leverage
+        .iter()
+        .all(|h| (-1e-12..=1.0 + 1e-12).contains(h)));
+    assert!(
+        !fit.warnings.iter().any(|w| w.contains("leverage")),
+        "{:?}",
+        fit.warnings
+    );
+    // One early reading (it alone sees the healthy level, which sets `population`) stated
+    // with a thousandth of its sigma.
+    let mut sharp = readings.clone();
+    sharp[0].sigma /= 1000.0;
+    let fit = calibrate::<_, 3, 6>(&P2p, &truth, &sharp, params(&truth), &opts).unwrap();
+    let sum: f64 = fit.leverage.iter().sum();
+    assert!((sum - names.len() as f64).abs() < 1e-8, "Σh = {sum}");
+    assert!(fit.leverage[0] > 0.9, "{:?}", fit.leverage);
+    assert!(
+        fit.warnings
+            .iter()
+            .any(|w| w.contains("leverage") && w.contains("at t = 70")),
+        "{:?}",
+        fit.warnings
+    );
+}

@@ -390,8 +390,12 @@ pub struct Fit {
     pub stats: SolverStats,
     /// Confidence level of the intervals.
     pub level: f64,
+    /// Each reading's leverage (the diagonal of the weighted hat matrix; empty when the
+    /// quantities are not determined): the share of the fit it decides. They sum to the number
+    /// of fitted quantities; a reading near 1 fixes a direction by itself.
+    pub leverage: Vec<f64>,
     /// What the user should know before trusting the intervals (values on bounds,
-    /// undetermined or strongly correlated quantities).
+    /// undetermined or strongly correlated quantities, a reading that decides the fit alone).
     pub warnings: Vec<String>,
     /// The scenario with the fitted values.
     #[serde(skip)]
@@ -828,7 +832,17 @@ where
     let params = optimum.params(&fit, opts.level);
     let correlation = optimum.correlation();
     let chi2_plain = problem.chi2(&optimum.theta)?;
-    let warnings = warnings(&optimum, chi2_plain, &params, &correlation, &fit);
+    let mut warnings = warnings(&optimum, chi2_plain, &params, &correlation, &fit);
+    for (rd, h) in readings.iter().zip(&optimum.leverage) {
+        if *h > LEVERAGE_WARNING {
+            warnings.push(format!(
+                "the reading {} ({} users, sigma {}) has leverage {h:.3}: it decides a direction of the fit by itself, so that direction rests on its sigma (docs/calibration.md: the rounding rule; give a `sigma` column to state it)",
+                if rd.time.is_empty() { format!("at t = {}", rd.t) } else { rd.time.clone() },
+                crate::output::significant(rd.users, 6),
+                crate::output::significant(rd.sigma, 3)
+            ));
+        }
+    }
     let mut scenario = problem.scenario(&optimum.theta)?;
     scenario.t_end = sc.t_end;
     let residuals = optimum.residuals(readings);
@@ -845,10 +859,14 @@ where
         stages,
         stats,
         level: opts.level,
+        leverage: optimum.leverage,
         warnings,
         scenario,
     })
 }
+
+/// Leverage above which a reading is said to decide the fit by itself.
+pub const LEVERAGE_WARNING: f64 = 0.9;
 
 /// A point on the optimiser's coordinates with its `χ²`.
 struct Best {
@@ -968,6 +986,8 @@ struct Optimum {
     reduced: Option<f64>,
     /// `s²·(JᵀJ)⁻¹`, `None` when not determined.
     cov: Option<DMatrix<f64>>,
+    /// Each reading's leverage `h_i = J_i (JᵀJ)⁻¹ J_iᵀ` (empty when `JᵀJ` is singular).
+    leverage: Vec<f64>,
 }
 
 impl Optimum {
@@ -986,7 +1006,18 @@ impl Optimum {
         let (n, k) = (r.len(), theta.len());
         let reduced = (n > k).then(|| chi2 / (n - k) as f64);
         let fisher = jac.transpose() * &jac;
-        let cov = reduced.and_then(|s2| fisher.clone().try_inverse().map(|inv| inv * s2));
+        let inverse = fisher.clone().try_inverse();
+        // The diagonal of the hat matrix J (JᵀJ)⁻¹ Jᵀ: how much of the fit each reading
+        // decides (they sum to k; near 1, one reading fixes a direction by itself).
+        let leverage = inverse.as_ref().map_or_else(Vec::new, |inv| {
+            (0..n)
+                .map(|i| {
+                    let row = jac.row(i);
+                    (row * inv * row.transpose())[(0, 0)]
+                })
+                .collect()
+        });
+        let cov = reduced.and_then(|s2| inverse.map(|inv| inv * s2));
         let cov = cov.filter(|c| (0..k).all(|j| c[(j, j)].is_finite() && c[(j, j)] > 0.0));
         Ok(Self {
             u,
@@ -995,6 +1026,7 @@ impl Optimum {
             chi2,
             reduced,
             cov,
+            leverage,
         })
     }
 
