@@ -288,3 +288,41 @@ fn a_reading_that_decides_the_fit_alone_is_flagged() {
         fit.warnings
     );
 }
+
+/// The knife-edge check against the critical shock computed by the tipping analysis (an
+/// independent computation): a fitted wave whose interval straddles f* is flagged, one whose
+/// interval lies below it is not.
+#[test]
+fn an_interval_that_straddles_the_tipping_point_is_flagged() {
+    use selfheal::analysis::tipping::{critical_shock, TippingOptions};
+    use selfheal::calibrate::{knife_edges, Fitted};
+    use selfheal::model::{Model, ParamSet};
+    let p = ParamSet::defaults(P2p.params());
+    let fstar = critical_shock(&P2p, p.values(), &TippingOptions::default())
+        .unwrap()
+        .value
+        .unwrap();
+    let opts = CalibrateOptions::default();
+    for (f, flagged) in [(fstar - 0.01, true), (fstar - 0.1, false)] {
+        let mut sc = Scenario::new(&P2p);
+        sc.shock = Some(selfheal::scenario::Shock::instantaneous(f));
+        let fit = vec![FitParam::new("shock", &sc).unwrap()];
+        let fitted = vec![Fitted {
+            name: "shock".into(),
+            start: f,
+            value: f,
+            sd: Some(0.01),
+            interval: Some((f - 0.02, f + 0.02)),
+            bounds: (fit[0].lo, fit[0].hi),
+            at_bound: false,
+        }];
+        let w = knife_edges(&P2p, &sc, &fit, &fitted, &opts.solve, opts.level).unwrap();
+        assert_eq!(!w.is_empty(), flagged, "f = {f}, f* = {fstar}: {w:?}");
+        if flagged {
+            assert!(
+                w[0].contains("`shock`") && w[0].contains("collapsed"),
+                "{w:?}"
+            );
+        }
+    }
+}

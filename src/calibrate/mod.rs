@@ -53,7 +53,7 @@ use crate::error::Error;
 use crate::model::{Bound, Model, ParamSpec};
 use crate::scenario::Quantity;
 use crate::scenario::Scenario;
-use crate::simulate::{simulate_with, SimOptions};
+use crate::simulate::{simulate_with, Outcome, SimOptions};
 use crate::solve::{Method, SolveOptions, SolverStats, Tolerances};
 use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
@@ -845,6 +845,14 @@ where
     }
     let mut scenario = problem.scenario(&optimum.theta)?;
     scenario.t_end = sc.t_end;
+    warnings.extend(knife_edges(
+        model,
+        &scenario,
+        &fit,
+        &params,
+        &opts.solve,
+        opts.level,
+    )?);
     let residuals = optimum.residuals(readings);
     let stats = *problem.stats.borrow();
     Ok(Fit {
@@ -863,6 +871,61 @@ where
         warnings,
         scenario,
     })
+}
+
+/// The knife-edge check: the fitted scenario's outcome (recovered or collapsed, decided by
+/// settling as `simulate` does) against the outcome at each end of each fitted quantity's
+/// interval at confidence `level` (within its bounds); one message per quantity whose interval
+/// holds both outcomes: the data then do not decide whether the network recovered. Undecided
+/// runs decide nothing either way.
+pub fn knife_edges<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    fit: &[FitParam],
+    params: &[Fitted],
+    solve: &SolveOptions,
+    level: f64,
+) -> Result<Vec<String>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let opts = SimOptions {
+        solve: *solve,
+        dt: sc.t_end,
+        ..SimOptions::default()
+    };
+    let base = crate::simulate::simulate(model, sc, &opts)?.summary.outcome;
+    let mut out = vec![];
+    if base == Outcome::Undecided {
+        return Ok(out);
+    }
+    for (f, p) in fit.iter().zip(params) {
+        let Some((lo, hi)) = p.interval else {
+            continue;
+        };
+        for end in [lo.max(f.lo), hi.min(f.hi)] {
+            let mut moved = sc.clone();
+            if f.quantity.apply(&mut moved, end).is_err() || moved.validate(model).is_err() {
+                continue;
+            }
+            let Ok(sim) = crate::simulate::simulate(model, &moved, &opts) else {
+                continue;
+            };
+            let o = sim.summary.outcome;
+            if o != base && o != Outcome::Undecided {
+                out.push(format!(
+                    "knife edge: `{}` = {} (an end of its {:.0} % interval) gives outcome `{}` where the fit gives `{}`: the data do not decide whether the network recovered",
+                    f.name,
+                    crate::output::significant(end, 6),
+                    100.0 * level,
+                    o.name(),
+                    base.name()
+                ));
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Leverage above which a reading is said to decide the fit by itself.
