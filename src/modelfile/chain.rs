@@ -73,16 +73,7 @@ impl<'a, const N: usize> Chain<'a, N> {
     /// The transitions of the lists `which` (0: the model's, 1: the shock's), in order.
     fn list(&self, which: &[usize]) -> Vec<&'a Transition> {
         let f: &'a ModelFile = self.file;
-        which
-            .iter()
-            .flat_map(|&w| {
-                if w == 0 {
-                    &f.transitions
-                } else {
-                    &f.shock_transitions
-                }
-            })
-            .collect()
+        which.iter().flat_map(|&w| f.list(w)).collect()
     }
 
     /// The propensities `M · rate` of the lists `which` ([`Self::list`]) at the current counts.
@@ -101,11 +92,7 @@ impl<'a, const N: usize> Chain<'a, N> {
             match &self.file.programs[w] {
                 Some(prog) => prog.rates(t, &x, p, h, &mut rates),
                 None => {
-                    let l = if w == 0 {
-                        &self.file.transitions
-                    } else {
-                        &self.file.shock_transitions
-                    };
+                    let l = self.file.list(w);
                     self.file.rates(l, t, &x, p, h, |_, r| rates.push(r));
                 }
             }

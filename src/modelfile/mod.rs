@@ -720,6 +720,16 @@ impl ModelFile {
         })
     }
 
+    /// The transitions (`which` = 0) or the shock transitions (1), as the register programs
+    /// are numbered.
+    fn list(&self, which: usize) -> &[Transition] {
+        if which == 0 {
+            &self.transitions
+        } else {
+            &self.shock_transitions
+        }
+    }
+
     /// Evaluates the lets and calls `each(transition, rate)` for every transition of `list`.
     #[inline]
     fn rates<T: Scalar>(
@@ -903,11 +913,7 @@ impl<const N: usize> FileModel<N> {
             prog.flow(t, x.as_slice(), p, h, dx.as_mut_slice());
             return dx;
         }
-        let list = if shock {
-            &self.file.shock_transitions
-        } else {
-            &self.file.transitions
-        };
+        let list = self.file.list(usize::from(shock));
         self.file.rates(list, t, x.as_slice(), p, h, |tr, r| {
             for &(i, v) in &tr.jump {
                 dx[i] += r * T::from(v);

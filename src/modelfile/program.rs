@@ -304,31 +304,35 @@ impl Program {
         s
     }
 
+    /// Runs the program in the smallest slot array that holds it and hands the slots to `read`.
+    #[inline]
+    fn eval<T: Scalar, R>(
+        &self,
+        (t, x, p, h): (T, &[T], &[T], &[T]),
+        read: impl FnOnce(&[T]) -> R,
+    ) -> R {
+        if self.slots <= 64 {
+            read(&self.run::<T, 64>(t, x, p, h))
+        } else if self.slots <= 128 {
+            read(&self.run::<T, 128>(t, x, p, h))
+        } else {
+            read(&self.run::<T, MAX_SLOTS>(t, x, p, h))
+        }
+    }
+
     /// Appends the rate of every transition of the list, in order, to `out`.
     pub(crate) fn rates(&self, t: f64, x: &[f64], p: &[f64], h: &[f64], out: &mut Vec<f64>) {
-        let mut take = |s: &[f64]| out.extend(self.rate_slots.iter().map(|r| s[*r as usize]));
-        if self.slots <= 64 {
-            take(&self.run::<f64, 64>(t, x, p, h));
-        } else if self.slots <= 128 {
-            take(&self.run::<f64, 128>(t, x, p, h));
-        } else {
-            take(&self.run::<f64, MAX_SLOTS>(t, x, p, h));
-        }
+        self.eval((t, x, p, h), |s| {
+            out.extend(self.rate_slots.iter().map(|r| s[*r as usize]));
+        });
     }
 
     /// The flow `Σ rate · jump` into `dx` (length `N`).
     #[inline]
     pub(crate) fn flow<T: Scalar>(&self, t: T, x: &[T], p: &[T], h: &[T], dx: &mut [T]) {
-        if self.slots <= 64 {
-            let s = self.run::<T, 64>(t, x, p, h);
+        self.eval((t, x, p, h), |s| {
             dx.copy_from_slice(&s[self.out..self.out + self.n]);
-        } else if self.slots <= 128 {
-            let s = self.run::<T, 128>(t, x, p, h);
-            dx.copy_from_slice(&s[self.out..self.out + self.n]);
-        } else {
-            let s = self.run::<T, MAX_SLOTS>(t, x, p, h);
-            dx.copy_from_slice(&s[self.out..self.out + self.n]);
-        }
+        });
     }
 }
 
