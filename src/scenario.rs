@@ -5,6 +5,7 @@
 use crate::error::{suggest, Error};
 
 mod quantity;
+use crate::model::schedule::{Clock, DailyProfile, HOURS};
 use crate::model::{Model, ParamSet};
 pub use quantity::Quantity;
 use serde_json::{json, Map, Value};
@@ -70,13 +71,87 @@ pub struct ShockChange {
     pub at: Option<f64>,
 }
 
-/// A step change of parameters at a given time.
+/// A change of parameters at a given time: a step, or a linear ramp from the values in force
+/// to the new ones over `[at, at + ramp]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Intervention {
     /// Time (minutes).
     pub at: f64,
     /// Parameter indices (in the model's table) and their new values.
     pub set: Vec<(usize, f64)>,
+    /// Length of the ramp (minutes); 0 is a step.
+    pub ramp: f64,
+}
+
+impl Intervention {
+    /// A step change at `at`.
+    pub fn step(at: f64, set: Vec<(usize, f64)>) -> Self {
+        Self { at, set, ramp: 0.0 }
+    }
+
+    /// When the change is complete (`at + ramp`).
+    pub fn end(&self) -> f64 {
+        self.at + self.ramp
+    }
+
+    /// Whether the change is a ramp a run resolves: a ramp shorter than
+    /// [`Shock::RESOLVABLE`] times its start time (or one time unit near `t = 0`) acts as a
+    /// step, as a wave's window does.
+    pub fn is_ramp(&self) -> bool {
+        self.ramp > Shock::RESOLVABLE * self.at.abs().max(1.0)
+    }
+}
+
+/// The parameters a run uses at each time: the scenario's, changed by its interventions (a
+/// ramped one moving each value linearly from the value in force to the new one), times the
+/// daily profiles read on the scenario's clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamPath {
+    base: Vec<f64>,
+    interventions: Vec<Intervention>,
+    daily: Vec<DailyProfile>,
+    clock: Option<Clock>,
+}
+
+impl ParamPath {
+    /// The values in force at `t`, before any daily profile: every intervention with `at <= t`
+    /// applied, a ramp under way at its point on the straight line.
+    pub fn in_force(&self, t: f64) -> Vec<f64> {
+        let mut p = self.base.clone();
+        for iv in self.interventions.iter().filter(|iv| iv.at <= t) {
+            for &(i, v) in &iv.set {
+                p[i] = if iv.is_ramp() && t < iv.end() {
+                    p[i] + (v - p[i]) * ((t - iv.at) / iv.ramp)
+                } else {
+                    v
+                };
+            }
+        }
+        p
+    }
+
+    /// The values the right-hand side uses at `t`: [`ParamPath::in_force`] times the daily
+    /// profiles.
+    pub fn at(&self, t: f64) -> Vec<f64> {
+        let mut p = self.in_force(t);
+        if let Some(c) = &self.clock {
+            let h = c.hour(t);
+            for d in &self.daily {
+                p[d.param] *= d.at(h);
+            }
+        }
+        p
+    }
+
+    /// Whether parameters change only in steps at the interventions (no ramp, no profile).
+    pub fn is_stepwise(&self) -> bool {
+        self.daily.is_empty() && !self.interventions.iter().any(Intervention::is_ramp)
+    }
+
+    /// The clock the daily profiles are read on (`None` without profiles).
+    pub fn clock(&self) -> Option<Clock> {
+        self.clock
+    }
 }
 
 /// Everything a simulation needs besides the model and the solver options.
@@ -118,6 +193,8 @@ pub struct Scenario {
     pub interventions: Vec<Intervention>,
     /// The initial state (default: the healthy state).
     pub initial: Option<Vec<f64>>,
+    /// Daily load profiles (at most one per parameter, in parameter order).
+    pub daily: Vec<DailyProfile>,
 }
 
 /// Default number of users.
@@ -128,7 +205,7 @@ pub const MAX_T_END: f64 = 1e10;
 /// Default horizon (minutes): 48 hours.
 pub const DEFAULT_T_END: f64 = 2880.0;
 
-const TOP_KEYS: [&str; 9] = [
+const TOP_KEYS: [&str; 10] = [
     "name",
     "model",
     "population",
@@ -138,9 +215,10 @@ const TOP_KEYS: [&str; 9] = [
     "shock",
     "intervention",
     "initial",
+    "daily",
 ];
 const SHOCK_KEYS: [&str; 4] = ["at", "fraction", "sn_fraction", "window"];
-const INTERVENTION_KEYS: [&str; 2] = ["at", "set"];
+const INTERVENTION_KEYS: [&str; 3] = ["at", "set", "ramp"];
 
 fn unknown_key(key: &str, table: &str, allowed: &[&str]) -> Error {
     Error::UnknownKey {
@@ -219,6 +297,7 @@ impl Scenario {
             shock: None,
             interventions: vec![],
             initial: None,
+            daily: vec![],
         }
     }
 
@@ -303,6 +382,13 @@ impl Scenario {
                         x.push(number(val, &format!("initial.{name}"))?);
                     }
                     sc.initial = Some(x);
+                }
+                "daily" => {
+                    for (name, pv) in table(v, "daily")? {
+                        let param = sc.params.index(name)?;
+                        sc.daily.push(DailyProfile::new(param, hourly(pv, name)?));
+                    }
+                    sc.daily.sort_by_key(|d| d.param);
                 }
                 other => return Err(unknown_key(other, "the scenario", &TOP_KEYS)),
             }
@@ -415,10 +501,40 @@ impl Scenario {
                 )));
             }
             prev = iv.at;
+            if !(iv.ramp.is_finite() && iv.ramp >= 0.0 && iv.end() <= self.t_end) {
+                return Err(range(
+                    &format!("intervention {}: ramp", k + 1),
+                    iv.ramp,
+                    &format!(
+                        "finite, >= 0 and ending by t_end (at most {})",
+                        self.t_end - iv.at
+                    ),
+                ));
+            }
             for &(i, v) in &iv.set {
                 self.params.specs()[i].check(v)?;
+                // A parameter still ramping towards an earlier value may not be set again.
+                if let Some((j, earlier)) = self.interventions[..k]
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .find(|(_, e)| e.set.iter().any(|(p, _)| *p == i))
+                {
+                    if earlier.ramp > 0.0 && iv.at < earlier.end() {
+                        return Err(Error::Invalid(format!(
+                            "intervention {} at {} sets `{}` while intervention {} still ramps it (until {}): start it at {} or later",
+                            k + 1,
+                            iv.at,
+                            self.params.specs()[i].name,
+                            j + 1,
+                            earlier.end(),
+                            earlier.end()
+                        )));
+                    }
+                }
             }
         }
+        self.validate_daily(model)?;
         if let Some(x) = &self.initial {
             if x.len() != N {
                 return Err(Error::Invalid(format!(
@@ -442,6 +558,75 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// Checks the daily profiles: a clock the model's time unit can be read on, and every value
+    /// the profile gives (each value in force × the profile's least and greatest multiplier
+    /// over the day, the interpolant between hours included) within the parameter's range.
+    fn validate_daily<M: Model<N>, const N: usize>(&self, model: &M) -> Result<(), Error> {
+        if self.daily.is_empty() {
+            return Ok(());
+        }
+        self.clock(model).map_err(|e| e.context("daily"))?;
+        if DAILY_PENDING {
+            return Err(Error::Unsupported(
+                "[daily]: profiles are read and checked, but no analysis follows the daily cycle yet".into(),
+            ));
+        }
+        for d in &self.daily {
+            let spec = &self.params.specs()[d.param];
+            let ((lo, hlo), (hi, hhi)) = d.range();
+            let values = std::iter::once(self.params.values()[d.param]).chain(
+                self.interventions.iter().flat_map(|iv| {
+                    iv.set
+                        .iter()
+                        .filter(|(i, _)| *i == d.param)
+                        .map(|(_, v)| *v)
+                }),
+            );
+            for v in values {
+                for (m, h) in [(lo, hlo), (hi, hhi)] {
+                    if spec.check(v * m).is_err() {
+                        return Err(Error::OutOfRange {
+                            name: format!(
+                                "daily.{}: {v} × the profile's {m:.6} at {}",
+                                spec.name,
+                                clock_text(h)
+                            ),
+                            value: v * m,
+                            range: format!(
+                                "{} (the interpolant between the hourly values overshoots near a sharp change; soften the profile there)",
+                                spec.range_text()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses ramps and daily profiles for a method that holds parameters constant between
+    /// interventions (`what` names it).
+    pub fn require_stepwise(&self, what: &str) -> Result<(), Error> {
+        if let Some(k) = self.interventions.iter().position(Intervention::is_ramp) {
+            return Err(Error::Unsupported(format!(
+                "{what} holds parameters constant between interventions: intervention {} ramps (give ramp = 0 for a step)",
+                k + 1
+            )));
+        }
+        if !self.daily.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{what} holds parameters constant between interventions: remove [daily] (its profiles move parameters through the day)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The clock the scenario's daily profiles are read on: the clock hour of `t = 0` (from
+    /// `start`, midnight UTC without one) and the model's time unit.
+    pub fn clock<M: Model<N>, const N: usize>(&self, model: &M) -> Result<Clock, Error> {
+        Clock::new(self.start.as_deref(), model.time_unit())
     }
 
     /// Sets one parameter from `NAME=VALUE` text (as typed by a user), range-checked.
@@ -483,15 +668,34 @@ impl Scenario {
         self.shock = Some(s);
     }
 
-    /// The parameter values in force at time `t` (every intervention with `at <= t` applied).
+    /// The parameter values in force at time `t`, before any daily profile (every
+    /// intervention with `at <= t` applied, a ramp under way at its point on the line).
     pub fn params_at(&self, t: f64) -> Vec<f64> {
-        let mut p = self.params.values().to_vec();
-        for iv in self.interventions.iter().filter(|iv| iv.at <= t) {
-            for &(i, v) in &iv.set {
-                p[i] = v;
-            }
+        self.path_with(None).in_force(t)
+    }
+
+    /// The parameters the run uses at each time ([`ParamPath`]); refused when the scenario has
+    /// daily profiles and the model's time unit has no length on the clock.
+    pub fn param_path<M: Model<N>, const N: usize>(&self, model: &M) -> Result<ParamPath, Error> {
+        let clock = if self.daily.is_empty() {
+            None
+        } else {
+            Some(self.clock(model)?)
+        };
+        Ok(self.path_with(clock))
+    }
+
+    fn path_with(&self, clock: Option<Clock>) -> ParamPath {
+        ParamPath {
+            base: self.params.values().to_vec(),
+            interventions: self.interventions.clone(),
+            daily: if clock.is_some() {
+                self.daily.clone()
+            } else {
+                vec![]
+            },
+            clock,
         }
-        p
     }
 
     /// The parameters in force after every intervention.
@@ -552,6 +756,16 @@ impl Scenario {
                 num(iv.at),
                 set.join(", ")
             );
+            if iv.ramp > 0.0 {
+                out += &format!("ramp = {}\n", num(iv.ramp));
+            }
+        }
+        if !self.daily.is_empty() {
+            out += "\n[daily]\n";
+            for d in &self.daily {
+                let h: Vec<String> = d.hourly.iter().map(|v| num(*v)).collect();
+                out += &format!("{} = [{}]\n", specs[d.param].name, h.join(", "));
+            }
         }
         if let Some(x) = &self.initial {
             out += "\n[initial]\n";
@@ -579,7 +793,7 @@ impl Scenario {
                     .iter()
                     .map(|(i, v)| (specs[*i].name.to_string(), json!(v)))
                     .collect();
-                json!({"at": iv.at, "set": set})
+                json!({"at": iv.at, "set": set, "ramp": iv.ramp})
             })
             .collect();
         json!({
@@ -593,8 +807,22 @@ impl Scenario {
             })),
             "intervention": interventions,
             "initial": self.initial,
+            "daily": self
+                .daily
+                .iter()
+                .map(|d| (specs[d.param].name.to_string(), json!(d.hourly.to_vec())))
+                .collect::<Map<String, Value>>(),
         })
     }
+}
+
+/// Until the periodic analysis lands, every scenario with a profile is refused.
+const DAILY_PENDING: bool = true;
+
+/// A clock hour as `HH:MM`.
+fn clock_text(hour: f64) -> String {
+    let minutes = (hour.rem_euclid(24.0) * 60.0).round() as u32 % 1440;
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 /// A TOML syntax error as one line: where (line, column and the text there) and what, in words
@@ -655,12 +883,44 @@ fn parse_shock(t: &Table) -> Result<Shock, Error> {
     Ok(s)
 }
 
+/// A daily profile's 24 hourly multipliers: finite and non-negative.
+fn hourly(v: &Toml, name: &str) -> Result<[f64; HOURS], Error> {
+    let what = format!("daily.{name}");
+    let list = v.as_array().ok_or_else(|| {
+        Error::Invalid(format!(
+            "`{what}` must be a list of {HOURS} hourly multipliers (hour 0 = midnight UTC), got {} `{v}`",
+            v.type_str()
+        ))
+    })?;
+    if list.len() != HOURS {
+        return Err(Error::Invalid(format!(
+            "`{what}` must have exactly {HOURS} hourly multipliers (hour 0 = midnight UTC), got {}",
+            list.len()
+        )));
+    }
+    let mut out = [0.0; HOURS];
+    for (h, (o, x)) in out.iter_mut().zip(list).enumerate() {
+        let m = number(x, &format!("{what}[{h}]"))?;
+        if m < 0.0 {
+            return Err(Error::OutOfRange {
+                name: format!("{what}[{h}] (hour {h:02}:00)"),
+                value: m,
+                range: ">= 0".into(),
+            });
+        }
+        *o = m;
+    }
+    Ok(out)
+}
+
 fn parse_intervention(params: &ParamSet, t: &Table, what: &str) -> Result<Intervention, Error> {
     let mut at = None;
+    let mut ramp = 0.0;
     let mut set = vec![];
     for (key, v) in t {
         match key.as_str() {
             "at" => at = Some(number(v, &format!("{what}: at"))?),
+            "ramp" => ramp = number(v, &format!("{what}: ramp"))?,
             "set" => {
                 for (name, pv) in table(v, &format!("{what}: set"))? {
                     let i = params.index(name)?;
@@ -682,5 +942,5 @@ fn parse_intervention(params: &ParamSet, t: &Table, what: &str) -> Result<Interv
             "{what} needs `set` with at least one parameter"
         )));
     }
-    Ok(Intervention { at, set })
+    Ok(Intervention { at, set, ramp })
 }

@@ -5,8 +5,9 @@ use crate::equilibria::{
     integrate_to_rest, rest_state, same_point, RestState, Settled, SETTLE_HORIZON,
 };
 use crate::error::Error;
+use crate::model::schedule::{Clock, DailyProfile, Ramp, Schedule};
 use crate::model::{Model, System};
-use crate::scenario::Scenario;
+use crate::scenario::{ParamPath, Scenario};
 use crate::solve::{integrate, Dense, Method, Segment, SolveOptions, SolverStats, Span};
 use nalgebra::SVector;
 use nalgebra::{Const, DimMin};
@@ -110,9 +111,8 @@ pub struct Simulation<const N: usize> {
     pub dense: Dense<N>,
     /// The summary.
     pub summary: Summary,
-    /// The parameters in force, as `(from, values)` in time order: the scenario's from the
-    /// start, then after each intervention time the values it sets.
-    pub params: Vec<(f64, Vec<f64>)>,
+    /// The parameters the run used at each time (interventions, ramps, daily profiles).
+    pub params: ParamPath,
 }
 
 impl<const N: usize> Simulation<N> {
@@ -135,14 +135,10 @@ impl<const N: usize> Simulation<N> {
         })
     }
 
-    /// The parameters in force at `t` (an intervention at `t` applies).
-    pub fn params_at(&self, t: f64) -> &[f64] {
-        self.params
-            .iter()
-            .rev()
-            .find(|(from, _)| *from <= t)
-            .or(self.params.first())
-            .map_or(&[], |(_, p)| p.as_slice())
+    /// The parameters the right-hand side used at `t` (an intervention at `t` applies; a
+    /// ramp under way and the daily profiles included).
+    pub fn params_at(&self, t: f64) -> Vec<f64> {
+        self.params.at(t)
     }
 
     /// States at `0, dt, 2dt, …` up to `t_end` (and `t_end` itself if it is not on the grid);
@@ -157,7 +153,7 @@ impl<const N: usize> Simulation<N> {
         let n = ((t1 - t0) / dt + 1e-9).floor() as usize;
         let at = |t: f64| {
             let x = self.dense.eval(t).expect("dense output is not empty");
-            model.in_domain(x, self.params_at(t))
+            model.in_domain(x, &self.params_at(t))
         };
         let mut out: Vec<(f64, SVector<f64, N>)> = (0..=n)
             .map(|k| {
@@ -183,10 +179,12 @@ pub(crate) enum Event {
     WindowEnd,
     /// Intervention `k` (from 0, in file order).
     Intervention(usize),
+    /// The ramp of intervention `k` ends.
+    RampEnd(usize),
 }
 
-/// The scenario's breakpoints in time order; at equal times interventions act first, then a
-/// wave's end, then a wave's start or jump.
+/// The scenario's breakpoints in time order; at equal times ramps end first, then
+/// interventions act, then a wave ends, then a wave starts or jumps.
 pub(crate) fn breakpoints(sc: &Scenario) -> Vec<(f64, Event)> {
     let mut events: Vec<(f64, Event)> = sc
         .interventions
@@ -194,6 +192,11 @@ pub(crate) fn breakpoints(sc: &Scenario) -> Vec<(f64, Event)> {
         .enumerate()
         .map(|(k, iv)| (iv.at, Event::Intervention(k)))
         .collect();
+    for (k, iv) in sc.interventions.iter().enumerate() {
+        if iv.is_ramp() {
+            events.push((iv.end(), Event::RampEnd(k)));
+        }
+    }
     if let Some(s) = &sc.shock {
         if s.is_spread() {
             events.push((s.at, Event::WindowStart));
@@ -203,9 +206,10 @@ pub(crate) fn breakpoints(sc: &Scenario) -> Vec<(f64, Event)> {
         }
     }
     let rank = |e: &Event| match e {
-        Event::Intervention(_) => 0,
-        Event::WindowEnd => 1,
-        Event::Jump | Event::WindowStart => 2,
+        Event::RampEnd(_) => 0,
+        Event::Intervention(_) => 1,
+        Event::WindowEnd => 2,
+        Event::Jump | Event::WindowStart => 3,
     };
     events.sort_by(|a, b| {
         a.0.total_cmp(&b.0)
@@ -214,14 +218,44 @@ pub(crate) fn breakpoints(sc: &Scenario) -> Vec<(f64, Event)> {
     events
 }
 
-/// What holds between two breakpoints of a scenario: the parameters in force and the hazards
-/// `(eta_p, eta_s)` of a spread wave, if one is under way.
+/// What holds between two breakpoints of a scenario: the parameters in force, the hazards
+/// `(eta_p, eta_s)` of a spread wave, if one is under way, and the ramps under way.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Regime {
-    /// Parameter values.
+    /// Parameter values in force (a ramped parameter's target).
     pub p: Vec<f64>,
     /// Per-member reboot hazards of a spread wave.
     pub reboot: Option<(f64, f64)>,
+    /// Ramps under way.
+    pub ramps: Vec<Ramp>,
+}
+
+impl Regime {
+    /// What moves the parameters with time in this regime, if anything does.
+    pub fn schedule<'a>(
+        &'a self,
+        daily: &'a [DailyProfile],
+        clock: Option<Clock>,
+    ) -> Option<Schedule<'a>> {
+        let clock = clock.unwrap_or(Clock {
+            hour0: 0.0,
+            units_per_hour: 60.0,
+        });
+        let s = Schedule {
+            ramps: &self.ramps,
+            daily,
+            clock,
+        };
+        (!s.is_empty()).then_some(s)
+    }
+
+    /// The parameters the right-hand side uses at `t` in this regime.
+    pub fn used(&self, t: f64, daily: &[DailyProfile], clock: Option<Clock>) -> Vec<f64> {
+        match self.schedule(daily, clock) {
+            Some(s) => s.values(t, &self.p),
+            None => self.p.clone(),
+        }
+    }
 }
 
 /// One pass through a scenario, piece by piece: what a simulation and a sensitivity run do
@@ -252,6 +286,7 @@ pub(crate) fn drive(
     let mut regime = Regime {
         p: sc.params.values().to_vec(),
         reboot: None,
+        ramps: vec![],
     };
     let mut t = 0.0;
     for (te, ev) in breakpoints(sc).iter().filter(|e| e.0 <= horizon) {
@@ -268,9 +303,24 @@ pub(crate) fn drive(
             }
             Event::WindowEnd => after.reboot = None,
             Event::Intervention(k) => {
-                for &(i, v) in &sc.interventions[*k].set {
+                let iv = &sc.interventions[*k];
+                for &(i, v) in &iv.set {
+                    if iv.is_ramp() {
+                        after.ramps.push(Ramp {
+                            param: i,
+                            from: regime.p[i],
+                            at: iv.at,
+                            len: iv.ramp,
+                        });
+                    }
                     after.p[i] = v;
                 }
+            }
+            Event::RampEnd(k) => {
+                let iv = &sc.interventions[*k];
+                after
+                    .ramps
+                    .retain(|r| !(r.at == iv.at && iv.set.iter().any(|(i, _)| *i == r.param)));
             }
         }
         run.event(*te, ev, &regime, &after)?;
@@ -286,6 +336,7 @@ pub(crate) fn drive(
 struct Run<'a, M, const N: usize> {
     model: &'a M,
     sc: &'a Scenario,
+    clock: Option<Clock>,
     solve: &'a SolveOptions,
     x: SVector<f64, N>,
     dense: Dense<N>,
@@ -301,6 +352,7 @@ where
             model: self.model,
             p: &regime.p,
             reboot: regime.reboot,
+            schedule: regime.schedule(&self.sc.daily, self.clock),
         };
         let dense = &mut self.dense;
         let (_, x) = integrate(
@@ -320,9 +372,10 @@ where
     fn event(&mut self, t: f64, event: &Event, before: &Regime, _: &Regime) -> Result<(), Error> {
         if let Event::Jump = event {
             let s = self.sc.shock.expect("jump events come from a shock");
+            let p = before.used(t, &self.sc.daily, self.clock);
             self.x = self
                 .model
-                .reboot_jump(&self.x, &before.p, s.fraction, s.sn_fraction)?;
+                .reboot_jump(&self.x, &p, s.fraction, s.sn_fraction)?;
             self.dense.segments.push(Segment::point(t, self.x));
         }
         Ok(())
@@ -368,12 +421,18 @@ where
     sc.validate(model)?;
     opts.solve.validate()?;
     check_grid(sc, opts)?;
+    let path = sc.param_path(model)?;
+    if !sc.daily.is_empty() {
+        return Err(Error::Unsupported(
+            "a scenario with daily profiles: its healthy state is a daily cycle, which simulate does not compute yet".into(),
+        ));
+    }
     let start = healthy_of(sc.params.values())?;
     let x0 = match &sc.initial {
         Some(v) => SVector::from_iterator(v.iter().copied()),
         None => start.x,
     };
-    let (p, x_end, dense, mut stats) = run_to_end(model, sc, opts, x0)?;
+    let (p, x_end, dense, mut stats) = run_to_end(model, sc, path.clock(), opts, x0)?;
     let (rest, tail) = settle(model, sc, opts, &p, x_end, &mut stats)?;
     let end = if p == sc.params.values() {
         start
@@ -391,16 +450,10 @@ where
         }
         None => (Outcome::Undecided, None, None),
     };
-    let trajectory = describe(model, sc, &dense, &tail, (&start, &end));
-    let mut params = vec![(f64::NEG_INFINITY, sc.params_at(f64::NEG_INFINITY))];
-    for iv in &sc.interventions {
-        if params.last().is_none_or(|(from, _)| iv.at > *from) {
-            params.push((iv.at, sc.params_at(iv.at)));
-        }
-    }
+    let trajectory = describe(model, sc, &path, &dense, &tail, (&start, &end));
     Ok(Simulation {
         dense,
-        params,
+        params: path,
         summary: Summary {
             min_peers: trajectory.min.0,
             t_min_peers: trajectory.min.1,
@@ -450,6 +503,7 @@ fn check_grid(sc: &Scenario, opts: &SimOptions) -> Result<(), Error> {
 fn run_to_end<M: Model<N>, const N: usize>(
     model: &M,
     sc: &Scenario,
+    clock: Option<Clock>,
     opts: &SimOptions,
     x0: SVector<f64, N>,
 ) -> Result<(Vec<f64>, SVector<f64, N>, Dense<N>, SolverStats), Error>
@@ -459,6 +513,7 @@ where
     let mut run = Run {
         model,
         sc,
+        clock,
         solve: &opts.solve,
         x: x0,
         dense: Dense::default(),
@@ -540,6 +595,7 @@ struct Trajectory {
 fn describe<M: Model<N>, const N: usize>(
     model: &M,
     sc: &Scenario,
+    path: &ParamPath,
     dense: &Dense<N>,
     tail: &[Segment<N>],
     (start, end): (&RestState<N>, &RestState<N>),
@@ -552,7 +608,7 @@ fn describe<M: Model<N>, const N: usize>(
             (
                 dense
                     .eval(t)
-                    .map_or(v, |x| model.in_domain(x, &sc.params_at(t))[i]),
+                    .map_or(v, |x| model.in_domain(x, &path.at(t))[i]),
                 t,
             )
         })
@@ -570,8 +626,8 @@ fn describe<M: Model<N>, const N: usize>(
     let recovery_time = reference.and_then(|(x, at)| {
         let segs = dense.segments.iter().chain(tail.iter());
         if model.recovery_by_service() {
-            let level = model.service_level(&x, &sc.params_at(at))?;
-            service_recovery(model, sc, segs, 0.95 * level, shock_at)
+            let level = model.service_level(&x, &path.at(at))?;
+            service_recovery(model, path, segs, 0.95 * level, shock_at)
         } else {
             recovery(segs, w, 0.95 * x[w], shock_at)
         }
@@ -580,10 +636,10 @@ fn describe<M: Model<N>, const N: usize>(
         min: (min_peers, t_min_peers),
         peaks: (0..N).map(|i| extremum(&dense.segments, i, true)).collect(),
         minima,
-        min_service_level: extreme_of(model, sc, &dense.segments, false, |x, p| {
+        min_service_level: extreme_of(model, sc, path, &dense.segments, false, |x, p| {
             model.service_level(x, p)
         }),
-        peak_utilisation: extreme_of(model, sc, &dense.segments, true, |x, p| {
+        peak_utilisation: extreme_of(model, sc, path, &dense.segments, true, |x, p| {
             model.utilisation(x, p)
         }),
         recovery_time,
@@ -613,6 +669,7 @@ fn extremum<const N: usize>(segs: &[Segment<N>], i: usize, max: bool) -> (f64, f
 fn extreme_of<M: Model<N>, const N: usize>(
     model: &M,
     sc: &Scenario,
+    path: &ParamPath,
     segs: &[Segment<N>],
     max: bool,
     g: impl Fn(&SVector<f64, N>, &[f64]) -> Option<f64>,
@@ -622,8 +679,10 @@ fn extreme_of<M: Model<N>, const N: usize>(
     let mut best: Option<(f64, f64, usize, f64)> = None;
     let mut p = sc.params_at(0.0);
     let mut next_iv = sc.interventions.iter().filter(|iv| iv.at <= 0.0).count();
+    let stepwise = path.is_stepwise();
     for (k, s) in segs.iter().enumerate() {
-        // Parameters change only at interventions: update in place when one is passed.
+        // Stepwise parameters change only at interventions: updated in place when one is
+        // passed; otherwise read off the path at each point.
         while next_iv < sc.interventions.len() && sc.interventions[next_iv].at <= s.t0 {
             for &(i, v) in &sc.interventions[next_iv].set {
                 p[i] = v;
@@ -632,6 +691,9 @@ fn extreme_of<M: Model<N>, const N: usize>(
         }
         for j in 0..=4 {
             let th = j as f64 / 4.0;
+            if !stepwise {
+                p = path.at(s.time(th));
+            }
             let u = sign * g(&model.in_domain(s.eval(s.time(th)), &p), &p)?;
             if best.is_none_or(|b| u > b.0) {
                 best = Some((u, s.time(th), k, th));
@@ -640,9 +702,10 @@ fn extreme_of<M: Model<N>, const N: usize>(
     }
     let (mut u, mut t, k, th) = best?;
     let s = &segs[k];
-    let p = sc.params_at(s.t0);
-    let f =
-        |th: f64| g(&model.in_domain(s.eval(s.time(th)), &p), &p).map_or(f64::NAN, |v| sign * v);
+    let f = |th: f64| {
+        let p = path.at(s.time(th));
+        g(&model.in_domain(s.eval(s.time(th)), &p), &p).map_or(f64::NAN, |v| sign * v)
+    };
     let (mut a, mut b) = ((th - 0.25).max(0.0), (th + 0.25).min(1.0));
     let g = 0.5 * (5f64.sqrt() - 1.0);
     for _ in 0..60 {
@@ -668,15 +731,21 @@ fn extreme_of<M: Model<N>, const N: usize>(
 /// bisection on the step's interpolant to 1e-12 of the step.
 fn service_recovery<'a, M: Model<N>, const N: usize>(
     model: &M,
-    sc: &Scenario,
+    path: &ParamPath,
     segs: impl Iterator<Item = &'a Segment<N>>,
     level: f64,
     from: f64,
 ) -> Option<f64> {
     let mut fell_at: Option<f64> = None;
     for s in segs.filter(|s| s.t1 >= from && s.t1 > s.t0) {
-        let p = sc.params_at(s.t0);
+        let stepwise = path.is_stepwise();
+        let p0 = path.at(s.t0);
         let g = |th: f64| {
+            let p = if stepwise {
+                std::borrow::Cow::Borrowed(&p0)
+            } else {
+                std::borrow::Cow::Owned(path.at(s.time(th)))
+            };
             model
                 .service_level(&model.in_domain(s.eval(s.time(th)), &p), &p)
                 .unwrap_or(f64::NAN)

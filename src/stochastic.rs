@@ -244,6 +244,7 @@ pub fn simulate_runs(
     dt: f64,
 ) -> Result<Vec<Run>, Error> {
     sc.validate(&P2p)?;
+    sc.require_stepwise("the stochastic chain")?;
     // The chain's events grow with the time it runs; beyond a century of minutes a run would
     // not end in any useful time.
     if sc.t_end > MAX_CHAIN_T_END {

@@ -122,6 +122,28 @@ fn gradients_match_finite_differences_for_an_instantaneous_wave() {
     check_gradient(&sc, &["shock", "shock_at", "promotion", "retry"]);
 }
 
+#[test]
+fn gradients_match_finite_differences_through_a_ramp() {
+    // A ramp that moves a parameter fitted from the start (its derivative enters the ramp's
+    // start value), and the ramp's own value, time and length.
+    let mut sc = spread_scenario();
+    let k = sc.params.index("sn_capacity").unwrap();
+    let mut ramp = selfheal::scenario::Intervention::step(1500.0, vec![(k, 1400.0)]);
+    ramp.ramp = 600.0;
+    sc.interventions.push(ramp);
+    sc.validate(&P2p).unwrap();
+    check_gradient(
+        &sc,
+        &[
+            "sn_capacity",
+            "intervention.2.sn_capacity",
+            "intervention.2.at",
+            "intervention.2.ramp",
+            "promotion",
+        ],
+    );
+}
+
 /// A wave that tips the network, fixed later by restored promotion and dedicated capacity.
 fn collapse_and_fix() -> Scenario {
     Scenario::from_toml(

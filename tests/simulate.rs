@@ -246,10 +246,8 @@ fn interventions_switch_parameters_exactly_and_keep_the_state_continuous() {
     let o = opts(Method::Rosenbrock, 1e-10, 1e-15);
     let mut sc = shocked(0.5);
     let k = P2pIdx::Dedicated as usize;
-    sc.interventions.push(Intervention {
-        at: 1440.0,
-        set: vec![(k, 1e-3)],
-    });
+    sc.interventions
+        .push(Intervention::step(1440.0, vec![(k, 1e-3)]));
     let sim = simulate(&P2p, &sc, &o).unwrap();
     let segs = &sim.dense.segments;
     let before = segs
@@ -433,10 +431,9 @@ fn a_run_that_starts_down_recovers_to_the_final_healthy_state_or_not_at_all() {
     ps.set("sn_capacity", 20_000.0).unwrap();
     let target = healthy_state(&P2p, ps.values()).unwrap().equilibrium;
     let mut rescued = down.clone();
-    rescued.interventions.push(Intervention {
-        at: 600.0,
-        set: vec![(k, 20_000.0)],
-    });
+    rescued
+        .interventions
+        .push(Intervention::step(600.0, vec![(k, 20_000.0)]));
     rescued.t_end = 30.0 * 1440.0;
     let sim = simulate(&P2p, &rescued, &o).unwrap();
     let s = &sim.summary;

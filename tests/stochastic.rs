@@ -264,10 +264,11 @@ fn exact_runs_conserve_the_population_through_waves_and_interventions() {
             window,
             ..Shock::instantaneous(0.5)
         });
-        sc.interventions.push(selfheal::scenario::Intervention {
-            at: 400.0,
-            set: vec![(sc.params.index("dedicated").unwrap(), 5e-4)],
-        });
+        sc.interventions
+            .push(selfheal::scenario::Intervention::step(
+                400.0,
+                vec![(sc.params.index("dedicated").unwrap(), 5e-4)],
+            ));
         sc.t_end = 600.0;
         let runs = simulate_runs(&sc, 3_000, 8, 5, StochasticMethod::Exact, 30.0).unwrap();
         for r in &runs {
@@ -299,10 +300,10 @@ fn a_chain_that_starts_down_recovers_like_the_fluid_model_or_not_at_all() {
     let k = rescued.params.index("sn_capacity").unwrap();
     rescued
         .interventions
-        .push(selfheal::scenario::Intervention {
-            at: 60.0,
-            set: vec![(k, 20_000.0)],
-        });
+        .push(selfheal::scenario::Intervention::step(
+            60.0,
+            vec![(k, 20_000.0)],
+        ));
     rescued.t_end = 10.0 * 1440.0;
     let fluid = simulate(&P2p, &rescued, &SimOptions::default()).unwrap();
     let rt = fluid.summary.recovery_time.expect("the fluid run recovers");

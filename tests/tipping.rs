@@ -392,10 +392,7 @@ fn rescue_value_separates_fates_by_plain_simulation() {
     ] {
         let mut sc = Scenario::new(&P2p);
         sc.initial = Some(r.collapsed.iter().copied().collect());
-        sc.interventions = vec![Intervention {
-            at: 0.0,
-            set: vec![(k, value)],
-        }];
+        sc.interventions = vec![Intervention::step(0.0, vec![(k, value)])];
         sc.t_end = 3000.0;
         let out = simulate(&P2p, &sc, &rosenbrock(1e-11, 1e-16))
             .unwrap()

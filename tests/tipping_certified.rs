@@ -389,10 +389,7 @@ fn random_critical_windows_and_rescues_agree_with_plain_simulation() {
                 let mut sc = Scenario::new(&P2p);
                 sc.params = ps.clone();
                 sc.initial = Some(r.collapsed.iter().copied().collect());
-                sc.interventions = vec![Intervention {
-                    at: 0.0,
-                    set: vec![(k, v)],
-                }];
+                sc.interventions = vec![Intervention::step(0.0, vec![(k, v)])];
                 sc.t_end = 60.0;
                 simulate(&P2p, &sc, &rosenbrock(1e-10, 1e-15))
                     .unwrap()

@@ -50,18 +50,6 @@ impl Default for Weighting {
     }
 }
 
-/// Seconds in one unit of a model's time (`second`, `minute`, `hour`, `day`, singular or
-/// plural, or `s`, `min`, `h`, `d`); `None` for a unit without a clock length (`slot`).
-pub fn seconds_per_unit(unit: &str) -> Option<f64> {
-    match unit.trim().trim_end_matches('s') {
-        "" | "second" | "sec" => Some(1.0),
-        "minute" | "min" => Some(60.0),
-        "hour" | "h" => Some(3600.0),
-        "day" | "d" => Some(86400.0),
-        _ => None,
-    }
-}
-
 impl Weighting {
     /// The standard deviation of a reading of `users` stated as written.
     pub fn sigma(&self, users: f64) -> f64 {
@@ -86,17 +74,7 @@ pub fn last_place(users: f64) -> f64 {
     unit
 }
 
-/// Parses an ISO 8601 / RFC 3339 instant with its offset (`2007-08-16T22:15:00Z`,
-/// `2007-08-16T22:15Z`, `2007-08-17T00:15:00+02:00`) into seconds since 1970-01-01 00:00 UTC.
-/// A time without an offset is refused: it would not say which instant it is.
-pub fn parse_utc(text: &str) -> Result<f64, Error> {
-    let t: jiff::Timestamp = text.trim().parse().map_err(|e: jiff::Error| Error::Parse {
-        file: None,
-        line: None,
-        message: format!("`{text}` is not a UTC time such as 2007-08-16T22:15:00Z ({e})"),
-    })?;
-    Ok(t.as_second() as f64 + f64::from(t.subsec_nanosecond()) * 1e-9)
-}
+pub use crate::model::schedule::{parse_utc, seconds_per_unit};
 
 /// Reads observed online users from a CSV file with columns `time` (ISO 8601, UTC) and
 /// `online_users`, and optionally `sigma` (users; empty cells fall back to the rule),

@@ -165,6 +165,11 @@ impl FitParam {
             Quantity::ShockAt | Quantity::InterventionAt { .. } => {
                 ((start - 720.0).max(0.0), (start + 720.0).min(sc.t_end))
             }
+            Quantity::InterventionRamp { k } => {
+                let room = sc.t_end - sc.interventions[k].at;
+                let (lo, hi) = decades("a step (ramp = 0) has no ramp length to fit")?;
+                (lo, hi.min(room))
+            }
             Quantity::Population => decades("a population must be > 0")?,
             Quantity::TEnd => unreachable!("refused above"),
         };
@@ -1196,7 +1201,7 @@ pub fn compare<M: Model<N>, const N: usize>(
             .dense
             .eval(r.t.max(0.0))
             .ok_or_else(|| Error::Invalid("the run has no output to compare with".into()))?;
-        let m = model.online(&model.in_domain(x, sim.params_at(r.t))) * sc.population;
+        let m = model.online(&model.in_domain(x, &sim.params_at(r.t))) * sc.population;
         residuals.push(Residual {
             time: r.time.clone(),
             t: r.t,

@@ -14,95 +14,14 @@
 //!   `s⁺ = s⁻ + (f⁻ − f⁺)·∂τ/∂θ`.
 
 use crate::error::Error;
-use crate::model::{Model, ParamSpec, Scalar, StateSpec, System, MAX_PARAMS};
+use crate::model::sens::Sens;
+use crate::model::{Model, System, MAX_PARAMS};
 use crate::scenario::Quantity;
 use crate::scenario::Scenario;
 use crate::simulate::{drive, Event, Piecewise, Regime};
 use crate::solve::{integrate, Dense, Segment, SolveOptions, SolverStats, Span};
 use nalgebra::{Const, DimMin, SMatrix, SVector};
 use num_dual::Dual;
-use std::borrow::Cow;
-
-/// The model extended by the sensitivity of its state to one direction in parameter space
-/// (and in the wave's hazards). `N2` must be `2N`.
-pub(crate) struct Sens<'a, M, const N: usize> {
-    pub inner: &'a M,
-    /// `∂p/∂θ` in the current interval.
-    pub dp: [f64; MAX_PARAMS],
-    /// `∂(η_p, η_s)/∂θ` while a spread wave is active.
-    pub deta: (f64, f64),
-}
-
-const SENS_STATES: [StateSpec; 2] = [
-    StateSpec {
-        name: Cow::Borrowed("x"),
-        meaning: Cow::Borrowed("state"),
-    },
-    StateSpec {
-        name: Cow::Borrowed("s"),
-        meaning: Cow::Borrowed("sensitivity of the state"),
-    },
-];
-
-impl<M: Model<N>, const N: usize> Sens<'_, M, N> {
-    fn lift<T: Scalar, const N2: usize>(xa: &SVector<T, N2>) -> SVector<Dual<T>, N> {
-        SVector::from_fn(|i, _| Dual::new(xa[i], xa[N + i]))
-    }
-    fn lift_params<T: Scalar>(&self, p: &[T]) -> [Dual<T>; MAX_PARAMS] {
-        let mut pd = [Dual::from_re(T::from(0.0)); MAX_PARAMS];
-        for (j, v) in p.iter().enumerate() {
-            pd[j] = Dual::new(*v, T::from(self.dp[j]));
-        }
-        pd
-    }
-    fn lower<T: Scalar, const N2: usize>(d: SVector<Dual<T>, N>) -> SVector<T, N2> {
-        SVector::from_fn(|i, _| if i < N { d[i].re } else { d[i - N].eps })
-    }
-}
-
-impl<M: Model<N>, const N: usize, const N2: usize> Model<N2> for Sens<'_, M, N> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn states(&self) -> [StateSpec; N2] {
-        std::array::from_fn(|i| SENS_STATES[usize::from(i >= N)].clone())
-    }
-    fn params(&self) -> &[ParamSpec] {
-        self.inner.params()
-    }
-    fn rhs<T: Scalar>(&self, t: T, xa: &SVector<T, N2>, p: &[T]) -> SVector<T, N2> {
-        let pd = self.lift_params(p);
-        let d = self
-            .inner
-            .rhs(Dual::from_re(t), &Self::lift(xa), &pd[..p.len()]);
-        Self::lower(d)
-    }
-    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, N2> {
-        SVector::zeros()
-    }
-    fn autonomous(&self) -> bool {
-        self.inner.autonomous()
-    }
-    fn feasible(&self, _x: &SVector<f64, N2>, _p: &[f64]) -> bool {
-        true
-    }
-    fn reboot_flow<T: Scalar>(
-        &self,
-        xa: &SVector<T, N2>,
-        p: &[T],
-        eta_p: T,
-        eta_s: T,
-    ) -> SVector<T, N2> {
-        let pd = self.lift_params(p);
-        let d = self.inner.reboot_flow(
-            &Self::lift(xa),
-            &pd[..p.len()],
-            Dual::new(eta_p, T::from(self.deta.0)),
-            Dual::new(eta_s, T::from(self.deta.1)),
-        );
-        Self::lower(d)
-    }
-}
 
 /// What a quantity's sensitivity run needs to know at each breakpoint.
 struct Roles {
@@ -112,6 +31,8 @@ struct Roles {
     iv_value: Option<(usize, usize)>,
     /// The fitted intervention time, if any.
     iv_at: Option<usize>,
+    /// The fitted ramp length, if any.
+    iv_ramp: Option<usize>,
     /// The wave's start moves with θ.
     shock_at: bool,
     /// The wave's window is θ.
@@ -126,6 +47,7 @@ impl Roles {
             param: None,
             iv_value: None,
             iv_at: None,
+            iv_ramp: None,
             shock_at: false,
             window: false,
             dfrac: (0.0, 0.0),
@@ -134,6 +56,7 @@ impl Roles {
             Quantity::Param(j) => r.param = Some(j),
             Quantity::Intervention { k, param } => r.iv_value = Some((k, param)),
             Quantity::InterventionAt { k } => r.iv_at = Some(k),
+            Quantity::InterventionRamp { k } => r.iv_ramp = Some(k),
             Quantity::ShockAt => r.shock_at = true,
             Quantity::Window => r.window = true,
             Quantity::Shock => r.dfrac = (1.0, 1.0),
@@ -180,10 +103,15 @@ where
     assert_eq!(N2, 2 * N, "the sensitivity system has 2N states");
     let roles = Roles::of(q)?;
     let p = sc.params.values();
+    let clock = sc.param_path(model)?.clock();
     let mut sens = Sens {
         inner: model,
         dp: [0.0; MAX_PARAMS],
         deta: (0.0, 0.0),
+        ramps: vec![],
+        dramps: vec![],
+        daily: &sc.daily,
+        clock,
     };
     if let Some(j) = roles.param {
         sens.dp[j] = 1.0;
@@ -248,17 +176,19 @@ struct SensRun<'a, M, const N: usize, const N2: usize> {
 }
 
 impl<M: Model<N>, const N: usize, const N2: usize> SensRun<'_, M, N, N2> {
+    /// The model's right-hand side at `(t, x)` in `regime`, with the wave's hazards `reboot`.
     fn f_inner(
         &self,
         t: f64,
-        p: &[f64],
+        regime: &Regime,
         reboot: Option<(f64, f64)>,
         x: &SVector<f64, N>,
     ) -> SVector<f64, N> {
         System {
             model: self.model,
-            p,
+            p: &regime.p,
             reboot,
+            schedule: regime.schedule(self.sens.daily, self.sens.clock),
         }
         .f(t, x)
     }
@@ -270,10 +200,12 @@ where
     Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
 {
     fn flow(&mut self, t0: f64, t1: f64, regime: &Regime) -> Result<(), Error> {
+        debug_assert_eq!(self.sens.ramps, regime.ramps);
         let sys = System {
             model: &self.sens,
             p: &regime.p,
             reboot: regime.reboot,
+            schedule: None,
         };
         let dense = &mut self.dense;
         let (_, y) = integrate(
@@ -293,28 +225,25 @@ where
     fn event(&mut self, t: f64, ev: &Event, before: &Regime, after: &Regime) -> Result<(), Error> {
         let roles = self.roles;
         let (x, mut s) = split::<N, N2>(&self.xa);
-        let p = &before.p;
         match ev {
             Event::Jump => {
                 let w = self.sc.shock.expect("jump events come from a shock");
-                // Exact derivative of the jump map along (s, ∂p/∂θ, ∂f/∂θ, ∂c/∂θ).
+                // Exact derivative of the jump map along (s, ∂p/∂θ, ∂f/∂θ, ∂c/∂θ), at the
+                // parameters used at t.
                 let xd = SVector::<Dual<f64>, N>::from_fn(|i, _| Dual::new(x[i], s[i]));
-                let pd: Vec<Dual<f64>> = p
-                    .iter()
-                    .zip(self.sens.dp)
-                    .map(|(v, d)| Dual::new(*v, d))
-                    .collect();
+                let pd = self.sens.used(t, &before.p);
                 let g = self.model.reboot_jump(
                     &xd,
-                    &pd,
+                    &pd[..before.p.len()],
                     Dual::new(w.fraction, roles.dfrac.0),
                     Dual::new(w.sn_fraction, roles.dfrac.1),
                 )?;
                 let x1 = g.map(|v| v.re);
                 s = g.map(|v| v.eps);
                 if roles.shock_at {
-                    let f_before = self.f_inner(t, p, None, &x);
+                    let f_before = self.f_inner(t, before, None, &x);
                     let xd = SVector::<Dual<f64>, N>::from_fn(|i, _| Dual::new(x[i], f_before[i]));
+                    let p = before.used(t, self.sens.daily, self.sens.clock);
                     let pd: Vec<Dual<f64>> = p.iter().map(|v| Dual::from_re(*v)).collect();
                     let gx_f = self
                         .model
@@ -325,7 +254,7 @@ where
                             Dual::from_re(w.sn_fraction),
                         )?
                         .map(|v| v.eps);
-                    s += gx_f - self.f_inner(t, p, None, &x1);
+                    s += gx_f - self.f_inner(t, before, None, &x1);
                 }
                 self.xa = join(&x1, &s);
                 self.dense.segments.push(Segment::point(t, self.xa));
@@ -335,7 +264,8 @@ where
                 let w = self.sc.shock.expect("window events come from a shock");
                 let on = after.reboot.expect("a window start sets the hazards");
                 if roles.shock_at {
-                    s += self.f_inner(t, p, before.reboot, &x) - self.f_inner(t, p, Some(on), &x);
+                    s += self.f_inner(t, before, before.reboot, &x)
+                        - self.f_inner(t, before, Some(on), &x);
                 }
                 // η = −ln(1 − f)/w: ∂η/∂f = 1/((1 − f)·w), ∂η/∂w = −η/w.
                 self.sens.deta = if roles.window {
@@ -349,22 +279,52 @@ where
             }
             Event::WindowEnd => {
                 if roles.shock_at || roles.window {
-                    s += self.f_inner(t, p, before.reboot, &x) - self.f_inner(t, p, None, &x);
+                    s += self.f_inner(t, before, before.reboot, &x)
+                        - self.f_inner(t, before, None, &x);
                 }
                 self.sens.deta = (0.0, 0.0);
             }
             Event::Intervention(k) => {
-                for &(i, _) in &self.sc.interventions[*k].set {
+                let iv = &self.sc.interventions[*k];
+                for &(i, _) in &iv.set {
+                    if iv.is_ramp() {
+                        // The ramp starts from the value in force, whose derivative is the
+                        // one before; its start and length move with θ when fitted.
+                        self.sens.dramps.push((
+                            self.sens.dp[i],
+                            if roles.iv_at == Some(*k) { 1.0 } else { 0.0 },
+                            if roles.iv_ramp == Some(*k) { 1.0 } else { 0.0 },
+                        ));
+                    }
                     self.sens.dp[i] = if roles.iv_value == Some((*k, i)) {
                         1.0
                     } else {
                         0.0
                     };
                 }
+                self.sens.ramps.clone_from(&after.ramps);
+                // A step moving with θ changes the right-hand side at τ(θ); a ramp is
+                // continuous there, and the difference below vanishes.
                 if roles.iv_at == Some(*k) {
-                    s += self.f_inner(t, p, before.reboot, &x)
-                        - self.f_inner(t, &after.p, after.reboot, &x);
+                    s += self.f_inner(t, before, before.reboot, &x)
+                        - self.f_inner(t, after, after.reboot, &x);
                 }
+            }
+            Event::RampEnd(_) => {
+                // The ramps that end leave the list as in the regime; the parameters are
+                // continuous at the end, so the state's sensitivity does not jump.
+                let mut kept = self.sens.ramps.iter().zip(&self.sens.dramps);
+                let dramps: Vec<(f64, f64, f64)> = after
+                    .ramps
+                    .iter()
+                    .map(|r| {
+                        kept.find(|(q, _)| *q == r)
+                            .map(|(_, d)| *d)
+                            .expect("the ramps after an end are among those before it")
+                    })
+                    .collect();
+                self.sens.dramps = dramps;
+                self.sens.ramps.clone_from(&after.ramps);
             }
         }
         self.xa = join(&x, &s);

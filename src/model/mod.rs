@@ -8,6 +8,8 @@
 mod p2p;
 mod params;
 pub mod safe;
+pub mod schedule;
+pub(crate) mod sens;
 pub mod textbook;
 
 pub(crate) use p2p::{flows_in, Sizes};
@@ -17,6 +19,7 @@ pub use params::{Bound, ParamSet, ParamSpec};
 use crate::error::Error;
 use nalgebra::{SMatrix, SVector};
 use num_dual::{Dual2_64, Dual64, DualNum, DualSVec64, HyperDual64, HyperHyperDual64};
+use schedule::Schedule;
 use std::borrow::Cow;
 
 /// The scalar a right-hand side is written in: `f64`, or a dual number carrying derivatives.
@@ -245,6 +248,25 @@ pub trait Model<const N: usize>: Sync {
     ) -> SVector<T, N> {
         SVector::from_fn(|_, _| T::from(0.0))
     }
+
+    /// The whole right-hand side in force at `(t, x)`: [`Model::rhs`] plus the flow of a spread
+    /// wave when `wave` gives its hazards. What the solvers evaluate; a wrapper model overrides
+    /// it to prepare the parameters once for both parts (the sensitivity system lifts them
+    /// into dual numbers at `t`). Not meant to be overridden by user models.
+    #[doc(hidden)]
+    fn rhs_in_force<T: Scalar>(
+        &self,
+        t: T,
+        x: &SVector<T, N>,
+        p: &[T],
+        wave: Option<(T, T)>,
+    ) -> SVector<T, N> {
+        let mut d = self.rhs(t, x, p);
+        if let Some((ep, es)) = wave {
+            d += self.reboot_flow(x, p, ep, es);
+        }
+        d
+    }
 }
 
 /// Checks the fractions of an instantaneous wave: each finite and in [0, 1).
@@ -298,6 +320,9 @@ pub struct System<'a, M, const N: usize> {
     pub p: &'a [f64],
     /// Per-member reboot hazards `(eta_p, eta_s)` when a spread reboot wave is active.
     pub reboot: Option<(f64, f64)>,
+    /// Ramps and daily profiles that move parameters with time (`p` then holds the values in
+    /// force, a ramped parameter's target); `None` when the parameters are constant.
+    pub schedule: Option<Schedule<'a>>,
 }
 
 impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
@@ -307,27 +332,41 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
             model,
             p,
             reboot: None,
+            schedule: None,
         }
+    }
+
+    /// Whether `f` does not depend on `t`: the model is autonomous and no parameter moves.
+    pub fn autonomous(&self) -> bool {
+        self.model.autonomous() && self.schedule.is_none()
     }
 
     /// `f(t, x)` in `f64`.
     #[inline]
     pub fn f(&self, t: f64, x: &SVector<f64, N>) -> SVector<f64, N> {
-        let mut d = self.model.rhs(t, x, self.p);
-        if let Some((ep, es)) = self.reboot {
-            d += self.model.reboot_flow(x, self.p, ep, es);
+        match &self.schedule {
+            None => self.model.rhs_in_force(t, x, self.p, self.reboot),
+            Some(s) => {
+                let q = s.apply(t, self.p, |_, r| (r.from, r.at, r.len));
+                self.model
+                    .rhs_in_force(t, x, &q[..self.p.len()], self.reboot)
+            }
         }
-        d
     }
 
     /// Generic evaluation with dual parameters already lifted.
     #[inline]
     fn f_dual<T: Scalar>(&self, t: T, x: &SVector<T, N>, pd: &[T]) -> SVector<T, N> {
-        let mut d = self.model.rhs(t, x, pd);
-        if let Some((ep, es)) = self.reboot {
-            d += self.model.reboot_flow(x, pd, T::from(ep), T::from(es));
+        let wave = self.reboot.map(|(ep, es)| (T::from(ep), T::from(es)));
+        match &self.schedule {
+            None => self.model.rhs_in_force(t, x, pd, wave),
+            Some(s) => {
+                let q = s.apply(t, pd, |_, r| {
+                    (T::from(r.from), T::from(r.at), T::from(r.len))
+                });
+                self.model.rhs_in_force(t, x, &q[..pd.len()], wave)
+            }
         }
-        d
     }
 
     /// The exact Jacobian `∂f/∂x` by forward-mode automatic differentiation: one pass with a
@@ -361,7 +400,7 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
 
     /// `∂f/∂t` by automatic differentiation (zero for autonomous models).
     pub fn time_derivative(&self, t: f64, x: &SVector<f64, N>) -> SVector<f64, N> {
-        if self.model.autonomous() {
+        if self.autonomous() {
             return SVector::zeros();
         }
         let pd = dual_params::<Dual64>(self.p);
@@ -380,7 +419,7 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
         fx: &SVector<f64, N>,
     ) -> (SVector<f64, N>, SVector<f64, N>) {
         let np = self.p.len();
-        let dt = if self.model.autonomous() { 0.0 } else { 1.0 };
+        let dt = if self.autonomous() { 0.0 } else { 1.0 };
         // Along the line s ↦ (t + s·dt, x + s·f): first derivative y'', second D²f[(1,f),(1,f)].
         let pd2 = dual_params::<Dual2_64>(self.p);
         let xd2 = SVector::<Dual2_64, N>::from_fn(|i, _| Dual2_64::new(x[i], fx[i], 0.0));

@@ -235,6 +235,7 @@ pub fn chain_runs<const N: usize>(
     opts: &ChainOptions,
 ) -> Result<Vec<ChainRun>, Error> {
     let file = model.file();
+    sc.require_stepwise("the stochastic chain")?;
     if !(opts.population.is_finite() && opts.population >= 1.0) {
         return Err(Error::OutOfRange {
             name: "population".into(),

@@ -27,6 +27,11 @@ pub enum Quantity {
         /// Intervention index (from 0).
         k: usize,
     },
+    /// The length of intervention `k`'s ramp (from 0, in file order).
+    InterventionRamp {
+        /// Intervention index (from 0).
+        k: usize,
+    },
     /// The value set for parameter `param` by intervention `k` (from 0, in file order).
     Intervention {
         /// Intervention index (from 0).
@@ -47,8 +52,8 @@ const SCENARIO_QUANTITIES: [&str; 6] = [
 
 impl Quantity {
     /// Resolves a name: a parameter, `shock`, `sn_shock`, `window`, `shock_at`, `t_end`,
-    /// `population`, `intervention.K.at` or `intervention.K.NAME` (K from 1, naming a parameter
-    /// that intervention sets).
+    /// `population`, `intervention.K.at`, `intervention.K.ramp` or `intervention.K.NAME` (K
+    /// from 1, naming a parameter that intervention sets).
     pub fn parse(name: &str, base: &Scenario) -> Result<Self, Error> {
         if name.trim().is_empty() {
             return Err(Error::Invalid(format!(
@@ -83,6 +88,9 @@ impl Quantity {
                 })?;
             if pname == "at" {
                 return Ok(Quantity::InterventionAt { k: k - 1 });
+            }
+            if pname == "ramp" {
+                return Ok(Quantity::InterventionRamp { k: k - 1 });
             }
             let param = base.params.index(pname)?;
             if !base.interventions[k - 1]
@@ -125,6 +133,7 @@ impl Quantity {
             Quantity::TEnd => sc.t_end,
             Quantity::Population => sc.population,
             Quantity::InterventionAt { k } => sc.interventions.get(k)?.at,
+            Quantity::InterventionRamp { k } => sc.interventions.get(k)?.ramp,
             Quantity::Intervention { k, param } => {
                 sc.interventions
                     .get(k)?
@@ -152,6 +161,7 @@ impl Quantity {
             Quantity::TEnd => sc.t_end = v,
             Quantity::Population => sc.population = v,
             Quantity::InterventionAt { k } => sc.interventions[k].at = v,
+            Quantity::InterventionRamp { k } => sc.interventions[k].ramp = v,
             Quantity::Intervention { k, param } => {
                 let iv: &mut Intervention = &mut sc.interventions[k];
                 for (i, val) in iv.set.iter_mut() {

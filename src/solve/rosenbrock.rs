@@ -536,7 +536,7 @@ where
     let stepper = Stepper {
         tab,
         sys,
-        autonomous: sys.model.autonomous(),
+        autonomous: sys.autonomous(),
     };
     let h_max = opts.h_max.unwrap_or(length).min(length);
     let mut t = t0;

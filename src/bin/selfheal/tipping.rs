@@ -227,10 +227,7 @@ where
     );
     // How long recovery takes at the threshold and with a 10 % margin beyond it.
     for (label, value) in [("at the threshold", v), ("with a 10% margin", margin)] {
-        let step = Intervention {
-            at: args.at,
-            set: vec![(k, value)],
-        };
+        let step = Intervention::step(args.at, vec![(k, value)]);
         match r.recovery_time(model, &sc, step, RESCUE_HORIZON_DAYS * 1440.0, opts.solve)? {
             Some(t) => eprintln!(
                 "recovery {label} ({} = {value:.6e}): peers back to 95% of healthy {t:.1} min after the step",
