@@ -14,7 +14,8 @@
 //! 3. [`scenario`]: parameters, the reboot wave, interventions, named quantities;
 //! 4. [`solve`]: Rosenbrock and explicit methods with dense output;
 //! 5. [`equilibria`]: Newton, stability, the service level and the healthy state;
-//! 6. [`simulate`]: a scenario run and its summary;
+//! 6. [`periodic`]: daily cycles by shooting, Floquet multipliers; [`simulate`]: a scenario run
+//!    and its summary;
 //! 7. [`analysis`]: tipping (critical shock, window, rescue), continuation, Hopf points, curves
 //!    in two parameters, bistable intervals;
 //! 8. [`sweep`], [`calibrate`], [`stochastic`]: many runs, fits, the Markov chain;
@@ -53,6 +54,7 @@ pub mod linalg;
 pub mod model;
 pub mod modelfile;
 pub mod output;
+pub mod periodic;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod progress;

@@ -568,11 +568,7 @@ impl Scenario {
             return Ok(());
         }
         self.clock(model).map_err(|e| e.context("daily"))?;
-        if DAILY_PENDING {
-            return Err(Error::Unsupported(
-                "[daily]: profiles are read and checked, but no analysis follows the daily cycle yet".into(),
-            ));
-        }
+
         for d in &self.daily {
             let spec = &self.params.specs()[d.param];
             let ((lo, hlo), (hi, hhi)) = d.range();
@@ -815,9 +811,6 @@ impl Scenario {
         })
     }
 }
-
-/// Until the periodic analysis lands, every scenario with a profile is refused.
-const DAILY_PENDING: bool = true;
 
 /// A clock hour as `HH:MM`.
 fn clock_text(hour: f64) -> String {

@@ -7,6 +7,9 @@ use crate::equilibria::{
 use crate::error::Error;
 use crate::model::schedule::{Clock, DailyProfile, Ramp, Schedule};
 use crate::model::{Model, System};
+use crate::periodic::{
+    choose_rest_cycle, reanchor, rest_cycle, settle_on_cycles, Forcing, RestCycle,
+};
 use crate::scenario::{ParamPath, Scenario};
 use crate::solve::{integrate, Dense, Method, Segment, SolveOptions, SolverStats, Span};
 use nalgebra::SVector;
@@ -422,10 +425,8 @@ where
     opts.solve.validate()?;
     check_grid(sc, opts)?;
     let path = sc.param_path(model)?;
-    if !sc.daily.is_empty() {
-        return Err(Error::Unsupported(
-            "a scenario with daily profiles: its healthy state is a daily cycle, which simulate does not compute yet".into(),
-        ));
+    if let Some(clock) = path.clock() {
+        return simulate_daily(model, sc, opts, path, clock);
     }
     let start = healthy_of(sc.params.values())?;
     let x0 = match &sc.initial {
@@ -454,23 +455,126 @@ where
     Ok(Simulation {
         dense,
         params: path,
-        summary: Summary {
-            min_peers: trajectory.min.0,
-            t_min_peers: trajectory.min.1,
-            minima: trajectory.minima,
-            peaks: trajectory.peaks,
-            min_service_level: trajectory.min_service_level,
-            peak_utilisation: trajectory.peak_utilisation,
-            recovery_time: trajectory.recovery_time,
-            healthy: start.x.iter().copied().collect(),
-            service_level: start.service,
-            start_healthy: start.healthy,
-            down: !end.healthy,
-            outcome,
-            settled_on,
-            settled_at,
+        summary: trajectory.summary(&start, &end, (outcome, settled_on, settled_at), stats),
+    })
+}
+
+/// [`simulate`] for a scenario with daily profiles: it starts on the healthy daily cycle of
+/// the initial parameters (at the phase of `t = 0`), and after `t_end` it is followed, one day
+/// at a time under the final parameters, until it provably settles on a stable daily cycle
+/// ([`crate::periodic::settle_on_cycles`]). The recovery time compares the watched state with the healthy cycle's at the same time.
+fn simulate_daily<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    opts: &SimOptions,
+    path: ParamPath,
+    clock: Clock,
+) -> Result<Simulation<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let mut stats = SolverStats::default();
+    let forcing = |p| Forcing {
+        p,
+        daily: &sc.daily,
+        clock,
+    };
+    let p0 = sc.params.values();
+    let (start, start_cycles) = rest_cycle(model, &forcing(p0), 0.0, &opts.solve, &mut stats)
+        .map_err(|e| e.context("the daily cycle the scenario starts on"))?;
+    let x0 = match &sc.initial {
+        Some(v) => SVector::from_iterator(v.iter().copied()),
+        None => start.cycle.x0,
+    };
+    let (p_end, x_end, dense, run_stats) = run_to_end(model, sc, Some(clock), opts, x0)?;
+    let p: &[f64] = &p_end;
+    stats += run_stats;
+    let (end, cycles) = if p == p0 {
+        // The same cycles, anchored at t_end.
+        let f = forcing(p);
+        reanchor(model, &f, &start_cycles, sc.t_end, &opts.solve, &mut stats)
+            .and_then(|c| Ok((choose_rest_cycle(model, &f, &c)?, c)))
+    } else {
+        rest_cycle(model, &forcing(p), sc.t_end, &opts.solve, &mut stats)
+    }
+    .map_err(|e| e.context("the daily cycles after t_end"))?;
+    // Day by day after t_end until the state settles on one of the stable cycles.
+    let settle_opts = SolveOptions {
+        method: Method::Rosenbrock,
+        ..opts.solve
+    };
+    let mut tail: Vec<Segment<N>> = vec![];
+    let rest = settle_on_cycles(
+        model,
+        &forcing(p),
+        sc.t_end,
+        x_end,
+        &cycles,
+        opts.settle_horizon,
+        &settle_opts,
+        &mut stats,
+        |seg| tail.push(*seg),
+    )
+    .map_err(|e| {
+        e.context(format!(
+            "deciding the outcome after t_end = {} (day by day on the daily cycle)",
+            sc.t_end
+        ))
+    })?;
+    let (outcome, settled_on, settled_at) = match rest {
+        Some((j, ts)) => {
+            let on = &cycles[j];
+            let o = if end.healthy && same_point(&on.x0, &end.cycle.x0) {
+                Outcome::Recovered
+            } else {
+                Outcome::Collapsed
+            };
+            (o, Some(on.x0.iter().copied().collect()), Some(ts))
+        }
+        None => (Outcome::Undecided, None, None),
+    };
+    let as_rest = |r: &RestCycle<N>| RestState {
+        x: r.cycle.x0,
+        service: r.service,
+        healthy: r.healthy,
+    };
+    let mut trajectory = describe(
+        model,
+        sc,
+        &path,
+        &dense,
+        &tail,
+        (&as_rest(&start), &as_rest(&end)),
+    );
+    // Recovery against the healthy cycle at the same time of day.
+    let reference = match (start.healthy, end.healthy) {
+        (true, _) => Some(&start.cycle),
+        (false, true) => Some(&end.cycle),
+        (false, false) => None,
+    };
+    let w = model.watched();
+    let shock_at = sc.shock.map_or(0.0, |s| s.at);
+    trajectory.recovery_time = reference.and_then(|c| {
+        recovery_by(
+            dense.segments.iter().chain(tail.iter()),
+            shock_at,
+            &|s: &Segment<N>| {
+                Box::new(move |th: f64| {
+                    let t = s.time(th);
+                    s.eval(t)[w] - 0.95 * c.state_at(t)[w]
+                })
+            },
+        )
+    });
+    Ok(Simulation {
+        dense,
+        params: path,
+        summary: trajectory.summary(
+            &as_rest(&start),
+            &as_rest(&end),
+            (outcome, settled_on, settled_at),
             stats,
-        },
+        ),
     })
 }
 
@@ -588,6 +692,39 @@ struct Trajectory {
     min_service_level: Option<(f64, f64)>,
     peak_utilisation: Option<(f64, f64)>,
     recovery_time: Option<f64>,
+}
+
+/// How a run ended: the outcome, the state it settled on and when.
+type Ending = (Outcome, Option<Vec<f64>>, Option<f64>);
+
+impl Trajectory {
+    /// The summary of a run that started at `start` (the rest of the initial parameters), whose
+    /// final parameters rest at `end`, and that ended as `ending`.
+    fn summary<const N: usize>(
+        self,
+        start: &RestState<N>,
+        end: &RestState<N>,
+        (outcome, settled_on, settled_at): Ending,
+        stats: SolverStats,
+    ) -> Summary {
+        Summary {
+            min_peers: self.min.0,
+            t_min_peers: self.min.1,
+            minima: self.minima,
+            peaks: self.peaks,
+            min_service_level: self.min_service_level,
+            peak_utilisation: self.peak_utilisation,
+            recovery_time: self.recovery_time,
+            healthy: start.x.iter().copied().collect(),
+            service_level: start.service,
+            start_healthy: start.healthy,
+            down: !end.healthy,
+            outcome,
+            settled_on,
+            settled_at,
+            stats,
+        }
+    }
 }
 
 /// Reads the trajectory (`dense` to `t_end`, `tail` after it) against the healthy states at
@@ -726,9 +863,7 @@ fn extreme_of<M: Model<N>, const N: usize>(
 }
 
 /// Recovery time by the service level: from `from` until the service level, having fallen
-/// below `level`, first returns to it (0 if it never falls; `None` if it never returns). Each
-/// step is sampled at nine points (its ends and seven inside) and each crossing located by
-/// bisection on the step's interpolant to 1e-12 of the step.
+/// below `level`, first returns to it (0 if it never falls; `None` if it never returns).
 fn service_recovery<'a, M: Model<N>, const N: usize>(
     model: &M,
     path: &ParamPath,
@@ -736,11 +871,10 @@ fn service_recovery<'a, M: Model<N>, const N: usize>(
     level: f64,
     from: f64,
 ) -> Option<f64> {
-    let mut fell_at: Option<f64> = None;
-    for s in segs.filter(|s| s.t1 >= from && s.t1 > s.t0) {
-        let stepwise = path.is_stepwise();
+    let stepwise = path.is_stepwise();
+    recovery_by(segs, from, &|s: &Segment<N>| {
         let p0 = path.at(s.t0);
-        let g = |th: f64| {
+        Box::new(move |th: f64| {
             let p = if stepwise {
                 std::borrow::Cow::Borrowed(&p0)
             } else {
@@ -748,14 +882,35 @@ fn service_recovery<'a, M: Model<N>, const N: usize>(
             };
             model
                 .service_level(&model.in_domain(s.eval(s.time(th)), &p), &p)
-                .unwrap_or(f64::NAN)
-        };
+                .map_or(f64::NAN, |v| v - level)
+        })
+    })
+}
+
+/// A margin along each step, as a function of the step's θ: below zero is "fallen".
+type Margin<'a> = Box<dyn Fn(f64) -> f64 + 'a>;
+
+/// Recovery time by a margin `g` (below zero: fallen; at least zero: served): from `from` until
+/// the margin, having fallen below zero, first returns to zero or above (0 if it never falls;
+/// `None` if it never returns). Each step is sampled at nine points (its ends and seven inside)
+/// and each crossing located by bisection on the step's interpolant to 1e-12 of the step.
+fn recovery_by<'a, 's, const N: usize>(
+    segs: impl Iterator<Item = &'a Segment<N>>,
+    from: f64,
+    margin: &dyn Fn(&'s Segment<N>) -> Margin<'s>,
+) -> Option<f64>
+where
+    'a: 's,
+{
+    let mut fell_at: Option<f64> = None;
+    for s in segs.filter(|s| s.t1 >= from && s.t1 > s.t0) {
+        let g = margin(s);
         // The first θ in (a, b] where `below(g)` holds, located by bisection.
         let locate = |a: f64, b: f64, below: bool| {
             let (mut lo, mut hi) = (a, b);
             while hi - lo > 1e-12 {
                 let m = 0.5 * (lo + hi);
-                if (g(m) < level) == below {
+                if (g(m) < 0.0) == below {
                     hi = m;
                 } else {
                     lo = m;
@@ -769,11 +924,11 @@ fn service_recovery<'a, M: Model<N>, const N: usize>(
             let th = th_from + (1.0 - th_from) * k as f64 / 8.0;
             let v = g(th);
             match fell_at {
-                None if v < level => {
+                None if v < 0.0 => {
                     let at = if k == 0 { th } else { locate(prev, th, true) };
                     fell_at = Some(s.time(at));
                 }
-                Some(tf) if v >= level && s.time(th) > tf => {
+                Some(tf) if v >= 0.0 && s.time(th) > tf => {
                     let t0 = ((tf - s.t0) / (s.t1 - s.t0)).clamp(prev, th);
                     return Some(s.time(locate(t0, th, false)) - from);
                 }

@@ -1797,3 +1797,51 @@ fn simulate_compares_a_run_with_readings() {
         "{e}"
     );
 }
+
+#[test]
+fn daily_scenarios_list_their_cycles_and_are_refused_where_not_followed() {
+    let daily = "t_end = 2880\n[daily]\nsign_on = [0.55, 0.45, 0.4, 0.38, 0.4, 0.5, 0.65, 0.8, 0.95, 1.05, 1.1, 1.12, 1.15, 1.15, 1.15, 1.2, 1.25, 1.35, 1.45, 1.5, 1.45, 1.3, 1.0, 0.75]\n";
+    let files = [("d.toml", daily)];
+    let line = refused(
+        &[
+            "continue",
+            "sn_capacity",
+            "d.toml",
+            "--from",
+            "500",
+            "--to",
+            "900",
+        ],
+        &files,
+    );
+    assert!(
+        line.contains("daily cycle") && line.contains("remove [daily]"),
+        "{line}"
+    );
+    let line = refused(&["critical-shock", "d.toml"], &files);
+    assert!(line.contains("pass --by-hour"), "{line}");
+    let line = refused(&["critical-shock", "--by-hour"], &[]);
+    assert!(line.contains("needs a scenario with [daily]"), "{line}");
+    // equilibria lists the daily cycles: the healthy one starts where simulate starts.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.toml"), daily).unwrap();
+    let out = selfheal(&["equilibria", "d.toml"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows.iter().all(|r| r[3] == "true"), "{csv}");
+    let out = selfheal(&["simulate", "d.toml", "--dt", "2880"], dir.path());
+    let sim = String::from_utf8(out.stdout).unwrap();
+    let first: Vec<&str> = sim.lines().nth(1).unwrap().split(',').collect();
+    let (a, b): (f64, f64) = (rows[0][0].parse().unwrap(), first[1].parse().unwrap());
+    assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+}

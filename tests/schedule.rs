@@ -159,3 +159,136 @@ fn a_scenario_with_ramps_round_trips_through_toml() {
     let back = Scenario::from_toml(&P2p, &sc.to_toml(&P2p)).unwrap();
     assert_eq!(back, sc);
 }
+
+/// A day of sign-ons peaking in the evening (UTC), the shape used in the tests below.
+const EVENING: &str = "[daily]\nsign_on = [0.55, 0.45, 0.4, 0.38, 0.4, 0.5, 0.65, 0.8, 0.95, 1.05, 1.1, 1.12, 1.15, 1.15, 1.15, 1.2, 1.25, 1.35, 1.45, 1.5, 1.45, 1.3, 1.0, 0.75]\n";
+
+#[test]
+fn a_daily_scenario_starts_on_its_cycle_and_a_long_plain_run_agrees_with_the_outcome() {
+    use selfheal::simulate::Outcome;
+    // Without a wave the run stays on the healthy cycle: the state a day later is the state
+    // at the start, by a plain run at tighter tolerances than the shooting's check.
+    let calm = Scenario::from_toml(&P2p, &format!("t_end = 2880\n{EVENING}")).unwrap();
+    let sim = simulate(&P2p, &calm, &tight()).unwrap();
+    assert_eq!(sim.summary.outcome, Outcome::Recovered);
+    let x0 = sim.dense.eval(0.0).unwrap();
+    for t in [1440.0, 2880.0] {
+        let x = sim.dense.eval(t).unwrap();
+        assert!(
+            (x - x0).component_div(&x0).amax() < 1e-7,
+            "state at {t} differs from the start: {x:?} vs {x0:?}"
+        );
+    }
+    // The cycle really moves through the day (the profile is not ignored).
+    let (lo, hi) = (sim.summary.minima[0].0, sim.summary.peaks[0].0);
+    assert!(
+        hi > 1.05 * lo,
+        "peers over the day only between {lo} and {hi}"
+    );
+    // Waves at 19:00: the outcome of the short run (settled day by day) against the state of
+    // a run 30 days long, compared with the healthy cycle at the same time of day.
+    for (f, want) in [(0.3, Outcome::Recovered), (0.55, Outcome::Collapsed)] {
+        let text = format!("t_end = 2880\n[shock]\nat = 1140\nfraction = {f}\n{EVENING}");
+        let sc = Scenario::from_toml(&P2p, &text).unwrap();
+        let short = simulate(&P2p, &sc, &SimOptions::default()).unwrap();
+        assert_eq!(short.summary.outcome, want, "shock {f}");
+        let mut long = sc.clone();
+        long.t_end = 30.0 * 1440.0;
+        let l = simulate(&P2p, &long, &tight()).unwrap();
+        let end = l.dense.eval(long.t_end).unwrap();
+        let on_healthy = (end[0] - x0[0]).abs() < 1e-6 * x0[0];
+        assert_eq!(
+            on_healthy,
+            want == Outcome::Recovered,
+            "shock {f}: peers {}",
+            end[0]
+        );
+    }
+}
+
+#[test]
+fn daily_profiles_are_checked_and_refused_where_they_are_not_followed() {
+    let e = Scenario::from_toml(&P2p, "[daily]\nsign_on = [1.0, 2.0]\n").unwrap_err();
+    assert!(e.to_string().contains("exactly 24"), "{e}");
+    let e = Scenario::from_toml(&P2p, "[daily]\nsign_onn = [1.0]\n").unwrap_err();
+    assert!(e.to_string().contains("did you mean `sign_on`"), "{e}");
+    let mut neg = [1.0; 24];
+    neg[5] = -0.1;
+    let list = |v: &[f64; 24]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let e =
+        Scenario::from_toml(&P2p, &format!("[daily]\nsign_on = [{}]\n", list(&neg))).unwrap_err();
+    assert!(
+        e.to_string().contains("daily.sign_on[5] (hour 05:00)"),
+        "{e}"
+    );
+    // A profile whose interpolant dips below a parameter's range between the hours.
+    let mut dip = [1.0; 24];
+    dip[3] = 0.0;
+    dip[4] = 2.0;
+    let e =
+        Scenario::from_toml(&P2p, &format!("[daily]\nsign_on = [{}]\n", list(&dip))).unwrap_err();
+    assert!(e.to_string().contains("overshoots"), "{e}");
+    // Analyses that read equilibria refuse a scenario with a profile.
+    let sc = Scenario::from_toml(&P2p, EVENING).unwrap();
+    let axis = selfheal::sweep::Axis::parse("sn_capacity=800:900:2", &sc).unwrap();
+    let design = selfheal::sweep::Design::grid(vec![axis], &[]).unwrap();
+    let e = selfheal::sweep::Sweep::new(
+        &P2p,
+        sc.clone(),
+        design,
+        vec![selfheal::sweep::Metric::CriticalShock],
+    )
+    .err()
+    .expect("critical_shock with [daily] is refused");
+    assert!(e.to_string().contains("daily cycle"), "{e}");
+    // It round-trips through TOML.
+    assert_eq!(Scenario::from_toml(&P2p, &sc.to_toml(&P2p)).unwrap(), sc);
+}
+
+#[test]
+fn critical_shock_by_hour_agrees_with_plain_simulations_of_the_scenario() {
+    use selfheal::analysis::daily::critical_shock_by_hour;
+    use selfheal::analysis::tipping::TippingOptions;
+    use selfheal::simulate::Outcome;
+    let sc = Scenario::from_toml(
+        &P2p,
+        &format!("start = 2007-08-16T00:00:00Z\nt_end = 2880\n{EVENING}"),
+    )
+    .unwrap();
+    let opts = TippingOptions::new(SolveOptions::default(), 1e-3, 20);
+    let clock = sc.clock(&P2p).unwrap();
+    let hours = [4.0, 9.0, 19.5];
+    let r =
+        critical_shock_by_hour(&P2p, sc.params.values(), &sc.daily, clock, &hours, &opts).unwrap();
+    assert!(!r.down && r.healthy.cycle.is_stable());
+    let mut values = vec![];
+    for row in &r.rows {
+        let (lo, hi) = row.bracket.expect("a wave below 1 tips the network");
+        assert!(hi - lo <= 1e-3 && lo < hi);
+        // The same wave written into the scenario and simulated as a user would: below the
+        // bracket it recovers, above it collapses (margins of 0.01 for the run's tolerances).
+        for (f, want) in [
+            (lo - 0.01, Outcome::Recovered),
+            (hi + 0.01, Outcome::Collapsed),
+        ] {
+            let mut s = sc.clone();
+            s.shock = Some(selfheal::scenario::Shock {
+                at: row.at,
+                fraction: f,
+                sn_fraction: f,
+                window: 0.0,
+            });
+            let sim = simulate(&P2p, &s, &SimOptions::default()).unwrap();
+            assert_eq!(sim.summary.outcome, want, "hour {} shock {f}", row.hour);
+        }
+        values.push(row.value.unwrap());
+    }
+    // The hour matters: the morning rise of sign-ons is the fragile time, the small hours the
+    // robust one, by more than the brackets' width.
+    assert!(values[1] < values[0] - 0.05, "{values:?}");
+}

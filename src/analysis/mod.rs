@@ -6,6 +6,7 @@
 pub mod bistable;
 pub mod codim2;
 pub mod continuation;
+pub mod daily;
 mod fold_system;
 pub mod hopf;
 pub mod hopf_curve;

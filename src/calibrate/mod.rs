@@ -818,6 +818,11 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
     Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
 {
+    if !sc.daily.is_empty() {
+        return Err(Error::Unsupported(
+            "calibrate: a scenario with [daily] profiles starts on a daily cycle, whose sensitivities calibration does not compute yet (selfheal simulate --data compares such a scenario with readings)".into(),
+        ));
+    }
     if N2 != 2 * N {
         return Err(Error::Invalid(format!(
             "calibrate::<_, {N}, {N2}>: the sensitivity system needs N2 = 2N = {}",

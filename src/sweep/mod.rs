@@ -275,6 +275,14 @@ where
         }
         // Metrics the model cannot give are refused before any row is computed.
         let states = model.states();
+        if !base.daily.is_empty() {
+            if let Some(m) = metrics.iter().find(|m| !m.needs_simulation()) {
+                return Err(Error::Unsupported(format!(
+                    "metric `{}` reads equilibria, which a scenario with [daily] profiles does not have (its rest is a daily cycle): with [daily], sweep the simulation's metrics",
+                    m.name(&states)
+                )));
+            }
+        }
         let p = base.params.values();
         for m in &metrics {
             if let Some(why) = m.missing_in(model, p) {

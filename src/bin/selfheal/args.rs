@@ -75,6 +75,9 @@ impl Unused {
     };
 }
 
+/// The commands that follow a scenario's daily cycle (besides `simulate` and `sweep`).
+const DAILY_COMMANDS: [&str; 2] = ["critical-shock", "equilibria"];
+
 impl ScenarioArgs {
     /// Refuses the flags of `unused` that were given, naming the command.
     pub fn refuse(&self, command: &str, unused: Unused) -> Result<(), Error> {
@@ -123,7 +126,14 @@ impl ScenarioArgs {
         unused: Unused,
     ) -> Result<(Scenario, SolveOptions), Error> {
         self.refuse(command, unused)?;
-        self.build_with(model)
+        let built = self.build_with(model)?;
+        if !built.0.daily.is_empty() && !DAILY_COMMANDS.contains(&command) {
+            return Err(Error::Unsupported(format!(
+                "{command} reads equilibria, which a scenario with [daily] profiles does not have (its rest is a daily cycle): remove [daily], or use {}",
+                DAILY_COMMANDS.join(", ")
+            )));
+        }
+        Ok(built)
     }
 
     /// The scenario (file, then `--set`, then the shock flags, then `--t-end`), validated,

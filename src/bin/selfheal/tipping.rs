@@ -16,6 +16,18 @@ pub struct CriticalShockArgs {
     scenario: ScenarioArgs,
     #[command(flatten)]
     search: SearchArgs,
+    /// For a scenario with [daily] profiles: the critical shock for a wave at each hour of the
+    /// day (rows of hour, critical_shock, bracket), the network resting on its daily cycle.
+    #[arg(long)]
+    by_hour: bool,
+    /// With --by-hour: rows per day (24 = every full hour).
+    #[arg(long, value_name = "N", default_value_t = 24, value_parser = crate::args::at_least_one_usize, requires = "by_hour")]
+    rows: usize,
+    /// With --by-hour: the figure of the critical shock over the day (.svg or .png).
+    #[arg(long, value_name = "FILE", requires = "by_hour")]
+    figure: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    output: crate::args::OutputArgs,
 }
 
 /// How a tipping answer is searched for: the scan, then the bisection of every change of fate.
@@ -88,6 +100,14 @@ where
         .scenario
         .build_for_with(model, "critical-shock", unused)?;
     let opts = TippingOptions::new(solve, args.search.tol, args.search.scan);
+    if args.by_hour || !sc.daily.is_empty() {
+        return by_hour(model, args, &sc, &opts);
+    }
+    if args.output.out.is_some() {
+        return Err(Error::Invalid(
+            "critical-shock writes a CSV only with --by-hour; leave --out out".into(),
+        ));
+    }
     let started = std::time::Instant::now();
     let cs = critical_shock(model, sc.params.values(), &opts)?;
     let elapsed = ms(started);
@@ -120,6 +140,174 @@ where
     );
     print_result(cs.value);
     Ok(())
+}
+
+/// `critical-shock --by-hour`: one row per hour of the day.
+fn by_hour<M: Model<N>, const N: usize>(
+    model: &M,
+    args: &CriticalShockArgs,
+    sc: &selfheal::scenario::Scenario,
+    opts: &TippingOptions,
+) -> Result<(), Error>
+where
+    nalgebra::Const<N>: nalgebra::DimMin<nalgebra::Const<N>, Output = nalgebra::Const<N>>,
+{
+    if !args.by_hour {
+        return Err(Error::Invalid(
+            "the scenario has [daily] profiles: its critical shock depends on the hour of the wave; pass --by-hour".into(),
+        ));
+    }
+    if sc.daily.is_empty() {
+        return Err(Error::Invalid(
+            "--by-hour needs a scenario with [daily] profiles (without them the critical shock is the same at every hour)".into(),
+        ));
+    }
+    args.output.check()?;
+    if let Some(f) = &args.figure {
+        selfheal::files::check_target(f, args.output.force)?;
+        if !matches!(f.extension().and_then(|e| e.to_str()), Some("svg" | "png")) {
+            return Err(Error::Invalid(format!(
+                "--figure {}: the name must end in .svg or .png",
+                f.display()
+            )));
+        }
+    }
+    let clock = sc.clock(model)?;
+    let hours: Vec<f64> = (0..args.rows)
+        .map(|k| 24.0 * k as f64 / args.rows as f64)
+        .collect();
+    let started = std::time::Instant::now();
+    let r = selfheal::analysis::daily::critical_shock_by_hour(
+        model,
+        sc.params.values(),
+        &sc.daily,
+        clock,
+        &hours,
+        opts,
+    )?;
+    let elapsed = ms(started);
+    if r.down {
+        eprintln!(
+            "the network is down at these parameters: no stable daily cycle serves at least half the users who want service on average (the best serves {:.4}); every shock ends collapsed",
+            r.healthy.service
+        );
+        println!("down");
+        return Ok(());
+    }
+    let mu = r.healthy.cycle.max_multiplier();
+    eprintln!(
+        "healthy daily cycle: mean service level {:.4}, lowest {:.4} at {}; largest Floquet multiplier {mu:.3e}",
+        r.healthy.service,
+        r.healthy.service_min.0,
+        clock_hhmm(clock.hour(r.healthy.service_min.1)),
+    );
+    let num = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+    args.output.write(|w| {
+        let io = |e: std::io::Error| Error::Invalid(format!("writing the rows: {e}"));
+        writeln!(w, "hour,at,critical_shock,recovers,collapses,trials").map_err(io)?;
+        for row in &r.rows {
+            writeln!(
+                w,
+                "{},{},{},{},{},{}",
+                row.hour,
+                row.at,
+                num(row.value),
+                num(row.bracket.map(|b| b.0)),
+                num(row.bracket.map(|b| b.1)),
+                row.trials
+            )
+            .map_err(io)?;
+        }
+        Ok(())
+    })?;
+    let known: Vec<&selfheal::analysis::daily::HourCritical> =
+        r.rows.iter().filter(|h| h.value.is_some()).collect();
+    if let (Some(lo), Some(hi)) = (
+        known
+            .iter()
+            .min_by(|a, b| a.value.partial_cmp(&b.value).unwrap()),
+        known
+            .iter()
+            .max_by(|a, b| a.value.partial_cmp(&b.value).unwrap()),
+    ) {
+        eprintln!(
+            "most fragile at {}: f* = {:.4}; least at {}: f* = {:.4}",
+            clock_hhmm(lo.hour),
+            lo.value.unwrap_or(f64::NAN),
+            clock_hhmm(hi.hour),
+            hi.value.unwrap_or(f64::NAN)
+        );
+    }
+    if known.len() < r.rows.len() {
+        eprintln!(
+            "{} of {} hours: no shock below 1 tips the network (scanned in steps of 1/{})",
+            r.rows.len() - known.len(),
+            r.rows.len(),
+            opts.scan
+        );
+    }
+    eprintln!(
+        "{} trials, {} steps; {elapsed:.2} ms",
+        r.rows.iter().map(|h| h.trials).sum::<usize>(),
+        r.stats.steps
+    );
+    if let Some(path) = &args.figure {
+        draw_by_hour(&r.rows, &sc.name, path)?;
+    }
+    Ok(())
+}
+
+/// A clock hour as `HH:MM`.
+fn clock_hhmm(hour: f64) -> String {
+    let m = (hour.rem_euclid(24.0) * 60.0).round() as u32 % 1440;
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+#[cfg(feature = "plot")]
+fn draw_by_hour(
+    rows: &[selfheal::analysis::daily::HourCritical],
+    name: &str,
+    path: &std::path::Path,
+) -> Result<(), Error> {
+    use selfheal::plot::{Corner, Figure, Plot, Series, Xy};
+    let series =
+        |label: &str, pick: &dyn Fn(&selfheal::analysis::daily::HourCritical) -> Option<f64>| {
+            Series {
+                label: label.into(),
+                points: rows
+                    .iter()
+                    .filter_map(|h| pick(h).map(|v| (h.hour, v)))
+                    .collect(),
+            }
+        };
+    Figure::new(Plot::Xy(Xy {
+        title: format!("Critical shock by hour of the wave — {name}"),
+        x_desc: "clock hour of the wave (UTC)".into(),
+        y_desc: "critical shock f* (fraction rebooting)".into(),
+        log_axes: false,
+        lines: vec![series("f*: smallest wave that tips the network", &|h| {
+            h.value
+        })],
+        points: vec![
+            series("bracket: recovers (simulated)", &|h| h.bracket.map(|b| b.0)),
+            series("bracket: collapses (simulated)", &|h| {
+                h.bracket.map(|b| b.1)
+            }),
+        ],
+        legend: Corner::UpperRight,
+    }))
+    .save(path)
+}
+
+#[cfg(not(feature = "plot"))]
+fn draw_by_hour(
+    _: &[selfheal::analysis::daily::HourCritical],
+    _: &str,
+    _: &std::path::Path,
+) -> Result<(), Error> {
+    Err(Error::Unsupported(
+        "--figure needs the `plot` feature".into(),
+    ))
 }
 
 pub fn run_critical_window(args: &CriticalWindowArgs) -> Result<(), Error> {
