@@ -187,8 +187,12 @@ pub struct Scenario {
     pub t_end: f64,
     /// Parameter values at `t = 0`.
     pub params: ParamSet,
-    /// The reboot wave, if any.
+    /// The reboot wave, if any (with several waves, the first: the one `--shock` and the
+    /// analyses change).
     pub shock: Option<Shock>,
+    /// Further waves after the first, in time order, each starting when the one before it has
+    /// ended (a scenario file's second and later `[[shock]]` entries).
+    pub later_shocks: Vec<Shock>,
     /// Parameter changes, in time order.
     pub interventions: Vec<Intervention>,
     /// The initial state (default: the healthy state).
@@ -295,6 +299,7 @@ impl Scenario {
             t_end: DEFAULT_T_END,
             params: ParamSet::defaults(model.params()),
             shock: None,
+            later_shocks: vec![],
             interventions: vec![],
             initial: None,
             daily: vec![],
@@ -349,7 +354,20 @@ impl Scenario {
                         sc.params.set(name, x)?;
                     }
                 }
-                "shock" => sc.shock = Some(parse_shock(table(v, "shock")?)?),
+                "shock" => match v {
+                    Toml::Array(list) => {
+                        for (k, item) in list.iter().enumerate() {
+                            let what = format!("shock {}", k + 1);
+                            let w = parse_shock(table(item, &what)?).map_err(|e| e.context(&what))?;
+                            if k == 0 {
+                                sc.shock = Some(w);
+                            } else {
+                                sc.later_shocks.push(w);
+                            }
+                        }
+                    }
+                    _ => sc.shock = Some(parse_shock(table(v, "shock")?)?),
+                },
                 "intervention" => {
                     let list = v.as_array().ok_or_else(|| {
                         Error::Invalid(
@@ -439,31 +457,54 @@ impl Scenario {
             return Err(range("population", self.population, "finite and > 0"));
         }
         model.validate(self.params.values())?;
-        if let Some(s) = &self.shock {
-            for (name, v) in [
-                ("shock.fraction", s.fraction),
-                ("shock.sn_fraction", s.sn_fraction),
-            ] {
+        let waves: Vec<&Shock> = self.waves().collect();
+        for (k, s) in waves.iter().enumerate() {
+            // One wave is named `shock`, several `shock K`.
+            let name = |field: &str| {
+                if waves.len() == 1 {
+                    format!("shock.{field}")
+                } else {
+                    format!("shock {}: {field}", k + 1)
+                }
+            };
+            for (field, v) in [("fraction", s.fraction), ("sn_fraction", s.sn_fraction)] {
                 if !(v.is_finite() && (0.0..1.0).contains(&v)) {
-                    return Err(range(name, v, "in [0, 1)"));
+                    return Err(range(&name(field), v, "in [0, 1)"));
                 }
             }
             if !(s.at.is_finite() && s.at >= 0.0 && s.at < self.t_end) {
                 return Err(range(
-                    "shock.at",
+                    &name("at"),
                     s.at,
                     &format!("in [0, t_end = {})", self.t_end),
                 ));
             }
             if !(s.window.is_finite() && s.window >= 0.0 && s.at + s.window <= self.t_end) {
                 return Err(range(
-                    "shock.window",
+                    &name("window"),
                     s.window,
                     &format!(
                         "finite, >= 0 and ending by t_end (at most {})",
                         self.t_end - s.at
                     ),
                 ));
+            }
+            if k > 0 {
+                let before = waves[k - 1];
+                let end = before.at
+                    + if before.is_spread() {
+                        before.window
+                    } else {
+                        0.0
+                    };
+                if s.at < end || (s.at == before.at && !s.is_spread() && !before.is_spread()) {
+                    return Err(Error::Invalid(format!(
+                        "shock {} at {} starts before shock {} has ended (at {end}): list waves in time order, each after the one before it",
+                        k + 1,
+                        s.at,
+                        k
+                    )));
+                }
             }
             if s.fraction > 0.0 || s.sn_fraction > 0.0 {
                 // A model without a wave refuses the shock here, not midway through a run.
@@ -602,6 +643,16 @@ impl Scenario {
         Ok(())
     }
 
+    /// Wave `k` in time order (0: `shock`); panics when there is no such wave.
+    pub fn wave(&self, k: usize) -> Shock {
+        *self.waves().nth(k).expect("a wave of the scenario")
+    }
+
+    /// Every wave in time order: the first (`shock`), then the later ones.
+    pub fn waves(&self) -> impl Iterator<Item = &Shock> + '_ {
+        self.shock.iter().chain(&self.later_shocks)
+    }
+
     /// Refuses ramps and daily profiles for a method that holds parameters constant between
     /// interventions (`what` names it).
     pub fn require_stepwise(&self, what: &str) -> Result<(), Error> {
@@ -614,6 +665,12 @@ impl Scenario {
         if !self.daily.is_empty() {
             return Err(Error::Unsupported(format!(
                 "{what} holds parameters constant between interventions: remove [daily] (its profiles move parameters through the day)"
+            )));
+        }
+        if !self.later_shocks.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{what} follows one wave: the scenario has {} (give a single [shock])",
+                1 + self.later_shocks.len()
             )));
         }
         Ok(())
@@ -732,9 +789,14 @@ impl Scenario {
             out += "\n[params]\n";
             out += &changed.concat();
         }
-        if let Some(w) = &self.shock {
+        let header = if self.later_shocks.is_empty() {
+            "[shock]"
+        } else {
+            "[[shock]]"
+        };
+        for w in self.waves() {
             out += &format!(
-                "\n[shock]\nat = {}\nfraction = {}\nsn_fraction = {}\nwindow = {}\n",
+                "\n{header}\nat = {}\nfraction = {}\nsn_fraction = {}\nwindow = {}\n",
                 num(w.at),
                 num(w.fraction),
                 num(w.sn_fraction),
@@ -801,6 +863,9 @@ impl Scenario {
             "shock": self.shock.map(|s| json!({
                 "at": s.at, "fraction": s.fraction, "sn_fraction": s.sn_fraction, "window": s.window
             })),
+            "later_shocks": self.later_shocks.iter().map(|s| json!({
+                "at": s.at, "fraction": s.fraction, "sn_fraction": s.sn_fraction, "window": s.window
+            })).collect::<Vec<_>>(),
             "intervention": interventions,
             "initial": self.initial,
             "daily": self

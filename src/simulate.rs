@@ -174,12 +174,12 @@ impl<const N: usize> Simulation<N> {
 /// A point where the integration restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Event {
-    /// The instantaneous wave.
-    Jump,
-    /// A spread wave begins.
-    WindowStart,
-    /// A spread wave ends.
-    WindowEnd,
+    /// Instantaneous wave `k` (0: the first, [`Scenario::waves`] order).
+    Jump(usize),
+    /// Spread wave `k` begins.
+    WindowStart(usize),
+    /// Spread wave `k` ends.
+    WindowEnd(usize),
     /// Intervention `k` (from 0, in file order).
     Intervention(usize),
     /// The ramp of intervention `k` ends.
@@ -200,19 +200,19 @@ pub(crate) fn breakpoints(sc: &Scenario) -> Vec<(f64, Event)> {
             events.push((iv.end(), Event::RampEnd(k)));
         }
     }
-    if let Some(s) = &sc.shock {
+    for (k, s) in sc.waves().enumerate() {
         if s.is_spread() {
-            events.push((s.at, Event::WindowStart));
-            events.push((s.at + s.window, Event::WindowEnd));
+            events.push((s.at, Event::WindowStart(k)));
+            events.push((s.at + s.window, Event::WindowEnd(k)));
         } else {
-            events.push((s.at, Event::Jump));
+            events.push((s.at, Event::Jump(k)));
         }
     }
     let rank = |e: &Event| match e {
         Event::RampEnd(_) => 0,
         Event::Intervention(_) => 1,
-        Event::WindowEnd => 2,
-        Event::Jump | Event::WindowStart => 3,
+        Event::WindowEnd(_) => 2,
+        Event::Jump(_) | Event::WindowStart(_) => 3,
     };
     events.sort_by(|a, b| {
         a.0.total_cmp(&b.0)
@@ -299,12 +299,9 @@ pub(crate) fn drive(
         }
         let mut after = regime.clone();
         match ev {
-            Event::Jump => {}
-            Event::WindowStart => {
-                let s = sc.shock.expect("window events come from a shock");
-                after.reboot = Some(s.hazards());
-            }
-            Event::WindowEnd => after.reboot = None,
+            Event::Jump(_) => {}
+            Event::WindowStart(k) => after.reboot = Some(sc.wave(*k).hazards()),
+            Event::WindowEnd(_) => after.reboot = None,
             Event::Intervention(k) => {
                 let iv = &sc.interventions[*k];
                 for &(i, v) in &iv.set {
@@ -373,8 +370,8 @@ where
     }
 
     fn event(&mut self, t: f64, event: &Event, before: &Regime, _: &Regime) -> Result<(), Error> {
-        if let Event::Jump = event {
-            let s = self.sc.shock.expect("jump events come from a shock");
+        if let Event::Jump(k) = event {
+            let s = self.sc.wave(*k);
             let p = before.used(t, &self.sc.daily, self.clock);
             self.x = self
                 .model

@@ -144,6 +144,21 @@ fn gradients_match_finite_differences_through_a_ramp() {
     );
 }
 
+#[test]
+fn gradients_match_finite_differences_with_a_second_wave() {
+    // The fitted wave quantities are the first wave's; a second wave (spread, after the
+    // intervention) is carried through the sensitivities unchanged.
+    let mut sc = spread_scenario();
+    sc.later_shocks.push(selfheal::scenario::Shock {
+        at: 1800.0,
+        fraction: 0.2,
+        sn_fraction: 0.3,
+        window: 40.0,
+    });
+    sc.validate(&P2p).unwrap();
+    check_gradient(&sc, &["shock", "shock_at", "window", "promotion"]);
+}
+
 /// A wave that tips the network, fixed later by restored promotion and dedicated capacity.
 fn collapse_and_fix() -> Scenario {
     Scenario::from_toml(

@@ -292,3 +292,69 @@ fn critical_shock_by_hour_agrees_with_plain_simulations_of_the_scenario() {
     // robust one, by more than the brackets' width.
     assert!(values[1] < values[0] - 0.05, "{values:?}");
 }
+
+#[test]
+fn two_waves_compose_as_a_run_restarted_from_the_first_waves_state() {
+    let two = Scenario::from_toml(
+        &P2p,
+        "t_end = 1500\n[[shock]]\nat = 100\nfraction = 0.2\n[[shock]]\nat = 400\nfraction = 0.25\nsn_fraction = 0.1\nwindow = 30\n",
+    )
+    .unwrap();
+    assert_eq!(two.later_shocks.len(), 1);
+    let a = simulate(&P2p, &two, &tight()).unwrap();
+    // The first wave alone up to the second wave's start, then the second wave from that state.
+    let mut first = two.clone();
+    first.later_shocks.clear();
+    first.t_end = 400.0;
+    let b = simulate(&P2p, &first, &tight()).unwrap();
+    let x400 = b.dense.eval(400.0).unwrap();
+    let mut second = Scenario::new(&P2p);
+    second.initial = Some(x400.iter().copied().collect());
+    second.shock = Some(two.later_shocks[0]);
+    second.shock.as_mut().unwrap().at = 0.0;
+    second.t_end = 1100.0;
+    let c = simulate(&P2p, &second, &tight()).unwrap();
+    for t in [0.0, 15.0, 30.0, 200.0, 1100.0] {
+        let (xa, xc) = (a.dense.eval(400.0 + t).unwrap(), c.dense.eval(t).unwrap());
+        assert!(
+            (xa - xc).component_div(&xc).amax() < 1e-7,
+            "t = {t}: {xa:?} vs {xc:?}"
+        );
+    }
+    assert_eq!(a.summary.outcome, c.summary.outcome);
+    // The state stays in the simplex through both waves.
+    for (_, x) in a.sample(&P2p, 50.0) {
+        assert!(
+            x.sum() <= 1.0 + 1e-12 && x.iter().all(|v| *v >= 0.0),
+            "{x:?}"
+        );
+    }
+    // Round trip, order and overlap rules, and the chain's refusal.
+    assert_eq!(Scenario::from_toml(&P2p, &two.to_toml(&P2p)).unwrap(), two);
+    let e = Scenario::from_toml(
+        &P2p,
+        "[[shock]]\nat = 100\nfraction = 0.2\nwindow = 60\n[[shock]]\nat = 130\nfraction = 0.2\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("shock 2 at 130 starts before shock 1 has ended (at 160)"),
+        "{e}"
+    );
+    let e = Scenario::from_toml(
+        &P2p,
+        "[[shock]]\nat = 10\nfraction = 0.2\n[[shock]]\nat = 20\nfraction = 1.5\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("shock 2: fraction"), "{e}");
+    let e = selfheal::stochastic::simulate_runs(
+        &two,
+        1000,
+        1,
+        1,
+        selfheal::stochastic::StochasticMethod::Exact,
+        10.0,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("follows one wave"), "{e}");
+}

@@ -226,8 +226,11 @@ where
         let roles = self.roles;
         let (x, mut s) = split::<N, N2>(&self.xa);
         match ev {
-            Event::Jump => {
-                let w = self.sc.shock.expect("jump events come from a shock");
+            Event::Jump(k) => {
+                let w = self.sc.wave(*k);
+                // The fitted wave quantities are the first wave's.
+                let dfrac = if *k == 0 { roles.dfrac } else { (0.0, 0.0) };
+                let shock_at = roles.shock_at && *k == 0;
                 // Exact derivative of the jump map along (s, ∂p/∂θ, ∂f/∂θ, ∂c/∂θ), at the
                 // parameters used at t.
                 let xd = SVector::<Dual<f64>, N>::from_fn(|i, _| Dual::new(x[i], s[i]));
@@ -235,12 +238,12 @@ where
                 let g = self.model.reboot_jump(
                     &xd,
                     &pd[..before.p.len()],
-                    Dual::new(w.fraction, roles.dfrac.0),
-                    Dual::new(w.sn_fraction, roles.dfrac.1),
+                    Dual::new(w.fraction, dfrac.0),
+                    Dual::new(w.sn_fraction, dfrac.1),
                 )?;
                 let x1 = g.map(|v| v.re);
                 s = g.map(|v| v.eps);
-                if roles.shock_at {
+                if shock_at {
                     let f_before = self.f_inner(t, before, None, &x);
                     let xd = SVector::<Dual<f64>, N>::from_fn(|i, _| Dual::new(x[i], f_before[i]));
                     let p = before.used(t, self.sens.daily, self.sens.clock);
@@ -260,15 +263,18 @@ where
                 self.dense.segments.push(Segment::point(t, self.xa));
                 return Ok(());
             }
-            Event::WindowStart => {
-                let w = self.sc.shock.expect("window events come from a shock");
+            Event::WindowStart(k) => {
+                let w = self.sc.wave(*k);
                 let on = after.reboot.expect("a window start sets the hazards");
-                if roles.shock_at {
+                let first = *k == 0;
+                if roles.shock_at && first {
                     s += self.f_inner(t, before, before.reboot, &x)
                         - self.f_inner(t, before, Some(on), &x);
                 }
                 // η = −ln(1 − f)/w: ∂η/∂f = 1/((1 − f)·w), ∂η/∂w = −η/w.
-                self.sens.deta = if roles.window {
+                self.sens.deta = if !first {
+                    (0.0, 0.0)
+                } else if roles.window {
                     (-on.0 / w.window, -on.1 / w.window)
                 } else {
                     (
@@ -277,8 +283,8 @@ where
                     )
                 };
             }
-            Event::WindowEnd => {
-                if roles.shock_at || roles.window {
+            Event::WindowEnd(k) => {
+                if (roles.shock_at || roles.window) && *k == 0 {
                     s += self.f_inner(t, before, before.reboot, &x)
                         - self.f_inner(t, before, None, &x);
                 }
