@@ -62,6 +62,16 @@ impl<'a> Forcing<'a> {
     }
 }
 
+/// `opts` with its largest step at most [`Clock::max_step`] (half an hour): what every run
+/// under a daily profile integrates with.
+pub fn day_opts(clock: &Clock, opts: &SolveOptions) -> SolveOptions {
+    let h = clock.max_step();
+    SolveOptions {
+        h_max: Some(opts.h_max.map_or(h, |m| m.min(h))),
+        ..*opts
+    }
+}
+
 /// Tolerances of the shooting integrations (tighter than a simulation's: a fixed point is only
 /// as good as the map it is a fixed point of).
 pub const SHOOTING_TOL: Tolerances = Tolerances {
@@ -221,6 +231,7 @@ pub fn period_map<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
+    let opts = &day_opts(&forcing.clock, opts);
     let sys = forcing.system(model);
     let t1 = t0 + forcing.period();
     let mut dense = Dense::default();
@@ -333,6 +344,8 @@ pub struct CycleSearch<const N: usize> {
 /// One equilibrium's continuation into a daily cycle.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Branch {
+    /// Which constant replaced the profiles where it started.
+    pub base: Base,
     /// The kind of the equilibrium it started from.
     pub kind: Kind,
     /// Its state.
@@ -343,22 +356,37 @@ pub struct Branch {
     pub cycle: Option<usize>,
 }
 
-/// The profiles scaled towards 1 by `amplitude` (0: none, 1: as given).
-fn scaled_profiles(daily: &[DailyProfile], amplitude: f64) -> Vec<DailyProfile> {
+/// The profiles scaled towards the constants `base` (one per profile) by `amplitude` (0: the
+/// constant, 1: the profile as given).
+fn scaled_profiles(daily: &[DailyProfile], base: &[f64], amplitude: f64) -> Vec<DailyProfile> {
     daily
         .iter()
-        .map(|d| DailyProfile::new(d.param, d.hourly.map(|m| 1.0 + amplitude * (m - 1.0))))
+        .zip(base)
+        .map(|(d, c)| DailyProfile::new(d.param, d.hourly.map(|m| c + amplitude * (m - c))))
         .collect()
 }
 
-/// The daily cycles through time `t0`: each equilibrium of the unforced system (the values in
-/// force without profile) is followed as the profile's amplitude grows from 0 to 1: first in
-/// one step, and on failure in steps halved down to 1/256, shooting at each amplitude from the
-/// previous cycle.
-/// A step is accepted only when the cycle keeps the equilibrium's number of unstable
-/// directions (multipliers outside the unit circle), so a branch never jumps onto another
-/// orbit. Cycles that coincide at the end are reported once. With `stable_only`, only stable
-/// equilibria are followed (the attractors a run can settle on).
+/// Where a search for daily cycles starts: the equilibria of the system with each profile
+/// replaced by a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    /// The values in force (every profile replaced by 1).
+    InForce,
+    /// Each profile replaced by its daily mean (the mean of its 24 values, which is the mean
+    /// of the interpolant over the day).
+    DailyMean,
+}
+
+/// The daily cycles through time `t0`. Starts: the equilibria of the system with each profile
+/// replaced by a constant — 1 (the values in force) and the profile's daily mean — each
+/// followed as the profile's amplitude grows from that constant to the profile: first in one
+/// step, and on failure in steps halved down to 1/256, shooting at each amplitude from the
+/// previous cycle. A step is accepted only when the cycle keeps the equilibrium's number of
+/// unstable directions (multipliers outside the unit circle), so a branch never jumps onto
+/// another orbit. Cycles that coincide at the end are reported once. With `stable_only`, only
+/// stable equilibria are followed (the attractors a run can settle on). A cycle that none of
+/// these equilibria leads to is not found: the search says which starts it tried
+/// ([`CycleSearch::branches`]).
 pub fn daily_cycles<M: Model<N>, const N: usize>(
     model: &M,
     forcing: &Forcing<'_>,
@@ -370,54 +398,82 @@ pub fn daily_cycles<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    let eqs = all_equilibria(model, forcing.p)?;
     let mut cycles: Vec<Cycle<N>> = vec![];
     let mut branches = vec![];
-    for eq in eqs
+    let means: Vec<f64> = forcing
+        .daily
         .iter()
-        .filter(|e| !stable_only || e.stability.is_stable())
-    {
-        let (mut a, mut step): (f64, f64) = (0.0, 1.0);
-        let mut x = eq.x;
-        let mut last: Option<Cycle<N>> = None;
-        while a < 1.0 && step >= 1.0 / 256.0 {
-            let next = (a + step).min(1.0);
-            let daily = scaled_profiles(forcing.daily, next);
-            let f = Forcing {
-                daily: &daily,
-                ..*forcing
-            };
-            match shoot(model, &f, t0, &x, opts, stats) {
-                Ok(c) if c.unstable_dims() == eq.stability.unstable_dims => {
-                    x = c.x0;
-                    a = next;
-                    last = Some(c);
-                    step = (step * 2.0).min(1.0);
-                }
-                _ => step *= 0.5,
+        .map(|d| d.hourly.iter().sum::<f64>() / d.hourly.len() as f64)
+        .collect();
+    let ones = vec![1.0; forcing.daily.len()];
+    let mut first_error = None;
+    for (base, c) in [(Base::InForce, &ones), (Base::DailyMean, &means)] {
+        if base == Base::DailyMean && means.iter().all(|m| *m == 1.0) {
+            continue;
+        }
+        let mut p = forcing.p.to_vec();
+        for (d, m) in forcing.daily.iter().zip(c) {
+            p[d.param] *= m;
+        }
+        let eqs = match all_equilibria(model, &p) {
+            Ok(e) => e,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
             }
+        };
+        for eq in eqs
+            .iter()
+            .filter(|e| !stable_only || e.stability.is_stable())
+        {
+            let (mut a, mut step): (f64, f64) = (0.0, 1.0);
+            let mut x = eq.x;
+            let mut last: Option<Cycle<N>> = None;
+            while a < 1.0 && step >= 1.0 / 256.0 {
+                let next = (a + step).min(1.0);
+                let daily = scaled_profiles(forcing.daily, c, next);
+                let f = Forcing {
+                    daily: &daily,
+                    ..*forcing
+                };
+                match shoot(model, &f, t0, &x, opts, stats) {
+                    Ok(cy) if cy.unstable_dims() == eq.stability.unstable_dims => {
+                        x = cy.x0;
+                        a = next;
+                        last = Some(cy);
+                        step = (step * 2.0).min(1.0);
+                    }
+                    _ => step *= 0.5,
+                }
+            }
+            let mut from = [f64::NAN; 8];
+            for (f, v) in from.iter_mut().zip(eq.x.iter()) {
+                *f = *v;
+            }
+            let mut cycle = None;
+            if a >= 1.0 {
+                let cy = last.expect("a branch that reached amplitude 1 has its cycle");
+                let k = cycles
+                    .iter()
+                    .position(|o| crate::equilibria::same_point(&o.x0, &cy.x0));
+                cycle = Some(k.unwrap_or_else(|| {
+                    cycles.push(cy);
+                    cycles.len() - 1
+                }));
+            }
+            branches.push(Branch {
+                base,
+                kind: eq.kind,
+                from,
+                amplitude: a,
+                cycle,
+            });
         }
-        let mut from = [f64::NAN; 8];
-        for (f, v) in from.iter_mut().zip(eq.x.iter()) {
-            *f = *v;
+    }
+    if branches.is_empty() {
+        if let Some(e) = first_error {
+            return Err(e.context("the equilibria the search for daily cycles starts from"));
         }
-        let mut cycle = None;
-        if a >= 1.0 {
-            let c = last.expect("a branch that reached amplitude 1 has its cycle");
-            let k = cycles
-                .iter()
-                .position(|o| crate::equilibria::same_point(&o.x0, &c.x0));
-            cycle = Some(k.unwrap_or_else(|| {
-                cycles.push(c);
-                cycles.len() - 1
-            }));
-        }
-        branches.push(Branch {
-            kind: eq.kind,
-            from,
-            amplitude: a,
-            cycle,
-        });
     }
     Ok(CycleSearch { cycles, branches })
 }
@@ -455,8 +511,9 @@ where
     let search = daily_cycles(model, forcing, t0, true, opts, stats)?;
     let rest = choose_rest_cycle(model, forcing, &search.cycles).map_err(|e| {
         e.context(format!(
-            "{} stable equilibria without the profile were followed as its amplitude grew",
-            search.branches.len()
+            "{} stable equilibria of the system with constant profiles (1 and the daily mean) were followed as the profile's amplitude grew, {} of them to the full profile",
+            search.branches.len(),
+            search.branches.iter().filter(|b| b.cycle.is_some()).count()
         ))
     })?;
     Ok((rest, search.cycles))
@@ -537,6 +594,7 @@ pub fn settle_on_cycles<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
+    let opts = &day_opts(&forcing.clock, opts);
     let sys = forcing.system(model);
     let day = forcing.period();
     let distance = |x: &SVector<f64, N>, c: &SVector<f64, N>| {

@@ -941,7 +941,11 @@ fn parse_shock(t: &Table) -> Result<Shock, Error> {
     Ok(s)
 }
 
-/// A daily profile's 24 hourly multipliers: finite and non-negative.
+/// Largest hourly multiplier of a daily profile (the interpolant's range is computed exactly
+/// only while its cubic's coefficients stay far from overflow).
+pub const MAX_MULTIPLIER: f64 = 1e100;
+
+/// A daily profile's 24 hourly multipliers: finite, non-negative, at most [`MAX_MULTIPLIER`].
 fn hourly(v: &Toml, name: &str) -> Result<[f64; HOURS], Error> {
     let what = format!("daily.{name}");
     let list = v.as_array().ok_or_else(|| {
@@ -959,11 +963,11 @@ fn hourly(v: &Toml, name: &str) -> Result<[f64; HOURS], Error> {
     let mut out = [0.0; HOURS];
     for (h, (o, x)) in out.iter_mut().zip(list).enumerate() {
         let m = number(x, &format!("{what}[{h}]"))?;
-        if m < 0.0 {
+        if !(0.0..=MAX_MULTIPLIER).contains(&m) {
             return Err(Error::OutOfRange {
                 name: format!("{what}[{h}] (hour {h:02}:00)"),
                 value: m,
-                range: ">= 0".into(),
+                range: format!(">= 0 and at most {MAX_MULTIPLIER:e}"),
             });
         }
         *o = m;

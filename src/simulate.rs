@@ -355,10 +355,18 @@ where
             schedule: regime.schedule(&self.sc.daily, self.clock),
         };
         let dense = &mut self.dense;
+        let limited;
+        let solve = match &self.clock {
+            Some(c) => {
+                limited = crate::periodic::day_opts(c, self.solve);
+                &limited
+            }
+            None => self.solve,
+        };
         let (_, x) = integrate(
             &sys,
             Span::new(t0, self.x, t1),
-            self.solve,
+            solve,
             &mut self.stats,
             &mut |seg| {
                 dense.segments.push(*seg);
@@ -528,6 +536,8 @@ where
             };
             (o, Some(on.x0.iter().copied().collect()), Some(ts))
         }
+        // Final parameters without a healthy cycle: down whatever the trajectory does.
+        None if !end.healthy => (Outcome::Collapsed, None, None),
         None => (Outcome::Undecided, None, None),
     };
     let as_rest = |r: &RestCycle<N>| RestState {

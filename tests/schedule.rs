@@ -358,3 +358,38 @@ fn two_waves_compose_as_a_run_restarted_from_the_first_waves_state() {
     .unwrap_err();
     assert!(e.to_string().contains("follows one wave"), "{e}");
 }
+
+#[test]
+fn a_cycle_that_no_equilibrium_in_force_leads_to_is_found_from_the_daily_mean() {
+    use selfheal::simulate::Outcome;
+    // sn_capacity 500 is below the fold (530.9): without the profile the network is down. The
+    // profile keeps it at 600–800 all day, so the network has a healthy daily cycle; a run from
+    // a healthy state stays healthy, which is what the search must conclude too.
+    let text = "t_end = 1440\n[params]\nsn_capacity = 500\n[daily]\nsn_capacity = [1.4, 1.4, 1.5, 1.6, 1.6, 1.5, 1.4, 1.3, 1.25, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.25, 1.3, 1.35, 1.4]\n";
+    let sc = Scenario::from_toml(&P2p, text).unwrap();
+    let sim = simulate(&P2p, &sc, &SimOptions::default()).unwrap();
+    assert!(sim.summary.start_healthy && !sim.summary.down);
+    assert_eq!(sim.summary.outcome, Outcome::Recovered);
+    let mut plain = sc.clone();
+    plain.initial = Some(vec![0.33, 0.0012, 0.0004]);
+    plain.t_end = 10.0 * 1440.0;
+    let run = simulate(&P2p, &plain, &SimOptions::default()).unwrap();
+    assert!(run.summary.min_service_level.unwrap().0 > 0.99);
+}
+
+#[test]
+fn an_hour_long_dip_is_not_stepped_over() {
+    // sn_capacity halved for one hour at noon: the peak utilisation must not depend on the
+    // tolerance (a step longer than the dip would miss it).
+    let text = "t_end = 1440\n[daily]\nsn_capacity = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+    let sc = Scenario::from_toml(&P2p, text).unwrap();
+    let loose = simulate(&P2p, &sc, &SimOptions::default()).unwrap();
+    let fine = simulate(&P2p, &sc, &tight()).unwrap();
+    let (a, b) = (
+        loose.summary.peak_utilisation.unwrap(),
+        fine.summary.peak_utilisation.unwrap(),
+    );
+    assert!((a.0 - b.0).abs() < 1e-3 * b.0, "{a:?} vs {b:?}");
+    assert!((a.1 - b.1).abs() < 1.0, "{a:?} vs {b:?}");
+    assert!(b.1 > 720.0 && b.1 < 780.0);
+}

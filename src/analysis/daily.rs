@@ -129,6 +129,10 @@ where
         if let Some((mut lo, mut hi)) = bracket {
             while hi - lo > opts.tol {
                 let mid = 0.5 * (lo + hi);
+                // A bracket narrower than the numbers' resolution cannot shrink further.
+                if mid <= lo || mid >= hi {
+                    break;
+                }
                 match fate(mid)? {
                     Outcome::Recovered => lo = mid,
                     Outcome::Collapsed => hi = mid,

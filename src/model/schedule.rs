@@ -140,6 +140,13 @@ impl Clock {
     pub fn period(&self) -> f64 {
         HOURS as f64 * self.units_per_hour
     }
+
+    /// The longest step a run under a daily profile may take: half an hour, so that no step
+    /// passes over an hour's rise or dip of the profile unseen (error control only sees what
+    /// the steps sample).
+    pub fn max_step(&self) -> f64 {
+        0.5 * self.units_per_hour
+    }
 }
 
 /// A ramped intervention under way: parameter `param` moves linearly from `from` (the value in

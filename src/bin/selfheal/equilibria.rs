@@ -95,7 +95,7 @@ where
                 .branches
                 .iter()
                 .filter(|b| b.cycle == Some(k))
-                .map(|b| format!("{:?}", b.kind).to_lowercase())
+                .map(base_name)
                 .collect();
             let x: Vec<String> = c.x0.iter().map(|v| format!("{v}")).collect();
             writeln!(
@@ -117,16 +117,26 @@ where
     })?;
     for b in found.branches.iter().filter(|b| b.cycle.is_none()) {
         eprintln!(
-            "the {} equilibrium without the profile was followed to amplitude {:.4} of it and lost there (an orbit that repels strongly, or a fold of cycles): its cycle is not listed",
-            format!("{:?}", b.kind).to_lowercase(),
+            "the {} equilibrium was followed to amplitude {:.4} of the profile and lost there (an orbit that repels strongly, or a fold of cycles): its cycle is not listed",
+            base_name(b),
             b.amplitude
         );
     }
     eprintln!(
-        "{} daily cycles (states at t = 0) from {} equilibria without the profile, {} steps; {elapsed:.2} ms",
+        "{} daily cycles (states at t = 0) from {} equilibria with constant profiles, {} steps; {elapsed:.2} ms",
         found.cycles.len(),
         found.branches.len(),
         stats.steps
     );
     Ok(())
+}
+
+/// `stable@in-force`, `saddle@daily-mean`: the kind of the equilibrium a cycle was followed from
+/// and the constant that replaced the profiles there.
+fn base_name(b: &selfheal::periodic::Branch) -> String {
+    let base = match b.base {
+        selfheal::periodic::Base::InForce => "in-force",
+        selfheal::periodic::Base::DailyMean => "daily-mean",
+    };
+    format!("{}@{base}", format!("{:?}", b.kind).to_lowercase())
 }

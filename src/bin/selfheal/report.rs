@@ -79,6 +79,11 @@ where
         apply_sets(&mut sc, &args.set)?;
         sc.validate(model)?;
     }
+    if !sc.daily.is_empty() {
+        return Err(Error::Unsupported(
+            "report reads equilibria, which a scenario with [daily] profiles does not have (its rest is a daily cycle): remove [daily], or use simulate, equilibria and critical-shock --by-hour".into(),
+        ));
+    }
     let named = args
         .axes
         .as_deref()

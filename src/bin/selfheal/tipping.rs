@@ -172,6 +172,13 @@ where
             )));
         }
     }
+    if args.rows > MAX_ROWS_PER_DAY {
+        return Err(Error::OutOfRange {
+            name: "--rows".into(),
+            value: args.rows as f64,
+            range: format!("1 to {MAX_ROWS_PER_DAY} (one per minute)"),
+        });
+    }
     let clock = sc.clock(model)?;
     let hours: Vec<f64> = (0..args.rows)
         .map(|k| 24.0 * k as f64 / args.rows as f64)
@@ -201,6 +208,10 @@ where
         r.healthy.service_min.0,
         clock_hhmm(clock.hour(r.healthy.service_min.1)),
     );
+    // The figure first: if it cannot be written, no CSV is either.
+    if let Some(path) = &args.figure {
+        draw_by_hour(&r.rows, &sc.name, path)?;
+    }
     let num = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
     args.output.write(|w| {
         let io = |e: std::io::Error| Error::Invalid(format!("writing the rows: {e}"));
@@ -251,11 +262,11 @@ where
         r.rows.iter().map(|h| h.trials).sum::<usize>(),
         r.stats.steps
     );
-    if let Some(path) = &args.figure {
-        draw_by_hour(&r.rows, &sc.name, path)?;
-    }
     Ok(())
 }
+
+/// Most rows per day of `critical-shock --by-hour`.
+const MAX_ROWS_PER_DAY: usize = 1440;
 
 /// A clock hour as `HH:MM`.
 fn clock_hhmm(hour: f64) -> String {
