@@ -5,7 +5,7 @@
 use crate::error::{suggest, Error};
 
 mod quantity;
-use crate::model::schedule::{Clock, DailyProfile, HOURS};
+use crate::model::schedule::{clock_text, Clock, DailyProfile, HOURS};
 use crate::model::{Model, ParamSet};
 pub use quantity::Quantity;
 use serde_json::{json, Map, Value};
@@ -875,12 +875,6 @@ impl Scenario {
                 .collect::<Map<String, Value>>(),
         })
     }
-}
-
-/// A clock hour as `HH:MM`.
-fn clock_text(hour: f64) -> String {
-    let minutes = (hour.rem_euclid(24.0) * 60.0).round() as u32 % 1440;
-    format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 /// A TOML syntax error as one line: where (line, column and the text there) and what, in words

@@ -240,16 +240,7 @@ impl Regime {
         daily: &'a [DailyProfile],
         clock: Option<Clock>,
     ) -> Option<Schedule<'a>> {
-        let clock = clock.unwrap_or(Clock {
-            hour0: 0.0,
-            units_per_hour: 60.0,
-        });
-        let s = Schedule {
-            ramps: &self.ramps,
-            daily,
-            clock,
-        };
-        (!s.is_empty()).then_some(s)
+        Schedule::of(&self.ramps, daily, clock)
     }
 
     /// The parameters the right-hand side uses at `t` in this regime.

@@ -149,6 +149,12 @@ impl Clock {
     }
 }
 
+/// A clock hour as `HH:MM` (taken modulo 24, rounded to the minute).
+pub fn clock_text(hour: f64) -> String {
+    let minutes = (hour.rem_euclid(24.0) * 60.0).round() as u32 % 1440;
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
 /// A ramped intervention under way: parameter `param` moves linearly from `from` (the value in
 /// force before the intervention) to the value in force (the one it sets) over
 /// `[at, at + len]`.
@@ -175,7 +181,21 @@ pub struct Schedule<'a> {
     pub clock: Clock,
 }
 
-impl Schedule<'_> {
+impl<'a> Schedule<'a> {
+    /// The schedule of `ramps` and `daily` profiles, `None` when they move nothing. Without
+    /// profiles no clock is needed (`clock` may be `None`; ramps read the run's own time).
+    pub fn of(ramps: &'a [Ramp], daily: &'a [DailyProfile], clock: Option<Clock>) -> Option<Self> {
+        let s = Schedule {
+            ramps,
+            daily,
+            clock: clock.unwrap_or(Clock {
+                hour0: 0.0,
+                units_per_hour: 60.0,
+            }),
+        };
+        (!s.is_empty()).then_some(s)
+    }
+
     /// Whether the schedule moves any parameter.
     pub fn is_empty(&self) -> bool {
         self.ramps.is_empty() && self.daily.is_empty()

@@ -53,15 +53,7 @@ impl<M: Model<N>, const N: usize> Sens<'_, M, N> {
         SVector::from_fn(|i, _| if i < N { d[i].re } else { d[i - N].eps })
     }
     fn schedule(&self) -> Option<Schedule<'_>> {
-        let s = Schedule {
-            ramps: &self.ramps,
-            daily: self.daily,
-            clock: self.clock.unwrap_or(Clock {
-                hour0: 0.0,
-                units_per_hour: 60.0,
-            }),
-        };
-        (!s.is_empty()).then_some(s)
+        Schedule::of(&self.ramps, self.daily, self.clock)
     }
     /// The parameters used at `t`, lifted with their derivatives in θ: the values in force
     /// with `∂p/∂θ`, moved by the ramps (their ends and times lifted too) and the profiles.

@@ -206,7 +206,7 @@ where
         "healthy daily cycle: mean service level {:.4}, lowest {:.4} at {}; largest Floquet multiplier {mu:.3e}",
         r.healthy.service,
         r.healthy.service_min.0,
-        clock_hhmm(clock.hour(r.healthy.service_min.1)),
+        selfheal::model::schedule::clock_text(clock.hour(r.healthy.service_min.1)),
     );
     // The figure first: if it cannot be written, no CSV is either.
     if let Some(path) = &args.figure {
@@ -243,9 +243,9 @@ where
     ) {
         eprintln!(
             "most fragile at {}: f* = {:.4}; least at {}: f* = {:.4}",
-            clock_hhmm(lo.hour),
+            selfheal::model::schedule::clock_text(lo.hour),
             lo.value.unwrap_or(f64::NAN),
-            clock_hhmm(hi.hour),
+            selfheal::model::schedule::clock_text(hi.hour),
             hi.value.unwrap_or(f64::NAN)
         );
     }
@@ -267,12 +267,6 @@ where
 
 /// Most rows per day of `critical-shock --by-hour`.
 const MAX_ROWS_PER_DAY: usize = 1440;
-
-/// A clock hour as `HH:MM`.
-fn clock_hhmm(hour: f64) -> String {
-    let m = (hour.rem_euclid(24.0) * 60.0).round() as u32 % 1440;
-    format!("{:02}:{:02}", m / 60, m % 60)
-}
 
 #[cfg(feature = "plot")]
 fn draw_by_hour(
