@@ -350,6 +350,7 @@ fn an_interval_that_straddles_the_tipping_point_is_flagged() {
             value: f,
             sd: Some(0.01),
             interval: Some((f - 0.02, f + 0.02)),
+            profile: None,
             bounds: (fit[0].lo, fit[0].hi),
             at_bound: false,
         }];

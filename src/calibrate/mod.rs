@@ -42,11 +42,13 @@
 
 pub mod data;
 mod output;
+mod profile;
 pub(crate) mod sens;
 pub mod stats;
 
 pub use data::{parse_utc, read_readings, seconds_per_unit, Reading, Weighting};
 pub use output::{fitted_toml, readings_between, residual_rows_csv, residuals_csv, Provenance};
+pub use profile::{Profile, ProfileEnd};
 
 use crate::equilibria::{rest_state, RestState};
 use crate::error::Error;
@@ -294,6 +296,10 @@ pub struct CalibrateOptions {
     pub starts: usize,
     /// Confidence level of the reported intervals.
     pub level: f64,
+    /// Also compute profile-likelihood intervals ([`Profile`]): each fitted quantity moved
+    /// until `χ²`, re-optimised over the others, has risen by the interval's threshold.
+    /// Costs a few dozen local searches per quantity.
+    pub profile: bool,
 }
 
 impl Default for CalibrateOptions {
@@ -311,6 +317,7 @@ impl Default for CalibrateOptions {
             max_iters: 2000,
             starts: 8,
             level: 0.95,
+            profile: false,
         }
     }
 }
@@ -326,8 +333,14 @@ pub struct Fitted {
     pub value: f64,
     /// Standard error (Gauss–Newton, scaled by the reduced χ²); `None` when not determined.
     pub sd: Option<f64>,
-    /// Confidence interval at the requested level; `None` when not determined.
+    /// Confidence interval at the requested level from the Gauss–Newton standard error,
+    /// symmetric in the quantity's interval coordinate (its logarithm when the fit moves on
+    /// the logarithm, so a positive quantity's interval stays positive) and within the
+    /// bounds; `None` when not determined.
     pub interval: Option<(f64, f64)>,
+    /// The profile-likelihood interval at the same level (computed when
+    /// [`CalibrateOptions::profile`] is set).
+    pub profile: Option<Profile>,
     /// Bounds.
     pub bounds: (f64, f64),
     /// Whether the value sits on a bound (then its interval means little).
@@ -506,13 +519,41 @@ where
     where
         Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
     {
+        self.residuals_and_jacobian_but::<N2>(theta, None)
+    }
+
+    /// [`Self::residuals_and_jacobian`] without the column `skip` (left zero, its solve not
+    /// run): what a profile, which holds one quantity fixed, needs.
+    fn residuals_and_jacobian_but<const N2: usize>(
+        &self,
+        theta: &[f64],
+        skip: Option<usize>,
+    ) -> Result<(Vec<f64>, DMatrix<f64>), Error>
+    where
+        Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+    {
         let sc = self.scenario(theta)?;
         let (n, k) = (self.readings.len(), self.fit.len());
         let mut jac = DMatrix::zeros(n, k);
+        let first = (0..k).find(|j| Some(*j) != skip);
+        let Some(first) = first else {
+            // Nothing to differentiate: the residuals from a plain run.
+            let y = self.predict(theta)?;
+            let r = self
+                .readings
+                .iter()
+                .zip(&y)
+                .map(|(rd, m)| (m - rd.users) / rd.sigma)
+                .collect();
+            return Ok((r, jac));
+        };
         let mut r = vec![0.0; n];
         let mut stats = SolverStats::default();
         let x_h = self.healthy_of(sc.params.values())?.x;
         for (j, f) in self.fit.iter().enumerate() {
+            if Some(j) == skip {
+                continue;
+            }
             let dense = sens::sensitivity_run::<M, N, N2>(
                 self.model,
                 &sc,
@@ -531,7 +572,7 @@ where
                     dy * sc.population
                 };
                 jac[(i, j)] = dy_users / rd.sigma;
-                if j == 0 {
+                if j == first {
                     r[i] = (y * sc.population - rd.users) / rd.sigma;
                 }
             }
@@ -546,6 +587,19 @@ struct Objective<'a, 'b, M, const N: usize, const N2: usize> {
     problem: &'b Problem<'a, M, N>,
     /// Nelder–Mead treats an infeasible or failed point as +∞ rather than an error.
     infinite_on_error: bool,
+    /// A coordinate held fixed `(index, u)` (a profile): the optimiser then moves the others.
+    fixed: Option<(usize, f64)>,
+}
+
+impl<M, const N: usize, const N2: usize> Objective<'_, '_, M, N, N2> {
+    /// All coordinates from the optimiser's (the fixed one put back in).
+    fn full(&self, v: &[f64]) -> Vec<f64> {
+        let mut u = v.to_vec();
+        if let Some((j, uj)) = self.fixed {
+            u.insert(j, uj);
+        }
+        u
+    }
 }
 
 impl<M: Model<N>, const N: usize, const N2: usize> CostFunction for Objective<'_, '_, M, N, N2>
@@ -557,7 +611,7 @@ where
     fn cost(&self, u: &Vec<f64>) -> Result<f64, argmin::core::Error> {
         let p = self.problem;
         p.cost_evals.set(p.cost_evals.get() + 1);
-        match p.chi2(&p.theta(u)) {
+        match p.chi2(&p.theta(&self.full(u))) {
             Ok(c) => Ok(c),
             Err(_) if self.infinite_on_error => Ok(f64::INFINITY),
             Err(e) => Err(argmin::core::Error::new(e)),
@@ -575,14 +629,18 @@ where
     fn gradient(&self, u: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
         let p = self.problem;
         p.gradient_evals.set(p.gradient_evals.get() + 1);
+        let full = self.full(u);
+        let skip = self.fixed.map(|(j, _)| j);
         let (r, jac) = p
-            .residuals_and_jacobian::<N2>(&p.theta(u))
+            .residuals_and_jacobian_but::<N2>(&p.theta(&full), skip)
             .map_err(argmin::core::Error::new)?;
         // Chain rule to the optimiser's coordinates: dχ²/du = dχ²/dθ · dθ/du.
         Ok(chi2_grad(&r, &jac)
             .into_iter()
-            .zip(p.fit.iter().zip(u))
-            .map(|(g, (f, u))| g * f.value_at(*u).1)
+            .zip(p.fit.iter().zip(&full))
+            .enumerate()
+            .filter(|(j, _)| Some(*j) != skip)
+            .map(|(_, (g, (f, u)))| g * f.value_at(*u).1)
             .collect())
     }
 }
@@ -751,12 +809,14 @@ fn start_points(fit: &[FitParam], count: usize) -> Result<Vec<Vec<f64>>, Error> 
     Ok(out)
 }
 
-/// One local search from `u0`: `(u, χ², iterations, why it stopped)`.
+/// One local search from `u0`: `(u, χ², iterations, why it stopped)`. With `fixed =
+/// Some((j, u_j))` coordinate `j` stays at `u_j` and `u0` and the result hold the others.
 fn local_search<M: Model<N>, const N: usize, const N2: usize>(
     problem: &Problem<'_, M, N>,
     method: Local,
     u0: &[f64],
     max_iters: u64,
+    fixed: Option<(usize, f64)>,
 ) -> Result<(Vec<f64>, f64, u64, String), Error>
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
@@ -765,6 +825,7 @@ where
     let obj: Objective<'_, '_, M, N, N2> = Objective {
         problem,
         infinite_on_error: method == Local::NelderMead,
+        fixed,
     };
     // Our own errors come back through argmin typed (a solver failure stays a solver failure);
     // argmin's own are described.
@@ -839,10 +900,37 @@ where
         stages.push(polish::<M, N, N2>(&problem, opts, &mut best));
     }
     let optimum = Optimum::at::<M, N, N2>(&problem, best.u)?;
-    let params = optimum.params(&fit, opts.level);
+    let mut params = optimum.params(&fit, opts.level);
     let correlation = optimum.correlation();
     let chi2_plain = problem.chi2(&optimum.theta)?;
     let mut warnings = warnings(&optimum, chi2_plain, &params, &correlation, &fit);
+    if opts.profile {
+        let (n, k) = (readings.len(), fit.len());
+        if n > k {
+            let t = stats::student_t_quantile(0.5 + opts.level / 2.0, (n - k) as f64);
+            let threshold = chi2_plain / (n - k) as f64 * t * t;
+            for (j, p) in params.iter_mut().enumerate() {
+                crate::progress::update("profiles", j, k);
+                let (prof, said) = profile::profile::<M, N, N2>(
+                    &problem,
+                    j,
+                    &optimum.u,
+                    chi2_plain,
+                    threshold,
+                    p.sd,
+                    t,
+                    opts.max_iters,
+                );
+                p.profile = Some(prof);
+                warnings.extend(said);
+            }
+            crate::progress::finish("profiles");
+        } else {
+            warnings.push(format!(
+                "{n} readings for {k} quantities: no profile intervals"
+            ));
+        }
+    }
     for (rd, h) in readings.iter().zip(&optimum.leverage) {
         if *h > LEVERAGE_WARNING {
             warnings.push(format!(
@@ -885,7 +973,8 @@ where
 
 /// The knife-edge check: the fitted scenario's outcome (recovered or collapsed, decided by
 /// settling as `simulate` does) against the outcome at each end of each fitted quantity's
-/// interval at confidence `level` (within its bounds); one message per quantity whose interval
+/// interval at confidence `level` (the profile's where it was computed, else the
+/// Gauss–Newton one; within its bounds); one message per quantity whose interval
 /// holds both outcomes: the data then do not decide whether the network recovered. Undecided
 /// runs decide nothing either way.
 pub fn knife_edges<M: Model<N>, const N: usize>(
@@ -910,7 +999,12 @@ where
         return Ok(out);
     }
     for (f, p) in fit.iter().zip(params) {
-        let Some((lo, hi)) = p.interval else {
+        // The profile's ends where they were computed, else the Gauss–Newton interval's.
+        let profiled = p
+            .profile
+            .as_ref()
+            .and_then(|q| Some((q.lower?.value, q.upper?.value)));
+        let Some((lo, hi)) = profiled.or(p.interval) else {
             continue;
         };
         for end in [lo.max(f.lo), hi.min(f.hi)] {
@@ -995,7 +1089,7 @@ where
         let (mut why_best, mut failures) = (String::from("no start improved on the scenario"), 0);
         for (k, u0) in starts.iter().enumerate() {
             crate::progress::update("calibration starts", k, starts.len());
-            match local_search::<M, N, N2>(problem, method, u0, opts.max_iters) {
+            match local_search::<M, N, N2>(problem, method, u0, opts.max_iters, None) {
                 Ok((u, c, iters, why)) => {
                     stage.iterations += iters;
                     if c < best.chi2 {
@@ -1030,7 +1124,7 @@ where
 {
     run_stage(problem, Local::Lbfgs, 1, |stage| {
         stage.chi2 = best.chi2;
-        match local_search::<M, N, N2>(problem, Local::Lbfgs, &best.u, opts.max_iters) {
+        match local_search::<M, N, N2>(problem, Local::Lbfgs, &best.u, opts.max_iters, None) {
             Ok((u, c, iters, why)) => {
                 stage.iterations = iters;
                 stage.stopped = why;
@@ -1115,13 +1209,25 @@ impl Optimum {
             // On a bound when the logistic coordinate is within 1e-4 of either end.
             let at_bound = self.u[j].abs() > (1.0f64 / 1e-4 - 1.0).ln();
             let sd = self.cov.as_ref().map(|c| c[(j, j)].sqrt());
-            let interval = sd.zip(tq).map(|(s, t)| (v - t * s, v + t * s));
+            // Symmetric in the quantity's interval coordinate (its logarithm when the fit
+            // moves on the logarithm, so a positive quantity's interval stays positive), and
+            // within the bounds.
+            let interval = sd.zip(tq).map(|(s, t)| {
+                let (a, b) = if f.log_scale() {
+                    let w = t * s / v;
+                    (v * (-w).exp(), v * w.exp())
+                } else {
+                    (v - t * s, v + t * s)
+                };
+                (a.max(f.lo), b.min(f.hi))
+            });
             params.push(Fitted {
                 name: f.name.clone(),
                 start: f.start,
                 value: v,
                 sd,
                 interval,
+                profile: None,
                 bounds: (f.lo, f.hi),
                 at_bound,
             });

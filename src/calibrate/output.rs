@@ -121,6 +121,22 @@ pub fn fitted_toml<M: Model<N>, const N: usize>(model: &M, fit: &Fit, from: &Pro
             )),
             if p.at_bound { ", at a bound" } else { "" }
         );
+        if let Some(q) = &p.profile {
+            let end = |e: Option<super::ProfileEnd>| {
+                e.map_or("failed".into(), |e| {
+                    format!(
+                        "{:.4e}{}",
+                        e.value,
+                        if e.at_bound { " (bound)" } else { "" }
+                    )
+                })
+            };
+            text += &format!(
+                "#   profile-likelihood {pct:.0} % interval {} to {}\n",
+                end(q.lower),
+                end(q.upper)
+            );
+        }
     }
     text += &format!("# {}.\n", fit.quality());
     for w in &fit.warnings {

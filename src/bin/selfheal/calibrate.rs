@@ -58,6 +58,11 @@ pub struct CalibrateArgs {
     /// Confidence level of the intervals.
     #[arg(long, value_name = "L", default_value_t = 0.95)]
     level: f64,
+    /// Also compute profile-likelihood intervals (each quantity moved while the others are
+    /// re-fitted, until chi2 has risen by the interval's threshold), beside the Gauss–Newton
+    /// ones; the knife-edge check then uses them.
+    #[arg(long)]
+    profile: bool,
     /// Relative tolerance of every solve (tighter than the other commands' 1e-6: the fit
     /// differentiates the solution).
     #[arg(long, value_name = "R", default_value = "1e-8")]
@@ -182,6 +187,7 @@ where
         method,
         starts: args.starts,
         level: args.level,
+        profile: args.profile,
         ..CalibrateOptions::default()
     };
     let fit = args.fit_params(&sc)?;
@@ -287,6 +293,27 @@ fn print_fit(
             p.bounds.1,
             if p.at_bound { "  (at a bound)" } else { "" }
         );
+    }
+    for p in &result.params {
+        if let Some(q) = &p.profile {
+            let end = |e: Option<selfheal::calibrate::ProfileEnd>| {
+                e.map_or("failed".into(), |e| {
+                    format!(
+                        "{:.5e}{}",
+                        e.value,
+                        if e.at_bound { " (bound)" } else { "" }
+                    )
+                })
+            };
+            println!(
+                "profile {:<20} {pct:.0} % interval [{}, {}]  (chi2 rise {:.4}; {} points)",
+                p.name,
+                end(q.lower),
+                end(q.upper),
+                q.threshold,
+                q.points
+            );
+        }
     }
     println!("{} (start {:.4})", result.quality(), result.chi2_start);
     for st in &result.stages {

@@ -1,0 +1,203 @@
+//! Profile-likelihood intervals: against the closed form of a quantity the model is linear in,
+//! their coverage of the truth over seeded synthetic data sets, and a quantity the readings do
+//! not see (the profile runs to both bounds).
+
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+use selfheal::calibrate::{calibrate, stats, CalibrateOptions, Fit, FitParam, Reading};
+use selfheal::error::Error;
+use selfheal::model::{Bound, Model, ParamSpec, Scalar, StateSpec};
+use selfheal::nalgebra::SVector;
+use selfheal::scenario::Scenario;
+
+/// Logistic regrowth `x' = r·x·(1 − x)` after a wave that takes a fraction `f` of `x`: after a
+/// wave at `a`, `x(t) = 1/(1 + (1/(1 − f) − 1)·e^{−r(t − a)})`.
+struct Regrowth;
+
+static RATE: [ParamSpec; 1] = [ParamSpec::new(
+    "rate",
+    "r",
+    "1/min",
+    0.8,
+    (Bound::Closed(0.0), Bound::Unbounded),
+    "growth rate",
+)];
+
+impl Model<1> for Regrowth {
+    fn name(&self) -> &str {
+        "regrowth"
+    }
+    fn states(&self) -> [StateSpec; 1] {
+        [StateSpec::new("x", "share online")]
+    }
+    fn params(&self) -> &[ParamSpec] {
+        &RATE
+    }
+    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
+        SVector::from([p[0] * x[0] * (T::from(1.0) - x[0])])
+    }
+    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
+        SVector::from([1.0])
+    }
+    fn service_level(&self, x: &SVector<f64, 1>, _p: &[f64]) -> Option<f64> {
+        Some(x[0].clamp(0.0, 1.0))
+    }
+    fn reboot_jump<T: Scalar>(
+        &self,
+        x: &SVector<T, 1>,
+        _p: &[T],
+        f: T,
+        _c: T,
+    ) -> Result<SVector<T, 1>, Error> {
+        Ok(SVector::from([x[0] * (T::from(1.0) - f)]))
+    }
+}
+
+const TRUE_RATE: f64 = 0.8;
+const TRUE_SHOCK: f64 = 0.9;
+const POPULATION: f64 = 1000.0;
+
+fn scenario(shock: f64) -> Scenario {
+    Scenario::from_toml(
+        &Regrowth,
+        &format!(
+            "population = {POPULATION}\nt_end = 15\n[params]\nrate = {TRUE_RATE}\n[shock]\nat = 1\nfraction = {shock}\n"
+        ),
+    )
+    .unwrap()
+}
+
+/// The closed form's share online at `t`.
+fn share(t: f64, f: f64, r: f64) -> f64 {
+    if t < 1.0 {
+        1.0
+    } else {
+        1.0 / (1.0 + (1.0 / (1.0 - f) - 1.0) * (-r * (t - 1.0)).exp())
+    }
+}
+
+/// Readings of the closed form at 20 times after the wave with Gaussian noise of `sigma`.
+fn readings(seed: u64, sigma: f64) -> Vec<Reading> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let noise = Normal::new(0.0, sigma).unwrap();
+    (0..20)
+        .map(|k| {
+            let t = 1.5 + 0.5 * k as f64;
+            let y = POPULATION * share(t, TRUE_SHOCK, TRUE_RATE);
+            Reading::new(t, y + noise.sample(&mut rng), sigma)
+        })
+        .collect()
+}
+
+fn fit(sc: &Scenario, readings: &[Reading], names: &[&str]) -> Fit {
+    let params = names
+        .iter()
+        .map(|n| FitParam::new(n, sc).unwrap())
+        .collect();
+    let opts = CalibrateOptions {
+        starts: 1,
+        profile: true,
+        ..CalibrateOptions::default()
+    };
+    calibrate::<_, 1, 2>(&Regrowth, sc, readings, params, &opts).unwrap()
+}
+
+#[test]
+fn the_profile_of_a_quantity_the_model_is_linear_in_is_the_closed_form_interval() {
+    // The model's users are population × share: χ² is a parabola in the population, so
+    // the profile interval is P̂ ± √(Δ / Σ (share_i/σ_i)²), Δ = s²·t², whatever the
+    // coordinate the optimiser moves on.
+    let sigma = 10.0;
+    let rd = readings(11, sigma);
+    let f = fit(&scenario(TRUE_SHOCK), &rd, &["population"]);
+    let p = &f.params[0];
+    let q = p.profile.as_ref().expect("profiled");
+    let curvature: f64 = rd
+        .iter()
+        .map(|r| (share(r.t, TRUE_SHOCK, TRUE_RATE) / sigma).powi(2))
+        .sum();
+    let (n, k) = (rd.len() as f64, 1.0);
+    // P̂ and χ²_min of the linear least-squares problem, in closed form.
+    let p_hat = rd
+        .iter()
+        .map(|r| r.users * share(r.t, TRUE_SHOCK, TRUE_RATE) / sigma.powi(2))
+        .sum::<f64>()
+        / curvature;
+    let chi2_min: f64 = rd
+        .iter()
+        .map(|r| ((p_hat * share(r.t, TRUE_SHOCK, TRUE_RATE) - r.users) / sigma).powi(2))
+        .sum();
+    let t = stats::student_t_quantile(0.975, n - k);
+    let half = (chi2_min / (n - k) * t * t / curvature).sqrt();
+    assert!(
+        (p.value - p_hat).abs() < 1e-6 * p_hat,
+        "{} vs {p_hat}",
+        p.value
+    );
+    let (lo, hi) = (q.lower.unwrap(), q.upper.unwrap());
+    assert!(!lo.at_bound && !hi.at_bound);
+    // The ends are the computed points just past the crossing: outside it, within 1/1000 of
+    // the half-width (the walk's narrowing) plus the solver's error.
+    for (end, exact) in [(lo.value, p_hat - half), (hi.value, p_hat + half)] {
+        let out = (end - exact) * (exact - p_hat).signum();
+        assert!(
+            (-1e-4 * half..=2e-3 * half).contains(&out),
+            "profile end {end} vs closed form {exact} (half-width {half})"
+        );
+    }
+}
+
+#[test]
+fn profile_intervals_cover_the_truth_at_about_their_nominal_rate() {
+    // 40 data sets of the same regrowth with independent noise; the shock and the rate are
+    // fitted from a wrong start each time. At 95 %, 40 intervals miss the truth 2 times on
+    // average; 7 or more misses would happen with probability 0.0034 if the intervals were
+    // right, so more than 6 misses of either quantity fails the test.
+    let seeds = 40;
+    let truth = [TRUE_SHOCK, TRUE_RATE];
+    let (mut profile_hits, mut gn_hits) = ([0; 2], [0; 2]);
+    for seed in 0..seeds {
+        let rd = readings(1000 + seed, 10.0);
+        let f = fit(&scenario(0.7), &rd, &["shock", "rate"]);
+        for (j, p) in f.params.iter().enumerate() {
+            let q = p.profile.as_ref().unwrap();
+            let (lo, hi) = (q.lower.unwrap().value, q.upper.unwrap().value);
+            assert!(
+                lo < p.value && p.value < hi,
+                "{}: {lo} {} {hi}",
+                p.name,
+                p.value
+            );
+            // A positive quantity's intervals stay positive.
+            let (a, b) = p.interval.unwrap();
+            assert!(a > 0.0 && lo > 0.0, "{}: {a}, {lo}", p.name);
+            profile_hits[j] += usize::from(lo <= truth[j] && truth[j] <= hi);
+            gn_hits[j] += usize::from(a <= truth[j] && truth[j] <= b);
+            assert!(
+                q.lowest_delta > -1e-6 * f.chi2.max(1.0),
+                "seed {seed}: the profile found a better optimum ({})",
+                q.lowest_delta
+            );
+        }
+    }
+    eprintln!("profile coverage {profile_hits:?}, Gauss–Newton {gn_hits:?} of {seeds}");
+    for j in 0..2 {
+        assert!(profile_hits[j] >= seeds as usize - 6, "{profile_hits:?}");
+    }
+}
+
+#[test]
+fn a_quantity_the_readings_do_not_see_is_profiled_to_both_bounds() {
+    // Readings before the wave say nothing about its size: χ² is flat in `shock`, the
+    // Gauss–Newton interval is not determined and the profile runs to both bounds.
+    let rd: Vec<Reading> = (0..8)
+        .map(|k| Reading::new(0.1 * k as f64, POPULATION + 3.0 * (k as f64 - 3.5), 5.0))
+        .collect();
+    let f = fit(&scenario(0.5), &rd, &["shock"]);
+    let p = &f.params[0];
+    assert!(p.interval.is_none());
+    let q = p.profile.as_ref().unwrap();
+    let (lo, hi) = (q.lower.unwrap(), q.upper.unwrap());
+    assert!(lo.at_bound && hi.at_bound, "{lo:?} {hi:?}");
+    assert_eq!((lo.value, hi.value), p.bounds);
+}
