@@ -1,6 +1,6 @@
 //! Profile-likelihood intervals: against the closed form of a quantity the model is linear in,
 //! their coverage of the truth over seeded synthetic data sets, and a quantity the readings do
-//! not see (the profile runs to both bounds).
+//! not see (the profile runs to both bounds). And the global phase on a χ² with two basins.
 
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -200,4 +200,63 @@ fn a_quantity_the_readings_do_not_see_is_profiled_to_both_bounds() {
     let (lo, hi) = (q.lower.unwrap(), q.upper.unwrap());
     assert!(lo.at_bound && hi.at_bound, "{lo:?} {hi:?}");
     assert_eq!((lo.value, hi.value), p.bounds);
+}
+
+#[test]
+fn the_global_phase_counts_distinct_optima_and_runs_until_the_best_repeats() {
+    // Readings of two waves (0.5 at t = 8, 0.7 at t = 85; slow regrowth, so that each dip
+    // spans many readings) fitted by one wave of 0.6 whose time is fitted: χ² has a basin at
+    // each dip, the deeper at the larger one (the dip left unexplained is the smaller), and a
+    // plateau between them. Starts from t = 12 and spread over [0, 100] reach several.
+    let truth = Scenario::from_toml(
+        &Regrowth,
+        "population = 1000\nt_end = 100\n[params]\nrate = 0.2\n[[shock]]\nat = 8\nfraction = 0.5\n[[shock]]\nat = 85\nfraction = 0.7\n",
+    )
+    .unwrap();
+    let sim = selfheal::simulate::simulate(
+        &Regrowth,
+        &truth,
+        &selfheal::simulate::SimOptions::default(),
+    )
+    .unwrap();
+    let rd: Vec<Reading> = (0..200)
+        .map(|k| {
+            let t = 0.5 * k as f64 + 0.1;
+            Reading::new(t, POPULATION * sim.dense.eval(t).unwrap()[0], 10.0)
+        })
+        .collect();
+    let mut guess = scenario(0.6);
+    guess.t_end = 100.0;
+    guess.shock.as_mut().unwrap().at = 12.0;
+    guess.params.set("rate", 0.2).unwrap();
+    for starts in [1, 4] {
+        let opts = CalibrateOptions {
+            starts,
+            max_starts: 32,
+            ..CalibrateOptions::default()
+        };
+        let params = vec![FitParam::new("shock_at", &guess).unwrap()];
+        let f = calibrate::<_, 1, 2>(&Regrowth, &guess, &rd, params, &opts).unwrap();
+        let run = f.stages[0].starts;
+        // One start cannot repeat a value: a single start always runs more.
+        assert!((starts.max(2)..=32).contains(&run), "{starts}: {run}");
+        assert!(f.optima.iter().map(|o| o.found).sum::<usize>() <= run);
+        assert!(f.optima.windows(2).all(|w| w[0].chi2 < w[1].chi2));
+        // The best repeats (or every start ran), and it is the wave at the larger dip.
+        assert!(f.optima[0].found >= 2 || run == 32, "{:?}", f.optima);
+        assert!(
+            (f.params[0].value - 85.0).abs() < 1.0,
+            "{}",
+            f.params[0].value
+        );
+        if starts == 4 {
+            // The dip at t = 8 is a basin of its own, reached by a start and worse.
+            assert!(f.optima.len() >= 2, "{:?}", f.optima);
+            assert!(
+                f.optima.iter().any(|o| (o.theta[0] - 8.0).abs() < 1.0),
+                "{:?}",
+                f.optima
+            );
+        }
+    }
 }

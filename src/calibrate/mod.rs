@@ -290,10 +290,13 @@ pub struct CalibrateOptions {
     pub method: FitMethod,
     /// Iteration limit of each local search.
     pub max_iters: u64,
-    /// Starts of the global phase: the scenario's values and `starts − 1` points spread over
-    /// the bounds (the fate of a trajectory can flip across a tipping point, so χ² may have
-    /// several basins).
+    /// Starts of the global phase, at least: the scenario's values and `starts − 1` points
+    /// spread over the bounds (the fate of a trajectory can flip across a tipping point, so
+    /// χ² may have several basins). When the best value found was reached by one start only,
+    /// another `starts` are run, until it repeats or `max_starts` have run.
     pub starts: usize,
+    /// Most starts of the global phase.
+    pub max_starts: usize,
     /// Confidence level of the reported intervals.
     pub level: f64,
     /// Also compute profile-likelihood intervals ([`Profile`]): each fitted quantity moved
@@ -316,6 +319,7 @@ impl Default for CalibrateOptions {
             method: FitMethod::Both,
             max_iters: 2000,
             starts: 8,
+            max_starts: 64,
             level: 0.95,
             profile: false,
         }
@@ -383,6 +387,23 @@ pub struct Stage {
     pub stopped: String,
 }
 
+/// A local optimum reached by starts of the global phase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocalOptimum {
+    /// `χ²` there.
+    pub chi2: f64,
+    /// How many starts reached it.
+    pub found: usize,
+    /// The fitted values where the first of them stopped.
+    pub theta: Vec<f64>,
+}
+
+/// Whether two local searches stopped at the same optimum: `χ²` equal to 1e-3 relative
+/// (1e-6 absolute near zero).
+fn same_optimum(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-3 * a.abs().min(b.abs()) + 1e-6
+}
+
 /// The result of a calibration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fit {
@@ -404,6 +425,9 @@ pub struct Fit {
     pub residuals: Vec<Residual>,
     /// The optimisers run, in order.
     pub stages: Vec<Stage>,
+    /// The distinct local optima the global phase's starts reached (best first; two starts
+    /// reached the same one when their χ² agree to 1e-3 relative).
+    pub optima: Vec<LocalOptimum>,
     /// Solver work of every trajectory of the calibration.
     pub stats: SolverStats,
     /// Confidence level of the intervals.
@@ -893,8 +917,23 @@ where
     let problem = problem(model, sc, readings, &fit, opts)?;
     let theta0: Vec<f64> = fit.iter().map(|f| f.start).collect();
     let chi2_start = problem.chi2(&theta0)?;
-    let starts = start_points(&fit, opts.starts)?;
-    let (mut best, global) = global_search::<M, N, N2>(&problem, opts, &starts, chi2_start);
+    if opts.max_starts < opts.starts {
+        return Err(Error::OutOfRange {
+            name: "max_starts".into(),
+            value: opts.max_starts as f64,
+            range: format!("at least starts ({})", opts.starts),
+        });
+    }
+    // Several starts are spread by Sobol' points, which cover a limited number of
+    // dimensions; one start needs none.
+    let count = if opts.starts == 1 && fit.len() > crate::qmc::SOBOL_DIMS {
+        1
+    } else {
+        opts.max_starts
+    };
+    let starts = start_points(&fit, count)?;
+    let (mut best, global, optima) = global_search::<M, N, N2>(&problem, opts, &starts, chi2_start);
+    let global_starts = global.starts;
     let mut stages = vec![global];
     if opts.method == FitMethod::Both {
         stages.push(polish::<M, N, N2>(&problem, opts, &mut best));
@@ -941,6 +980,12 @@ where
             ));
         }
     }
+    if let Some(o) = optima.first().filter(|o| o.found < 2) {
+        warnings.push(format!(
+            "the best chi2 of the global phase ({:.6}) was reached by one start of {}: a better basin may exist; raise --max-starts or bound the quantities",
+            o.chi2, global_starts
+        ));
+    }
     let mut scenario = problem.scenario(&optimum.theta)?;
     scenario.t_end = sc.t_end;
     warnings.extend(knife_edges(
@@ -963,6 +1008,7 @@ where
         correlation,
         residuals,
         stages,
+        optima,
         stats,
         level: opts.level,
         leverage: optimum.leverage,
@@ -1065,14 +1111,16 @@ fn run_stage<M: Model<N>, const N: usize>(
     stage
 }
 
-/// The global phase: one local search from each start, the best kept (the scenario's own
-/// point, at `chi2_start`, unless a start improves on it).
+/// The global phase: one local search from each start, in batches of `opts.starts` until the
+/// best value has been reached by two starts or every start has run; the best kept (the
+/// scenario's own point, at `chi2_start`, unless a start improves on it), with the distinct
+/// optima reached.
 fn global_search<M: Model<N>, const N: usize, const N2: usize>(
     problem: &Problem<'_, M, N>,
     opts: &CalibrateOptions,
     starts: &[Vec<f64>],
     chi2_start: f64,
-) -> (Best, Stage)
+) -> (Best, Stage, Vec<LocalOptimum>)
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
     Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
@@ -1085,22 +1133,44 @@ where
         u: starts[0].clone(),
         chi2: chi2_start,
     };
+    let mut optima: Vec<LocalOptimum> = vec![];
+    let mut run = 0;
     let stage = run_stage(problem, method, starts.len(), |stage| {
         let (mut why_best, mut failures) = (String::from("no start improved on the scenario"), 0);
-        for (k, u0) in starts.iter().enumerate() {
-            crate::progress::update("calibration starts", k, starts.len());
-            match local_search::<M, N, N2>(problem, method, u0, opts.max_iters, None) {
-                Ok((u, c, iters, why)) => {
-                    stage.iterations += iters;
-                    if c < best.chi2 {
-                        best = Best { u, chi2: c };
-                        why_best = why;
+        let repeated = |optima: &[LocalOptimum]| {
+            optima
+                .iter()
+                .min_by(|a, b| a.chi2.total_cmp(&b.chi2))
+                .is_some_and(|o| o.found >= 2)
+        };
+        while run < starts.len() && (run < opts.starts || !repeated(&optima)) {
+            let batch_end = (run + opts.starts).min(starts.len());
+            for u0 in &starts[run..batch_end] {
+                crate::progress::update("calibration starts", run, batch_end);
+                run += 1;
+                match local_search::<M, N, N2>(problem, method, u0, opts.max_iters, None) {
+                    Ok((u, c, iters, why)) => {
+                        stage.iterations += iters;
+                        match optima.iter_mut().find(|o| same_optimum(o.chi2, c)) {
+                            Some(o) => o.found += 1,
+                            None if c.is_finite() => optima.push(LocalOptimum {
+                                chi2: c,
+                                found: 1,
+                                theta: problem.theta(&u),
+                            }),
+                            None => failures += 1,
+                        }
+                        if c < best.chi2 {
+                            best = Best { u, chi2: c };
+                            why_best = why;
+                        }
                     }
+                    Err(_) => failures += 1,
                 }
-                Err(_) => failures += 1,
             }
         }
         crate::progress::finish("calibration starts");
+        stage.starts = run;
         stage.chi2 = best.chi2;
         stage.stopped = if failures > 0 {
             format!("best start: {why_best}; {failures} start(s) failed")
@@ -1108,7 +1178,8 @@ where
             format!("best start: {why_best}")
         };
     });
-    (best, stage)
+    optima.sort_by(|a, b| a.chi2.total_cmp(&b.chi2));
+    (best, stage, optima)
 }
 
 /// The local polish: L-BFGS from the best point, whose result replaces it unless it is worse

@@ -43,9 +43,14 @@ pub struct CalibrateArgs {
     /// nelder-mead, lbfgs, or both (Nelder–Mead from every start, then L-BFGS).
     #[arg(long = "fit-method", value_name = "METHOD", default_value = "both")]
     fit_method: String,
-    /// Starts of the global phase (the scenario's values and Sobol' points in the bounds).
+    /// Starts of the global phase, at least (the scenario's values and Sobol' points in the
+    /// bounds); K more run while the best chi2 found was reached by one start only.
     #[arg(long, value_name = "K", default_value_t = 8, value_parser = start_count)]
     starts: usize,
+    /// Most starts of the global phase (at least --starts; default the larger of 64 and
+    /// --starts).
+    #[arg(long, value_name = "M", value_parser = start_count)]
+    max_starts: Option<usize>,
     /// Relative error added to every reading without a `sigma` (see docs/calibration.md).
     #[arg(long, value_name = "R", default_value_t = 0.05)]
     rel_error: f64,
@@ -186,6 +191,7 @@ where
         solve,
         method,
         starts: args.starts,
+        max_starts: args.max_starts.unwrap_or(args.starts.max(64)),
         level: args.level,
         profile: args.profile,
         ..CalibrateOptions::default()
@@ -316,6 +322,18 @@ fn print_fit(
         }
     }
     println!("{} (start {:.4})", result.quality(), result.chi2_start);
+    let optima: Vec<String> = result
+        .optima
+        .iter()
+        .take(6)
+        .map(|o| format!("{:.6} ({}x)", o.chi2, o.found))
+        .collect();
+    println!(
+        "{} distinct optima reached by the starts (chi2, how many starts): {}{}",
+        result.optima.len(),
+        optima.join(", "),
+        if result.optima.len() > 6 { ", ..." } else { "" }
+    );
     for st in &result.stages {
         println!(
             "{}: {} start(s), {} iterations, {} objective and {} gradient evaluations, chi2 {:.6}; {}",
