@@ -364,3 +364,24 @@ fn an_interval_that_straddles_the_tipping_point_is_flagged() {
         }
     }
 }
+
+#[test]
+fn gradients_match_finite_differences_from_a_daily_cycle() {
+    // Under a daily profile the run starts on the healthy daily cycle, whose state at t = 0
+    // moves with every parameter in force from the start: its sensitivity is
+    // (I − M)⁻¹·∂P/∂θ. The finite differences re-shoot the cycle at each perturbed value.
+    // Users return and leave slowly (sessions of about a day, as in the 2007 fit), so the
+    // cycle is weakly damped (multiplier about e^{−1.5}) and M matters.
+    let mut sc = spread_scenario();
+    sc.start = Some("2007-08-16T00:00:00Z".into());
+    sc.params.set("sign_on", 5e-4).unwrap();
+    sc.params.set("sign_off", 5.7e-4).unwrap();
+    let k = sc.params.index("sign_on").unwrap();
+    let hourly: [f64; 24] = std::array::from_fn(|h| {
+        1.0 + 0.4 * (2.0 * std::f64::consts::PI * (h as f64 - 19.0) / 24.0).cos()
+    });
+    sc.daily
+        .push(selfheal::model::schedule::DailyProfile::new(k, hourly));
+    sc.validate(&P2p).unwrap();
+    check_gradient(&sc, &["promotion", "sign_on", "shock", "intervention.1.at"]);
+}

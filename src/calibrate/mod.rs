@@ -477,6 +477,27 @@ where
         Ok(x)
     }
 
+    /// Where `sc` starts: the healthy equilibrium of its initial parameters, or with daily
+    /// profiles the healthy daily cycle's state at `t = 0` and its monodromy matrix.
+    fn start_of(&self, sc: &Scenario, stats: &mut SolverStats) -> Result<sens::Start<N>, Error> {
+        let p = sc.params.values();
+        if sc.daily.is_empty() {
+            return Ok(sens::Start::Equilibrium(self.healthy_of(p)?.x));
+        }
+        let forcing = crate::periodic::Forcing {
+            p,
+            daily: &sc.daily,
+            clock: sc.clock(self.model)?,
+        };
+        let (rest, _) =
+            crate::periodic::rest_cycle(self.model, &forcing, 0.0, &self.opts.solve, stats)
+                .map_err(|e| e.context("the daily cycle the scenario starts on"))?;
+        Ok(sens::Start::Cycle {
+            x0: rest.cycle.state_at(0.0),
+            monodromy: rest.cycle.monodromy,
+        })
+    }
+
     fn theta(&self, u: &[f64]) -> Vec<f64> {
         self.fit
             .iter()
@@ -573,7 +594,7 @@ where
         };
         let mut r = vec![0.0; n];
         let mut stats = SolverStats::default();
-        let x_h = self.healthy_of(sc.params.values())?.x;
+        let start = self.start_of(&sc, &mut stats)?;
         for (j, f) in self.fit.iter().enumerate() {
             if Some(j) == skip {
                 continue;
@@ -583,7 +604,7 @@ where
                 &sc,
                 &f.quantity,
                 self.horizon,
-                &x_h,
+                &start,
                 &self.opts.solve,
                 &mut stats,
             )?;
@@ -903,11 +924,6 @@ where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
     Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
 {
-    if !sc.daily.is_empty() {
-        return Err(Error::Unsupported(
-            "calibrate: a scenario with [daily] profiles starts on a daily cycle, whose sensitivities calibration does not compute yet (selfheal simulate --data compares such a scenario with readings)".into(),
-        ));
-    }
     if N2 != 2 * N {
         return Err(Error::Invalid(format!(
             "calibrate::<_, {N}, {N2}>: the sensitivity system needs N2 = 2N = {}",

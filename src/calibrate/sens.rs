@@ -7,7 +7,9 @@
 //! with dual numbers, so it is exact. Across the scenario's breakpoints the sensitivity jumps
 //! as the chain rule says:
 //!
-//! - the initial state is the healthy state, an equilibrium: `s(0) = −J⁻¹·∂f/∂θ`;
+//! - the initial state is the healthy state, an equilibrium: `s(0) = −J⁻¹·∂f/∂θ`; or, under
+//!   daily profiles, the daily cycle's state at `t = 0`: `s(0) = (I − M)⁻¹·∂P/∂θ` (the period
+//!   map `P`, its monodromy matrix `M`);
 //! - an instantaneous wave `x⁺ = g(x⁻, p, f, c)`: `s⁺ = Dg·(s⁻, ∂p/∂θ, ∂f/∂θ, ∂c/∂θ)`, plus
 //!   `(Dₓg·f⁻ − f⁺)·∂τ/∂θ` when its time `τ` moves with `θ`;
 //! - a change of the right-hand side at time `τ` (window start and end, an intervention):
@@ -84,15 +86,76 @@ fn join<const N: usize, const N2: usize>(
     SVector::from_fn(|i, _| if i < N { x[i] } else { s[i - N] })
 }
 
+/// Where a scenario without an initial state starts: its healthy state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Start<const N: usize> {
+    /// An equilibrium of the initial parameters.
+    Equilibrium(SVector<f64, N>),
+    /// The daily cycle's state at `t = 0` under the initial parameters and the profiles, with
+    /// the period map's Jacobian (the monodromy matrix) there.
+    Cycle {
+        x0: SVector<f64, N>,
+        monodromy: SMatrix<f64, N, N>,
+    },
+}
+
+impl<const N: usize> Start<N> {
+    fn x(&self) -> SVector<f64, N> {
+        match self {
+            Start::Equilibrium(x) | Start::Cycle { x0: x, .. } => *x,
+        }
+    }
+}
+
+/// The sensitivity of the daily cycle's state at `t = 0` to the model parameter `j` (in force
+/// from `t = 0`): the cycle is a fixed point of the period map, `x0 = P(x0; θ)`, so
+/// `∂x0/∂θ = (I − M)⁻¹·∂P/∂θ` with `M = ∂P/∂x` the monodromy matrix and `∂P/∂θ` the
+/// sensitivity after one day from `x0` started at zero (a day of the scenario without its
+/// waves and interventions).
+#[allow(clippy::too_many_arguments)]
+fn cycle_start_sensitivity<M: Model<N>, const N: usize, const N2: usize>(
+    model: &M,
+    sc: &Scenario,
+    q: &Quantity,
+    x0: &SVector<f64, N>,
+    monodromy: &SMatrix<f64, N, N>,
+    opts: &SolveOptions,
+    stats: &mut SolverStats,
+) -> Result<SVector<f64, N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    Const<N2>: DimMin<Const<N2>, Output = Const<N2>>,
+{
+    let mut day = sc.clone();
+    day.shock = None;
+    day.later_shocks.clear();
+    day.interventions.clear();
+    day.initial = Some(x0.iter().copied().collect());
+    let period = sc.clock(model)?.period();
+    day.t_end = period;
+    let start = Start::Equilibrium(*x0);
+    let dense = sensitivity_run::<M, N, N2>(model, &day, q, period, &start, opts, stats)?;
+    let end = dense.eval(period).expect("a day's run is not empty");
+    let (_, s_day) = split::<N, N2>(&end);
+    (SMatrix::<f64, N, N>::identity() - monodromy)
+        .lu()
+        .solve(&s_day)
+        .ok_or_else(|| {
+            Error::Invalid(
+                "the daily cycle has a Floquet multiplier 1 (a fold of cycles): its sensitivity is undefined".into(),
+            )
+        })
+}
+
 /// Integrates the scenario over `[0, horizon]` together with the sensitivity of its state to
-/// the quantity `q`, from the healthy state `x_h` of the initial parameters (ignored when the
+/// the quantity `q`, from the healthy `start` of the initial parameters (ignored when the
 /// scenario gives an initial state). The dense output covers both.
 pub(crate) fn sensitivity_run<M: Model<N>, const N: usize, const N2: usize>(
     model: &M,
     sc: &Scenario,
     q: &Quantity,
     horizon: f64,
-    x_h: &SVector<f64, N>,
+    start: &Start<N>,
     opts: &SolveOptions,
     stats: &mut SolverStats,
 ) -> Result<Dense<N2>, Error>
@@ -121,9 +184,12 @@ where
     let (x0, s0) = match &sc.initial {
         Some(v) => (SVector::from_iterator(v.iter().copied()), SVector::zeros()),
         None => {
-            let x_h = *x_h;
-            let s0 = match roles.param {
-                Some(j) => {
+            let x_h = start.x();
+            let s0 = match (roles.param, start) {
+                (Some(_), Start::Cycle { x0, monodromy }) => {
+                    cycle_start_sensitivity::<M, N, N2>(model, sc, q, x0, monodromy, opts, stats)?
+                }
+                (Some(j), Start::Equilibrium(_)) => {
                     let sys = System::new(model, p);
                     let (jac, fp): (SMatrix<f64, N, N>, _) = sys.jacobian_with_param(0.0, &x_h, j);
                     jac.lu().solve(&(-fp)).ok_or_else(|| {
@@ -133,7 +199,7 @@ where
                         )
                     })?
                 }
-                None => SVector::zeros(),
+                (None, _) => SVector::zeros(),
             };
             (x_h, s0)
         }
