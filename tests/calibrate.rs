@@ -271,6 +271,33 @@ fn bounds_that_exclude_the_start_and_unknown_names_are_refused() {
     assert!(e.contains("did you mean `promotion`"), "{e}");
     let e = FitParam::new("t_end", &sc).unwrap_err().to_string();
     assert!(e.contains("cannot be fitted"), "{e}");
+    // Quantities that are not parameters have valid ranges too.
+    for (name, lo, hi, range) in [
+        ("population", -1e8, 1e9, "> 0"),
+        ("shock", 0.0, 1.0, "[0, 1)"),
+        ("window", -10.0, 200.0, ">= 0"),
+        ("shock_at", -100.0, 400.0, ">= 0"),
+    ] {
+        let mut f = FitParam::new(name, &sc).unwrap();
+        let e = f.set_bounds(lo, hi).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{name} (bound)")) && e.contains(range),
+            "{e}"
+        );
+    }
+    // Readings the solver cannot compare with: sigma far below the solver's precision,
+    // counts beyond any network.
+    for (users, sigma) in [(1e6, 1e-300), (1e300, 1e299), (1e6, f64::NAN)] {
+        let readings = vec![Reading::new(600.0, users, sigma)];
+        let fit = vec![FitParam::new("shock", &sc).unwrap()];
+        let e = calibrate::<_, 3, 6>(&P2p, &sc, &readings, fit, &CalibrateOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the reading at t = 600") && e.contains("out of range"),
+            "{e}"
+        );
+    }
 }
 
 /// Leverages (the weighted hat matrix's diagonal) sum to the number of fitted quantities (the
@@ -362,6 +389,61 @@ fn an_interval_that_straddles_the_tipping_point_is_flagged() {
                 "{w:?}"
             );
         }
+    }
+}
+
+/// The per-reading fate check on a fit the data push onto the basin boundary: readings that
+/// hold the saddle's online level (found by the equilibrium search, an independent
+/// computation) for two days can only be approached by a wave that leaves the network on the
+/// boundary, where the solver's error decides the fate; the same data made by a wave well
+/// below f* are fitted without the warning.
+#[test]
+fn a_fit_on_the_basin_boundary_is_flagged_by_reading() {
+    use selfheal::analysis::tipping::{critical_shock, TippingOptions};
+    use selfheal::equilibria::{all_equilibria, Kind};
+    use selfheal::model::{Model, ParamSet};
+    use selfheal::scenario::Shock;
+    let p = ParamSet::defaults(P2p.params());
+    let fstar = critical_shock(&P2p, p.values(), &TippingOptions::default())
+        .unwrap()
+        .value
+        .unwrap();
+    let saddle = all_equilibria(&P2p, p.values())
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == Kind::Saddle)
+        .expect("the default network is bistable");
+    let times: Vec<f64> = (4..48).map(|h| 60.0 * h as f64).collect();
+    let opts = CalibrateOptions {
+        starts: 2,
+        max_starts: 4,
+        ..CalibrateOptions::default()
+    };
+    let mut guess = Scenario::new(&P2p);
+    guess.population = 1e6;
+    guess.shock = Some(Shock::instantaneous(fstar - 0.05));
+    let on_edge: Vec<Reading> = times
+        .iter()
+        .map(|&t| {
+            let u = (saddle.x[0] + saddle.x[1]) * guess.population;
+            Reading::new(t, u, 0.01 * u)
+        })
+        .collect();
+    let mut safe = guess.clone();
+    safe.shock = Some(Shock::instantaneous(fstar - 0.15));
+    let below = readings_of(&safe, &times, 0.01);
+    for (readings, flagged) in [(on_edge, true), (below, false)] {
+        let fit = vec![FitParam::new("shock", &guess).unwrap()];
+        let fit = calibrate::<_, 3, 6>(&P2p, &guess, &readings, fit, &opts).unwrap();
+        let said = fit
+            .warnings
+            .iter()
+            .any(|w| w.contains("knife edge: the reading"));
+        assert_eq!(
+            said, flagged,
+            "f* = {fstar}, fitted {}: {:?}",
+            fit.params[0].value, fit.warnings
+        );
     }
 }
 

@@ -5,53 +5,11 @@
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use selfheal::calibrate::{calibrate, stats, CalibrateOptions, Fit, FitParam, Reading};
-use selfheal::error::Error;
-use selfheal::model::{Bound, Model, ParamSpec, Scalar, StateSpec};
-use selfheal::nalgebra::SVector;
 use selfheal::scenario::Scenario;
 
-/// Logistic regrowth `x' = r·x·(1 − x)` after a wave that takes a fraction `f` of `x`: after a
-/// wave at `a`, `x(t) = 1/(1 + (1/(1 − f) − 1)·e^{−r(t − a)})`.
-struct Regrowth;
-
-static RATE: [ParamSpec; 1] = [ParamSpec::new(
-    "rate",
-    "r",
-    "1/min",
-    0.8,
-    (Bound::Closed(0.0), Bound::Unbounded),
-    "growth rate",
-)];
-
-impl Model<1> for Regrowth {
-    fn name(&self) -> &str {
-        "regrowth"
-    }
-    fn states(&self) -> [StateSpec; 1] {
-        [StateSpec::new("x", "share online")]
-    }
-    fn params(&self) -> &[ParamSpec] {
-        &RATE
-    }
-    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
-        SVector::from([p[0] * x[0] * (T::from(1.0) - x[0])])
-    }
-    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
-        SVector::from([1.0])
-    }
-    fn service_level(&self, x: &SVector<f64, 1>, _p: &[f64]) -> Option<f64> {
-        Some(x[0].clamp(0.0, 1.0))
-    }
-    fn reboot_jump<T: Scalar>(
-        &self,
-        x: &SVector<T, 1>,
-        _p: &[T],
-        f: T,
-        _c: T,
-    ) -> Result<SVector<T, 1>, Error> {
-        Ok(SVector::from([x[0] * (T::from(1.0) - f)]))
-    }
-}
+#[path = "common/logistic.rs"]
+mod logistic;
+use logistic::Logistic;
 
 const TRUE_RATE: f64 = 0.8;
 const TRUE_SHOCK: f64 = 0.9;
@@ -59,7 +17,7 @@ const POPULATION: f64 = 1000.0;
 
 fn scenario(shock: f64) -> Scenario {
     Scenario::from_toml(
-        &Regrowth,
+        &Logistic,
         &format!(
             "population = {POPULATION}\nt_end = 15\n[params]\nrate = {TRUE_RATE}\n[shock]\nat = 1\nfraction = {shock}\n"
         ),
@@ -99,7 +57,7 @@ fn fit(sc: &Scenario, readings: &[Reading], names: &[&str]) -> Fit {
         profile: true,
         ..CalibrateOptions::default()
     };
-    calibrate::<_, 1, 2>(&Regrowth, sc, readings, params, &opts).unwrap()
+    calibrate::<_, 1, 2>(&Logistic, sc, readings, params, &opts).unwrap()
 }
 
 #[test]
@@ -209,12 +167,12 @@ fn the_global_phase_counts_distinct_optima_and_runs_until_the_best_repeats() {
     // each dip, the deeper at the larger one (the dip left unexplained is the smaller), and a
     // plateau between them. Starts from t = 12 and spread over [0, 100] reach several.
     let truth = Scenario::from_toml(
-        &Regrowth,
+        &Logistic,
         "population = 1000\nt_end = 100\n[params]\nrate = 0.2\n[[shock]]\nat = 8\nfraction = 0.5\n[[shock]]\nat = 85\nfraction = 0.7\n",
     )
     .unwrap();
     let sim = selfheal::simulate::simulate(
-        &Regrowth,
+        &Logistic,
         &truth,
         &selfheal::simulate::SimOptions::default(),
     )
@@ -236,7 +194,7 @@ fn the_global_phase_counts_distinct_optima_and_runs_until_the_best_repeats() {
             ..CalibrateOptions::default()
         };
         let params = vec![FitParam::new("shock_at", &guess).unwrap()];
-        let f = calibrate::<_, 1, 2>(&Regrowth, &guess, &rd, params, &opts).unwrap();
+        let f = calibrate::<_, 1, 2>(&Logistic, &guess, &rd, params, &opts).unwrap();
         let run = f.stages[0].starts;
         // One start cannot repeat a value: a single start always runs more.
         assert!((starts.max(2)..=32).contains(&run), "{starts}: {run}");

@@ -1,47 +1,14 @@
 //! Parameters that move inside a run: ramped interventions against closed forms, and the
 //! exact gradient of calibration through ramps against finite differences of plain runs.
 
-use selfheal::model::{Model, P2p, ParamSpec, Scalar, StateSpec};
-use selfheal::nalgebra::SVector;
+use selfheal::model::P2p;
 use selfheal::scenario::Scenario;
 use selfheal::simulate::{simulate, SimOptions};
 use selfheal::solve::{SolveOptions, Tolerances};
 
-/// Logistic growth `x' = r·x·(1 − x)` whose level of service is `x` (healthy at `x = 1`).
-struct Logistic;
-
-static RATE: [ParamSpec; 1] = [ParamSpec::new(
-    "rate",
-    "r",
-    "1/min",
-    1.0,
-    (
-        selfheal::model::Bound::Closed(0.0),
-        selfheal::model::Bound::Unbounded,
-    ),
-    "growth rate",
-)];
-
-impl Model<1> for Logistic {
-    fn name(&self) -> &str {
-        "logistic"
-    }
-    fn states(&self) -> [StateSpec; 1] {
-        [StateSpec::new("x", "share")]
-    }
-    fn params(&self) -> &[ParamSpec] {
-        &RATE
-    }
-    fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 1>, p: &[T]) -> SVector<T, 1> {
-        SVector::from([p[0] * x[0] * (T::from(1.0) - x[0])])
-    }
-    fn nominal_state(&self, _p: &[f64]) -> SVector<f64, 1> {
-        SVector::from([1.0])
-    }
-    fn service_level(&self, x: &SVector<f64, 1>, _p: &[f64]) -> Option<f64> {
-        Some(x[0].clamp(0.0, 1.0))
-    }
-}
+#[path = "common/logistic.rs"]
+mod logistic;
+use logistic::Logistic;
 
 fn tight() -> SimOptions {
     SimOptions {

@@ -59,10 +59,39 @@ impl Weighting {
     }
 }
 
+/// Most online users a reading may give (the largest whole count an `f64` holds exactly is
+/// 9.007e15; more than a planet's population in any case).
+pub const MAX_USERS: f64 = 9.0e15;
+/// Smallest `σ` relative to the reading: a model value cannot be compared more finely than the
+/// solver computes it (the calibration's default `rtol` is 1e-8).
+pub const MIN_RELATIVE_SIGMA: f64 = 1e-9;
+
+impl Reading {
+    /// Why the reading cannot be fitted, if it cannot: online users finite and at most
+    /// [`MAX_USERS`] in size (readings made in code with noise may be negative; a data file's
+    /// may not); `σ` finite and at least [`MIN_RELATIVE_SIGMA`] × max(|users|, 1).
+    pub fn refusal(&self) -> Option<String> {
+        if !(self.users.is_finite() && self.users.abs() <= MAX_USERS) {
+            return Some(format!(
+                "online_users = {} is out of range: must be finite and at most {MAX_USERS:e} in size",
+                self.users
+            ));
+        }
+        let least = MIN_RELATIVE_SIGMA * self.users.abs().max(1.0);
+        if !(self.sigma.is_finite() && self.sigma >= least) {
+            return Some(format!(
+                "sigma = {} is out of range: must be finite and at least {least:e} ({MIN_RELATIVE_SIGMA:e} of the reading: the solver computes the model no finer)",
+                self.sigma
+            ));
+        }
+        None
+    }
+}
+
 /// The place value of the last non-zero digit of a whole count (1 for counts that are not
 /// whole, or zero).
 pub fn last_place(users: f64) -> f64 {
-    if !(users.is_finite() && users >= 1.0) || users.fract() != 0.0 || users > 9.0e15 {
+    if !(users.is_finite() && users >= 1.0) || users.fract() != 0.0 || users > MAX_USERS {
         return 1.0;
     }
     let mut n = users as u64;
@@ -169,18 +198,11 @@ pub fn read_readings_from(
                 let v: f64 = s.parse().map_err(|_| {
                     Error::parse_at(name, row, format!("sigma `{s}` is not a number"))
                 })?;
-                if !(v.is_finite() && v > 0.0) {
-                    return Err(Error::parse_at(
-                        name,
-                        row,
-                        format!("sigma = {v} is out of range: must be finite and > 0"),
-                    ));
-                }
                 (v, "column")
             }
             None => (weighting.sigma(users), "rounding"),
         };
-        out.push(Reading {
+        let reading = Reading {
             time,
             t,
             users,
@@ -188,7 +210,11 @@ pub fn read_readings_from(
             sigma_from,
             note: cn.map_or(String::new(), |c| rec[c].to_string()),
             source: cw.map_or(String::new(), |c| rec[c].to_string()),
-        });
+        };
+        if let Some(why) = reading.refusal() {
+            return Err(Error::parse_at(name, row, why));
+        }
+        out.push(reading);
     }
     if out.is_empty() {
         return Err(Error::Invalid(format!("{name}: no readings")));

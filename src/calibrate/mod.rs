@@ -48,7 +48,7 @@ pub mod stats;
 
 pub use data::{parse_utc, read_readings, seconds_per_unit, Reading, Weighting};
 pub use output::{fitted_toml, readings_between, residual_rows_csv, residuals_csv, Provenance};
-pub use profile::{Profile, ProfileEnd};
+pub use profile::{level_percent, Profile, ProfileEnd};
 
 use crate::equilibria::{rest_state, RestState};
 use crate::error::Error;
@@ -201,15 +201,17 @@ impl FitParam {
                 self.name
             )));
         }
-        if let Some(spec) = &self.spec {
-            for b in [lo, hi] {
-                if !spec.admits(b) {
-                    return Err(Error::OutOfRange {
-                        name: format!("{} (bound)", self.name),
-                        value: b,
-                        range: spec.range_text(),
-                    });
-                }
+        for b in [lo, hi] {
+            let refused = match &self.spec {
+                Some(spec) => (!spec.admits(b)).then(|| spec.range_text()),
+                None => self.quantity.valid_range_refuses(b),
+            };
+            if let Some(range) = refused {
+                return Err(Error::OutOfRange {
+                    name: format!("{} (bound)", self.name),
+                    value: b,
+                    range,
+                });
             }
         }
         if !(self.start > lo && self.start < hi) {
@@ -519,9 +521,14 @@ where
 
     /// Model users at each reading.
     fn predict(&self, theta: &[f64]) -> Result<Vec<f64>, Error> {
+        self.predict_with(theta, self.opts.solve)
+    }
+
+    /// Model users at each reading, solved with `solve`.
+    fn predict_with(&self, theta: &[f64], solve: SolveOptions) -> Result<Vec<f64>, Error> {
         let sc = self.scenario(theta)?;
         let opts = SimOptions {
-            solve: self.opts.solve,
+            solve,
             dt: self.horizon,
             settle_horizon: 0.0,
         };
@@ -762,6 +769,16 @@ fn problem<'a, M: Model<N>, const N: usize>(
             "calibration needs at least one reading".into(),
         ));
     }
+    for r in readings {
+        if let Some(why) = r.refusal() {
+            let at = if r.time.is_empty() {
+                format!("at t = {}", r.t)
+            } else {
+                r.time.clone()
+            };
+            return Err(Error::Invalid(format!("the reading {at}: {why}")));
+        }
+    }
     if fit.is_empty() {
         return Err(Error::Invalid("name at least one quantity to fit".into()));
     }
@@ -958,7 +975,8 @@ where
     let mut params = optimum.params(&fit, opts.level);
     let correlation = optimum.correlation();
     let chi2_plain = problem.chi2(&optimum.theta)?;
-    let mut warnings = warnings(&optimum, chi2_plain, &params, &correlation, &fit);
+    let mut warnings = warnings(&optimum, &params, &correlation, &fit);
+    warnings.extend(fate_check(&problem, &optimum)?);
     if opts.profile {
         let (n, k) = (readings.len(), fit.len());
         if n > k {
@@ -986,8 +1004,9 @@ where
             ));
         }
     }
+    // With no more readings than quantities every reading decides the fit (leverages are 1).
     for (rd, h) in readings.iter().zip(&optimum.leverage) {
-        if *h > LEVERAGE_WARNING {
+        if readings.len() > fit.len() && *h > LEVERAGE_WARNING {
             warnings.push(format!(
                 "the reading {} ({} users, sigma {}) has leverage {h:.3}: it decides a direction of the fit by itself, so that direction rests on its sigma (docs/calibration.md: the rounding rule; give a `sigma` column to state it)",
                 if rd.time.is_empty() { format!("at t = {}", rd.t) } else { rd.time.clone() },
@@ -1080,10 +1099,10 @@ where
             let o = sim.summary.outcome;
             if o != base && o != Outcome::Undecided {
                 out.push(format!(
-                    "knife edge: `{}` = {} (an end of its {:.0} % interval) gives outcome `{}` where the fit gives `{}`: the data do not decide whether the network recovered",
+                    "knife edge: `{}` = {} (an end of its {} % interval) gives outcome `{}` where the fit gives `{}`: the data do not decide whether the network recovered",
                     f.name,
                     crate::output::significant(end, 6),
-                    100.0 * level,
+                    level_percent(level),
                     o.name(),
                     base.name()
                 ));
@@ -1168,7 +1187,13 @@ where
                     Ok((u, c, iters, why)) => {
                         stage.iterations += iters;
                         match optima.iter_mut().find(|o| same_optimum(o.chi2, c)) {
-                            Some(o) => o.found += 1,
+                            Some(o) => {
+                                o.found += 1;
+                                if c < o.chi2 {
+                                    o.chi2 = c;
+                                    o.theta = problem.theta(&u);
+                                }
+                            }
                             None if c.is_finite() => optima.push(LocalOptimum {
                                 chi2: c,
                                 found: 1,
@@ -1437,23 +1462,97 @@ fn rmse(residuals: &[Residual]) -> f64 {
 /// What the user should know before trusting the intervals: a knife-edge optimum (the plain
 /// simulation's `chi2_plain` disagrees), values on bounds, undetermined or strongly correlated
 /// quantities.
+/// A reading's model value may move by at most this many of its standard deviations between
+/// integrations of the fitted trajectory at different tolerances before the fit is said to sit
+/// on a knife-edge ([`fate_check`]).
+pub const FATE_SHIFT: f64 = 0.5;
+
+/// The fitted trajectory integrated four ways: the sensitivity solve the optimum was judged
+/// by, a plain simulation at the fit's tolerances, one 100 times tighter and one 100 times
+/// looser (but no looser than `simulate`'s defaults, which users check a fit with). Away from
+/// a basin boundary they agree to far below a reading's σ; where the trajectory passes so
+/// close to the boundary that the solver's own error decides its fate, a reading moves by
+/// many σ. The largest shift of any reading between any two of them, above [`FATE_SHIFT`] σ,
+/// is reported by reading (a check on χ² alone misses one reading's jump when χ² is large).
+fn fate_check<M: Model<N>, const N: usize>(
+    problem: &Problem<'_, M, N>,
+    optimum: &Optimum,
+) -> Result<Option<String>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let fit_tol = problem.opts.solve.tol;
+    let scaled = |f: f64, cap: f64| {
+        let mut solve = problem.opts.solve;
+        solve.tol = Tolerances {
+            rtol: (fit_tol.rtol * f).clamp(1e-13, cap.max(fit_tol.rtol)),
+            atol: (fit_tol.atol * f).clamp(1e-16, 1e-6),
+        };
+        solve
+    };
+    let default_rtol = Tolerances::default().rtol;
+    let mut runs: Vec<(String, Vec<f64>)> =
+        vec![("the sensitivity solve".into(), optimum.r.clone())];
+    for (what, solve) in [
+        ("a plain simulation".to_string(), problem.opts.solve),
+        (String::new(), scaled(0.01, 1.0)),
+        (String::new(), scaled(100.0, default_rtol)),
+    ] {
+        if !what.is_empty() || solve.tol != fit_tol {
+            let what = if what.is_empty() {
+                format!("rtol {:e}", solve.tol.rtol)
+            } else {
+                what
+            };
+            let z = match problem.predict_with(&optimum.theta, solve) {
+                Ok(y) => problem
+                    .readings
+                    .iter()
+                    .zip(&y)
+                    .map(|(r, m)| (m - r.users) / r.sigma)
+                    .collect(),
+                // A trajectory one of the integrations cannot follow is itself a sign.
+                Err(e) => {
+                    return Ok(Some(format!(
+                        "the fitted trajectory could not be integrated by {what} ({}): the fit may sit on a knife-edge",
+                        crate::error::one_line(&e.to_string())
+                    )))
+                }
+            };
+            runs.push((what, z));
+        }
+    }
+    let mut worst = (0.0, 0, 0, 0);
+    for a in 0..runs.len() {
+        for b in 0..a {
+            for (i, (za, zb)) in runs[a].1.iter().zip(&runs[b].1).enumerate() {
+                let d = (za - zb).abs();
+                if d > worst.0 || d.is_nan() {
+                    worst = (if d.is_nan() { f64::INFINITY } else { d }, i, a, b);
+                }
+            }
+        }
+    }
+    let (d, i, a, b) = worst;
+    if d <= FATE_SHIFT {
+        return Ok(None);
+    }
+    let rd = &problem.readings[i];
+    Ok(Some(format!(
+        "knife edge: the reading {} moves by {d:.3} sigma between integrations of the fitted trajectory (z = {:.3} by {}, {:.3} by {}; at most {FATE_SHIFT} expected): the trajectory's fate turns on the solver's error; fix or bound the quantities that move it there",
+        if rd.time.is_empty() { format!("at t = {}", rd.t) } else { rd.time.clone() },
+        runs[b].1[i], runs[b].0, runs[a].1[i], runs[a].0
+    )))
+}
+
 fn warnings(
     optimum: &Optimum,
-    chi2_plain: f64,
     params: &[Fitted],
     correlation: &[Vec<f64>],
     fit: &[FitParam],
 ) -> Vec<String> {
-    let (n, k, chi2) = (optimum.r.len(), fit.len(), optimum.chi2);
+    let (n, k) = (optimum.r.len(), fit.len());
     let mut warnings = vec![];
-    // The plain simulation and the sensitivity solve are two integrations of the same
-    // trajectory; if they disagree on χ², the fit sits where the solver's own error decides
-    // the trajectory's fate (a point on the basin boundary).
-    if (chi2_plain - chi2).abs() > 1e-3 * chi2.max(1.0) {
-        warnings.push(format!(
-            "two integrations of the fitted trajectory disagree (chi2 {chi2_plain:.6} vs {chi2:.6}): the fit sits on a knife-edge where the trajectory's fate turns on tiny changes; fix or bound the quantities that move it there"
-        ));
-    }
     for p in params.iter().filter(|p| p.at_bound) {
         warnings.push(format!(
             "`{}` = {} sits on a bound of [{}, {}]: the data push it there; its interval is not meaningful",

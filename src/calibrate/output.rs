@@ -91,7 +91,7 @@ pub fn residual_rows_csv(out: &mut dyn std::io::Write, rows: &[Residual]) -> Res
 /// by comments: what was fitted to which readings, the weighting, each fitted value with its
 /// uncertainty, the fit quality and every warning.
 pub fn fitted_toml<M: Model<N>, const N: usize>(model: &M, fit: &Fit, from: &Provenance) -> String {
-    let pct = 100.0 * fit.level;
+    let pct = super::profile::level_percent(fit.level);
     let mut text = format!(
         "# Fitted by `selfheal calibrate` (selfheal {}) from {} to {} readings of {}{}{}.\n",
         env!("CARGO_PKG_VERSION"),
@@ -111,7 +111,7 @@ pub fn fitted_toml<M: Model<N>, const N: usize>(model: &M, fit: &Fit, from: &Pro
     );
     for p in &fit.params {
         text += &format!(
-            "# {} = {} (start {}; sd {}; {pct:.0} % interval {}){}\n",
+            "# {} = {} (start {}; sd {}; {pct} % interval {}){}\n",
             p.name,
             p.value,
             p.start,
@@ -122,19 +122,9 @@ pub fn fitted_toml<M: Model<N>, const N: usize>(model: &M, fit: &Fit, from: &Pro
             if p.at_bound { ", at a bound" } else { "" }
         );
         if let Some(q) = &p.profile {
-            let end = |e: Option<super::ProfileEnd>| {
-                e.map_or("failed".into(), |e| {
-                    format!(
-                        "{:.4e}{}",
-                        e.value,
-                        if e.at_bound { " (bound)" } else { "" }
-                    )
-                })
-            };
             text += &format!(
-                "#   profile-likelihood {pct:.0} % interval {} to {}\n",
-                end(q.lower),
-                end(q.upper)
+                "#   profile-likelihood {pct} % interval {}\n",
+                q.interval_text(" to ")
             );
         }
     }

@@ -46,10 +46,39 @@ pub struct Profile {
     pub lowest_delta: f64,
 }
 
+impl Profile {
+    /// The interval as text, the ends joined by `sep`, each with 5 significant digits, an end
+    /// the data do not limit marked `(bound)` and a failed one `failed`.
+    pub fn interval_text(&self, sep: &str) -> String {
+        let end = |e: Option<ProfileEnd>| {
+            e.map_or("failed".into(), |e| {
+                format!(
+                    "{:.4e}{}",
+                    e.value,
+                    if e.at_bound { " (bound)" } else { "" }
+                )
+            })
+        };
+        format!("{}{sep}{}", end(self.lower), end(self.upper))
+    }
+}
+
+/// A confidence level as a percentage with the digits it needs: 0.95 → `95`, 0.999 → `99.9`.
+pub fn level_percent(level: f64) -> String {
+    crate::output::significant(100.0 * level, 6)
+}
+
 /// Most points on one side before the walk reaches the threshold or the bound.
 const MAX_WALK: usize = 40;
 /// Most narrowing steps of the bracket around a crossing.
-const MAX_NARROW: usize = 24;
+const MAX_NARROW: usize = 30;
+/// Iteration limit of each profile point's re-optimisation (warm-started from the previous
+/// point's, so a handful usually suffice; one that hits it is reported).
+const REFIT_ITERS: u64 = 200;
+/// Most objective and gradient evaluations one quantity's profile may spend (both sides):
+/// a profile through a knife-edge, where every re-fit fights a discontinuous `χ²`, fails
+/// with this reason instead of running for hours.
+pub const PROFILE_BUDGET: usize = 20_000;
 
 /// The walk's coordinate of θ: its logarithm when the fit moves on the logarithm.
 fn coord(f: &FitParam, th: f64) -> f64 {
@@ -94,7 +123,8 @@ where
     let h0 = sd_w
         .filter(|s| s.is_finite() && *s > 0.0)
         .map_or(0.05 * (w_hi - w_lo), |s| 0.5 * t_quantile * s)
-        .min(0.25 * (w_hi - w_lo));
+        // Not below 1/10⁴ of the range: a knife-edge fit's standard error can be 1e-10.
+        .clamp(1e-4 * (w_hi - w_lo), 0.25 * (w_hi - w_lo));
     let others: Vec<f64> = u
         .iter()
         .enumerate()
@@ -106,24 +136,36 @@ where
         j,
         chi2_min,
         threshold,
-        max_iters,
+        max_iters: max_iters.min(REFIT_ITERS),
         points: 0,
         lowest: 0.0,
+        capped: 0,
+        notes: vec![],
+        evals_at_start: problem.cost_evals.get() + problem.gradient_evals.get(),
     };
     let mut warnings = vec![];
-    let mut side = |dir: f64, end: f64| match walk.side(w0, &others, dir, end, h0) {
-        Ok(e) => Some(e),
-        Err(e) => {
-            warnings.push(format!(
-                "profile of `{}`, {} side: {e}",
-                f.name,
-                if dir < 0.0 { "lower" } else { "upper" }
-            ));
-            None
+    let mut side = |dir: f64, end: f64| {
+        let which = if dir < 0.0 { "lower" } else { "upper" };
+        let got = walk.side(w0, &others, dir, end, h0);
+        for note in walk.notes.drain(..) {
+            warnings.push(format!("profile of `{}`, {which} side: {note}", f.name));
+        }
+        match got {
+            Ok(e) => Some(e),
+            Err(e) => {
+                warnings.push(format!("profile of `{}`, {which} side: {e}", f.name));
+                None
+            }
         }
     };
     let lower = side(-1.0, w_lo);
     let upper = side(1.0, w_hi);
+    if walk.capped > 0 {
+        warnings.push(format!(
+            "profile of `{}`: {} of {} re-fits stopped at {} iterations; chi2 there may be above the profile, so the interval may be too narrow",
+            f.name, walk.capped, walk.points, walk.max_iters
+        ));
+    }
     let profile = Profile {
         lower,
         upper,
@@ -149,6 +191,12 @@ struct Walk<'p, 'a, M, const N: usize, const N2: usize> {
     max_iters: u64,
     points: usize,
     lowest: f64,
+    /// Re-fits that stopped at the iteration limit.
+    capped: usize,
+    /// What the current side's walk should say besides its end.
+    notes: Vec<String>,
+    /// The problem's evaluation count when the profile began (for the budget).
+    evals_at_start: usize,
 }
 
 impl<M: Model<N>, const N: usize, const N2: usize> Walk<'_, '_, M, N, N2>
@@ -160,6 +208,15 @@ where
     /// from `warm`, minus the fit's; and the others' optimum.
     fn delta(&mut self, w: f64, warm: &[f64]) -> Result<(f64, Vec<f64>), Error> {
         let f = &self.problem.fit[self.j];
+        let spent =
+            self.problem.cost_evals.get() + self.problem.gradient_evals.get() - self.evals_at_start;
+        if spent >= PROFILE_BUDGET {
+            return Err(Error::Invalid(format!(
+                "stopped after {spent} evaluations of chi2 and its gradient (the budget is {PROFILE_BUDGET}) at `{}` = {}: chi2 is too rough here for the re-fits to settle",
+                f.name,
+                crate::output::significant(value(f, w), 6)
+            )));
+        }
         let uj = f.coord_of(value(f, w));
         self.points += 1;
         let chi2 = if warm.is_empty() {
@@ -167,7 +224,10 @@ where
         } else {
             let fixed = Some((self.j, uj));
             let run = |m| local_search::<M, N, N2>(self.problem, m, warm, self.max_iters, fixed);
-            let (v, c, _, _) = run(Local::Lbfgs).or_else(|_| run(Local::NelderMead))?;
+            let (v, c, iters, _) = run(Local::Lbfgs).or_else(|_| run(Local::NelderMead))?;
+            if iters >= self.max_iters {
+                self.capped += 1;
+            }
             let d = c - self.chi2_min;
             self.lowest = self.lowest.min(d);
             return Ok((d, v));
@@ -229,12 +289,18 @@ where
                 self.threshold
             )));
         };
-        for _ in 0..MAX_NARROW {
-            if (b_w - a_w).abs() <= 1e-3 * (b_w - w0).abs() {
+        let narrow = |a: f64, b: f64| (b - a).abs() <= 1e-3 * (b - w0).abs();
+        for step in 0..MAX_NARROW {
+            if narrow(a_w, b_w) {
                 break;
             }
-            // Linear interpolation of Δ − threshold, kept inside the middle 80 %.
-            let s = ((self.threshold - a_d) / (b_d - a_d)).clamp(0.1, 0.9);
+            // Linear interpolation of Δ − threshold, kept inside the middle 80 %, alternating
+            // with bisection (interpolation alone can creep along a curved Δ).
+            let s = if step % 2 == 1 {
+                0.5
+            } else {
+                ((self.threshold - a_d) / (b_d - a_d)).clamp(0.1, 0.9)
+            };
             let m = a_w + s * (b_w - a_w);
             let (d, v) = self.delta(m, &a_v)?;
             if d >= self.threshold {
@@ -242,6 +308,13 @@ where
             } else {
                 (a_w, a_d, a_v) = (m, d, v);
             }
+        }
+        if !narrow(a_w, b_w) {
+            self.notes.push(format!(
+                "the crossing lies between {} and {}, not narrowed to 1/1000 in {MAX_NARROW} steps (chi2 is rough there); the outer end is reported",
+                crate::output::significant(value(f, a_w.min(b_w)), 6),
+                crate::output::significant(value(f, a_w.max(b_w)), 6)
+            ));
         }
         Ok(ProfileEnd {
             value: value(f, b_w).clamp(f.lo, f.hi),

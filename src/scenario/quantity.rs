@@ -51,6 +51,31 @@ const SCENARIO_QUANTITIES: [&str; 6] = [
 ];
 
 impl Quantity {
+    /// For a quantity that is not a model parameter (whose range is its table entry's), the
+    /// range `v` is outside of, as text (`None` when `v` is admissible): fractions in [0, 1),
+    /// times and lengths ≥ 0, the population > 0. Parameters (`Param`, `Intervention`) are not
+    /// judged here.
+    pub fn valid_range_refuses(&self, v: f64) -> Option<String> {
+        let ok = match self {
+            Quantity::Shock | Quantity::SnShock => (0.0..1.0).contains(&v),
+            Quantity::Window
+            | Quantity::ShockAt
+            | Quantity::TEnd
+            | Quantity::InterventionAt { .. }
+            | Quantity::InterventionRamp { .. } => v >= 0.0 && v.is_finite(),
+            Quantity::Population => v > 0.0 && v.is_finite(),
+            Quantity::Param(_) | Quantity::Intervention { .. } => true,
+        };
+        (!ok).then(|| {
+            match self {
+                Quantity::Shock | Quantity::SnShock => "in [0, 1)",
+                Quantity::Population => "finite and > 0",
+                _ => "finite and >= 0",
+            }
+            .to_string()
+        })
+    }
+
     /// Resolves a name: a parameter, `shock`, `sn_shock`, `window`, `shock_at`, `t_end`,
     /// `population`, `intervention.K.at`, `intervention.K.ramp` or `intervention.K.NAME` (K
     /// from 1, naming a parameter that intervention sets).

@@ -269,7 +269,7 @@ fn print_fit(
     all: usize,
     secs: f64,
 ) {
-    let pct = 100.0 * result.level;
+    let pct = selfheal::calibrate::level_percent(result.level);
     println!(
         "fitted {} quantities to {used} of {all} readings in {}",
         result.params.len(),
@@ -281,7 +281,7 @@ fn print_fit(
         "start",
         "fitted",
         "sd",
-        format!("{pct:.0} % interval")
+        format!("{pct} % interval")
     );
     for p in &result.params {
         let sd = p.sd.map_or("-".into(), |v| format!("{v:.4e}"));
@@ -302,20 +302,10 @@ fn print_fit(
     }
     for p in &result.params {
         if let Some(q) = &p.profile {
-            let end = |e: Option<selfheal::calibrate::ProfileEnd>| {
-                e.map_or("failed".into(), |e| {
-                    format!(
-                        "{:.5e}{}",
-                        e.value,
-                        if e.at_bound { " (bound)" } else { "" }
-                    )
-                })
-            };
             println!(
-                "profile {:<20} {pct:.0} % interval [{}, {}]  (chi2 rise {:.4}; {} points)",
+                "profile {:<20} {pct} % interval [{}]  (chi2 rise {:.4}; {} points)",
                 p.name,
-                end(q.lower),
-                end(q.upper),
+                q.interval_text(", "),
                 q.threshold,
                 q.points
             );

@@ -93,6 +93,26 @@ fn describe(e: &Error) -> String {
     }
 }
 
+/// Output piped into a reader that stops early (`selfheal … | head`): printing to the closed
+/// pipe ends the run quietly, as a killed-by-SIGPIPE tool would (exit 141, temporaries
+/// removed), instead of a panic message.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.contains("failed printing to stdout") && text.contains("Broken pipe") {
+            selfheal::files::remove_temporaries();
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
     let cli = match parse_cli() {
         Ok(c) => c,
@@ -126,6 +146,7 @@ fn main() -> ExitCode {
         }
     };
     progress::Terminal::install(cli.quiet);
+    quiet_on_closed_stdout();
     // Interrupted (Ctrl-C, SIGTERM, SIGHUP): no temporary file is left behind; outputs not yet
     // moved into place are simply not written.
     let _ = ctrlc::set_handler(|| {
