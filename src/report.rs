@@ -1479,3 +1479,33 @@ where
         ..Default::default()
     })
 }
+
+/// The critical shock over the day (`critical-shock --by-hour --figure`): f\* at each clock
+/// hour of the wave as a line, and the simulated ends of each certified bracket as points.
+pub fn by_hour_figure(rows: &[crate::analysis::daily::HourCritical], name: &str) -> Figure {
+    use crate::analysis::daily::HourCritical;
+    use crate::plot::{Corner, Xy};
+    let series = |label: &str, pick: &dyn Fn(&HourCritical) -> Option<f64>| Series {
+        label: label.into(),
+        points: rows
+            .iter()
+            .filter_map(|h| pick(h).map(|v| (h.hour, v)))
+            .collect(),
+    };
+    Figure::new(Plot::Xy(Xy {
+        title: format!("Critical shock by hour of the wave — {name}"),
+        x_desc: "clock hour of the wave (UTC)".into(),
+        y_desc: "critical shock f* (fraction rebooting)".into(),
+        log_axes: false,
+        lines: vec![series("f*: smallest wave that tips the network", &|h| {
+            h.value
+        })],
+        points: vec![
+            series("bracket: recovers (simulated)", &|h| h.bracket.map(|b| b.0)),
+            series("bracket: collapses (simulated)", &|h| {
+                h.bracket.map(|b| b.1)
+            }),
+        ],
+        legend: Corner::UpperRight,
+    }))
+}

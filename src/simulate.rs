@@ -602,6 +602,24 @@ fn check_grid(sc: &Scenario, opts: &SimOptions) -> Result<(), Error> {
 /// The run from `x0` at `t = 0` to `t_end` through the scenario's breakpoints: the parameters
 /// in force at the end, the state there, the dense output (one point if the run is empty) and
 /// the solver's work.
+/// The trajectory of `sc` (with daily profiles, on `clock`) from `x0` to `t_end`, without the
+/// analysis of where it rests: what a calibration compares with readings, its start supplied
+/// (and cached) by the caller.
+pub(crate) fn trajectory_from<M: Model<N>, const N: usize>(
+    model: &M,
+    sc: &Scenario,
+    clock: Option<Clock>,
+    opts: &SimOptions,
+    x0: SVector<f64, N>,
+) -> Result<(Dense<N>, SolverStats), Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    check_grid(sc, opts)?;
+    let (_, _, dense, stats) = run_to_end(model, sc, clock, opts, x0)?;
+    Ok((dense, stats))
+}
+
 fn run_to_end<M: Model<N>, const N: usize>(
     model: &M,
     sc: &Scenario,

@@ -460,6 +460,10 @@ struct Problem<'a, M, const N: usize> {
     /// Healthy states of recently seen parameter vectors (most fitted quantities leave the
     /// initial and final parameters unchanged, and the search for them dominates a solve).
     healthy: RefCell<Vec<(Vec<f64>, RestState<N>)>>,
+    /// With daily profiles: the start (the healthy daily cycle's state at `t = 0` and its
+    /// monodromy matrix) of recently seen initial parameters and profiles (the cycle search
+    /// costs many solves; most fitted quantities leave it unchanged).
+    cycles: RefCell<Vec<(Vec<f64>, sens::Start<N>)>>,
 }
 
 impl<M: Model<N>, const N: usize> Problem<'_, M, N>
@@ -486,6 +490,15 @@ where
         if sc.daily.is_empty() {
             return Ok(sens::Start::Equilibrium(self.healthy_of(p)?.x));
         }
+        // The key: the initial parameters and every profile (the clock is the scenario's).
+        let mut key = p.to_vec();
+        for d in &sc.daily {
+            key.push(d.param as f64);
+            key.extend_from_slice(&d.hourly);
+        }
+        if let Some((_, start)) = self.cycles.borrow().iter().find(|(k, _)| *k == key) {
+            return Ok(*start);
+        }
         let forcing = crate::periodic::Forcing {
             p,
             daily: &sc.daily,
@@ -494,10 +507,16 @@ where
         let (rest, _) =
             crate::periodic::rest_cycle(self.model, &forcing, 0.0, &self.opts.solve, stats)
                 .map_err(|e| e.context("the daily cycle the scenario starts on"))?;
-        Ok(sens::Start::Cycle {
+        let start = sens::Start::Cycle {
             x0: rest.cycle.state_at(0.0),
             monodromy: rest.cycle.monodromy,
-        })
+        };
+        let mut cache = self.cycles.borrow_mut();
+        if cache.len() >= 8 {
+            cache.remove(0);
+        }
+        cache.push((key, start));
+        Ok(start)
     }
 
     fn theta(&self, u: &[f64]) -> Vec<f64> {
@@ -532,16 +551,29 @@ where
             dt: self.horizon,
             settle_horizon: 0.0,
         };
-        let sim = simulate_with(self.model, &sc, &opts, &mut |p: &[f64]| self.healthy_of(p))?;
-        *self.stats.borrow_mut() += sim.summary.stats;
+        let dense = if sc.daily.is_empty() {
+            let sim = simulate_with(self.model, &sc, &opts, &mut |p: &[f64]| self.healthy_of(p))?;
+            *self.stats.borrow_mut() += sim.summary.stats;
+            sim.dense
+        } else {
+            // Only the trajectory is compared: its start from the cache, no search for the
+            // cycles it ends near.
+            let mut stats = SolverStats::default();
+            let x0 = match &sc.initial {
+                Some(v) => nalgebra::SVector::from_iterator(v.iter().copied()),
+                None => self.start_of(&sc, &mut stats)?.x(),
+            };
+            let clock = Some(sc.clock(self.model)?);
+            let (dense, run) = crate::simulate::trajectory_from(self.model, &sc, clock, &opts, x0)?;
+            stats += run;
+            *self.stats.borrow_mut() += stats;
+            dense
+        };
         Ok(self
             .readings
             .iter()
             .map(|r| {
-                let x = sim
-                    .dense
-                    .eval(r.t.max(0.0))
-                    .expect("a simulation is not empty");
+                let x = dense.eval(r.t.max(0.0)).expect("a simulation is not empty");
                 self.model.online(&x) * sc.population
             })
             .collect())
@@ -821,6 +853,7 @@ fn problem<'a, M: Model<N>, const N: usize>(
         stats: RefCell::new(SolverStats::default()),
         cost_evals: Cell::new(0),
         gradient_evals: Cell::new(0),
+        cycles: RefCell::new(vec![]),
         healthy: RefCell::new(vec![]),
     })
 }
@@ -1464,7 +1497,7 @@ fn rmse(residuals: &[Residual]) -> f64 {
 /// quantities.
 /// A reading's model value may move by at most this many of its standard deviations between
 /// integrations of the fitted trajectory at different tolerances before the fit is said to sit
-/// on a knife-edge ([`fate_check`]).
+/// on a knife-edge (the check runs at the end of every [`calibrate`]; docs/calibration.md).
 pub const FATE_SHIFT: f64 = 0.5;
 
 /// The fitted trajectory integrated four ways: the sensitivity solve the optimum was judged

@@ -100,7 +100,7 @@ pub(crate) enum Start<const N: usize> {
 }
 
 impl<const N: usize> Start<N> {
-    fn x(&self) -> SVector<f64, N> {
+    pub(crate) fn x(&self) -> SVector<f64, N> {
         match self {
             Start::Equilibrium(x) | Start::Cycle { x0: x, .. } => *x,
         }

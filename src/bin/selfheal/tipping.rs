@@ -274,34 +274,7 @@ fn draw_by_hour(
     name: &str,
     path: &std::path::Path,
 ) -> Result<(), Error> {
-    use selfheal::plot::{Corner, Figure, Plot, Series, Xy};
-    let series =
-        |label: &str, pick: &dyn Fn(&selfheal::analysis::daily::HourCritical) -> Option<f64>| {
-            Series {
-                label: label.into(),
-                points: rows
-                    .iter()
-                    .filter_map(|h| pick(h).map(|v| (h.hour, v)))
-                    .collect(),
-            }
-        };
-    Figure::new(Plot::Xy(Xy {
-        title: format!("Critical shock by hour of the wave — {name}"),
-        x_desc: "clock hour of the wave (UTC)".into(),
-        y_desc: "critical shock f* (fraction rebooting)".into(),
-        log_axes: false,
-        lines: vec![series("f*: smallest wave that tips the network", &|h| {
-            h.value
-        })],
-        points: vec![
-            series("bracket: recovers (simulated)", &|h| h.bracket.map(|b| b.0)),
-            series("bracket: collapses (simulated)", &|h| {
-                h.bracket.map(|b| b.1)
-            }),
-        ],
-        legend: Corner::UpperRight,
-    }))
-    .save(path)
+    selfheal::report::by_hour_figure(rows, name).save(path)
 }
 
 #[cfg(not(feature = "plot"))]
