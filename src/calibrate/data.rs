@@ -67,6 +67,16 @@ pub const MAX_USERS: f64 = 9.0e15;
 pub const MIN_RELATIVE_SIGMA: f64 = 1e-9;
 
 impl Reading {
+    /// How messages name the reading: its clock time as written, or `at t = T` for a reading
+    /// made in code.
+    pub fn label(&self) -> String {
+        if self.time.is_empty() {
+            format!("at t = {}", self.t)
+        } else {
+            self.time.clone()
+        }
+    }
+
     /// Why the reading cannot be fitted, if it cannot: online users finite and at most
     /// [`MAX_USERS`] in size (readings made in code with noise may be negative; a data file's
     /// may not); `σ` finite and at least [`MIN_RELATIVE_SIGMA`] × max(|users|, 1).

@@ -580,13 +580,20 @@ where
     }
 
     fn chi2(&self, theta: &[f64]) -> Result<f64, Error> {
-        let y = self.predict(theta)?;
         Ok(self
-            .readings
+            .z_scores(&self.predict(theta)?)
             .iter()
-            .zip(&y)
-            .map(|(r, m)| ((m - r.users) / r.sigma).powi(2))
+            .map(|z| z * z)
             .sum())
+    }
+
+    /// Weighted residuals `(model − reading)/σ` of model users `y` at each reading.
+    fn z_scores(&self, y: &[f64]) -> Vec<f64> {
+        self.readings
+            .iter()
+            .zip(y)
+            .map(|(r, m)| (m - r.users) / r.sigma)
+            .collect()
     }
 }
 
@@ -803,12 +810,7 @@ fn problem<'a, M: Model<N>, const N: usize>(
     }
     for r in readings {
         if let Some(why) = r.refusal() {
-            let at = if r.time.is_empty() {
-                format!("at t = {}", r.t)
-            } else {
-                r.time.clone()
-            };
-            return Err(Error::Invalid(format!("the reading {at}: {why}")));
+            return Err(Error::Invalid(format!("the reading {}: {why}", r.label())));
         }
     }
     if fit.is_empty() {
@@ -1007,9 +1009,10 @@ where
     let optimum = Optimum::at::<M, N, N2>(&problem, best.u)?;
     let mut params = optimum.params(&fit, opts.level);
     let correlation = optimum.correlation();
-    let chi2_plain = problem.chi2(&optimum.theta)?;
+    let z_plain = problem.z_scores(&problem.predict(&optimum.theta)?);
+    let chi2_plain: f64 = z_plain.iter().map(|z| z * z).sum();
     let mut warnings = warnings(&optimum, &params, &correlation, &fit);
-    warnings.extend(fate_check(&problem, &optimum)?);
+    warnings.extend(fate_check(&problem, &optimum, z_plain)?);
     if opts.profile {
         let (n, k) = (readings.len(), fit.len());
         if n > k {
@@ -1042,7 +1045,7 @@ where
         if readings.len() > fit.len() && *h > LEVERAGE_WARNING {
             warnings.push(format!(
                 "the reading {} ({} users, sigma {}) has leverage {h:.3}: it decides a direction of the fit by itself, so that direction rests on its sigma (docs/calibration.md: the rounding rule; give a `sigma` column to state it)",
-                if rd.time.is_empty() { format!("at t = {}", rd.t) } else { rd.time.clone() },
+                rd.label(),
                 crate::output::significant(rd.users, 6),
                 crate::output::significant(rd.sigma, 3)
             ));
@@ -1492,16 +1495,13 @@ fn rmse(residuals: &[Residual]) -> f64 {
         .sqrt()
 }
 
-/// What the user should know before trusting the intervals: a knife-edge optimum (the plain
-/// simulation's `chi2_plain` disagrees), values on bounds, undetermined or strongly correlated
-/// quantities.
 /// A reading's model value may move by at most this many of its standard deviations between
 /// integrations of the fitted trajectory at different tolerances before the fit is said to sit
 /// on a knife-edge (the check runs at the end of every [`calibrate`]; docs/calibration.md).
 pub const FATE_SHIFT: f64 = 0.5;
 
 /// The fitted trajectory integrated four ways: the sensitivity solve the optimum was judged
-/// by, a plain simulation at the fit's tolerances, one 100 times tighter and one 100 times
+/// by, a plain simulation at the fit's tolerances (its weighted residuals `z_plain`), one 100 times tighter and one 100 times
 /// looser (but no looser than `simulate`'s defaults, which users check a fit with). Away from
 /// a basin boundary they agree to far below a reading's σ; where the trajectory passes so
 /// close to the boundary that the solver's own error decides its fate, a reading moves by
@@ -1510,6 +1510,7 @@ pub const FATE_SHIFT: f64 = 0.5;
 fn fate_check<M: Model<N>, const N: usize>(
     problem: &Problem<'_, M, N>,
     optimum: &Optimum,
+    z_plain: Vec<f64>,
 ) -> Result<Option<String>, Error>
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
@@ -1524,35 +1525,24 @@ where
         solve
     };
     let default_rtol = Tolerances::default().rtol;
-    let mut runs: Vec<(String, Vec<f64>)> =
-        vec![("the sensitivity solve".into(), optimum.r.clone())];
-    for (what, solve) in [
-        ("a plain simulation".to_string(), problem.opts.solve),
-        (String::new(), scaled(0.01, 1.0)),
-        (String::new(), scaled(100.0, default_rtol)),
-    ] {
-        if !what.is_empty() || solve.tol != fit_tol {
-            let what = if what.is_empty() {
-                format!("rtol {:e}", solve.tol.rtol)
-            } else {
-                what
-            };
-            let z = match problem.predict_with(&optimum.theta, solve) {
-                Ok(y) => problem
-                    .readings
-                    .iter()
-                    .zip(&y)
-                    .map(|(r, m)| (m - r.users) / r.sigma)
-                    .collect(),
-                // A trajectory one of the integrations cannot follow is itself a sign.
-                Err(e) => {
-                    return Ok(Some(format!(
-                        "the fitted trajectory could not be integrated by {what} ({}): the fit may sit on a knife-edge",
-                        crate::error::one_line(&e.to_string())
-                    )))
-                }
-            };
-            runs.push((what, z));
+    let mut runs: Vec<(String, Vec<f64>)> = vec![
+        ("the sensitivity solve".into(), optimum.r.clone()),
+        ("a plain simulation".into(), z_plain),
+    ];
+    for solve in [scaled(0.01, 1.0), scaled(100.0, default_rtol)] {
+        if solve.tol == fit_tol {
+            continue;
+        }
+        let what = format!("rtol {:e}", solve.tol.rtol);
+        match problem.predict_with(&optimum.theta, solve) {
+            Ok(y) => runs.push((what, problem.z_scores(&y))),
+            // A trajectory one of the integrations cannot follow is itself a sign.
+            Err(e) => {
+                return Ok(Some(format!(
+                    "the fitted trajectory could not be integrated by {what} ({}): the fit may sit on a knife-edge",
+                    crate::error::one_line(&e.to_string())
+                )))
+            }
         }
     }
     let mut worst = (0.0, 0, 0, 0);
@@ -1573,11 +1563,13 @@ where
     let rd = &problem.readings[i];
     Ok(Some(format!(
         "knife edge: the reading {} moves by {d:.3} sigma between integrations of the fitted trajectory (z = {:.3} by {}, {:.3} by {}; at most {FATE_SHIFT} expected): the trajectory's fate turns on the solver's error; fix or bound the quantities that move it there",
-        if rd.time.is_empty() { format!("at t = {}", rd.t) } else { rd.time.clone() },
+        rd.label(),
         runs[b].1[i], runs[b].0, runs[a].1[i], runs[a].0
     )))
 }
 
+/// What the user should know before trusting the intervals: values on bounds, undetermined or
+/// strongly correlated quantities.
 fn warnings(
     optimum: &Optimum,
     params: &[Fitted],
