@@ -271,6 +271,22 @@ pub fn shoot<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
+    shoot_within(model, forcing, t0, guess, SHOOTING_MAX_STEPS, opts, stats)
+}
+
+/// [`shoot`] with at most `max_steps` Newton steps.
+pub fn shoot_within<M: Model<N>, const N: usize>(
+    model: &M,
+    forcing: &Forcing<'_>,
+    t0: f64,
+    guess: &SVector<f64, N>,
+    max_steps: usize,
+    opts: &SolveOptions,
+    stats: &mut SolverStats,
+) -> Result<Cycle<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
     let opts = SolveOptions {
         tol: SHOOTING_TOL,
         ..*opts
@@ -281,7 +297,7 @@ where
     let scaled =
         |g: &SVector<f64, N>, x: &SVector<f64, N>| g.component_div(&shooting_weights(x)).amax();
     let mut r = scaled(&(px - x), &x);
-    for step in 0..=SHOOTING_MAX_STEPS {
+    for step in 0..=max_steps {
         if r <= 1.0 {
             let d = nalgebra::DMatrix::from_column_slice(N, N, m.as_slice());
             let multipliers = crate::linalg::eigenvalues(&d).unwrap_or_default();
@@ -296,7 +312,7 @@ where
                 orbit,
             });
         }
-        if step == SHOOTING_MAX_STEPS {
+        if step == max_steps {
             break;
         }
         let g = px - x;
@@ -325,7 +341,7 @@ where
         }
     }
     Err(Error::Invalid(format!(
-        "shooting from t0 = {t0}: Newton did not converge in {SHOOTING_MAX_STEPS} steps (residual {r:.3e} times the tolerance)"
+        "shooting from t0 = {t0}: Newton did not converge in {max_steps} steps (residual {r:.3e} times the tolerance)"
     )))
 }
 
@@ -517,6 +533,39 @@ where
         ))
     })?;
     Ok((rest, search.cycles))
+}
+
+/// Most Newton steps of a warm start ([`healthy_cycle_from`]): from a good guess Newton
+/// converges in a few; one that needs more is cheaper to replace by the full search.
+pub const WARM_MAX_STEPS: usize = 8;
+
+/// The healthy daily cycle through `t0` by shooting from `guess` alone (typically the healthy
+/// cycle of nearby parameters): a warm start that skips [`rest_cycle`]'s search. `Some` only
+/// when Newton converges to a stable cycle whose daily mean service level is at least the
+/// model's healthy level; `None` when it does not converge within [`WARM_MAX_STEPS`], or converges to an unstable or
+/// unhealthy cycle (past a fold of cycles the healthy one is gone, and Newton may find the
+/// saddle cycle or the collapsed one): the caller then runs the full search.
+///
+/// The cycle found is the one [`rest_cycle`] would choose whenever the model has at most one
+/// stable healthy cycle at these parameters (the rule picks the best-serving stable cycle; a
+/// second healthy one would need two healthy attractors).
+pub fn healthy_cycle_from<M: Model<N>, const N: usize>(
+    model: &M,
+    forcing: &Forcing<'_>,
+    t0: f64,
+    guess: &SVector<f64, N>,
+    opts: &SolveOptions,
+    stats: &mut SolverStats,
+) -> Result<Option<RestCycle<N>>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let cycle = match shoot_within(model, forcing, t0, guess, WARM_MAX_STEPS, opts, stats) {
+        Ok(c) if c.is_stable() => c,
+        _ => return Ok(None),
+    };
+    let rest = choose_rest_cycle(model, forcing, std::slice::from_ref(&cycle))?;
+    Ok(rest.healthy.then_some(rest))
 }
 
 /// The same cycles anchored at another time `t` (each shot again from its state at `t`).

@@ -360,3 +360,77 @@ fn an_hour_long_dip_is_not_stepped_over() {
     assert!((a.1 - b.1).abs() < 1.0, "{a:?} vs {b:?}");
     assert!(b.1 > 720.0 && b.1 < 780.0);
 }
+
+/// The calibration's warm start of the daily cycle (Newton from a nearby parameter set's
+/// healthy cycle) against the full search: the same cycle wherever the search finds a healthy
+/// one, and `None` (so the caller searches) wherever it does not, across the fold of cycles
+/// where the healthy one is lost.
+#[test]
+fn a_warm_started_daily_cycle_is_the_full_searchs_or_none() {
+    use selfheal::periodic::{healthy_cycle_from, rest_cycle, Forcing};
+    use selfheal::solve::SolverStats;
+    let base = Scenario::from_toml(&P2p, &format!("t_end = 1440\n{EVENING}")).unwrap();
+    let clock = base.clock(&P2p).unwrap();
+    let opts = SolveOptions::default();
+    let mut stats = SolverStats::default();
+    let f = Forcing {
+        p: base.params.values(),
+        daily: &base.daily,
+        clock,
+    };
+    let (anchor, _) = rest_cycle(&P2p, &f, 0.0, &opts, &mut stats).unwrap();
+    assert!(anchor.healthy);
+    let anchor = anchor.cycle.x0;
+    // Seeded draws of capacity and sign-on rate, then capacities through the fold.
+    let mut seed = 0x5eed_u64;
+    let mut unit = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut cases: Vec<(f64, f64)> = (0..6)
+        .map(|_| (650.0 + 550.0 * unit(), 0.7 + 0.6 * unit()))
+        .collect();
+    cases.extend((0..=12).map(|i| (420.0 + 20.0 * i as f64, 1.0)));
+    let sign_on = base.params.get("sign_on").unwrap();
+    let (mut warm_found, mut fell_back) = (0, 0);
+    for (cap, scale) in cases {
+        let mut params = base.params.clone();
+        params.set("sn_capacity", cap).unwrap();
+        params.set("sign_on", sign_on * scale).unwrap();
+        let f = Forcing {
+            p: params.values(),
+            daily: &base.daily,
+            clock,
+        };
+        let (cold, _) = rest_cycle(&P2p, &f, 0.0, &opts, &mut stats).unwrap();
+        let warm = healthy_cycle_from(&P2p, &f, 0.0, &anchor, &opts, &mut stats).unwrap();
+        let what = format!("sn_capacity {cap}, sign_on ×{scale}");
+        match warm {
+            Some(w) => {
+                assert!(
+                    cold.healthy,
+                    "{what}: warm start found a healthy cycle, the search none"
+                );
+                let d = (w.cycle.x0 - cold.cycle.x0)
+                    .component_div(&cold.cycle.x0.map(|v| v.abs() + 1e-12))
+                    .amax();
+                assert!(d < 1e-6, "{what}: warm and searched cycles differ by {d:e}");
+                warm_found += 1;
+            }
+            None => {
+                assert!(
+                    !cold.healthy,
+                    "{what}: the search found a healthy cycle, the warm start none"
+                );
+                fell_back += 1;
+            }
+        }
+    }
+    // Both branches were exercised.
+    assert!(
+        warm_found >= 6 && fell_back >= 2,
+        "{warm_found} warm, {fell_back} fallbacks"
+    );
+}

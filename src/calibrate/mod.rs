@@ -464,6 +464,9 @@ struct Problem<'a, M, const N: usize> {
     /// monodromy matrix) of recently seen initial parameters and profiles (the cycle search
     /// costs many solves; most fitted quantities leave it unchanged).
     cycles: RefCell<Vec<(Vec<f64>, sens::Start<N>)>>,
+    /// The healthy daily cycles (state at `t = 0`) of recently seen keys: where the cycle of
+    /// new parameters is shot from.
+    anchors: RefCell<Vec<(Vec<f64>, nalgebra::SVector<f64, N>)>>,
 }
 
 impl<M: Model<N>, const N: usize> Problem<'_, M, N>
@@ -504,9 +507,48 @@ where
             daily: &sc.daily,
             clock: sc.clock(self.model)?,
         };
-        let (rest, _) =
-            crate::periodic::rest_cycle(self.model, &forcing, 0.0, &self.opts.solve, stats)
-                .map_err(|e| e.context("the daily cycle the scenario starts on"))?;
+        // Warm: Newton from the healthy cycle of the nearest parameters seen (relative
+        // distance of the keys); the full search when that fails or lands on anything but a
+        // stable healthy cycle.
+        let near = self
+            .anchors
+            .borrow()
+            .iter()
+            .map(|(k, x0)| {
+                let d = k
+                    .iter()
+                    .zip(&key)
+                    .map(|(a, b)| (a - b).abs() / (a.abs().max(b.abs()) + 1e-300))
+                    .fold(0.0, f64::max);
+                (d, *x0)
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let warm = match near {
+            Some((_, x0)) => crate::periodic::healthy_cycle_from(
+                self.model,
+                &forcing,
+                0.0,
+                &x0,
+                &self.opts.solve,
+                stats,
+            )?,
+            None => None,
+        };
+        let rest = match warm {
+            Some(rest) => rest,
+            None => {
+                crate::periodic::rest_cycle(self.model, &forcing, 0.0, &self.opts.solve, stats)
+                    .map_err(|e| e.context("the daily cycle the scenario starts on"))?
+                    .0
+            }
+        };
+        if rest.healthy {
+            let mut anchors = self.anchors.borrow_mut();
+            if anchors.len() >= 8 {
+                anchors.remove(0);
+            }
+            anchors.push((key.clone(), rest.cycle.x0));
+        }
         let start = sens::Start::Cycle {
             x0: rest.cycle.state_at(0.0),
             monodromy: rest.cycle.monodromy,
@@ -856,6 +898,7 @@ fn problem<'a, M: Model<N>, const N: usize>(
         cost_evals: Cell::new(0),
         gradient_evals: Cell::new(0),
         cycles: RefCell::new(vec![]),
+        anchors: RefCell::new(vec![]),
         healthy: RefCell::new(vec![]),
     })
 }
