@@ -1,5 +1,6 @@
-//! Figures (feature `plot`, on by default): the outage time series, the bifurcation diagram, the
-//! tipping map and the phase portrait, as SVG or PNG, and inline in Jupyter (evcxr).
+//! Figures (feature `plot`, on by default): the outage time series, the calibration in clock time,
+//! the bifurcation diagram, the tipping map and the phase portrait, as SVG or PNG, and inline in
+//! Jupyter (evcxr).
 //!
 //! Each figure is built from plain data (so any model's results can be drawn) and rendered on
 //! demand: [`Figure::to_svg`], [`Figure::save`] (by extension, `.svg` or `.png`, written whole or
@@ -149,6 +150,41 @@ pub struct Phase {
     pub boundary: Option<Series>,
 }
 
+/// A calibration in clock time: the fitted model's and the first guess's counter against the
+/// readings (those left out of the fit drawn hollow), and below it each reading's weighted
+/// residual `z = (model − observed)/σ`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitPlot {
+    /// Title.
+    pub title: String,
+    /// The clock time of `t = 0` in seconds since 1970-01-01 00:00 UTC; without it the axis
+    /// shows hours from `t = 0`.
+    pub start: Option<f64>,
+    /// The fitted model's counter: (hours from `t = 0`, users).
+    pub fitted: Vec<(f64, f64)>,
+    /// The first guess's counter, the same way.
+    pub first_guess: Vec<(f64, f64)>,
+    /// The readings.
+    pub readings: Vec<FitPoint>,
+    /// The wave as `[start, end]` in hours.
+    pub shock: Option<(f64, f64)>,
+    /// Interventions (hours).
+    pub interventions: Vec<f64>,
+}
+
+/// One reading of a [`FitPlot`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitPoint {
+    /// Hours from `t = 0`.
+    pub t: f64,
+    /// Observed users.
+    pub users: f64,
+    /// `(model − observed)/σ` for the fitted model.
+    pub z: f64,
+    /// Whether the fit used it.
+    pub used: bool,
+}
+
 /// A general chart of lines and points, for measurements that have no figure of their own
 /// (convergence studies, fit residuals, probabilities against a parameter).
 #[derive(Debug, Clone, PartialEq)]
@@ -197,6 +233,8 @@ pub enum Plot {
     TippingMap(TippingMap),
     /// Peers against supernodes.
     Phase(Phase),
+    /// A calibration: model against readings in clock time, with residuals.
+    Fit(FitPlot),
 }
 
 /// A figure: a plot and its size in pixels.
@@ -317,6 +355,7 @@ impl Figure {
             Plot::TippingMap(m) => draw_map(root, m),
             Plot::Phase(p) => draw_phase(root, p),
             Plot::Xy(x) => draw_xy(root, x),
+            Plot::Fit(f) => draw_fit(root, f),
         }
     }
 }
@@ -1311,9 +1350,316 @@ fn tick(v: f64) -> String {
     }
 }
 
+/// Tick positions (hours from `t = 0`) and labels for a clock-time axis over `[t0, t1]`: at
+/// midnight the date, otherwise the time of day, every 6, 12 or 24 hours as the span needs.
+/// Without a start, hours from `t = 0`.
+fn clock_ticks(start: Option<f64>, t0: f64, t1: f64) -> Vec<(f64, String)> {
+    let span = t1 - t0;
+    let step = if span <= 48.0 {
+        6.0
+    } else if span <= 240.0 {
+        12.0
+    } else {
+        24.0 * (span / 240.0).ceil()
+    };
+    let Some(epoch) = start else {
+        let first = (t0 / step).ceil() * step;
+        return (0..)
+            .map(|k| first + step * k as f64)
+            .take_while(|t| *t <= t1)
+            .map(|t| (t, format!("{t} h")))
+            .collect();
+    };
+    // Hours of the start past its midnight (UTC).
+    let h0 = epoch.rem_euclid(86400.0) / 3600.0;
+    let first = ((h0 + t0) / step).ceil() * step - h0;
+    (0..)
+        .map(|k| first + step * k as f64)
+        .take_while(|t| *t <= t1 + 1e-9)
+        .map(|t| {
+            let secs = (epoch + t * 3600.0).round() as i64;
+            let text = match jiff::Timestamp::from_second(secs) {
+                Ok(ts) if (h0 + t).rem_euclid(24.0).abs() < 1e-6 => {
+                    ts.strftime("%b %d").to_string()
+                }
+                Ok(ts) => ts.strftime("%H:%M").to_string(),
+                Err(_) => format!("{t} h"),
+            };
+            (t, text)
+        })
+        .collect()
+}
+
+fn draw_fit<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &FitPlot) -> Res {
+    let xs = f
+        .fitted
+        .iter()
+        .chain(&f.first_guess)
+        .map(|p| p.0)
+        .chain(f.readings.iter().map(|r| r.t));
+    let (t0, t1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    let (t0, t1) = lin_range(t0, t1);
+    let body = root.titled(&f.title, (FONT, 19)).map_err(err)?;
+    let (legend, body) = body.split_vertically(34);
+    let h = body.dim_in_pixel().1;
+    let (upper, lower) = body.split_vertically(h * 68 / 100);
+    let (lo, hi) = log_range(
+        f.fitted
+            .iter()
+            .chain(&f.first_guess)
+            .map(|p| p.1)
+            .chain(f.readings.iter().map(|r| r.users)),
+    );
+    let fitted_colour = PALETTE[0];
+    let guess_colour = RGBColor(150, 150, 150);
+    let shade = RGBColor(250, 200, 120).mix(0.45);
+    let ticks = clock_ticks(f.start, t0, t1);
+    // The model against the readings.
+    let mut top = ChartBuilder::on(&upper)
+        .margin_left(12)
+        .margin_right(24)
+        .margin_top(6)
+        .y_label_area_size(78)
+        .x_label_area_size(6)
+        .build_cartesian_2d(t0..t1, (lo..hi).log_scale())
+        .map_err(err)?;
+    top.configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_desc("online users")
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .y_label_formatter(&|v| human(*v))
+        .draw()
+        .map_err(err)?;
+    let grid = ShapeStyle::from(&BLACK.mix(0.12)).stroke_width(1);
+    for (t, _) in &ticks {
+        top.draw_series(LineSeries::new(vec![(*t, lo), (*t, hi)], grid))
+            .map_err(err)?;
+    }
+    if let Some((a, b)) = f.shock {
+        let b = if b > a { b } else { a + (t1 - t0) * 0.004 };
+        top.draw_series(std::iter::once(Rectangle::new(
+            [(a, lo), (b, hi)],
+            shade.filled(),
+        )))
+        .map_err(err)?;
+    }
+    for t in &f.interventions {
+        let style = ShapeStyle::from(&BLACK).stroke_width(2);
+        top.draw_series(DashedLineSeries::new(vec![(*t, lo), (*t, hi)], 8, 6, style))
+            .map_err(err)?;
+    }
+    let positive = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        pts.iter().copied().filter(|p| p.1 > 0.0).collect()
+    };
+    top.draw_series(DashedLineSeries::new(
+        positive(&f.first_guess),
+        10,
+        6,
+        guess_colour.stroke_width(2),
+    ))
+    .map_err(err)?;
+    top.draw_series(LineSeries::new(
+        positive(&f.fitted),
+        fitted_colour.stroke_width(3),
+    ))
+    .map_err(err)?;
+    let marker = |used: bool, at: (f64, f64)| {
+        if used {
+            Circle::new(at, 5, BLACK.filled())
+        } else {
+            Circle::new(at, 5, BLACK.stroke_width(2))
+        }
+    };
+    top.draw_series(
+        f.readings
+            .iter()
+            .filter(|r| r.users > 0.0)
+            .map(|r| marker(r.used, (r.t, r.users))),
+    )
+    .map_err(err)?;
+    // The residuals: the range of the used readings' z (at least ±3); a left-out reading
+    // beyond it sits on the edge with its value written beside it.
+    let zmax = f
+        .readings
+        .iter()
+        .filter(|r| r.used && r.z.is_finite())
+        .map(|r| r.z.abs())
+        .fold(3.0, f64::max)
+        * 1.15;
+    let mut bottom = ChartBuilder::on(&lower)
+        .margin_left(12)
+        .margin_right(24)
+        .margin_bottom(6)
+        .y_label_area_size(78)
+        .x_label_area_size(48)
+        .build_cartesian_2d(t0..t1, -zmax..zmax)
+        .map_err(err)?;
+    bottom
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_labels(5)
+        .y_desc("z")
+        .x_desc(if f.start.is_some() {
+            "time (UTC)"
+        } else {
+            "hours from t = 0"
+        })
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(err)?;
+    for (t, _) in &ticks {
+        bottom
+            .draw_series(LineSeries::new(vec![(*t, -zmax), (*t, zmax)], grid))
+            .map_err(err)?;
+    }
+    bottom
+        .draw_series(LineSeries::new(
+            vec![(t0, 0.0), (t1, 0.0)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
+    for z in [-2.0, 2.0] {
+        bottom
+            .draw_series(DashedLineSeries::new(
+                vec![(t0, z), (t1, z)],
+                6,
+                5,
+                guess_colour.stroke_width(1),
+            ))
+            .map_err(err)?;
+    }
+    for r in f.readings.iter().filter(|r| r.z.is_finite()) {
+        let z = r.z.clamp(-zmax, zmax);
+        bottom
+            .draw_series(std::iter::once(marker(r.used, (r.t, z))))
+            .map_err(err)?;
+        if z != r.z {
+            bottom
+                .draw_series(std::iter::once(Text::new(
+                    format!("z = {:.0}", r.z),
+                    (r.t - (t1 - t0) * 0.008, z * 0.92),
+                    TextStyle::from((FONT, 14).into_font())
+                        .pos(Pos::new(HPos::Right, VPos::Center)),
+                )))
+                .map_err(err)?;
+        }
+    }
+    // Clock labels under the residual panel, at the grid lines.
+    for (t, text) in &ticks {
+        let (x, y) = bottom.backend_coord(&(*t, -zmax));
+        lower
+            .draw(&Text::new(
+                text.clone(),
+                (
+                    x - lower.get_base_pixel().0,
+                    y - lower.get_base_pixel().1 + 8,
+                ),
+                TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(err)?;
+    }
+    // The legend, in its own strip above the panels, clear of every curve.
+    let font = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let mut x = 90;
+    let y = 17;
+    let entry = |x: &mut i32, label: &str, draw: &dyn Fn(i32) -> Res| -> Res {
+        draw(*x)?;
+        legend
+            .draw(&Text::new(label.to_string(), (*x + 24, y), font.clone()))
+            .map_err(err)?;
+        *x += 24 + 8 * label.chars().count() as i32 + 22;
+        Ok(())
+    };
+    entry(&mut x, "fitted model", &|x| {
+        legend
+            .draw(&PathElement::new(
+                vec![(x, y), (x + 18, y)],
+                fitted_colour.stroke_width(3),
+            ))
+            .map_err(err)
+    })?;
+    entry(&mut x, "first guess", &|x| {
+        legend
+            .draw(&PathElement::new(
+                vec![(x, y), (x + 18, y)],
+                guess_colour.stroke_width(2),
+            ))
+            .map_err(err)
+    })?;
+    entry(&mut x, "reading used", &|x| {
+        legend
+            .draw(&Circle::new((x + 9, y), 5, BLACK.filled()))
+            .map_err(err)
+    })?;
+    entry(&mut x, "left out", &|x| {
+        legend
+            .draw(&Circle::new((x + 9, y), 5, BLACK.stroke_width(2)))
+            .map_err(err)
+    })?;
+    if f.shock.is_some() {
+        entry(&mut x, "wave", &|x| {
+            legend
+                .draw(&Rectangle::new(
+                    [(x, y - 6), (x + 18, y + 6)],
+                    shade.filled(),
+                ))
+                .map_err(err)
+        })?;
+    }
+    if !f.interventions.is_empty() {
+        entry(&mut x, "intervention", &|x| {
+            legend
+                .draw(&PathElement::new(
+                    vec![(x, y - 8), (x, y + 8)],
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(err)
+        })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Clock ticks for a start of 2007-08-16 06:00 UTC (1187222400 s is its midnight, by
+    /// calendar arithmetic outside the crate): over −30 h to +80 h, every 12 h at midnight
+    /// and noon, dated at midnight.
+    #[test]
+    fn clock_ticks_fall_on_midnight_and_noon_with_dates() {
+        let start = 1187222400.0 + 6.0 * 3600.0;
+        let ticks = clock_ticks(Some(start), -30.0, 80.0);
+        let want = [
+            (-30.0, "Aug 15"),
+            (-18.0, "12:00"),
+            (-6.0, "Aug 16"),
+            (6.0, "12:00"),
+            (18.0, "Aug 17"),
+            (30.0, "12:00"),
+            (42.0, "Aug 18"),
+            (54.0, "12:00"),
+            (66.0, "Aug 19"),
+            (78.0, "12:00"),
+        ];
+        assert_eq!(ticks.len(), want.len(), "{ticks:?}");
+        for ((t, text), (wt, wtext)) in ticks.iter().zip(want) {
+            assert!((t - wt).abs() < 1e-9 && text == wtext, "{ticks:?}");
+        }
+        // Without a start: hours from t = 0, every 6 h over a short span.
+        let plain = clock_ticks(None, 0.0, 20.0);
+        assert_eq!(
+            plain.iter().map(|p| p.1.as_str()).collect::<Vec<_>>(),
+            ["0 h", "6 h", "12 h", "18 h"]
+        );
+    }
 
     /// Leading digits of values a log axis ticks at, including ones a rounding below a
     /// power of ten or above an integer multiple.

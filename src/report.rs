@@ -295,6 +295,81 @@ pub fn fit_figure<M: Model<N>, const N: usize>(
     fig
 }
 
+/// A calibration in clock time ([`crate::plot::FitPlot`]): the counter (online users) of the
+/// fitted scenario and of the first guess against every reading in `all`, those not in `used`
+/// drawn hollow, and each reading's weighted residual under the fitted model. Both scenarios
+/// are simulated (default options) to the last reading; a reading before `t = 0` is compared
+/// with the starting state, as calibration compares it, and the curves are drawn flat back to
+/// it. The axis shows clock time when the fitted scenario has a `start`.
+pub fn calibration_figure<M: Model<N>, const N: usize>(
+    model: &M,
+    first_guess: &Scenario,
+    fitted: &Scenario,
+    all: &[Reading],
+    used: &[Reading],
+    title: &str,
+) -> Result<Figure, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let u = Units::of(model);
+    let last = all.iter().map(|r| r.t).fold(fitted.t_end, f64::max);
+    let first = all.iter().map(|r| r.t).fold(0.0, f64::min);
+    let counter = |sc: &Scenario| -> Result<(Vec<(f64, f64)>, Simulation<N>), Error> {
+        let mut sc = sc.clone();
+        sc.t_end = sc.t_end.max(last);
+        let sim = simulate(model, &sc, &SimOptions::default())?;
+        let mut pts: Vec<(f64, f64)> = sim
+            .sample(model, 10.0 * u.per / 60.0)
+            .iter()
+            .map(|(t, x)| (u.time(*t), model.online(x) * sc.population))
+            .collect();
+        if first < 0.0 {
+            if let Some(&(_, y0)) = pts.first() {
+                pts.insert(0, (u.time(first), y0));
+            }
+        }
+        Ok((pts, sim))
+    };
+    let (fitted_pts, sim) = counter(fitted)?;
+    let (guess_pts, _) = counter(first_guess)?;
+    let readings = all
+        .iter()
+        .map(|r| {
+            let x = sim
+                .dense
+                .eval(r.t.max(0.0))
+                .expect("a simulation is not empty");
+            let m = model.online(&x) * fitted.population;
+            crate::plot::FitPoint {
+                t: u.time(r.t),
+                users: r.users,
+                z: (m - r.users) / r.sigma,
+                used: used.iter().any(|q| q.t == r.t && q.users == r.users),
+            }
+        })
+        .collect();
+    let start = match &fitted.start {
+        Some(s) => Some(crate::model::schedule::parse_utc(s)?),
+        None => None,
+    };
+    Ok(Figure::new(Plot::Fit(crate::plot::FitPlot {
+        title: title.into(),
+        start: start.filter(|_| u.per == 60.0),
+        fitted: fitted_pts,
+        first_guess: guess_pts,
+        readings,
+        shock: fitted
+            .shock
+            .map(|sh| (u.time(sh.at), u.time(sh.at + sh.window))),
+        interventions: fitted
+            .interventions
+            .iter()
+            .map(|iv| u.time(iv.at))
+            .collect(),
+    })))
+}
+
 /// The bifurcation diagram of a continuation: the watched state (peers) at each equilibrium.
 pub fn bifurcation_figure<M: Model<N>, const N: usize>(
     model: &M,

@@ -222,17 +222,21 @@ where
         write_atomic(path, args.force, |w| residuals_csv(w, &result))?;
     }
     if let Some(path) = &args.figure {
-        let mut shown = result.scenario.clone();
-        shown.t_end = all.iter().map(|r| r.t).fold(shown.t_end, f64::max);
-        let sim = selfheal::simulate::simulate(model, &shown, &Default::default())?;
-        let observed = selfheal::report::observations(&all);
         let title = format!(
             "Calibrated model: {} quantities fitted to {} readings, RMSE {} users",
             result.params.len(),
             readings.len(),
             selfheal::report::user_count(result.rmse)
         );
-        selfheal::report::fit_figure(model, &shown, &sim, &observed, &title).save(path)?;
+        selfheal::report::calibration_figure(
+            model,
+            &sc,
+            &result.scenario,
+            &all,
+            &readings,
+            &title,
+        )?
+        .save(path)?;
     }
     if let Some(path) = &args.out {
         let provenance = Provenance {
