@@ -315,10 +315,15 @@ where
     let u = Units::of(model);
     let last = all.iter().map(|r| r.t).fold(fitted.t_end, f64::max);
     let first = all.iter().map(|r| r.t).fold(0.0, f64::min);
-    let counter = |sc: &Scenario| -> Result<(Vec<(f64, f64)>, Simulation<N>), Error> {
+    // Both runs reach the last reading.
+    let reaching = |sc: &Scenario| {
         let mut sc = sc.clone();
         sc.t_end = sc.t_end.max(last);
-        let sim = simulate(model, &sc, &SimOptions::default())?;
+        sc
+    };
+    let (shown, guess) = (reaching(fitted), reaching(first_guess));
+    let counter = |sc: &Scenario| -> Result<(Vec<(f64, f64)>, Simulation<N>), Error> {
+        let sim = simulate(model, sc, &SimOptions::default())?;
         let mut pts: Vec<(f64, f64)> = sim
             .sample(model, 10.0 * u.per / 60.0)
             .iter()
@@ -331,22 +336,17 @@ where
         }
         Ok((pts, sim))
     };
-    let (fitted_pts, sim) = counter(fitted)?;
-    let (guess_pts, _) = counter(first_guess)?;
-    let readings = all
+    let (fitted_pts, sim) = counter(&shown)?;
+    let (guess_pts, _) = counter(&guess)?;
+    // Each reading's z as `selfheal simulate --data` gives it, on the same run.
+    let readings = crate::calibrate::compare(model, &shown, &sim, all)?
+        .residuals
         .iter()
-        .map(|r| {
-            let x = sim
-                .dense
-                .eval(r.t.max(0.0))
-                .expect("a simulation is not empty");
-            let m = model.online(&x) * fitted.population;
-            crate::plot::FitPoint {
-                t: u.time(r.t),
-                users: r.users,
-                z: (m - r.users) / r.sigma,
-                used: used.iter().any(|q| q.t == r.t && q.users == r.users),
-            }
+        .map(|r| crate::plot::FitPoint {
+            t: u.time(r.t),
+            users: r.observed,
+            z: r.z,
+            used: used.iter().any(|q| q.t == r.t && q.users == r.observed),
         })
         .collect();
     let start = match &fitted.start {

@@ -463,10 +463,9 @@ struct Problem<'a, M, const N: usize> {
     /// With daily profiles: the start (the healthy daily cycle's state at `t = 0` and its
     /// monodromy matrix) of recently seen initial parameters and profiles (the cycle search
     /// costs many solves; most fitted quantities leave it unchanged).
-    cycles: RefCell<Vec<(Vec<f64>, sens::Start<N>)>>,
-    /// The healthy daily cycles (state at `t = 0`) of recently seen keys: where the cycle of
-    /// new parameters is shot from.
-    anchors: RefCell<Vec<(Vec<f64>, nalgebra::SVector<f64, N>)>>,
+    /// Each with whether its cycle is healthy: the healthy ones are where the cycle of new
+    /// parameters is shot from.
+    cycles: RefCell<Vec<(Vec<f64>, sens::Start<N>, bool)>>,
 }
 
 impl<M: Model<N>, const N: usize> Problem<'_, M, N>
@@ -499,7 +498,7 @@ where
             key.push(d.param as f64);
             key.extend_from_slice(&d.hourly);
         }
-        if let Some((_, start)) = self.cycles.borrow().iter().find(|(k, _)| *k == key) {
+        if let Some((_, start, _)) = self.cycles.borrow().iter().find(|(k, ..)| *k == key) {
             return Ok(*start);
         }
         let forcing = crate::periodic::Forcing {
@@ -511,16 +510,17 @@ where
         // distance of the keys); the full search when that fails or lands on anything but a
         // stable healthy cycle.
         let near = self
-            .anchors
+            .cycles
             .borrow()
             .iter()
-            .map(|(k, x0)| {
+            .filter(|(.., healthy)| *healthy)
+            .map(|(k, start, _)| {
                 let d = k
                     .iter()
                     .zip(&key)
                     .map(|(a, b)| (a - b).abs() / (a.abs().max(b.abs()) + 1e-300))
                     .fold(0.0, f64::max);
-                (d, *x0)
+                (d, start.x())
             })
             .min_by(|a, b| a.0.total_cmp(&b.0));
         let warm = match near {
@@ -542,13 +542,6 @@ where
                     .0
             }
         };
-        if rest.healthy {
-            let mut anchors = self.anchors.borrow_mut();
-            if anchors.len() >= 8 {
-                anchors.remove(0);
-            }
-            anchors.push((key.clone(), rest.cycle.x0));
-        }
         let start = sens::Start::Cycle {
             x0: rest.cycle.state_at(0.0),
             monodromy: rest.cycle.monodromy,
@@ -557,7 +550,7 @@ where
         if cache.len() >= 8 {
             cache.remove(0);
         }
-        cache.push((key, start));
+        cache.push((key, start, rest.healthy));
         Ok(start)
     }
 
@@ -898,7 +891,6 @@ fn problem<'a, M: Model<N>, const N: usize>(
         cost_evals: Cell::new(0),
         gradient_evals: Cell::new(0),
         cycles: RefCell::new(vec![]),
-        anchors: RefCell::new(vec![]),
         healthy: RefCell::new(vec![]),
     })
 }
