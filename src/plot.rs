@@ -420,8 +420,9 @@ fn draw_outage<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Outage) ->
             .chain(o.observed.iter().map(|p| p.1 / o.population)),
     );
     let hi = o.upper.map_or(hi, |u| hi.min(u));
+    let (title, font) = fitted_title(root, &o.title, 19);
     let mut chart = ChartBuilder::on(root)
-        .caption(&o.title, (FONT, 19))
+        .caption(&title, font)
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(78)
@@ -545,9 +546,10 @@ fn draw_bifurcation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &Bifur
             .flat_map(|br| br.points.iter().map(|p| p.1)),
     );
     let log_x = x0 > 0.0 && x1 / x0 > 20.0;
+    let (title, font) = fitted_title(root, &b.title, 22);
     let mut builder = ChartBuilder::on(root);
     builder
-        .caption(&b.title, (FONT, 22))
+        .caption(&title, font)
         .margin(12)
         // Room for the last x label, centred on the right edge.
         .margin_right(32)
@@ -948,8 +950,9 @@ fn map_axes<'a, DB: DrawingBackend>(
         lin_range(layout.x.0, layout.x.1),
         lin_range(layout.y.0, layout.y.1),
     );
+    let (title, font) = fitted_title(main, &m.title, 22);
     let mut chart = ChartBuilder::on(main)
-        .caption(&m.title, (FONT, 22))
+        .caption(&title, font)
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(78)
@@ -1149,8 +1152,9 @@ fn draw_phase<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Phase) -> R
         .chain(p.equilibria.iter().map(|e| e.1));
     let (n0, n1) = log_range(all_n);
     let (s0, s1) = log_range(all_s);
+    let (title, font) = fitted_title(root, &p.title, 22);
     let mut chart = ChartBuilder::on(root)
-        .caption(&p.title, (FONT, 22))
+        .caption(&title, font)
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(78)
@@ -1252,8 +1256,9 @@ fn xy_range(values: impl Iterator<Item = f64> + Clone, log: bool) -> (f64, f64) 
 macro_rules! xy_body {
     ($root:expr, $x:expr, $xr:expr, $yr:expr, $fmt:expr) => {{
         let x = $x;
+        let (title, font) = fitted_title($root, &x.title, 20);
         let mut chart = ChartBuilder::on($root)
-            .caption(&x.title, (FONT, 20))
+            .caption(&title, font)
             .margin(12)
             .x_label_area_size(48)
             .y_label_area_size(78)
@@ -1323,6 +1328,7 @@ fn draw_xy<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, x: &Xy) -> Res {
         .flat_map(|s| s.points.iter());
     let (x0, x1) = xy_range(all.clone().map(|p| p.0), x.log_axes);
     let (y0, y1) = xy_range(all.map(|p| p.1), x.log_axes);
+    let y1 = legend_headroom(root, x, (x0, x1), (y0, y1));
     if x.log_axes {
         xy_body!(
             root,
@@ -1334,6 +1340,110 @@ fn draw_xy<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, x: &Xy) -> Res {
     } else {
         xy_body!(root, x, x0..x1, y0..y1, |v: &f64| tick(*v))
     }
+}
+
+/// The top of the y range of `x`, raised where needed so that no marker or line runs under
+/// the legend in an upper corner (the legend's size estimated from its labels, the plotting
+/// area's from the layout of `xy_body!`).
+fn legend_headroom<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    x: &Xy,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> f64 {
+    let right = match x.legend {
+        Corner::UpperRight => true,
+        Corner::UpperLeft => false,
+        Corner::LowerLeft | Corner::LowerRight => return y1,
+    };
+    let style = (FONT, 15).into_text_style(root);
+    let labels = x.lines.iter().chain(&x.points).map(|s| &s.label);
+    let (mut box_w, mut box_h) = (0u32, 20u32);
+    for label in labels {
+        let (w, h) = root
+            .estimate_text_size(label, &style)
+            .unwrap_or((8 * label.len() as u32, 15));
+        box_w = box_w.max(w + 50);
+        box_h += h + 8;
+    }
+    let (w, h) = root.dim_in_pixel();
+    let plot_w = w.saturating_sub(24 + 78).max(1) as f64;
+    let plot_h = h.saturating_sub(24 + 48 + 30).max(1) as f64;
+    let fx = (box_w as f64 / plot_w).min(1.0);
+    let fy = ((box_h + 10) as f64 / plot_h).min(0.6);
+    // Axis coordinates: logarithms on log axes.
+    let a = |v: f64| if x.log_axes { v.ln() } else { v };
+    let (ax0, ax1, ay0, ay1) = (a(x0), a(x1), a(y0), a(y1));
+    let span = if right {
+        (ax1 - fx * (ax1 - ax0), ax1)
+    } else {
+        (ax0, ax0 + fx * (ax1 - ax0))
+    };
+    let inside = |p: &(f64, f64)| {
+        p.0.is_finite() && p.1.is_finite() && (!x.log_axes || (p.0 > 0.0 && p.1 > 0.0))
+    };
+    let mut top = f64::NEG_INFINITY;
+    for p in x
+        .points
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|p| inside(p))
+    {
+        if (span.0..=span.1).contains(&a(p.0)) {
+            top = top.max(a(p.1));
+        }
+    }
+    // A segment that overlaps the legend's columns can reach the larger of its ends there.
+    for s in &x.lines {
+        let kept: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|p| inside(p))
+            .map(|p| (a(p.0), a(p.1)))
+            .collect();
+        for (k, p) in kept.iter().enumerate() {
+            let q = kept.get(k + 1).unwrap_or(p);
+            if p.0.min(q.0) <= span.1 && p.0.max(q.0) >= span.0 {
+                top = top.max(p.1.max(q.1));
+            }
+        }
+    }
+    if top <= ay1 - fy * (ay1 - ay0) {
+        return y1;
+    }
+    let raised = (top - fy * ay0) / (1.0 - fy);
+    if x.log_axes {
+        raised.exp()
+    } else {
+        raised
+    }
+}
+
+/// A title that fits the width of `area` with a margin: the font shrinks from `size` down to
+/// 12 pixels, and a title still too wide is cut at a word with an ellipsis.
+fn fitted_title<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    size: u32,
+) -> (String, (&'static str, u32)) {
+    let room = area.dim_in_pixel().0.saturating_sub(24);
+    let width = |text: &str, size: u32| {
+        area.estimate_text_size(text, &(FONT, size).into_text_style(area))
+            .map_or(0, |d| d.0)
+    };
+    let mut size = size;
+    while size > 12 && width(title, size) > room {
+        size -= 1;
+    }
+    let mut text = title.to_string();
+    while width(&text, size) > room {
+        let Some(cut) = text.trim_end_matches(" …").rfind(' ') else {
+            break;
+        };
+        text.truncate(cut);
+        text.push_str(" …");
+    }
+    (text, (FONT, size))
 }
 
 /// A linear axis label: at most four significant digits, no trailing zeros.
@@ -1401,7 +1511,8 @@ fn draw_fit<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &FitPlot) -> R
         (a.min(x), b.max(x))
     });
     let (t0, t1) = lin_range(t0, t1);
-    let body = root.titled(&f.title, (FONT, 19)).map_err(err)?;
+    let (title, font) = fitted_title(root, &f.title, 19);
+    let body = root.titled(&title, font).map_err(err)?;
     let (legend, body) = body.split_vertically(34);
     let h = body.dim_in_pixel().1;
     let (upper, lower) = body.split_vertically(h * 68 / 100);

@@ -60,7 +60,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// Valid scenario files the mutations start from.
 const SCENARIOS: [&str; 5] = [
     include_str!("../data/skype2007.toml"),
-    include_str!("../data/skype2007_fitted.toml"),
+    include_str!("../data/skype2007_constant_fitted.toml"),
     "t_end = 600\n[shock]\nfraction = 0.5\n",
     "name = \"every key\"\npopulation = 1e6\nstart = 2020-01-01T00:00:00+01:00\nt_end = 1440.0\n\
      [params]\nsn_capacity = 800\nretry = 2.5\neligible = 1\n\
