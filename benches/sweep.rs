@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use selfheal::model::P2p;
-use selfheal::scenario::Scenario;
+use selfheal::scenario::{Scenario, Shock};
 use selfheal::sweep::{Axis, Design, Metric, Sweep};
 
 fn grid(spec: &[&str], metrics: Vec<Metric>) -> Sweep<'static, P2p, 3> {
@@ -22,6 +22,18 @@ fn bench_sweep(c: &mut Criterion) {
         &["shock=0.01:0.99:2000"],
         vec![Metric::Outcome, Metric::Min(0)],
     );
+    // After a 10 % wave, 2000 rows with new parameters each (the healthy state by a warm
+    // start from the block's first row, sweep::WARM_BLOCK) against 2000 rows that share their
+    // parameters (the wave spread over 0 to 60 minutes): every row recovers in both.
+    let wave = |spec: &str| {
+        let mut base = Scenario::new(&P2p);
+        base.shock = Some(Shock::instantaneous(0.1));
+        let axes = vec![Axis::parse(spec, &base).unwrap()];
+        let metrics = vec![Metric::Outcome, Metric::Min(0)];
+        Sweep::new(&P2p, base, Design::Grid(axes), metrics).unwrap()
+    };
+    let new_params = wave("sn_capacity=600:5000:2000");
+    let same_params = wave("window=0:60:2000");
     let critical = grid(
         &["sn_capacity=600:3000:10", "dedicated=1e-6:2e-4:10"],
         vec![Metric::CriticalShock],
@@ -31,6 +43,11 @@ fn bench_sweep(c: &mut Criterion) {
     for threads in [1, 2] {
         group.bench_function(format!("2000_shocks_48h/threads={threads}"), |b| {
             b.iter(|| shocks.run(0..shocks.len(), threads, |_, _| Ok(())).unwrap())
+        });
+    }
+    for (name, sweep) in [("new", &new_params), ("same", &same_params)] {
+        group.bench_function(format!("2000_rows_{name}_params_48h/threads=1"), |b| {
+            b.iter(|| sweep.run(0..sweep.len(), 1, |_, _| Ok(())).unwrap())
         });
     }
     group.bench_function("critical_shock_10x10/threads=2", |b| {

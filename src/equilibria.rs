@@ -623,7 +623,10 @@ where
 /// never reported.
 pub const ROOT_TOL: f64 = 1e-9;
 
-fn is_root<M: Model<N>, const N: usize>(sys: &System<'_, M, N>, x: &SVector<f64, N>) -> bool {
+pub(crate) fn is_root<M: Model<N>, const N: usize>(
+    sys: &System<'_, M, N>,
+    x: &SVector<f64, N>,
+) -> bool {
     let (f, j) = sys.f_and_jacobian(0.0, x);
     let scale = (j.abs() * x.abs()).amax();
     f.amax() <= ROOT_TOL * scale.max(f64::MIN_POSITIVE) || f.amax() == 0.0

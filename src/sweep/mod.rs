@@ -26,9 +26,10 @@ pub use design::{Axis, Design, Quantity, Range, Sampler};
 pub use output::{merge, run_to_file, Fingerprint, RunFile, Shard};
 
 use crate::analysis::tipping::{critical_shock, critical_window, Landscape, TippingOptions};
-use crate::equilibria::RestState;
+use crate::equilibria::{is_root, newton, Equilibrium, Kind, RestState};
+
 use crate::error::{suggest, Error};
-use crate::model::{Model, StateSpec};
+use crate::model::{Model, StateSpec, System};
 use crate::output::num;
 use crate::scenario::Scenario;
 use crate::simulate::{simulate_with, SimOptions};
@@ -226,7 +227,30 @@ pub struct Sweep<'m, M, const N: usize> {
 pub struct RowCache<const N: usize> {
     landscapes: HashMap<Vec<u64>, Result<Arc<Landscape<N>>, String>>,
     critical: HashMap<Vec<u64>, CriticalEntry>,
+    warm: WarmCount,
 }
+
+/// How often a row's healthy state came from a warm start ([`WARM_BLOCK`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WarmCount {
+    /// Healthy states found by Newton from the anchor row's and accepted.
+    pub accepted: usize,
+    /// Warm starts declined (Newton failed, or reached a point that is not a stable healthy
+    /// equilibrium, or the anchor had no unique healthy state): the full search ran instead.
+    pub declined: usize,
+}
+
+/// Rows of a sweep come in blocks of this many by row index; the first row of each block is
+/// its anchor. A row whose parameters differ from its anchor's finds its healthy state by
+/// Newton from the anchor's (found by the full search), accepted only when Newton converges
+/// to a root that is stable and healthy and the anchor's healthy state was the only stable
+/// healthy equilibrium the full search found there; otherwise the row runs the full search.
+/// The anchor is a function of the row index alone, so a row's numbers do not depend on the
+/// order rows are computed in, the thread count or the shard.
+pub const WARM_BLOCK: usize = 32;
+
+/// Newton iterations a warm start may take before the full search runs instead.
+pub const WARM_MAX_ITER: usize = 12;
 
 /// A cached critical shock: the value and whether the network is down, or the error.
 type CriticalEntry = Result<(Option<f64>, bool), String>;
@@ -255,6 +279,70 @@ impl<const N: usize> RowCache<N> {
             })
             .clone()
             .map_err(Error::Invalid)
+    }
+
+    /// The state the network rests in at `p`, by Newton from the healthy state at `anchor`
+    /// when that gives a stable healthy equilibrium ([`WARM_BLOCK`]), else by the full search.
+    fn rest_from<M: Model<N>>(
+        &mut self,
+        model: &M,
+        anchor: &[f64],
+        p: &[f64],
+    ) -> Result<RestState<N>, Error>
+    where
+        Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    {
+        if let Some(rest) = self.warm_rest(model, anchor, p) {
+            self.warm.accepted += 1;
+            return Ok(rest);
+        }
+        self.warm.declined += 1;
+        Ok(self.landscape(model, p)?.rest_point())
+    }
+
+    fn warm_rest<M: Model<N>>(
+        &mut self,
+        model: &M,
+        anchor: &[f64],
+        p: &[f64],
+    ) -> Option<RestState<N>>
+    where
+        Const<N>: DimMin<Const<N>, Output = Const<N>>,
+    {
+        let from = self.landscape(model, anchor).ok()?;
+        let level = model.healthy_level();
+        let healthy_stable = from
+            .equilibria
+            .iter()
+            .filter(|e| {
+                e.kind == Kind::Stable
+                    && model
+                        .service_level(&e.x, anchor)
+                        .is_some_and(|s| s >= level)
+            })
+            .count();
+        if !from.rest.healthy || healthy_stable != 1 {
+            return None;
+        }
+        let sys = System::new(model, p);
+        let x = newton(&sys, from.rest_state(), WARM_MAX_ITER).ok()?.x;
+        if !(model.feasible(&x, p) && is_root(&sys, &x)) {
+            return None;
+        }
+        if Equilibrium::classify(&sys, x).kind != Kind::Stable {
+            return None;
+        }
+        let service = model.service_level(&x, p)?;
+        (service >= level).then_some(RestState {
+            x,
+            service,
+            healthy: true,
+        })
+    }
+
+    /// How many warm starts this cache's rows accepted and declined.
+    pub fn warm_starts(&self) -> WarmCount {
+        self.warm
     }
 }
 
@@ -382,8 +470,19 @@ where
         let sc = self.scenario(i)?;
         let p = sc.params.values().to_vec();
         let sim = if self.metrics.iter().any(|m| m.needs_simulation()) {
+            // The anchor's parameters at the start and after the interventions ([`WARM_BLOCK`]).
+            let anchor = self.scenario(i - i % WARM_BLOCK).ok().map(|a| {
+                let start = a.params.values().to_vec();
+                (start, a.final_params().values().to_vec())
+            });
             let mut healthy = |q: &[f64]| -> Result<RestState<N>, Error> {
-                Ok(cache.landscape(self.model, q)?.rest_point())
+                let from = anchor
+                    .as_ref()
+                    .map(|(start, end)| if q == p.as_slice() { start } else { end });
+                match from {
+                    Some(a) if a.as_slice() != q => cache.rest_from(self.model, a, q),
+                    _ => Ok(cache.landscape(self.model, q)?.rest_point()),
+                }
             };
             Some(simulate_with(self.model, &sc, &self.sim, &mut healthy)?)
         } else {
