@@ -16,6 +16,12 @@ use std::path::Path;
 use std::sync::Once;
 
 const FONT: &str = "sans-serif";
+/// Margin around a chart, and the room for its x and y axis labels (pixels).
+const MARGIN: u32 = 12;
+const X_LABELS: u32 = 48;
+const Y_LABELS: u32 = 78;
+/// Font size of legend entries.
+const LEGEND_FONT: u32 = 15;
 static FONT_ONCE: Once = Once::new();
 
 /// Registers the bundled DejaVu Sans as the figures' font (no system fonts needed).
@@ -423,9 +429,9 @@ fn draw_outage<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Outage) ->
     let (title, font) = fitted_title(root, &o.title, 19);
     let mut chart = ChartBuilder::on(root)
         .caption(&title, font)
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(78)
+        .margin(MARGIN)
+        .x_label_area_size(X_LABELS)
+        .y_label_area_size(Y_LABELS)
         .right_y_label_area_size(86)
         .build_cartesian_2d(0.0..t_max, (lo..hi).log_scale())
         .map_err(err)?
@@ -502,7 +508,7 @@ fn draw_outage<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Outage) ->
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 15))
+        .label_font((FONT, LEGEND_FONT))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
@@ -550,11 +556,11 @@ fn draw_bifurcation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &Bifur
     let mut builder = ChartBuilder::on(root);
     builder
         .caption(&title, font)
-        .margin(12)
+        .margin(MARGIN)
         // Room for the last x label, centred on the right edge.
         .margin_right(32)
-        .x_label_area_size(48)
-        .y_label_area_size(78);
+        .x_label_area_size(X_LABELS)
+        .y_label_area_size(Y_LABELS);
     if log_x {
         let mut chart = builder
             .build_cartesian_2d((x0..x1).log_scale(), (lo..hi).log_scale())
@@ -654,7 +660,7 @@ where
     chart
         .configure_series_labels()
         .position(at)
-        .label_font((FONT, 15))
+        .label_font((FONT, LEGEND_FONT))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
@@ -953,9 +959,9 @@ fn map_axes<'a, DB: DrawingBackend>(
     let (title, font) = fitted_title(main, &m.title, 22);
     let mut chart = ChartBuilder::on(main)
         .caption(&title, font)
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(78)
+        .margin(MARGIN)
+        .x_label_area_size(X_LABELS)
+        .y_label_area_size(Y_LABELS)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
     chart
@@ -1155,9 +1161,9 @@ fn draw_phase<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Phase) -> R
     let (title, font) = fitted_title(root, &p.title, 22);
     let mut chart = ChartBuilder::on(root)
         .caption(&title, font)
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(78)
+        .margin(MARGIN)
+        .x_label_area_size(X_LABELS)
+        .y_label_area_size(Y_LABELS)
         .build_cartesian_2d(
             (n0..p.upper.map_or(n1, |u| n1.min(u))).log_scale(),
             (s0..p.upper.map_or(s1, |u| s1.min(u))).log_scale(),
@@ -1259,9 +1265,9 @@ macro_rules! xy_body {
         let (title, font) = fitted_title($root, &x.title, 20);
         let mut chart = ChartBuilder::on($root)
             .caption(&title, font)
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(78)
+            .margin(MARGIN)
+            .x_label_area_size(X_LABELS)
+            .y_label_area_size(Y_LABELS)
             .build_cartesian_2d($xr, $yr)
             .map_err(err)?;
         chart
@@ -1356,7 +1362,7 @@ fn legend_headroom<DB: DrawingBackend>(
         Corner::UpperLeft => false,
         Corner::LowerLeft | Corner::LowerRight => return y1,
     };
-    let style = (FONT, 15).into_text_style(root);
+    let style = (FONT, LEGEND_FONT).into_text_style(root);
     let labels = x.lines.iter().chain(&x.points).map(|s| &s.label);
     let (mut box_w, mut box_h) = (0u32, 20u32);
     for label in labels {
@@ -1367,8 +1373,9 @@ fn legend_headroom<DB: DrawingBackend>(
         box_h += h + 8;
     }
     let (w, h) = root.dim_in_pixel();
-    let plot_w = w.saturating_sub(24 + 78).max(1) as f64;
-    let plot_h = h.saturating_sub(24 + 48 + 30).max(1) as f64;
+    // The chart's margins, axis label areas and (about) its caption, as `xy_body!` lays it out.
+    let plot_w = w.saturating_sub(2 * MARGIN + Y_LABELS).max(1) as f64;
+    let plot_h = h.saturating_sub(2 * MARGIN + X_LABELS + 30).max(1) as f64;
     let fx = (box_w as f64 / plot_w).min(1.0);
     let fy = ((box_h + 10) as f64 / plot_h).min(0.6);
     // Axis coordinates: logarithms on log axes.
@@ -1532,7 +1539,7 @@ fn draw_fit<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &FitPlot) -> R
         .margin_left(12)
         .margin_right(24)
         .margin_top(6)
-        .y_label_area_size(78)
+        .y_label_area_size(Y_LABELS)
         .x_label_area_size(6)
         .build_cartesian_2d(t0..t1, (lo..hi).log_scale())
         .map_err(err)?;
@@ -1605,8 +1612,8 @@ fn draw_fit<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &FitPlot) -> R
         .margin_left(12)
         .margin_right(24)
         .margin_bottom(6)
-        .y_label_area_size(78)
-        .x_label_area_size(48)
+        .y_label_area_size(Y_LABELS)
+        .x_label_area_size(X_LABELS)
         .build_cartesian_2d(t0..t1, -zmax..zmax)
         .map_err(err)?;
     bottom

@@ -27,7 +27,6 @@ pub use output::{merge, run_to_file, Fingerprint, RunFile, Shard};
 
 use crate::analysis::tipping::{critical_shock, critical_window, Landscape, TippingOptions};
 use crate::equilibria::{is_root, newton, Equilibrium, Kind, RestState};
-
 use crate::error::{suggest, Error};
 use crate::model::{Model, StateSpec, System};
 use crate::output::num;
