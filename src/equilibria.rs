@@ -382,6 +382,50 @@ where
     })
 }
 
+/// The healthy state at `p` continued from `from`, a healthy state at nearby parameters: Newton
+/// from `from` (at most `max_iter` iterations), accepted only at a feasible root ([`ROOT_TOL`])
+/// that is stable and serves at least the model's healthy level. `None` when any of that fails
+/// (Newton crossed a fold, or reached another state): the caller then runs the full search.
+///
+/// It does not see a second healthy state that nearby parameters lack; callers that rely on it
+/// start from a point whose full search found exactly one ([`healthy_count`]).
+pub fn healthy_from<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    from: &SVector<f64, N>,
+    max_iter: usize,
+) -> Option<(Equilibrium<N>, f64)>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let sys = System::new(model, p);
+    let x = newton(&sys, *from, max_iter).ok()?.x;
+    if !(model.feasible(&x, p) && is_root(&sys, &x)) {
+        return None;
+    }
+    let e = Equilibrium::classify(&sys, x);
+    if e.kind != Kind::Stable {
+        return None;
+    }
+    let service = model.service_level(&x, p)?;
+    (service >= model.healthy_level()).then_some((e, service))
+}
+
+/// How many of `equilibria` are stable and serve at least the model's healthy level.
+pub fn healthy_count<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    equilibria: &[Equilibrium<N>],
+) -> usize {
+    let level = model.healthy_level();
+    equilibria
+        .iter()
+        .filter(|e| {
+            e.kind == Kind::Stable && model.service_level(&e.x, p).is_some_and(|s| s >= level)
+        })
+        .count()
+}
+
 /// How an equilibrium behaves, from its eigenvalues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -9,6 +9,7 @@ use crate::analysis::continuation::{
 use crate::analysis::tipping::{
     basin_boundary_slice, critical_shock, critical_window, Landscape, TippingOptions,
 };
+use crate::analysis::tipping_map::{shock_map, MapAxis, MapState, ShockMap};
 use crate::calibrate::{read_readings, Reading, Weighting};
 use crate::error::Error;
 use crate::files::write_atomic;
@@ -20,7 +21,7 @@ use crate::plot::{
 use crate::scenario::{Scenario, Shock};
 use crate::simulate::{simulate, Outcome, SimOptions, Simulation};
 use crate::solve::SolverStats;
-use crate::sweep::{Axis, Design, Metric, Sweep};
+use crate::sweep::Axis;
 use nalgebra::{Const, DimMin, SVector};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -581,6 +582,9 @@ impl ReportPlan {
     }
 }
 
+/// Cells along each axis of the report's tipping map.
+pub const MAP_CELLS: usize = 100;
+
 /// The critical shock over the plan's two parameters around the scenario's values, written to
 /// `csv_path` row by row, with fold curves (solid) and Hopf curves (dashed) on top and the
 /// scenario marked with its f* (or why it has none).
@@ -606,7 +610,7 @@ where
         b
     };
     let ((xlo, xhi), (ylo, yhi)) = (ax.map, ay.map);
-    let n = 24;
+    let n = MAP_CELLS;
     let mut gx = Axis::parse(&format!("{}={xlo}:{xhi}:{n}", specs[kc].name), &base)?;
     gx.set_log()?;
     let mut gy = Axis::parse(&format!("{}={ylo}:{yhi}:{n}", specs[kd].name), &base)?;
@@ -1484,58 +1488,42 @@ pub const DOWN_RGB: (u8, u8, u8) = (70, 70, 70);
 /// Colour of map cells where the scan found no shock that tips the network.
 pub const HEALS_RGB: (u8, u8, u8) = (190, 215, 240);
 
-/// The critical shock of a model over a grid of two axes (a sweep with the
-/// `critical_shock` metric on both threads), as a map whose cells without a value say why:
-/// "always down" (no healthy state) or "no shock below 1 tips it" (the scan found none), each in
-/// its own colour; cells whose row failed stay grey ("error"). `on_row` receives the CSV header
-/// and then every row, in order. Axes spaced logarithmically are drawn on log scales (both or
-/// neither must be).
-pub fn critical_shock_map<M: Model<N>, const N: usize>(
+/// The figure of a tipping map: f* in colour, cells without one coloured by why — "always
+/// down" (no healthy state) or "no shock below 1 tips it"; cells whose analysis failed stay
+/// grey ("error"). With `log`, both axes are drawn on log scales.
+pub fn shock_map_figure<M: Model<N>, const N: usize>(
     model: &M,
-    base: &Scenario,
-    x: Axis,
-    y: Axis,
-    mut on_row: impl FnMut(&[String]) -> Result<(), Error>,
-) -> Result<TippingMap, Error>
-where
-    Const<N>: DimMin<Const<N>, Output = Const<N>>,
-{
-    if x.log != y.log {
-        return Err(Error::Invalid(
-            "a tipping map needs both axes linear or both logarithmic".into(),
-        ));
-    }
-    let log = x.log;
+    map: &ShockMap,
+    log: bool,
+) -> TippingMap {
+    let specs = model.params();
     let scale = |v: f64| if log { v.log10() } else { v };
-    let (nx, ny) = (x.count, y.count);
-    let xs: Vec<f64> = (0..nx).map(|j| scale(x.value(j))).collect();
-    let ys: Vec<f64> = (0..ny).map(|j| scale(y.value(j))).collect();
-    let label = |a: &Axis| axis_label(model, &a.name, log);
-    let (xl, yl) = (label(&x), label(&y));
-    let title = format!("Critical shock f* over {} and {}", x.name, y.name);
-    let sweep = Sweep::new(
-        model,
-        base.clone(),
-        Design::Grid(vec![x, y]),
-        vec![Metric::CriticalShock],
-    )?;
-    on_row(&sweep.header())?;
-    let mut z = vec![f64::NAN; nx * ny];
-    let (mut down, mut heals) = (vec![], vec![]);
-    sweep.run(0..sweep.len(), 0, |i, row| {
-        // Columns: x, y, critical_shock, status.
-        match (row[2].parse::<f64>(), row[3].as_str()) {
-            (Ok(v), _) => z[i] = v,
-            (Err(_), "down") => down.push(i),
-            (Err(_), "ok") => heals.push(i),
-            _ => {}
-        }
-        on_row(row)
-    })?;
-    Ok(TippingMap {
-        title,
-        x: (xl, xs),
-        y: (yl, ys),
+    let (xn, yn) = (&specs[map.x.param].name, &specs[map.y.param].name);
+    let mut down = vec![];
+    let mut heals = vec![];
+    let z = map
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            match c.state {
+                MapState::AlwaysDown => down.push(i),
+                MapState::AlwaysHeals => heals.push(i),
+                _ => {}
+            }
+            c.critical_shock.unwrap_or(f64::NAN)
+        })
+        .collect();
+    TippingMap {
+        title: format!("Critical shock f* over {xn} and {yn}"),
+        x: (
+            axis_label(model, xn, log),
+            map.x.values.iter().map(|v| scale(*v)).collect(),
+        ),
+        y: (
+            axis_label(model, yn, log),
+            map.y.values.iter().map(|v| scale(*v)).collect(),
+        ),
         z,
         z_label: "f* (fraction)".into(),
         log_axes: log,
@@ -1552,7 +1540,50 @@ where
             },
         ],
         ..Default::default()
-    })
+    }
+}
+
+/// The critical shock of a model over a grid of two parameter axes around `base`'s
+/// parameters, followed from cell to cell ([`shock_map`], both threads, [`map_options`]), as a
+/// map whose cells without a value say why ([`shock_map_figure`]). `on_row` receives the CSV
+/// header and then every row in order ([`ShockMap::csv_rows`]). Axes spaced logarithmically are
+/// drawn on log scales (both or neither must be).
+pub fn critical_shock_map<M: Model<N>, const N: usize>(
+    model: &M,
+    base: &Scenario,
+    x: Axis,
+    y: Axis,
+    mut on_row: impl FnMut(&[String]) -> Result<(), Error>,
+) -> Result<TippingMap, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    if x.log != y.log {
+        return Err(Error::Invalid(
+            "a tipping map needs both axes linear or both logarithmic".into(),
+        ));
+    }
+    let map = shock_map(
+        model,
+        base.params.values(),
+        &MapAxis::from_axis(&x)?,
+        &MapAxis::from_axis(&y)?,
+        &map_options(),
+        0,
+    )?;
+    for row in map.csv_rows([&x.name, &y.name]) {
+        on_row(&row)?;
+    }
+    Ok(shock_map_figure(model, &map, x.log))
+}
+
+/// Options of the report's tipping map: brackets of width 1e-4 (a hundredth of the colour
+/// scale's resolution), otherwise [`TippingOptions::default`].
+pub fn map_options() -> TippingOptions {
+    TippingOptions {
+        tol: 1e-4,
+        ..TippingOptions::default()
+    }
 }
 
 /// The critical shock over the day (`critical-shock --by-hour --figure`): f\* at each clock

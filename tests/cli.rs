@@ -13,7 +13,15 @@ fn refused(args: &[&str], files: &[(&str, &str)]) -> String {
     }
     let mut full = args.to_vec();
     // Commands that write a file are asked to write one, which must not appear.
-    if ["simulate", "equilibria", "continue", "fold-curve"].contains(&args[0]) {
+    if [
+        "simulate",
+        "equilibria",
+        "continue",
+        "fold-curve",
+        "tipping-map",
+    ]
+    .contains(&args[0])
+    {
         full.extend(["--out", "out.csv"]);
     }
     let out = selfheal(&full, dir.path());
@@ -1844,4 +1852,101 @@ fn daily_scenarios_list_their_cycles_and_are_refused_where_not_followed() {
     let first: Vec<&str> = sim.lines().nth(1).unwrap().split(',').collect();
     let (a, b): (f64, f64) = (rows[0][0].parse().unwrap(), first[1].parse().unwrap());
     assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+}
+
+#[test]
+fn tipping_map_refuses_bad_axes_and_writes_its_csv_and_figure() {
+    let base = ["tipping-map", "--p1", "sn_capacity=600:2000:3"];
+    let with =
+        |more: &[&str]| -> Vec<String> { base.iter().chain(more).map(|s| s.to_string()).collect() };
+    for (more, want) in [
+        (&["--p2", "shock=0:0.5:3"][..], "not one"),
+        (&["--p2", "dedicated=-1:1e-4:3"][..], "dedicated"),
+        (
+            &["--p2", "sn_capacity=500:900:3"][..],
+            "two different parameters",
+        ),
+        (&["--p2", "nosuch=1:2:3"][..], "nosuch"),
+        (
+            &["--p2", "dedicated=1e-6:1e-4:3", "--log", "retry"][..],
+            "--log retry",
+        ),
+        (
+            &["--p2", "dedicated=0:1e-4:3", "--log", "dedicated"][..],
+            "> 0",
+        ),
+        (
+            &["--p2", "dedicated=1e-6:1e-4:3", "--tol", "0.5"][..],
+            "tol",
+        ),
+        (
+            &["--p2", "dedicated=1e-6:1e-4:3", "--shock", "0.3"][..],
+            "--shock",
+        ),
+        (
+            &["--p2", "dedicated=1e-6:1e-4:3", "--figure", "m.txt"][..],
+            ".svg or .png",
+        ),
+        (
+            &[
+                "--p2",
+                "dedicated=1e-6:1e-4:3",
+                "--log",
+                "dedicated",
+                "--figure",
+                "m.png",
+            ][..],
+            "both logarithmic or both linear",
+        ),
+    ] {
+        let args = with(more);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e = refused(&args, &[]);
+        assert!(e.contains(want), "{more:?}: {e}");
+    }
+    // A small map: the CSV's header and states, the figure, and an existing output kept.
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "tipping-map",
+        "--p1",
+        "sn_capacity=400:5000:3",
+        "--p2",
+        "dedicated=1e-6:1e-3:4",
+        "--log",
+        "sn_capacity",
+        "--log",
+        "dedicated",
+        "--out",
+        "m.csv",
+        "--figure",
+        "m.png",
+    ];
+    let out = selfheal(&args, dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(dir.path().join("m.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "sn_capacity,dedicated,critical_shock,recovers,collapses,state,trials,error"
+    );
+    assert_eq!(lines.len(), 1 + 12);
+    let states: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(5).unwrap())
+        .collect();
+    assert!(
+        states.contains(&"always_down") && states.contains(&"bistable"),
+        "{states:?}"
+    );
+    assert!(std::fs::metadata(dir.path().join("m.png")).unwrap().len() > 1000);
+    let again = selfheal(&args, dir.path());
+    assert!(!again.status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("m.csv")).unwrap(),
+        csv
+    );
 }

@@ -420,3 +420,189 @@ fn random_critical_windows_and_rescues_agree_with_plain_simulation() {
         "{windows} windows ({window_changes} changes), {rescues} rescues"
     );
 }
+
+/// A continued tipping map cell by cell against the full analysis of the same parameters and
+/// against plain simulation, on seeded random parameter sets and parameter pairs: every
+/// cell's state is the full analysis's, every continued f* lies within the tolerance of the
+/// full analysis's, and shocks just outside each bracket simulate to its fates.
+#[test]
+fn continued_tipping_maps_agree_with_the_full_analysis_on_random_parameter_sets() {
+    use selfheal::analysis::tipping_map::{shock_map, MapAxis, MapState};
+    let opts = TippingOptions {
+        tol: 1e-4,
+        ..TippingOptions::default()
+    };
+    let names = [
+        "sn_capacity",
+        "dedicated",
+        "retry",
+        "sign_on",
+        "sign_off",
+        "give_up",
+    ];
+    let mut rng = SplitMix(20261204);
+    let (mut cells, mut continued, mut bracketed, mut bistable, mut bad) = (0, 0, 0, 0, vec![]);
+    let mut refused = 0;
+    for set in 0..5 {
+        let ps = random_params(&mut rng, 2.0, None);
+        let i = (rng.next() * names.len() as f64) as usize % names.len();
+        let j = (i + 1 + (rng.next() * (names.len() - 1) as f64) as usize) % names.len();
+        let axis = |name: &str, n: usize| {
+            let k = ps.index(name).unwrap();
+            let v = ps.values()[k];
+            MapAxis {
+                param: k,
+                values: (0..n)
+                    .map(|m| v * 4f64.powf(m as f64 / (n - 1) as f64 * 2.0 - 1.0))
+                    .collect(),
+            }
+        };
+        let (x, y) = (axis(names[i], 4), axis(names[j], 16));
+        let map = shock_map(&P2p, ps.values(), &x, &y, &opts, 2).unwrap();
+        // The same map on one thread: the same cells.
+        let one = shock_map(&P2p, ps.values(), &x, &y, &opts, 1).unwrap();
+        assert_eq!(map.cells, one.cells, "set {set}: threads change the map");
+        for c in &map.cells {
+            cells += 1;
+            continued += c.continued as usize;
+            bracketed += c.bracket_continued as usize;
+            let mut q = ps.clone();
+            q.set(names[i], c.x).unwrap();
+            q.set(names[j], c.y).unwrap();
+            // A full analysis that refuses (a trial that does not settle) has nothing to compare.
+            let Ok(cold) = critical_shock(&P2p, q.values(), &opts) else {
+                refused += 1;
+                continue;
+            };
+            let want = if cold.down {
+                MapState::AlwaysDown
+            } else if cold.value.is_some() {
+                MapState::Bistable
+            } else {
+                MapState::AlwaysHeals
+            };
+            let at = format!("set {set} {}={} {}={}", names[i], c.x, names[j], c.y);
+            // A continued cell may follow a window of collapse narrower than the full
+            // analysis's scan step (it has no other way of knowing it): then plain simulation
+            // must confirm the map's bracket.
+            let missed_by_scan = c.state == MapState::Bistable && want == MapState::AlwaysHeals;
+            if c.state != want && !missed_by_scan {
+                bad.push(format!("{at}: map {:?}, full analysis {want:?}", c.state));
+                continue;
+            }
+            let (Some(f), Some((a, b))) = (c.critical_shock, c.bracket) else {
+                continue;
+            };
+            bistable += 1;
+            assert!(b - a <= opts.tol && a < f && f < b, "{at}: bracket {a} {b}");
+            if let Some(g) = cold.value.filter(|g| (f - g).abs() > opts.tol) {
+                bad.push(format!("{at}: map f* {f}, full analysis {g}"));
+            }
+            if missed_by_scan || (c.bracket_continued && bracketed % 7 == 0) {
+                let (below, above) = (simulated(&P2p, &q, a - 1e-4), simulated(&P2p, &q, b + 1e-4));
+                if below != Outcome::Recovered || above != Outcome::Collapsed {
+                    bad.push(format!("{at}: simulated {below:?} below, {above:?} above"));
+                }
+            }
+        }
+    }
+    eprintln!("{cells} cells, {continued} continued ({bracketed} brackets), {bistable} bistable, {refused} refused by the full analysis");
+    assert!(refused * 10 < cells, "{refused} of {cells} cells refused");
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert!(
+        bistable >= 60 && bracketed >= 40,
+        "too little continuation to test anything"
+    );
+}
+
+#[test]
+fn tipping_maps_refuse_bad_axes_before_any_work() {
+    use selfheal::analysis::tipping_map::{shock_map, MapAxis};
+    let ps = ParamSet::defaults(P2p.params());
+    let k = ps.index("sn_capacity").unwrap();
+    let d = ps.index("dedicated").unwrap();
+    let ax = |param, values: &[f64]| MapAxis {
+        param,
+        values: values.to_vec(),
+    };
+    let opts = TippingOptions::default();
+    let run = |x: &MapAxis, y: &MapAxis| {
+        shock_map(&P2p, ps.values(), x, y, &opts, 1)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = run(&ax(k, &[500.0, 600.0]), &ax(k, &[700.0]));
+    assert!(e.contains("two different parameters"), "{e}");
+    let e = run(&ax(k, &[500.0, -1.0]), &ax(d, &[1e-5]));
+    assert!(e.contains("sn_capacity") && e.contains("> 0"), "{e}");
+    let e = run(&ax(k, &[]), &ax(d, &[1e-5]));
+    assert!(e.contains("no values"), "{e}");
+    let bad = TippingOptions { tol: 0.5, ..opts };
+    let e = shock_map(
+        &P2p,
+        ps.values(),
+        &ax(k, &[500.0]),
+        &ax(d, &[1e-5]),
+        &bad,
+        1,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("tol"), "{e}");
+}
+
+/// On the 2007 network at a supernode capacity of 6675 req/min, shocks just above 0.9045 end
+/// in a degraded stable state while larger ones (0.95) recover: a window of collapse narrower
+/// than the full analysis's scan step of 1/20, which therefore says no shock tips it. A map
+/// line continued from a smaller dedicated capacity, where the scan found the change, follows
+/// the window; plain simulation confirms both ends of the map's bracket and the recovery above.
+#[test]
+fn a_continued_map_line_follows_a_window_of_collapse_the_scan_misses() {
+    use selfheal::analysis::tipping_map::{shock_map, MapAxis, MapState};
+    let sc = Scenario::from_toml(&P2p, include_str!("../data/skype2007.toml")).unwrap();
+    let mut ps = sc.params.clone();
+    ps.set("sn_capacity", 6674.94551745972).unwrap();
+    let opts = TippingOptions {
+        tol: 1e-4,
+        ..TippingOptions::default()
+    };
+    let d = ps.index("dedicated").unwrap();
+    // From 1e-6, where the healthy state is the only stable state serving half the users
+    // (the line may continue from there), to 2.5e-5.
+    let ys: Vec<f64> = (0..40)
+        .map(|j| 1e-6 * 25f64.powf(j as f64 / 39.0))
+        .collect();
+    let x = MapAxis {
+        param: ps.index("sn_capacity").unwrap(),
+        values: vec![6674.94551745972],
+    };
+    let map = shock_map(
+        &P2p,
+        ps.values(),
+        &x,
+        &MapAxis {
+            param: d,
+            values: ys,
+        },
+        &opts,
+        1,
+    )
+    .unwrap();
+    let last = map.cells.last().unwrap();
+    assert_eq!(last.state, MapState::Bistable, "{last:?}");
+    assert!(last.bracket_continued);
+    ps.set("dedicated", last.y).unwrap();
+    let cold = critical_shock(&P2p, ps.values(), &opts).unwrap();
+    assert!(
+        cold.value.is_none() && !cold.down,
+        "the scan at 1/20 misses the window"
+    );
+    let (a, b) = last.bracket.unwrap();
+    assert_eq!(simulated(&P2p, &ps, a), Outcome::Recovered);
+    assert_eq!(simulated(&P2p, &ps, b), Outcome::Collapsed);
+    assert_eq!(simulated(&P2p, &ps, 0.95), Outcome::Recovered);
+    // A finer scan finds the same change of fate.
+    let fine = critical_shock(&P2p, ps.values(), &TippingOptions { scan: 400, ..opts }).unwrap();
+    let f = fine.value.expect("a scan of 1/400 sees the window");
+    assert!((f - last.critical_shock.unwrap()).abs() <= opts.tol, "{f}");
+}

@@ -11,6 +11,7 @@ mod fold_system;
 pub mod hopf;
 pub mod hopf_curve;
 pub mod tipping;
+pub mod tipping_map;
 
 pub use crate::equilibria::{
     all_equilibria, choose_rest, healthy_state, newton, rest_state, settled, Equilibrium, Kind,

@@ -138,7 +138,7 @@ impl Default for TippingOptions {
 }
 
 impl TippingOptions {
-    fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         if !(self.tol.is_finite() && self.tol > 0.0 && self.tol < 0.1) {
             return Err(Error::OutOfRange {
                 name: "tol".into(),
@@ -252,7 +252,7 @@ impl FateChange {
 }
 
 /// A simulated trial: where, and its fate.
-type Tried = (f64, Fate);
+pub(crate) type Tried = (f64, Fate);
 
 /// A map between an analysed quantity and the coordinate its tolerance is absolute in.
 type Coordinate = fn(f64) -> f64;
@@ -267,7 +267,7 @@ struct Scanned {
 
 /// Refines one change of fate between `lo` and `hi` by bisection (in a coordinate in which
 /// `tol` is absolute) until the bracket is at most `tol` wide. Both ends stay simulated trials.
-fn refine(
+pub(crate) fn refine(
     (lo, fate_lo): (f64, Fate),
     (hi, fate_hi): (f64, Fate),
     tol: f64,
@@ -410,6 +410,20 @@ where
 {
     opts.validate()?;
     let landscape = Landscape::new(model, p)?;
+    critical_shock_on(model, p, landscape, opts)
+}
+
+/// [`critical_shock`] on equilibria already found (or, for a continued tipping map, on the
+/// healthy state alone): the scan and the refinement.
+pub(crate) fn critical_shock_on<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    landscape: Landscape<N>,
+    opts: &TippingOptions,
+) -> Result<CriticalShock<N>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
     let mut stats = SolverStats::default();
     let mut trials = 0;
     if !landscape.is_healthy() {

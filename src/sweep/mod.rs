@@ -26,9 +26,9 @@ pub use design::{Axis, Design, Quantity, Range, Sampler};
 pub use output::{merge, run_to_file, Fingerprint, RunFile, Shard};
 
 use crate::analysis::tipping::{critical_shock, critical_window, Landscape, TippingOptions};
-use crate::equilibria::{is_root, newton, Equilibrium, Kind, RestState};
+use crate::equilibria::{healthy_count, healthy_from, RestState};
 use crate::error::{suggest, Error};
-use crate::model::{Model, StateSpec, System};
+use crate::model::{Model, StateSpec};
 use crate::output::num;
 use crate::scenario::Scenario;
 use crate::simulate::{simulate_with, SimOptions};
@@ -309,31 +309,12 @@ impl<const N: usize> RowCache<N> {
         Const<N>: DimMin<Const<N>, Output = Const<N>>,
     {
         let from = self.landscape(model, anchor).ok()?;
-        let level = model.healthy_level();
-        let healthy_stable = from
-            .equilibria
-            .iter()
-            .filter(|e| {
-                e.kind == Kind::Stable
-                    && model
-                        .service_level(&e.x, anchor)
-                        .is_some_and(|s| s >= level)
-            })
-            .count();
-        if !from.rest.healthy || healthy_stable != 1 {
+        if !from.rest.healthy || healthy_count(model, anchor, &from.equilibria) != 1 {
             return None;
         }
-        let sys = System::new(model, p);
-        let x = newton(&sys, from.rest_state(), WARM_MAX_ITER).ok()?.x;
-        if !(model.feasible(&x, p) && is_root(&sys, &x)) {
-            return None;
-        }
-        if Equilibrium::classify(&sys, x).kind != Kind::Stable {
-            return None;
-        }
-        let service = model.service_level(&x, p)?;
-        (service >= level).then_some(RestState {
-            x,
+        let (e, service) = healthy_from(model, p, &from.rest_state(), WARM_MAX_ITER)?;
+        Some(RestState {
+            x: e.x,
             service,
             healthy: true,
         })
@@ -668,7 +649,7 @@ pub(crate) fn check_threads(threads: usize) -> Result<(), Error> {
 
 /// The thread pool for `threads` workers (0: one per core), built once per size and reused, so
 /// that short sweeps run repeatedly (notebooks, benchmarks) do not pay for starting threads.
-fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, Error> {
+pub(crate) fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, Error> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
     let mut pools = POOLS
         .get_or_init(Default::default)

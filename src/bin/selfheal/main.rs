@@ -6,6 +6,7 @@ mod args;
 mod calibrate;
 mod continuation;
 mod equilibria;
+mod map;
 mod params;
 mod progress;
 mod report;
@@ -42,6 +43,9 @@ enum Command {
     Equilibria(Box<equilibria::EquilibriaArgs>),
     /// The smallest instantaneous reboot fraction after which the network does not recover.
     CriticalShock(Box<tipping::CriticalShockArgs>),
+    /// The critical shock over a grid of two parameters, followed from cell to cell (CSV: the
+    /// parameters, critical_shock, the bracket recovers/collapses, state).
+    TippingMap(Box<map::TippingMapArgs>),
     /// For a reboot fraction above f*, the shortest spread of the wave that is still absorbed.
     CriticalWindow(Box<tipping::CriticalWindowArgs>),
     /// Continue every equilibrium branch in one parameter; locate folds and Hopf points.
@@ -159,6 +163,7 @@ fn main() -> ExitCode {
         Command::Params(a) => params::run(&a),
         Command::Equilibria(a) => equilibria::run(&a),
         Command::CriticalShock(a) => tipping::run_critical_shock(&a),
+        Command::TippingMap(a) => map::run(&a),
         Command::CriticalWindow(a) => tipping::run_critical_window(&a),
         Command::Continue(a) => continuation::run_continue(&a),
         Command::Rescue(a) => tipping::run_rescue(&a),
