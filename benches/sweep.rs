@@ -4,7 +4,9 @@
 //! critical shocks) are measured with the CLI, as docs/benchmarks.md says.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use selfheal::model::P2p;
+use selfheal::analysis::tipping::TippingOptions;
+use selfheal::analysis::tipping_map::{shock_map, MapAxis};
+use selfheal::model::{Model, P2p, ParamSet};
 use selfheal::scenario::{Scenario, Shock};
 use selfheal::sweep::{Axis, Design, Metric, Sweep};
 
@@ -52,6 +54,26 @@ fn bench_sweep(c: &mut Criterion) {
     }
     group.bench_function("critical_shock_10x10/threads=2", |b| {
         b.iter(|| critical.run(0..critical.len(), 2, |_, _| Ok(())).unwrap())
+    });
+    // The same window as a tipping map continued from cell to cell, 40 x 40 cells, brackets of
+    // 1e-4 (the report's map; the 200 x 200 figure is measured with the CLI).
+    let ps = ParamSet::defaults(P2p.params());
+    let axis = |name: &str, lo: f64, hi: f64| MapAxis {
+        param: ps.index(name).unwrap(),
+        values: (0..40)
+            .map(|j| lo * (hi / lo).powf(j as f64 / 39.0))
+            .collect(),
+    };
+    let (mx, my) = (
+        axis("sn_capacity", 600.0, 3000.0),
+        axis("dedicated", 1e-6, 2e-4),
+    );
+    let opts = TippingOptions {
+        tol: 1e-4,
+        ..TippingOptions::default()
+    };
+    group.bench_function("tipping_map_40x40/threads=2", |b| {
+        b.iter(|| shock_map(&P2p, ps.values(), &mx, &my, &opts, 2).unwrap())
     });
     group.finish();
 }

@@ -523,6 +523,11 @@ fn halton(mut k: usize, b: usize) -> f64 {
     r
 }
 
+/// Halvings of a deflated Newton step before the start is given up: a step that must shrink
+/// by more than 2^10 to stay feasible points far out of the region, where deflation has
+/// flung the iterate (its denominator near zero), not towards a root.
+const DEFLATED_HALVINGS: usize = 50;
+
 /// One deflated Newton solve: Newton on `m(x)·f(x)` with `m = Π_k (1/d_k² + 1)`, `d_k` the
 /// scaled distance to known root `k`, so that known roots repel the iteration.
 fn deflated_newton<M: Model<N>, const N: usize>(
@@ -556,7 +561,7 @@ where
         // Stay feasible: shorten the step until the new point is inside the region.
         let mut lambda = 1.0;
         let mut next = None;
-        for _ in 0..50 {
+        for _ in 0..DEFLATED_HALVINGS {
             let xn = x + step * lambda;
             if sys.model.feasible(&xn, sys.p) {
                 next = Some(xn);
@@ -568,7 +573,9 @@ where
         let moved = scaled_norm(&(xn - x), &weights(&xn, 1e-10, 1e-16));
         x = xn;
         if moved <= 1.0 {
-            return Some(x);
+            // A step shortened to stay feasible that hardly moves has stalled against the
+            // region's edge: not a root.
+            return (lambda == 1.0).then_some(x);
         }
     }
     None
@@ -637,12 +644,13 @@ where
         }
     }
     let mut roots: Vec<SVector<f64, N>> = vec![];
-    for x0 in starts {
-        let Some(candidate) = deflated_newton(&sys, x0, &roots) else {
-            continue;
+    // Deflated Newton from `x0`, polished; a new feasible root is kept.
+    let search = |x0: SVector<f64, N>, roots: &mut Vec<SVector<f64, N>>| {
+        let Some(candidate) = deflated_newton(&sys, x0, roots) else {
+            return;
         };
         let Ok(polished) = newton(&sys, candidate, 30) else {
-            continue;
+            return;
         };
         let x = polished.x;
         if model.feasible(&x, sys.p)
@@ -651,6 +659,19 @@ where
         {
             roots.push(x);
         }
+    };
+    for x0 in starts {
+        search(x0, &mut roots);
+    }
+    // Near a fold two roots sit close together along the Jacobian's near-null direction, where
+    // starts spread over the box rarely land between them: from every root whose Jacobian is
+    // nearly singular, start again on both sides along that direction.
+    let mut k = 0;
+    while k < roots.len() {
+        for x0 in twin_starts(&sys, &roots[k]) {
+            search(x0, &mut roots);
+        }
+        k += 1;
     }
     let w = model.watched();
     let mut eq: Vec<Equilibrium<N>> = roots
@@ -659,6 +680,52 @@ where
         .collect();
     eq.sort_by(|a, b| b.x[w].total_cmp(&a.x[w]));
     Ok(eq)
+}
+
+/// Smallest singular direction's gain, relative to the Jacobian's size (both in coordinates
+/// scaled by the root), below which a root counts as near a fold ([`twin_starts`]).
+const NEAR_FOLD: f64 = 0.005;
+
+/// Starts on both sides of root `r` along the near-null direction of its Jacobian, at 0.1 %, 1 %
+/// and 10 % of the root's size, when that Jacobian is nearly singular ([`NEAR_FOLD`]); none
+/// otherwise. The direction comes from three steps of inverse iteration in coordinates scaled
+/// by the root.
+fn twin_starts<M: Model<N>, const N: usize>(
+    sys: &System<'_, M, N>,
+    r: &SVector<f64, N>,
+) -> Vec<SVector<f64, N>>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let d = r.map(|v| v.abs().max(1e-12));
+    let j = sys.jacobian(0.0, r);
+    // D⁻¹ J D: the Jacobian acting on relative changes.
+    let js = SMatrix::<f64, N, N>::from_fn(|a, b| j[(a, b)] * d[b] / d[a]);
+    let size = js.amax();
+    let lu = js.lu();
+    let mut v = SVector::<f64, N>::from_fn(|i, _| 1.0 + 0.1 * i as f64);
+    for _ in 0..3 {
+        let Some(u) = lu.solve(&v) else {
+            return vec![];
+        };
+        let n = u.amax();
+        if !(n.is_finite() && n > 0.0) {
+            return vec![];
+        }
+        v = u / n;
+    }
+    let gain = (js * v).amax();
+    if gain.is_nan() || gain > NEAR_FOLD * size {
+        return vec![];
+    }
+    let mut out = vec![];
+    for s in [1e-3, -1e-3, 1e-2, -1e-2, 0.1, -0.1] {
+        let x = r + d.component_mul(&v) * s;
+        if sys.model.feasible(&x, sys.p) {
+            out.push(x);
+        }
+    }
+    out
 }
 
 /// Relative residual an equilibrium must meet: `‖f(x)‖∞ ≤ ROOT_TOL · ‖J(x)‖∞ · ‖x‖∞` (the
