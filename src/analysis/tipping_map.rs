@@ -30,7 +30,7 @@
 use crate::analysis::tipping::{
     critical_shock, critical_shock_on, fate, refine, Fate, Landscape, TippingOptions, MAX_FRACTION,
 };
-use crate::equilibria::{healthy_count, healthy_from, Rest, SETTLE_HORIZON};
+use crate::equilibria::{healthy_count, healthy_from, Rest};
 use crate::error::Error;
 use crate::model::{Model, System};
 use crate::output::num;
@@ -466,66 +466,41 @@ fn bracket_around(
     };
     use Outcome::{Collapsed, Recovered};
     let (mut a, mut b) = ((lo, flo), (hi, fhi));
-    let mut step = width;
-    match (flo.outcome, fhi.outcome) {
-        (Recovered, Collapsed) => {}
-        (Recovered, Recovered) => {
-            // The change lies above: walk up until a trial collapses.
-            let mut found = false;
-            for _ in 0..MAX_WIDENINGS {
-                let f = b.0 + step;
-                if !inside(f) {
-                    return Ok(None);
-                }
-                let Some(r) = run(f)? else {
-                    return Ok(None);
-                };
-                a = b;
-                b = (f, r);
-                if r.outcome == Collapsed {
-                    found = true;
-                    break;
-                }
-                step *= 2.0;
-            }
-            if !found {
-                return Ok(None);
-            }
-        }
-        (Collapsed, Collapsed) => {
-            let mut found = false;
-            for _ in 0..MAX_WIDENINGS {
-                let f = a.0 - step;
-                if !inside(f) {
-                    return Ok(None);
-                }
-                let Some(r) = run(f)? else {
-                    return Ok(None);
-                };
-                b = a;
-                a = (f, r);
-                if r.outcome == Recovered {
-                    found = true;
-                    break;
-                }
-                step *= 2.0;
-            }
-            if !found {
-                return Ok(None);
-            }
-        }
+    // Both ends recovered: the change lies above, walk up; both collapsed: walk down. Each
+    // step doubles, the end passed becomes the bracket's other end.
+    let up = match (flo.outcome, fhi.outcome) {
+        (Recovered, Collapsed) => None,
+        (Recovered, Recovered) => Some(true),
+        (Collapsed, Collapsed) => Some(false),
         _ => return Ok(None),
-    }
-    let mut tried = |f: f64| -> Result<Fate, Error> {
-        let r = trial(f)?;
-        if r.outcome == Outcome::Undecided {
-            return Err(Error::Invalid(format!(
-                "a trial at {} did not settle within {SETTLE_HORIZON} time units",
-                crate::output::Num(f)
-            )));
-        }
-        Ok(r)
     };
-    let ((ra, _), (rb, _)) = refine(a, b, tol, &|u| u, &mut tried)?;
+    if let Some(up) = up {
+        let mut step = width;
+        let mut found = false;
+        for _ in 0..MAX_WIDENINGS {
+            let f = if up { b.0 + step } else { a.0 - step };
+            if !inside(f) {
+                return Ok(None);
+            }
+            let Some(r) = run(f)? else {
+                return Ok(None);
+            };
+            if up {
+                (a, b) = (b, (f, r));
+            } else {
+                (b, a) = (a, (f, r));
+            }
+            if r.outcome == if up { Collapsed } else { Recovered } {
+                found = true;
+                break;
+            }
+            step *= 2.0;
+        }
+        if !found {
+            return Ok(None);
+        }
+    }
+    // Bisection refuses a trial that does not settle.
+    let ((ra, _), (rb, _)) = refine(a, b, tol, &|u| u, trial)?;
     Ok(Some((ra, rb)))
 }

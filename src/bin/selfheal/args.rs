@@ -420,3 +420,15 @@ pub fn whole_usize(text: &str) -> Result<usize, String> {
 }
 
 pub use selfheal::output::significant;
+
+/// Refuses a `--figure` whose name does not end in `.svg` or `.png` (the formats figures are
+/// written in), before any work.
+pub fn check_figure_name(path: &std::path::Path) -> Result<(), Error> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg" | "png") => Ok(()),
+        _ => Err(Error::Invalid(format!(
+            "--figure {}: the name must end in .svg or .png",
+            path.display()
+        ))),
+    }
+}

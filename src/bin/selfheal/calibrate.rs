@@ -205,13 +205,7 @@ where
     check_targets(&targets, args.force)?;
     selfheal::files::refuse_inputs(&targets, &[&args.scenario, &args.data], "calibrate")?;
     if let Some(f) = &args.figure {
-        let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !["svg", "png"].contains(&ext) {
-            return Err(Error::Invalid(format!(
-                "--figure {}: the name must end in .svg or .png",
-                f.display()
-            )));
-        }
+        crate::args::check_figure_name(f)?;
     }
     let started = std::time::Instant::now();
     let result = calibrate::<M, N, N2>(model, &sc, &readings, fit, &opts)?;

@@ -165,12 +165,7 @@ where
     args.output.check()?;
     if let Some(f) = &args.figure {
         selfheal::files::check_target(f, args.output.force)?;
-        if !matches!(f.extension().and_then(|e| e.to_str()), Some("svg" | "png")) {
-            return Err(Error::Invalid(format!(
-                "--figure {}: the name must end in .svg or .png",
-                f.display()
-            )));
-        }
+        crate::args::check_figure_name(f)?;
     }
     if args.rows > MAX_ROWS_PER_DAY {
         return Err(Error::OutOfRange {
