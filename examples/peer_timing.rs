@@ -1,12 +1,16 @@
 //! Per-solve timings and hourly states of the 48-hour default scenario after an instantaneous
-//! 0.5 reboot wave, for each method: the Rust side of `benches/scipy_compare.py`.
+//! 0.5 reboot wave, for each method, and a parameter sweep (2000 rows of `sn_capacity`, each a
+//! new healthy state and a 48-hour run after a 0.1 wave): the Rust side of
+//! `benches/scipy_compare.py`.
 //!
 //! `cargo run --release --example peer_timing` prints one JSON document on stdout.
 
 use nalgebra::SVector;
 use selfheal::analysis::healthy_state;
 use selfheal::model::{Model, P2p, ParamSet, System};
+use selfheal::scenario::{Scenario, Shock};
 use selfheal::solve::{integrate, Dense, Method, SolveOptions, SolverStats, Span, Tolerances};
+use selfheal::sweep::{Axis, Design, Metric, Sweep};
 use serde_json::json;
 use std::time::Instant;
 
@@ -94,7 +98,48 @@ fn main() {
             }));
         }
     }
+    // The sweep row: new parameters each row (the healthy state by Newton from the block's
+    // first row, the full search there), then the 48-hour run; one thread.
+    let mut base = Scenario::new(&P2p);
+    base.shock = Some(Shock::instantaneous(0.1));
+    let axis = Axis::parse("sn_capacity=600:5000:2000", &base).unwrap();
+    let values: Vec<f64> = (0..axis.count).map(|j| axis.value(j)).collect();
+    let sweep = Sweep::new(
+        &P2p,
+        base,
+        Design::Grid(vec![axis]),
+        vec![Metric::Outcome, Metric::Min(0)],
+    )
+    .unwrap();
+    let mut rows: Vec<Vec<String>> = vec![];
+    let mut sweep_times: Vec<f64> = (0..7)
+        .map(|k| {
+            let mut out = vec![];
+            let t = Instant::now();
+            sweep
+                .run(0..sweep.len(), 1, |_, r| {
+                    out.push(r.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+            let dt = t.elapsed().as_secs_f64();
+            if k == 0 {
+                rows = out;
+            }
+            dt
+        })
+        .collect();
+    sweep_times.sort_by(f64::total_cmp);
+    let header = sweep.header();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (outcome, min_peers) = (col("outcome"), col("min_peers"));
     let doc = json!({
+        "sweep": {
+            "param": "sn_capacity", "shock": 0.1, "t_end": 2880.0, "values": values,
+            "outcome": rows.iter().map(|r| r[outcome].clone()).collect::<Vec<_>>(),
+            "min_peers": rows.iter().map(|r| r[min_peers].parse::<f64>().unwrap()).collect::<Vec<_>>(),
+            "median_seconds_per_row": sweep_times[3] / sweep.len() as f64,
+        },
         "params": P2p.params().iter().zip(&p).map(|(s, v)| (s.name.as_ref(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
         "x0": x0.iter().copied().collect::<Vec<f64>>(),
         "runs": runs,

@@ -228,6 +228,34 @@ pub fn integrate_to_rest<M: Model<N>, const N: usize>(
     horizon: f64,
     opts: &SolveOptions,
     stats: &mut SolverStats,
+    on_step: impl FnMut(&crate::solve::Segment<N>),
+) -> Result<Option<(Settled<N>, f64)>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    integrate_to_rest_among(sys, t0, x0, horizon, &[], opts, stats, on_step)
+}
+
+/// Steps between two settle checks of [`integrate_to_rest_among`] away from the stable states
+/// it knows.
+pub const SPARSE_SETTLE_CHECK: usize = 8;
+
+/// [`integrate_to_rest`] for a trajectory expected to end on one of the stable states `known`:
+/// within twice [`SETTLE_RADIUS`] of one of them the settle test runs after every step, as in
+/// [`integrate_to_rest`], elsewhere after every [`SPARSE_SETTLE_CHECK`]-th, after a step at
+/// least twice as long as the one before, and at the end (the test costs about as much as a
+/// step). A state that settles on a known state therefore settles at the same step; one that
+/// settles elsewhere a few steps later, on the same equilibrium (a settled state keeps
+/// approaching it). With `known` empty every step is tested.
+#[allow(clippy::too_many_arguments)]
+pub fn integrate_to_rest_among<M: Model<N>, const N: usize>(
+    sys: &System<'_, M, N>,
+    t0: f64,
+    x0: SVector<f64, N>,
+    horizon: f64,
+    known: &[SVector<f64, N>],
+    opts: &SolveOptions,
+    stats: &mut SolverStats,
     mut on_step: impl FnMut(&crate::solve::Segment<N>),
 ) -> Result<Option<(Settled<N>, f64)>, Error>
 where
@@ -241,6 +269,12 @@ where
         max_steps: opts.max_steps.min(SETTLE_MAX_STEPS),
         ..*opts
     };
+    let near: Vec<SVector<f64, N>> = known
+        .iter()
+        .map(|k| weights(k, 2.0 * SETTLE_RADIUS, 1e-14))
+        .collect();
+    let (mut unchecked, mut last_h) = (0usize, f64::INFINITY);
+    let mut last = (t0, x0);
     let run = integrate(
         sys,
         Span::new(t0, x0, t0 + horizon),
@@ -248,6 +282,23 @@ where
         stats,
         &mut |seg| {
             on_step(seg);
+            last = (seg.t1, seg.y1);
+            let h = seg.t1 - seg.t0;
+            unchecked += 1;
+            // Also after a step at least twice the one before: the solver finds the state
+            // quiet, and at rest its steps grow so fast that the horizon is a few steps away.
+            let due = known.is_empty()
+                || unchecked >= SPARSE_SETTLE_CHECK
+                || h >= 2.0 * last_h
+                || known
+                    .iter()
+                    .zip(&near)
+                    .any(|(k, w)| scaled_norm(&(seg.y1 - k), w) <= 1.0);
+            last_h = h;
+            if !due {
+                return false;
+            }
+            unchecked = 0;
             if let Some(s) = settled(sys, &seg.y1) {
                 found = Some((s, seg.t1));
                 true
@@ -263,6 +314,10 @@ where
             ..
         }) => Ok(None),
         Err(e) => Err(e),
+        Ok(_) if found.is_none() && unchecked > 0 => {
+            // The horizon came before the next check: test the last state.
+            Ok(settled(sys, &last.1).map(|s| (s, last.0)))
+        }
         Ok(_) => Ok(found),
     }
 }
@@ -524,8 +579,10 @@ fn halton(mut k: usize, b: usize) -> f64 {
 }
 
 /// Halvings of a deflated Newton step before the start is given up: a step that must shrink
-/// by more than 2^10 to stay feasible points far out of the region, where deflation has
-/// flung the iterate (its denominator near zero), not towards a root.
+/// by more than 2^50 to stay feasible points far out of the region, where deflation has
+/// flung the iterate (its denominator near zero), not towards a root. (Ten halvings make the
+/// search 1.7× faster at the defaults but lose roots that random parameter sets with a zero
+/// rate have: 3 more of 2000 sets in the comparison of docs/numerics.md.)
 const DEFLATED_HALVINGS: usize = 50;
 
 /// One deflated Newton solve: Newton on `m(x)·f(x)` with `m = Π_k (1/d_k² + 1)`, `d_k` the
@@ -603,10 +660,25 @@ pub fn all_equilibria<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
+    all_equilibria_from(model, p, SEARCH_STARTS)
+}
+
+/// [`all_equilibria`] with `starts` quasi-random starts instead of [`SEARCH_STARTS`]: a harder
+/// (or cheaper) search, e.g. to check how complete the default one is
+/// (`examples/search_completeness.rs`). Its cost grows about linearly with `starts`.
+pub fn all_equilibria_from<M: Model<N>, const N: usize>(
+    model: &M,
+    p: &[f64],
+    starts: usize,
+) -> Result<Vec<Equilibrium<N>>, Error>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
     model.validate(p)?;
     let sys = System::new(model, p);
     let bx = model.search_box(p);
     const PRIMES: [usize; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
+    let quasi_random = starts;
     let mut starts: Vec<SVector<f64, N>> = vec![model.nominal_state(p)];
     // Where the flow settles from the nominal state is usually the healthy state.
     let rest_opts = SolveOptions {
@@ -618,18 +690,28 @@ where
         ..Default::default()
     };
     let mut stats = SolverStats::default();
-    if let Ok(Some((s, _))) = integrate_to_rest(
-        &sys,
-        0.0,
-        starts[0],
-        SETTLE_HORIZON,
-        &rest_opts,
-        &mut stats,
-        |_| {},
-    ) {
-        starts.push(s.equilibrium);
+    // Where the flow rests from the nominal state and from the model's probe states.
+    let probes: Vec<SVector<f64, N>> = std::iter::once(starts[0])
+        .chain(model.probe_states(p))
+        .collect();
+    for x0 in probes {
+        let x0 = model.in_domain(x0, p);
+        if !model.feasible(&x0, p) {
+            continue;
+        }
+        if let Ok(Some((s, _))) = integrate_to_rest(
+            &sys,
+            0.0,
+            x0,
+            SETTLE_HORIZON,
+            &rest_opts,
+            &mut stats,
+            |_| {},
+        ) {
+            starts.push(s.equilibrium);
+        }
     }
-    for k in 1..=SEARCH_STARTS {
+    for k in 1..=quasi_random {
         let x = SVector::<f64, N>::from_fn(|i, _| {
             let u = halton(k, PRIMES[i % PRIMES.len()]);
             let r = bx[i];
@@ -675,12 +757,125 @@ where
     }
     let w = model.watched();
     let mut eq: Vec<Equilibrium<N>> = roots
-        .into_iter()
-        .map(|x| Equilibrium::classify(&sys, x))
+        .iter()
+        .map(|x| Equilibrium::classify(&sys, *x))
         .collect();
     eq.sort_by(|a, b| b.x[w].total_cmp(&a.x[w]));
+    // Two basins meet along the stable manifold of a saddle with one unstable direction: with
+    // fewer such saddles than neighbouring pairs of stable states, one was missed (its Newton
+    // basin can be small where the flows switch steeply). Track the edge between each
+    // neighbouring pair and start from where it slows down.
+    let count = |kind: &dyn Fn(&Equilibrium<N>) -> bool| eq.iter().filter(|e| kind(e)).count();
+    let stable = count(&|e| e.kind == Kind::Stable);
+    let saddles = count(&|e| e.kind == Kind::Saddle && e.stability.unstable_dims == 1);
+    if stable >= 2 && saddles + 1 < stable {
+        let pairs: Vec<(SVector<f64, N>, SVector<f64, N>)> = {
+            let st: Vec<&Equilibrium<N>> = eq.iter().filter(|e| e.kind == Kind::Stable).collect();
+            st.windows(2).map(|w| (w[0].x, w[1].x)).collect()
+        };
+        let before = roots.len();
+        // Tight: the trajectory from the bracket stays by the edge only as long as its error
+        // (growing at the saddle's unstable rate) stays below the distance to the edge.
+        let edge_opts = SolveOptions {
+            tol: crate::solve::Tolerances {
+                rtol: 1e-12,
+                atol: 1e-18,
+            },
+            ..rest_opts
+        };
+        for (a, b) in pairs {
+            for x0 in edge_starts(&sys, &a, &b, &edge_opts, &mut stats) {
+                let found = roots.len();
+                search(x0, &mut roots);
+                if roots.len() > found {
+                    break;
+                }
+            }
+        }
+        if roots.len() > before {
+            eq = roots
+                .into_iter()
+                .map(|x| Equilibrium::classify(&sys, x))
+                .collect();
+            eq.sort_by(|a, b| b.x[w].total_cmp(&a.x[w]));
+        }
+    }
     Ok(eq)
 }
+
+/// Bisections of the segment between two stable states in [`edge_starts`]: the bracket of the
+/// basin boundary ends 2^-44 (6e-14) of the segment wide.
+const EDGE_BISECTIONS: usize = 44;
+
+/// Starts for the saddle on the boundary between the basins of stable states `a` and `b`, by
+/// edge tracking: the segment from `a` to `b` is bisected by the fate of each point
+/// (integrated to rest: on `a` or on `b`) down to [`EDGE_BISECTIONS`], then the trajectory from
+/// the bracket's middle follows the boundary towards the saddle on it before it leaves. Its
+/// slow points are the starts: the local minima of `|f|` (relative to the states' size) along
+/// it, away from `a` and `b`, slowest first, at most [`EDGE_STARTS`]. A trial that rests
+/// elsewhere or does not settle (it lingers by the saddle) ends the bisection early with its
+/// own slow points. Empty when a point of the segment is infeasible.
+fn edge_starts<M: Model<N>, const N: usize>(
+    sys: &System<'_, M, N>,
+    a: &SVector<f64, N>,
+    b: &SVector<f64, N>,
+    opts: &SolveOptions,
+    stats: &mut SolverStats,
+) -> Vec<SVector<f64, N>>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let at = |t: f64| a + (b - a) * t;
+    let size = a.abs() + b.abs();
+    let w = weights(&size, 1.0, 1e-300);
+    // Within 10 % of r, where a component small in both states counts on their common scale.
+    let near = |y: &SVector<f64, N>, r: &SVector<f64, N>| {
+        let wr = SVector::<f64, N>::from_fn(|i, _| 0.1 * r[i].abs() + 1e-3 * size[i] + 1e-300);
+        scaled_norm(&(y - r), &wr) <= 1.0
+    };
+    // The fate of `x` (Some(true): rests on a, Some(false): on b, None: neither) and the
+    // trajectory's slow points away from a and b.
+    let trial = |x: SVector<f64, N>, stats: &mut SolverStats| {
+        // (speed, point) of each step end; the slow points are its local minima.
+        let mut path: Vec<(f64, SVector<f64, N>)> = vec![];
+        let rest = integrate_to_rest(sys, 0.0, x, SETTLE_HORIZON, opts, stats, |seg| {
+            path.push((scaled_norm(&sys.f(seg.t1, &seg.y1), &w), seg.y1));
+        });
+        let fate = match rest {
+            Ok(Some((s, _))) if same_point(&s.equilibrium, a) => Some(true),
+            Ok(Some((s, _))) if same_point(&s.equilibrium, b) => Some(false),
+            _ => None,
+        };
+        let mut slow: Vec<(f64, SVector<f64, N>)> = (0..path.len())
+            .filter(|&k| {
+                let v = path[k].0;
+                (k == 0 || path[k - 1].0 > v) && path.get(k + 1).is_none_or(|n| n.0 > v)
+            })
+            .map(|k| path[k])
+            .filter(|(_, y)| !near(y, a) && !near(y, b))
+            .collect();
+        slow.sort_by(|p, q| p.0.total_cmp(&q.0));
+        slow.truncate(EDGE_STARTS);
+        (fate, slow.into_iter().map(|(_, y)| y).collect::<Vec<_>>())
+    };
+    let (mut lo, mut hi) = (0.0, 1.0);
+    for _ in 0..EDGE_BISECTIONS {
+        let m = 0.5 * (lo + hi);
+        let x = at(m);
+        if !sys.model.feasible(&x, sys.p) {
+            return vec![];
+        }
+        match trial(x, stats) {
+            (Some(true), _) => lo = m,
+            (Some(false), _) => hi = m,
+            (None, slow) => return slow,
+        }
+    }
+    trial(at(0.5 * (lo + hi)), stats).1
+}
+
+/// Most starts [`edge_starts`] gives.
+const EDGE_STARTS: usize = 4;
 
 /// Smallest singular direction's gain, relative to the Jacobian's size (both in coordinates
 /// scaled by the root), below which a root counts as near a fold ([`twin_starts`]).

@@ -24,8 +24,8 @@
 //! [`settled`]: crate::equilibria::settled
 
 use crate::equilibria::{
-    all_equilibria, choose_rest, integrate_to_rest, same_point, Equilibrium, Kind, Rest, RestState,
-    SETTLE_HORIZON, SETTLE_MAX_STEPS,
+    all_equilibria, choose_rest, integrate_to_rest_among, same_point, Equilibrium, Kind, Rest,
+    RestState, SETTLE_HORIZON, SETTLE_MAX_STEPS,
 };
 use crate::error::Error;
 use crate::model::{Model, System};
@@ -202,12 +202,19 @@ where
         }
     };
     look(0.0, &x0);
-    let rest = integrate_to_rest(sys, 0.0, x0, SETTLE_HORIZON, opts, stats, |seg| {
-        for th in [0.25, 0.5, 0.75, 1.0] {
-            let t = seg.time(th);
-            look(t, &seg.eval(t));
-        }
-    })?;
+    let stable: Vec<SVector<f64, N>> = landscape
+        .equilibria
+        .iter()
+        .filter(|e| e.kind == Kind::Stable)
+        .map(|e| e.x)
+        .collect();
+    let rest =
+        integrate_to_rest_among(sys, 0.0, x0, SETTLE_HORIZON, &stable, opts, stats, |seg| {
+            for th in [0.25, 0.5, 0.75, 1.0] {
+                let t = seg.time(th);
+                look(t, &seg.eval(t));
+            }
+        })?;
     let saddle_exit = exits
         .iter()
         .enumerate()

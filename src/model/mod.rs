@@ -121,6 +121,13 @@ pub trait Model<const N: usize>: Sync {
         })
     }
 
+    /// States from which the equilibrium search integrates to rest besides the nominal one:
+    /// where an attractor other than the healthy state is expected (a collapsed network:
+    /// everyone waiting to log in). Each costs one integration per search. Default: none.
+    fn probe_states(&self, _p: &[f64]) -> Vec<SVector<f64, N>> {
+        vec![]
+    }
+
     /// Whether `f` does not depend on `t` (then `∂f/∂t` is never evaluated).
     fn autonomous(&self) -> bool {
         true

@@ -424,6 +424,13 @@ impl Model<3> for P2p {
         SVector::from([n, s, 0.0])
     }
 
+    /// Everyone in the login queue: the state a collapse drives the network towards, from
+    /// which the flow rests on the collapsed state where there is one (the deflated starts
+    /// spread over the box rarely land in its basin when it hugs the face `n + s + q = 1`).
+    fn probe_states(&self, _p: &[f64]) -> Vec<SVector<f64, 3>> {
+        vec![SVector::from([0.0, 0.0, 1.0])]
+    }
+
     fn search_box(&self, _p: &[f64]) -> [SearchRange; 3] {
         // Healthy supernodes are ~1e-3 and collapsed ones ~3e-8: sample every population on a
         // log scale down far below both.
