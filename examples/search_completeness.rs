@@ -14,38 +14,9 @@
 //! there the equilibria form a continuum) and a tally.
 
 use selfheal::equilibria::{all_equilibria, all_equilibria_from, Kind};
-use selfheal::model::{Bound, Model, P2p, ParamSet};
+use selfheal::model::{Model, P2p, ParamSet};
+use selfheal::qmc::SplitMix;
 use std::collections::BTreeMap;
-
-/// A seeded uniform generator on [0, 1).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> f64 {
-        let z = selfheal::qmc::mix(self.0);
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        selfheal::qmc::unit(z)
-    }
-}
-
-fn random_params(rng: &mut SplitMix, spread: f64, zero_chance: f64) -> ParamSet {
-    let mut ps = ParamSet::defaults(P2p.params());
-    for spec in P2p.params() {
-        if spec.default == 0.0 {
-            continue;
-        }
-        let mut v = spec.default * spread.powf(2.0 * rng.next() - 1.0);
-        if matches!(spec.upper, Bound::Closed(hi) if v > hi) {
-            v = spec.default;
-        }
-        if zero_chance > 0.0 && matches!(spec.lower, Bound::Closed(0.0)) && rng.next() < zero_chance
-        {
-            v = 0.0;
-        }
-        ps.set(&spec.name, v).expect("a value in range");
-    }
-    ps
-}
 
 fn arg<T: std::str::FromStr>(k: usize, default: T) -> T {
     std::env::args()
@@ -66,7 +37,12 @@ fn main() {
     let mut rng = SplitMix(seed);
     let (mut missed, mut extra, mut continua) = (BTreeMap::new(), 0, 0);
     for set in 0..sets {
-        let ps = random_params(&mut rng, spread, zero_chance);
+        let ps = ParamSet::random_near(
+            P2p.params(),
+            &mut rng,
+            spread,
+            (zero_chance > 0.0).then_some(zero_chance),
+        );
         let (Ok(d), Ok(r)) = (
             all_equilibria(&P2p, ps.values()),
             all_equilibria_from(&P2p, ps.values(), starts),

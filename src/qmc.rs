@@ -28,6 +28,21 @@ pub fn unit(h: u64) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// A seeded stream of uniform numbers in [0, 1) (SplitMix64 through [`mix`]): reproducible
+/// random draws for tests and examples (e.g. [`crate::model::ParamSet::random_near`]).
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// The next number.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> f64 {
+        let z = mix(self.0);
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        unit(z)
+    }
+}
+
 /// A seeded bijection of `[0, n)` evaluated at `i`, in O(1) memory: an invertible mixing of the
 /// smallest power-of-two domain, walked until it lands inside `[0, n)`.
 pub fn permute(i: u64, n: u64, seed: u64) -> u64 {

@@ -15,7 +15,7 @@ pub fn selfheal(args: &[&str], dir: &Path) -> Output {
 }
 
 use nalgebra::SVector;
-use selfheal::model::{Bound, Model, P2p, ParamSet};
+use selfheal::model::{Model, P2p, ParamSet};
 use selfheal::simulate::SimOptions;
 use selfheal::solve::{Method, SolveOptions, Tolerances};
 
@@ -69,43 +69,16 @@ pub fn rk4(p: &[f64], x: SVector<f64, 3>, t_end: f64, h: f64, every: f64) -> Vec
     rows
 }
 
-/// A seeded uniform generator on [0, 1) (SplitMix64 through the library's own mixing hash).
-#[allow(dead_code)]
-pub struct SplitMix(pub u64);
+/// The library's seeded uniform generator on [0, 1).
+#[allow(unused_imports)]
+pub use selfheal::qmc::SplitMix;
 
-#[allow(dead_code)]
-impl SplitMix {
-    /// The next number.
-    pub fn next(&mut self) -> f64 {
-        let z = selfheal::qmc::mix(self.0);
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        selfheal::qmc::unit(z)
-    }
-}
-
-/// A random valid parameter set of the reference model: each parameter log-uniform within a
-/// factor `spread` of its default (a fraction drawn above its upper bound keeps its default;
-/// the crash hazards, 0 by default, stay 0); with `zero_chance`, a parameter that may be 0 is
-/// 0 with that probability.
+/// A random valid parameter set of the reference model ([`ParamSet::random_near`]): each
+/// parameter log-uniform within a factor `spread` of its default; with `zero_chance`, a
+/// parameter that may be 0 is 0 with that probability.
 #[allow(dead_code)]
 pub fn random_params(rng: &mut SplitMix, spread: f64, zero_chance: Option<f64>) -> ParamSet {
-    let mut ps = ParamSet::defaults(P2p.params());
-    for spec in P2p.params() {
-        if spec.default == 0.0 {
-            continue;
-        }
-        let mut v = spec.default * spread.powf(2.0 * rng.next() - 1.0);
-        if matches!(spec.upper, Bound::Closed(hi) if v > hi) {
-            v = spec.default;
-        }
-        if let Some(chance) = zero_chance {
-            if matches!(spec.lower, Bound::Closed(0.0)) && rng.next() < chance {
-                v = 0.0;
-            }
-        }
-        ps.set(&spec.name, v).unwrap();
-    }
-    ps
+    ParamSet::random_near(P2p.params(), rng, spread, zero_chance)
 }
 
 /// The reference model's defaults with the named parameters set.
