@@ -663,13 +663,13 @@ where
     all_equilibria_from(model, p, SEARCH_STARTS)
 }
 
-/// [`all_equilibria`] with `starts` quasi-random starts instead of [`SEARCH_STARTS`]: a harder
+/// [`all_equilibria`] with `quasi_random` starts instead of [`SEARCH_STARTS`]: a harder
 /// (or cheaper) search, e.g. to check how complete the default one is
 /// (`examples/search_completeness.rs`). Its cost grows about linearly with `starts`.
 pub fn all_equilibria_from<M: Model<N>, const N: usize>(
     model: &M,
     p: &[f64],
-    starts: usize,
+    quasi_random: usize,
 ) -> Result<Vec<Equilibrium<N>>, Error>
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
@@ -678,7 +678,6 @@ where
     let sys = System::new(model, p);
     let bx = model.search_box(p);
     const PRIMES: [usize; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
-    let quasi_random = starts;
     let mut starts: Vec<SVector<f64, N>> = vec![model.nominal_state(p)];
     // Where the flow settles from the nominal state is usually the healthy state.
     let rest_opts = SolveOptions {

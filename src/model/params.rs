@@ -169,8 +169,8 @@ impl ParamSet {
     /// A random valid set near the defaults, for testing a model across its parameters: each
     /// parameter log-uniform within a factor `spread` (≥ 1) of its default, drawing from `rng`;
     /// a value drawn outside the parameter's range keeps its default, and parameters whose
-    /// default is 0 stay 0. With `zero_chance`, a parameter whose range starts at a closed 0 is set to 0
-    /// with that probability (one more draw per such parameter).
+    /// default is 0 stay 0. With `zero_chance`, a parameter whose range starts at a closed 0
+    /// is set to 0 with that probability (one more draw per such parameter).
     pub fn random_near(
         specs: &[ParamSpec],
         rng: &mut crate::qmc::SplitMix,
@@ -183,17 +183,7 @@ impl ParamSet {
                 continue;
             }
             let mut v = spec.default * spread.powf(2.0 * rng.next() - 1.0);
-            let below = match spec.lower {
-                Bound::Closed(lo) => v < lo,
-                Bound::Open(lo) => v <= lo,
-                Bound::Unbounded => false,
-            };
-            let above = match spec.upper {
-                Bound::Closed(hi) => v > hi,
-                Bound::Open(hi) => v >= hi,
-                Bound::Unbounded => false,
-            };
-            if below || above {
+            if !spec.admits(v) {
                 v = spec.default;
             }
             if let Some(chance) = zero_chance {
