@@ -194,24 +194,81 @@ where
     }
     let a = sys.jacobian(0.0, &root.x);
     let stability = Stability::of(&a);
-    if !stability.is_stable() {
-        return None;
-    }
-    let lin = a * e;
-    let wl = lin.map(|v| v.abs()).add_scalar(1e-300);
-    let remainder = fx - lin;
-    // Below the rounding of f itself the remainder says nothing: the floor scales with the
-    // size of the flows the Jacobian moves at this state (rates of order 100 per time unit
-    // round at 1e-14), and is never below 1e-15.
-    let flows = (a.abs() * root.x.abs()).amax();
-    let floor = (64.0 * f64::EPSILON * flows).max(1e-15);
-    if remainder.abs().component_div(&wl).amax() > 0.1 && remainder.amax() > floor {
+    if !stability.is_stable() || !linear_part_dominates(&fx, &a, &e, &root.x) {
         return None;
     }
     Some(Settled {
         equilibrium: root.x,
         stability,
     })
+}
+
+/// The settle test's last condition: at the offset `e = x − x*` from the equilibrium `x*`,
+/// whose Jacobian is `a`, the flow `fx = f(x)` is its linear part `a·e` up to a tenth of it
+/// componentwise, or up to the rounding of `f` itself.
+fn linear_part_dominates<const N: usize>(
+    fx: &SVector<f64, N>,
+    a: &SMatrix<f64, N, N>,
+    e: &SVector<f64, N>,
+    root: &SVector<f64, N>,
+) -> bool {
+    let lin = a * e;
+    let wl = lin.map(|v| v.abs()).add_scalar(1e-300);
+    let remainder = fx - lin;
+    // Below the rounding of f itself the remainder says nothing: the floor scales with the
+    // size of the flows the Jacobian moves at this state (rates of order 100 per time unit
+    // round at 1e-14), and is never below 1e-15.
+    let flows = (a.abs() * root.abs()).amax();
+    let floor = (64.0 * f64::EPSILON * flows).max(1e-15);
+    remainder.abs().component_div(&wl).amax() <= 0.1 || remainder.amax() <= floor
+}
+
+/// A stable state a trajectory is expected to settle on, checked once: it is an equilibrium
+/// (one Newton step from it is below 1e-10 relative) and its Jacobian is kept for the settle
+/// test.
+struct Known<const N: usize> {
+    x: SVector<f64, N>,
+    jacobian: SMatrix<f64, N, N>,
+    /// Within [`SETTLE_RADIUS`] (relative) of `x`.
+    radius: SVector<f64, N>,
+}
+
+impl<const N: usize> Known<N>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    fn new<M: Model<N>>(sys: &System<'_, M, N>, x: &SVector<f64, N>) -> Option<Self> {
+        let (fx, jacobian) = sys.f_and_jacobian(0.0, x);
+        let dx = jacobian.lu().solve(&(-fx))?;
+        (scaled_norm(&dx, &weights(x, 1e-10, 1e-14)) <= 1.0).then(|| Self {
+            x: *x,
+            jacobian,
+            radius: weights(x, SETTLE_RADIUS, 1e-14),
+        })
+    }
+
+    /// [`settled`] on this state without Newton: `y` lies within [`SETTLE_RADIUS`] of it and
+    /// the linear part of the flow dominates there (the stability is computed only then, and
+    /// must hold).
+    fn settled<M: Model<N>>(
+        &self,
+        sys: &System<'_, M, N>,
+        y: &SVector<f64, N>,
+    ) -> Option<Settled<N>> {
+        let e = y - self.x;
+        if scaled_norm(&e, &self.radius) > 1.0 {
+            return None;
+        }
+        let fy = sys.f(0.0, y);
+        if !linear_part_dominates(&fy, &self.jacobian, &e, &self.x) {
+            return None;
+        }
+        let stability = Stability::of(&self.jacobian);
+        stability.is_stable().then_some(Settled {
+            equilibrium: self.x,
+            stability,
+        })
+    }
 }
 
 /// Most steps the settle phase takes before calling a state undecided (a trajectory on a
@@ -241,12 +298,14 @@ where
 pub const SPARSE_SETTLE_CHECK: usize = 8;
 
 /// [`integrate_to_rest`] for a trajectory expected to end on one of the stable states `known`:
-/// within twice [`SETTLE_RADIUS`] of one of them the settle test runs after every step, as in
-/// [`integrate_to_rest`], elsewhere after every [`SPARSE_SETTLE_CHECK`]-th, after a step at
-/// least twice as long as the one before, and at the end (the test costs about as much as a
-/// step). A state that settles on a known state therefore settles at the same step; one that
-/// settles elsewhere a few steps later, on the same equilibrium (a settled state keeps
-/// approaching it). With `known` empty every step is tested.
+/// within [`SETTLE_RADIUS`] of one of them, after every step, the settle test's conditions are
+/// checked against that state directly (no Newton: the known state, checked once to be an
+/// equilibrium, is the root, and its Jacobian is computed once); the full settle test runs
+/// after every [`SPARSE_SETTLE_CHECK`]-th step, after a step at least twice as long as the one
+/// before, and at the end (it costs about as much as a step). A state that settles on a known
+/// state therefore settles at the first step that passes the test; one that settles elsewhere
+/// a few steps later, on the same equilibrium (a settled state keeps approaching it). A known
+/// state that fails its check is not used; with `known` empty every step is tested in full.
 #[allow(clippy::too_many_arguments)]
 pub fn integrate_to_rest_among<M: Model<N>, const N: usize>(
     sys: &System<'_, M, N>,
@@ -269,10 +328,7 @@ where
         max_steps: opts.max_steps.min(SETTLE_MAX_STEPS),
         ..*opts
     };
-    let near: Vec<SVector<f64, N>> = known
-        .iter()
-        .map(|k| weights(k, 2.0 * SETTLE_RADIUS, 1e-14))
-        .collect();
+    let known: Vec<Known<N>> = known.iter().filter_map(|k| Known::new(sys, k)).collect();
     let (mut unchecked, mut last_h) = (0usize, f64::INFINITY);
     let mut last = (t0, x0);
     let run = integrate(
@@ -287,14 +343,12 @@ where
             unchecked += 1;
             // Also after a step at least twice the one before: the solver finds the state
             // quiet, and at rest its steps grow so fast that the horizon is a few steps away.
-            let due = known.is_empty()
-                || unchecked >= SPARSE_SETTLE_CHECK
-                || h >= 2.0 * last_h
-                || known
-                    .iter()
-                    .zip(&near)
-                    .any(|(k, w)| scaled_norm(&(seg.y1 - k), w) <= 1.0);
+            let due = known.is_empty() || unchecked >= SPARSE_SETTLE_CHECK || h >= 2.0 * last_h;
             last_h = h;
+            if let Some(s) = known.iter().find_map(|k| k.settled(sys, &seg.y1)) {
+                found = Some((s, seg.t1));
+                return true;
+            }
             if !due {
                 return false;
             }

@@ -150,6 +150,77 @@ fn exact_jacobian_matches_central_differences() {
     }
 }
 
+/// The closed-form Jacobian of the reference model (what the solvers use at interior states)
+/// against the forward-mode pass through the same rate law, on seeded random parameter sets
+/// (within a factor 4 of the defaults, one in ten zero-able parameters at 0) and random states
+/// of the simplex spread over twelve orders of magnitude: two derivations of one derivative.
+#[test]
+fn closed_form_jacobian_matches_forward_mode_on_random_sets() {
+    use num_dual::DualSVec64;
+    use selfheal::model::{System, P2P_FLOWS};
+    use selfheal::qmc::SplitMix;
+    let mut rng = SplitMix(29);
+    let (mut closed, mut edges) = (0, 0);
+    for set in 0..400 {
+        let p = common::random_params(&mut rng, 4.0, Some(0.1));
+        let sys = System::new(&P2p, p.values());
+        for _ in 0..25 {
+            // Log-uniform in [1e-12, 1] per state, then scaled into the simplex when needed.
+            let mut x = SVector::<f64, 3>::from_fn(|_, _| 10f64.powf(-12.0 * rng.next()));
+            if x.sum() > 1.0 {
+                x /= x.sum() * (1.0 + rng.next());
+            }
+            let (fd, jd) = sys.dual_f_and_jacobian(0.0, &x);
+            match P2p.rhs_and_jacobian(0.0, &x, p.values()) {
+                None => edges += 1,
+                Some((f, j)) => {
+                    closed += 1;
+                    assert_eq!(f, P2p.rhs(0.0, &x, p.values()), "set {set} at {x:?}");
+                    // The pass's real parts round differently (its powers go another way).
+                    let fscale = fd.amax();
+                    assert!(
+                        (f - fd).amax() <= 1e-13 * fscale,
+                        "set {set} at {x:?}: {f} vs {fd}"
+                    );
+                    // A row sums flows' gradients: its rounding is relative to the largest
+                    // gradient entry of a flow it contains (forward mode, flow by flow).
+                    let xd = SVector::<DualSVec64<3>, 3>::from_fn(|i, _| {
+                        DualSVec64::<3>::from_re(x[i]).derivative(i)
+                    });
+                    let pd: Vec<DualSVec64<3>> = p
+                        .values()
+                        .iter()
+                        .map(|v| DualSVec64::<3>::from_re(*v))
+                        .collect();
+                    let flows = P2p::flows(&xd, &pd).to_array();
+                    for r in 0..3 {
+                        let scale = P2P_FLOWS
+                            .iter()
+                            .zip(&flows)
+                            .filter(|(spec, _)| spec.jump()[r] != 0)
+                            .map(|(_, fl)| fl.eps.0.map_or(0.0, |g| g.amax()))
+                            .fold(0.0, f64::max);
+                        for c in 0..3 {
+                            assert!(
+                                (j[(r, c)] - jd[(r, c)]).abs() <= 1e-11 * scale,
+                                "set {set} at {x:?}: J[{r},{c}] closed {} vs forward-mode {}",
+                                j[(r, c)],
+                                jd[(r, c)]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Interior states are the rule; a parameter at 0 (no load, no capacity) sends a state to
+    // the forward-mode pass.
+    assert!(
+        closed > 8000 && edges > 0,
+        "{closed} closed-form, {edges} at the edges"
+    );
+}
+
 #[test]
 fn right_hand_side_and_jacobian_stay_finite_across_the_simplex() {
     let mut p = defaults();

@@ -210,6 +210,9 @@ where
         .collect();
     let rest =
         integrate_to_rest_among(sys, 0.0, x0, SETTLE_HORIZON, &stable, opts, stats, |seg| {
+            if saddles.is_empty() {
+                return;
+            }
             for th in [0.25, 0.5, 0.75, 1.0] {
                 let t = seg.time(th);
                 look(t, &seg.eval(t));

@@ -245,8 +245,12 @@ where
     }
     crate::sweep::check_threads(threads)?;
     let lines: Vec<(Vec<MapCell>, SolverStats)> = crate::sweep::pool(threads)?.install(|| {
+        // One line per job: lines differ in cost several times over (one of cells that are
+        // always down, each a full equilibrium search, against one of continued brackets), and
+        // a worker that runs out of lines can take only a whole job from the other.
         x.values
             .par_iter()
+            .with_max_len(1)
             .map(|&xv| line(model, p, (x.param, xv), y, opts))
             .collect()
     });

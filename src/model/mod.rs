@@ -128,6 +128,20 @@ pub trait Model<const N: usize>: Sync {
         vec![]
     }
 
+    /// `f(t, x)` and its Jacobian `∂f/∂x` written out by hand, for a model that can give them
+    /// faster than the forward-mode pass does; `None` (the default, and wherever the model
+    /// prefers the pass, e.g. at the edges of its region) means the pass is used. The solvers
+    /// call it once per step; it must agree with [`Model::rhs`] and its exact derivative (the
+    /// reference model's is tested against the forward-mode Jacobian).
+    fn rhs_and_jacobian(
+        &self,
+        _t: f64,
+        _x: &SVector<f64, N>,
+        _p: &[f64],
+    ) -> Option<(SVector<f64, N>, SMatrix<f64, N, N>)> {
+        None
+    }
+
     /// Whether `f` does not depend on `t` (then `∂f/∂t` is never evaluated).
     fn autonomous(&self) -> bool {
         true
@@ -385,6 +399,28 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
     /// `f(t, x)` and its exact Jacobian `∂f/∂x` from the same forward-mode pass (the value is
     /// the dual numbers' real part).
     pub fn f_and_jacobian(
+        &self,
+        t: f64,
+        x: &SVector<f64, N>,
+    ) -> (SVector<f64, N>, SMatrix<f64, N, N>) {
+        // The model's own closed form, where it has one (a spread wave's flow is not in it).
+        if self.reboot.is_none() {
+            let closed = match &self.schedule {
+                None => self.model.rhs_and_jacobian(t, x, self.p),
+                Some(s) => {
+                    let q = s.apply(t, self.p, |_, r| (r.from, r.at, r.len));
+                    self.model.rhs_and_jacobian(t, x, &q[..self.p.len()])
+                }
+            };
+            if let Some(fj) = closed {
+                return fj;
+            }
+        }
+        self.dual_f_and_jacobian(t, x)
+    }
+
+    /// [`System::f_and_jacobian`] by the forward-mode pass alone, whatever the model offers.
+    pub fn dual_f_and_jacobian(
         &self,
         t: f64,
         x: &SVector<f64, N>,

@@ -3,7 +3,7 @@
 use super::safe::hill_ratio;
 use super::{Bound, Model, ParamSpec, Scalar, SearchRange, StateSpec};
 use crate::error::Error;
-use nalgebra::SVector;
+use nalgebra::{SMatrix, SVector};
 use std::borrow::Cow;
 
 /// Positions of the reference model's parameters in its table (and in value vectors).
@@ -284,6 +284,33 @@ pub(crate) struct Sizes<T> {
 /// `sizes` must describe the state `x`.
 #[inline(always)]
 pub(crate) fn flows_in<T: Scalar>(x: &SVector<T, 3>, sizes: &Sizes<T>, p: &[T]) -> P2pFlows<T> {
+    flows_and_switches(x, sizes, p).0
+}
+
+/// The three switches of the rate law at one state, each as the pair `(h, 1 − h)` that
+/// [`hill_ratio`] returns (both computed without cancellation).
+#[derive(Debug, Clone, Copy)]
+struct Switches<T> {
+    /// `(ρ^m/(1+ρ^m), s)`: login success `s` is the second.
+    success: (T, T),
+    /// `(φ/φ0, 1 − φ/φ0)`.
+    over: (T, T),
+    /// `((S/(σN))^k/(1+(S/(σN))^k), u)`: the promotion switch `u` is the second.
+    need: (T, T),
+    /// Load `a·N + r·Q`.
+    load: T,
+    /// `S + S0`.
+    sn_total: T,
+}
+
+/// [`flows_in`] together with the switches it computed on the way (what the closed-form
+/// Jacobian differentiates).
+#[inline(always)]
+fn flows_and_switches<T: Scalar>(
+    x: &SVector<T, 3>,
+    sizes: &Sizes<T>,
+    p: &[T],
+) -> (P2pFlows<T>, Switches<T>) {
     use P2pIdx::*;
     let g = |i: P2pIdx| p[i as usize];
     let re = |i: P2pIdx| p[i as usize].re();
@@ -293,26 +320,28 @@ pub(crate) fn flows_in<T: Scalar>(x: &SVector<T, 3>, sizes: &Sizes<T>, p: &[T]) 
     let sn_total = s + g(Dedicated);
     let cap = g(SnCapacity) * sn_total;
     // s = 1/(1+ρ^m); φ/φ0 = ρ^n/(ρc^n+ρ^n) = (ρ/ρc)^n/(1+(ρ/ρc)^n).
-    let (_, success) = hill_ratio(load, cap, re(SuccessSteepness));
-    let (over, _) = hill_ratio(load, cap * g(OverloadThreshold), re(OverloadSteepness));
+    let success_pair = hill_ratio(load, cap, re(SuccessSteepness));
+    let over_pair = hill_ratio(load, cap * g(OverloadThreshold), re(OverloadSteepness));
+    let (success, over) = (success_pair.1, over_pair.0);
     let phi = g(OverloadRate) * over;
     // u = 1/(1+(S/(σN))^k); σN = 0 reads as an infinite ratio (u = 0).
-    let (_, need) = hill_ratio(s, g(SnRatio) * n, re(NeedSteepness));
+    let need_pair = hill_ratio(s, g(SnRatio) * n, re(NeedSteepness));
+    let need = need_pair.1;
     let shutdown = phi * sizes.supernodes;
     let sn_crash = g(SnCrash) * sizes.supernodes;
-    // The peers of the supernodes that go down (share N/(S + S0) each). S + S0 below the
-    // smallest normal number counts as 0 (D = 0, docs/model.md): dividing by it would overflow
-    // the derivative.
-    let orphans = |down: T| {
-        if sn_total.re() >= f64::MIN_POSITIVE {
-            down * sizes.peers / (sizes.supernodes + sizes.dedicated)
-        } else {
-            T::from(0.0)
-        }
+    // The peers of the supernodes that go down: each carries N/(S + S0), so a hazard η on the
+    // supernodes orphans η·N·w peers, w = S/(S + S0) the users' share of the capacity (so
+    // written, the derivative in S does not cancel two terms of size η·N·S/(S + S0)², which
+    // lost five digits with S0 = 0 and a tiny S). S + S0 below the smallest normal number
+    // counts as 0 (D = 0, docs/model.md): dividing by it would overflow the derivative.
+    let user_share = if sn_total.re() >= f64::MIN_POSITIVE {
+        sizes.supernodes / (sizes.supernodes + sizes.dedicated)
+    } else {
+        T::from(0.0)
     };
-    let disconnect = orphans(shutdown);
-    let sn_crash_orphans = orphans(sn_crash);
-    P2pFlows {
+    let disconnect = phi * sizes.peers * user_share;
+    let sn_crash_orphans = g(SnCrash) * sizes.peers * user_share;
+    let flows = P2pFlows {
         sign_on: g(SignOn) * sizes.offline,
         sign_off: g(SignOff) * sizes.peers,
         sn_sign_off: g(SnSignOff) * sizes.supernodes,
@@ -324,7 +353,94 @@ pub(crate) fn flows_in<T: Scalar>(x: &SVector<T, 3>, sizes: &Sizes<T>, p: &[T]) 
         sn_crash,
         disconnect,
         sn_crash_orphans,
+    };
+    let switches = Switches {
+        success: success_pair,
+        over: over_pair,
+        need: need_pair,
+        load,
+        sn_total,
+    };
+    (flows, switches)
+}
+
+/// The stoichiometry of [`P2P_FLOWS`]: each derivative is the flows into its state minus the
+/// flows out of it (offline is the rest, `1 − N − S − Q`). Linear in the flows, so it maps
+/// their gradients to the rows of the Jacobian as it maps their values to `f`.
+#[inline(always)]
+fn net<V: Copy + std::ops::Add<Output = V> + std::ops::Sub<Output = V>>(f: &P2pFlows<V>) -> [V; 3] {
+    // Crashes (revision 3, zero by default) move clients and orphans back to the queue.
+    let crashes = f.crash + f.sn_crash_orphans;
+    let dn = f.login - f.sign_off - f.disconnect - f.promotion - crashes;
+    let ds = f.promotion - f.sn_sign_off - f.shutdown - f.sn_crash;
+    let dq = f.sign_on + f.disconnect + f.shutdown - f.login - f.give_up + crashes + f.sn_crash;
+    [dn, ds, dq]
+}
+
+/// `f` and its Jacobian in closed form at an interior state: every switch's ratio strictly
+/// between zero and infinity and some supernode capacity (`S + S0` normal). `None` elsewhere
+/// (a population at zero, no capacity, a non-finite result), where the forward-mode pass with
+/// the rate law's guarded edge cases is used instead.
+///
+/// A Hill switch `h = z^m/(1+z^m)` of a ratio `z = num/den` has
+/// `dh = m·h·(1 − h)·(dnum/num − dden/den)`, with `h` and `1 − h` as the rate law computed
+/// them.
+fn closed_form_jacobian(
+    x: &SVector<f64, 3>,
+    p: &[f64],
+) -> Option<(SVector<f64, 3>, SMatrix<f64, 3, 3>)> {
+    use P2pIdx::*;
+    let g = |i: P2pIdx| p[i as usize];
+    let (n, s, q) = (x[0], x[1], x[2]);
+    let sizes = Sizes {
+        peers: n,
+        supernodes: s,
+        queue: q,
+        offline: 1.0 - n - s - q,
+        dedicated: g(Dedicated),
+    };
+    let (f, sw) = flows_and_switches(x, &sizes, p);
+    let positive = |v: f64| v >= f64::MIN_POSITIVE && v.is_finite();
+    if !(positive(sw.load) && positive(sw.sn_total) && positive(s) && positive(n)) {
+        return None;
     }
+    let cap = g(SnCapacity) * sw.sn_total;
+    let need_den = g(SnRatio) * n;
+    if !(positive(cap) && positive(cap * g(OverloadThreshold)) && positive(need_den)) {
+        return None;
+    }
+    let v = |a: f64, b: f64, c: f64| SVector::<f64, 3>::new(a, b, c);
+    // d ln(load) − d ln(capacity): the ratio ρ's log-gradient, shared by two switches.
+    let dln_rho = v(g(PeerLoad), 0.0, g(Retry)) / sw.load - v(0.0, 1.0 / sw.sn_total, 0.0);
+    let hill = |(h, c): (f64, f64), m: f64| m * h * c;
+    // s = 1 − h_success falls as ρ rises; φ/φ0 rises; u = 1 − h_need falls as S/(σN) rises.
+    let d_success = dln_rho * -hill(sw.success, g(SuccessSteepness));
+    let d_over = dln_rho * hill(sw.over, g(OverloadSteepness));
+    let d_need = v(-1.0 / n, 1.0 / s, 0.0) * -hill(sw.need, g(NeedSteepness));
+    let e = |i: usize| SVector::<f64, 3>::from_fn(|r, _| if r == i { 1.0 } else { 0.0 });
+    let (en, es, eq) = (e(0), e(1), e(2));
+    let phi = g(OverloadRate) * sw.over.0;
+    let d_phi = d_over * g(OverloadRate);
+    // w = S/(S + S0), the users' share of the capacity, and the orphans' N·w.
+    let w = s / sw.sn_total;
+    let d_nw = en * w + es * (n * g(Dedicated) / (sw.sn_total * sw.sn_total));
+    let grads = P2pFlows {
+        sign_on: -(en + es + eq) * g(SignOn),
+        sign_off: en * g(SignOff),
+        sn_sign_off: es * g(SnSignOff),
+        login: eq * (g(Retry) * sw.success.1) + d_success * (g(Retry) * q),
+        give_up: eq * g(GiveUp),
+        promotion: (en * sw.need.1 + d_need * n) * (g(Promotion) * g(Eligible)),
+        shutdown: es * phi + d_phi * s,
+        crash: en * g(Crash),
+        sn_crash: es * g(SnCrash),
+        disconnect: d_phi * (n * w) + d_nw * phi,
+        sn_crash_orphans: d_nw * g(SnCrash),
+    };
+    let value = SVector::from(net(&f));
+    let rows = net(&grads);
+    let j = SMatrix::<f64, 3, 3>::from_fn(|r, c| rows[r][c]);
+    (value.iter().chain(j.iter()).all(|v| v.is_finite())).then_some((value, j))
 }
 
 /// The reference model of docs/model.md: state `(peers, supernodes, queue)`, time in minutes,
@@ -407,13 +523,17 @@ impl Model<3> for P2p {
     /// The stoichiometry of [`P2P_FLOWS`] applied to [`P2p::flows`]: each derivative is the flows
     /// into its state minus the flows out of it (offline is the rest, `1 − N − S − Q`).
     fn rhs<T: Scalar>(&self, _t: T, x: &SVector<T, 3>, p: &[T]) -> SVector<T, 3> {
-        let f = Self::flows(x, p);
-        // Crashes (revision 3, zero by default) move clients and orphans back to the queue.
-        let crashes = f.crash + f.sn_crash_orphans;
-        let dn = f.login - f.sign_off - f.disconnect - f.promotion - crashes;
-        let ds = f.promotion - f.sn_sign_off - f.shutdown - f.sn_crash;
-        let dq = f.sign_on + f.disconnect + f.shutdown - f.login - f.give_up + crashes + f.sn_crash;
-        SVector::from([dn, ds, dq])
+        SVector::from(net(&Self::flows(x, p)))
+    }
+
+    /// In closed form at interior states (the forward-mode pass at the edges).
+    fn rhs_and_jacobian(
+        &self,
+        _t: f64,
+        x: &SVector<f64, 3>,
+        p: &[f64],
+    ) -> Option<(SVector<f64, 3>, SMatrix<f64, 3, 3>)> {
+        closed_form_jacobian(x, p)
     }
 
     fn nominal_state(&self, p: &[f64]) -> SVector<f64, 3> {
