@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Peer comparison: the 48-hour default scenario after an instantaneous 0.5 reboot wave, solved
 by selfheal (Rust) and by SciPy's solve_ivp (LSODA, RK45, Radau) on the same equations, and a
-parameter sweep done the way a SciPy user would, in one run.
+parameter sweep done the way a SciPy user would, in one run; and the same scenario by the Rust
+crate diffsol's BDF (benches/diffsol_peer, a separate cargo project on selfheal's equations).
 
 Prints, per method and tolerance: the median time per solve, right-hand-side evaluations, and the
 error against a tight reference (the largest relative error over the hourly states of peers,
@@ -87,6 +88,8 @@ def max_rel_error(states, ref):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15, help="SciPy solves per configuration (median)")
+    ap.add_argument("--no-diffsol", action="store_true",
+                    help="skip the Rust peer (diffsol's BDF, benches/diffsol_peer; its first build takes minutes)")
     args = ap.parse_args()
 
     out = subprocess.run(
@@ -133,6 +136,9 @@ def main():
     def find(name, rtol):
         return next(r for r in rows if r[0] == name and r[1] == rtol)
 
+    if not args.no_diffsol:
+        diffsol_peer(ref_states, ours_all)
+
     for rtol in (1e-6, 1e-8):
         ours, lsoda = find("selfheal rosenbrock", rtol), find("scipy LSODA", rtol)
         print(f"rtol {rtol:.0e}: scipy LSODA / selfheal rosenbrock time per solve = {lsoda[2] / ours[2]:.0f}x "
@@ -148,6 +154,28 @@ def main():
                   f"selfheal rosenbrock at rtol {o[0]:.0e} (error {o[2]:.1e}) = {lsoda[2] / o[1]:.0f}x")
 
     sweep_row(rust["sweep"], p)
+
+
+def diffsol_peer(ref_states, ours_all):
+    """The Rust peer: diffsol's BDF on selfheal's right-hand side and exact Jacobian, the same
+    scenario and hourly states, against our fastest Rosenbrock run at least as accurate."""
+    out = subprocess.run(
+        ["cargo", "run", "--release", "--quiet", "--manifest-path",
+         os.path.join(HERE, "diffsol_peer", "Cargo.toml")],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    print(f"{'diffsol bdf':<22} {'rtol':>6} {'time/solve':>12} {'rhs evals':>10} {'J·v':>10} {'max rel error':>14}"
+          f"  selfheal at equal or better accuracy")
+    for r in json.loads(out)["runs"]:
+        err = max_rel_error(r["hourly"], ref_states)
+        good = [o for o in ours_all if o[2] <= err]
+        versus = ""
+        if good:
+            o = min(good, key=lambda o: o[1])
+            versus = (f"  rosenbrock rtol {o[0]:.0e} (error {o[2]:.1e}): "
+                      f"{r['median_seconds'] / o[1]:.1f}x faster")
+        print(f"{'':<22} {r['rtol']:>6.0e} {r['median_seconds'] * 1e3:>9.3f} ms {r['rhs_evals']:>10} "
+              f"{r['jacobian_vector_products']:>10} {err:>14.2e}{versus}")
 
 
 def sweep_row(sw, base):
