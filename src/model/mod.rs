@@ -362,17 +362,22 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
         self.model.autonomous() && self.schedule.is_none()
     }
 
+    /// `g` of the parameter values in force at `t` (`p` itself when nothing is scheduled).
+    #[inline]
+    fn in_force<R>(&self, t: f64, g: impl FnOnce(&[f64]) -> R) -> R {
+        match &self.schedule {
+            None => g(self.p),
+            Some(s) => {
+                let q = s.apply(t, self.p, |_, r| (r.from, r.at, r.len));
+                g(&q[..self.p.len()])
+            }
+        }
+    }
+
     /// `f(t, x)` in `f64`.
     #[inline]
     pub fn f(&self, t: f64, x: &SVector<f64, N>) -> SVector<f64, N> {
-        match &self.schedule {
-            None => self.model.rhs_in_force(t, x, self.p, self.reboot),
-            Some(s) => {
-                let q = s.apply(t, self.p, |_, r| (r.from, r.at, r.len));
-                self.model
-                    .rhs_in_force(t, x, &q[..self.p.len()], self.reboot)
-            }
-        }
+        self.in_force(t, |q| self.model.rhs_in_force(t, x, q, self.reboot))
     }
 
     /// Generic evaluation with dual parameters already lifted.
@@ -396,30 +401,25 @@ impl<'a, M: Model<N>, const N: usize> System<'a, M, N> {
         self.f_and_jacobian(t, x).1
     }
 
-    /// `f(t, x)` and its exact Jacobian `∂f/∂x` from the same forward-mode pass (the value is
-    /// the dual numbers' real part).
+    /// `f(t, x)` and its exact Jacobian `∂f/∂x`: the model's closed form where it gives one
+    /// ([`Model::rhs_and_jacobian`]; not while a spread wave's flow is active, which it does not
+    /// include), else [`System::dual_f_and_jacobian`].
     pub fn f_and_jacobian(
         &self,
         t: f64,
         x: &SVector<f64, N>,
     ) -> (SVector<f64, N>, SMatrix<f64, N, N>) {
-        // The model's own closed form, where it has one (a spread wave's flow is not in it).
-        if self.reboot.is_none() {
-            let closed = match &self.schedule {
-                None => self.model.rhs_and_jacobian(t, x, self.p),
-                Some(s) => {
-                    let q = s.apply(t, self.p, |_, r| (r.from, r.at, r.len));
-                    self.model.rhs_and_jacobian(t, x, &q[..self.p.len()])
-                }
-            };
-            if let Some(fj) = closed {
-                return fj;
-            }
-        }
-        self.dual_f_and_jacobian(t, x)
+        let closed = self
+            .reboot
+            .is_none()
+            .then(|| self.in_force(t, |q| self.model.rhs_and_jacobian(t, x, q)));
+        closed
+            .flatten()
+            .unwrap_or_else(|| self.dual_f_and_jacobian(t, x))
     }
 
-    /// [`System::f_and_jacobian`] by the forward-mode pass alone, whatever the model offers.
+    /// `f(t, x)` and its exact Jacobian from one forward-mode pass (the value is the dual
+    /// numbers' real part), whatever the model offers in closed form.
     pub fn dual_f_and_jacobian(
         &self,
         t: f64,

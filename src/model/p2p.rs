@@ -277,6 +277,21 @@ pub(crate) struct Sizes<T> {
     pub dedicated: T,
 }
 
+impl<T: Scalar> Sizes<T> {
+    /// The fluid model's sizes: the fractions of the state themselves (offline the rest).
+    #[inline(always)]
+    fn fluid(x: &SVector<T, 3>, p: &[T]) -> Self {
+        let (n, s, q) = (x[0], x[1], x[2]);
+        Self {
+            peers: n,
+            supernodes: s,
+            queue: q,
+            offline: T::from(1.0) - n - s - q,
+            dedicated: p[P2pIdx::Dedicated as usize],
+        }
+    }
+}
+
 /// The rate law of the model. Every flow is a size times a per-capita rate that depends on the
 /// state only through the fractions `x` (the switches s, φ and u, and for disconnects the share
 /// of the capacity a supernode is), so the flows are linear in `sizes`: with counts of `M` users
@@ -392,14 +407,7 @@ fn closed_form_jacobian(
     use P2pIdx::*;
     let g = |i: P2pIdx| p[i as usize];
     let (n, s, q) = (x[0], x[1], x[2]);
-    let sizes = Sizes {
-        peers: n,
-        supernodes: s,
-        queue: q,
-        offline: 1.0 - n - s - q,
-        dedicated: g(Dedicated),
-    };
-    let (f, sw) = flows_and_switches(x, &sizes, p);
+    let (f, sw) = flows_and_switches(x, &Sizes::fluid(x, p), p);
     let positive = |v: f64| v >= f64::MIN_POSITIVE && v.is_finite();
     if !(positive(sw.load) && positive(sw.sn_total) && positive(s) && positive(n)) {
         return None;
@@ -479,15 +487,7 @@ impl P2p {
     /// ```
     #[inline(always)]
     pub fn flows<T: Scalar>(x: &SVector<T, 3>, p: &[T]) -> P2pFlows<T> {
-        let (n, s, q) = (x[0], x[1], x[2]);
-        let sizes = Sizes {
-            peers: n,
-            supernodes: s,
-            queue: q,
-            offline: T::from(1.0) - n - s - q,
-            dedicated: p[P2pIdx::Dedicated as usize],
-        };
-        flows_in(x, &sizes, p)
+        flows_in(x, &Sizes::fluid(x, p), p)
     }
 
     /// Utilisation ρ = (a·N + r·Q) / (κ·(S + S0)); +∞ without any capacity.
