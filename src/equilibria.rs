@@ -692,10 +692,12 @@ where
     None
 }
 
-/// Every equilibrium of the model in its feasible region that the search finds: deflated Newton
-/// from quasi-random (Halton) starts spread over the model's [`Model::search_box`], from its
-/// nominal state and from where the flow comes to rest from there; each root polished by plain
-/// Newton (exact Jacobian, LU), kept only if its residual meets [`ROOT_TOL`], deduplicated,
+/// Every equilibrium of the model in its feasible region that the search finds: from the
+/// model's own candidates where it gives them ([`Model::equilibrium_candidates`]; the reference
+/// model's scan in its utilisation), else by deflated Newton from quasi-random (Halton) starts
+/// spread over the model's [`Model::search_box`], from its nominal state and from where the
+/// flow comes to rest from there and from its probe states; each root polished by plain Newton
+/// (exact Jacobian, LU), kept only if its residual meets [`ROOT_TOL`], deduplicated,
 /// classified, and sorted with the most of the watched state (peers) first.
 ///
 /// ```
@@ -714,12 +716,18 @@ pub fn all_equilibria<M: Model<N>, const N: usize>(
 where
     Const<N>: DimMin<Const<N>, Output = Const<N>>,
 {
-    all_equilibria_from(model, p, SEARCH_STARTS)
+    model.validate(p)?;
+    let sys = System::new(model, p);
+    Ok(match model.equilibrium_candidates(p) {
+        Some(candidates) => search_from(&sys, candidates, false),
+        None => search_from(&sys, generic_starts(&sys, SEARCH_STARTS), true),
+    })
 }
 
-/// [`all_equilibria`] with `quasi_random` starts instead of [`SEARCH_STARTS`]: a harder
-/// (or cheaper) search, e.g. to check how complete the default one is
-/// (`examples/search_completeness.rs`). Its cost grows about linearly with `starts`.
+/// The generic search of [`all_equilibria`] with `quasi_random` starts instead of
+/// [`SEARCH_STARTS`], even for a model with its own candidates: a harder (or cheaper) search,
+/// e.g. to check how complete the default one is (`examples/search_completeness.rs`). Its cost
+/// grows about linearly with `quasi_random`.
 pub fn all_equilibria_from<M: Model<N>, const N: usize>(
     model: &M,
     p: &[f64],
@@ -730,6 +738,19 @@ where
 {
     model.validate(p)?;
     let sys = System::new(model, p);
+    Ok(search_from(&sys, generic_starts(&sys, quasi_random), true))
+}
+
+/// The generic search's starts: the model's nominal state, where the flow rests from it and
+/// from the model's probe states, and `quasi_random` Halton points of its search box.
+fn generic_starts<M: Model<N>, const N: usize>(
+    sys: &System<'_, M, N>,
+    quasi_random: usize,
+) -> Vec<SVector<f64, N>>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let (model, p) = (sys.model, sys.p);
     let bx = model.search_box(p);
     const PRIMES: [usize; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
     let mut starts: Vec<SVector<f64, N>> = vec![model.nominal_state(p)];
@@ -752,15 +773,9 @@ where
         if !model.feasible(&x0, p) {
             continue;
         }
-        if let Ok(Some((s, _))) = integrate_to_rest(
-            &sys,
-            0.0,
-            x0,
-            SETTLE_HORIZON,
-            &rest_opts,
-            &mut stats,
-            |_| {},
-        ) {
+        if let Ok(Some((s, _))) =
+            integrate_to_rest(sys, 0.0, x0, SETTLE_HORIZON, &rest_opts, &mut stats, |_| {})
+        {
             starts.push(s.equilibrium);
         }
     }
@@ -778,40 +793,62 @@ where
             starts.push(x);
         }
     }
+    starts
+}
+
+/// From each start a root, polished by Newton, kept if new; then the checks for roots missed
+/// near folds and between basins; classified and sorted (the rest of [`all_equilibria_from`]).
+/// With `spread` (starts spread over a box) each start first runs deflated Newton, so that
+/// roots found repel it, and roots near a fold get twin starts; a model's own candidates
+/// ([`Model::equilibrium_candidates`]) are each close to a root already and resolve close
+/// pairs themselves, so Newton polishes them as they are.
+fn search_from<M: Model<N>, const N: usize>(
+    sys: &System<'_, M, N>,
+    starts: Vec<SVector<f64, N>>,
+    spread: bool,
+) -> Vec<Equilibrium<N>>
+where
+    Const<N>: DimMin<Const<N>, Output = Const<N>>,
+{
+    let model = sys.model;
+    let mut stats = SolverStats::default();
     let mut roots: Vec<SVector<f64, N>> = vec![];
     // Deflated Newton from `x0`, polished; a new feasible root is kept.
-    let search = |x0: SVector<f64, N>, roots: &mut Vec<SVector<f64, N>>| {
-        let Some(candidate) = deflated_newton(&sys, x0, roots) else {
-            return;
+    let search = |x0: SVector<f64, N>, roots: &mut Vec<SVector<f64, N>>, deflate: bool| {
+        let candidate = if deflate {
+            let Some(c) = deflated_newton(sys, x0, roots) else {
+                return;
+            };
+            c
+        } else {
+            x0
         };
-        let Ok(polished) = newton(&sys, candidate, 30) else {
+        let Ok(polished) = newton(sys, candidate, 30) else {
             return;
         };
         let x = polished.x;
-        if model.feasible(&x, sys.p)
-            && is_root(&sys, &x)
-            && !roots.iter().any(|r| same_point(r, &x))
+        if model.feasible(&x, sys.p) && is_root(sys, &x) && !roots.iter().any(|r| same_point(r, &x))
         {
             roots.push(x);
         }
     };
     for x0 in starts {
-        search(x0, &mut roots);
+        search(x0, &mut roots, spread);
     }
     // Near a fold two roots sit close together along the Jacobian's near-null direction, where
     // starts spread over the box rarely land between them: from every root whose Jacobian is
     // nearly singular, start again on both sides along that direction.
     let mut k = 0;
-    while k < roots.len() {
-        for x0 in twin_starts(&sys, &roots[k]) {
-            search(x0, &mut roots);
+    while spread && k < roots.len() {
+        for x0 in twin_starts(sys, &roots[k]) {
+            search(x0, &mut roots, true);
         }
         k += 1;
     }
     let w = model.watched();
     let mut eq: Vec<Equilibrium<N>> = roots
         .iter()
-        .map(|x| Equilibrium::classify(&sys, *x))
+        .map(|x| Equilibrium::classify(sys, *x))
         .collect();
     eq.sort_by(|a, b| b.x[w].total_cmp(&a.x[w]));
     // Two basins meet along the stable manifold of a saddle with one unstable direction: with
@@ -834,12 +871,13 @@ where
                 rtol: 1e-12,
                 atol: 1e-18,
             },
-            ..rest_opts
+            method: Method::Rosenbrock,
+            ..Default::default()
         };
         for (a, b) in pairs {
-            for x0 in edge_starts(&sys, &a, &b, &edge_opts, &mut stats) {
+            for x0 in edge_starts(sys, &a, &b, &edge_opts, &mut stats) {
                 let found = roots.len();
-                search(x0, &mut roots);
+                search(x0, &mut roots, true);
                 if roots.len() > found {
                     break;
                 }
@@ -848,12 +886,12 @@ where
         if roots.len() > before {
             eq = roots
                 .into_iter()
-                .map(|x| Equilibrium::classify(&sys, x))
+                .map(|x| Equilibrium::classify(sys, x))
                 .collect();
             eq.sort_by(|a, b| b.x[w].total_cmp(&a.x[w]));
         }
     }
-    Ok(eq)
+    eq
 }
 
 /// Bisections of the segment between two stable states in [`edge_starts`]: the bracket of the

@@ -7,7 +7,7 @@ use selfheal::analysis::continuation::{continue_equilibria, ContinuationOptions,
 use selfheal::analysis::tipping::{
     critical_shock, critical_window, fate, Landscape, TippingOptions,
 };
-use selfheal::equilibria::{all_equilibria, Kind};
+use selfheal::equilibria::{all_equilibria, all_equilibria_from, same_point, Kind};
 use selfheal::model::textbook::{Cusp, DoubleWell, HopfNormalForm, SaddleNode};
 use selfheal::model::{Model, P2p, ParamSet, System};
 use selfheal::scenario::{Scenario, Shock};
@@ -221,6 +221,60 @@ fn hopf_point_of_the_normal_form_is_located_at_zero() {
     assert!(hopf[0].abs() < 1e-9, "{hopf:?}");
 }
 
+/// The reference model's equilibria come from a scan of one function of the utilisation
+/// (`Model::equilibrium_candidates`); the generic search (deflated Newton from 600
+/// quasi-random starts, integrations to rest, twin starts near folds) knows nothing of that
+/// reduction. On random parameter sets both must find the same points, of the same kinds.
+#[test]
+fn the_reduced_scan_and_the_generic_search_find_the_same_equilibria() {
+    let mut rng = SplitMix(29);
+    let (mut reduced, mut multiple) = (0, 0);
+    for set in 0..400 {
+        // One in four sets with zeros: some of the rates may be zero where the scan applies
+        // (δ, θ, φ0, the crash hazards); with the others zero the search is the generic one.
+        let zeros = (set % 4 == 3).then_some(0.1);
+        let mut ps = random_params(&mut rng, 4.0, zeros);
+        // One in three with the crash hazards (0 by default, so not drawn): up to 1e-2/min.
+        if set % 3 == 1 {
+            for name in ["crash", "sn_crash"] {
+                ps.set(name, 1e-2 * (1e-4f64).powf(rng.next())).unwrap();
+            }
+        }
+        let p = ps.values();
+        if P2p.equilibrium_candidates(p).is_none() {
+            continue;
+        }
+        reduced += 1;
+        let (a, b) = (
+            all_equilibria(&P2p, p).unwrap(),
+            all_equilibria_from(&P2p, p, 600).unwrap(),
+        );
+        if b.len() > 5 {
+            continue; // a continuum of equilibria (zero rates): no list is complete
+        }
+        multiple += usize::from(a.len() > 1);
+        for (x, y, which) in [(&a, &b, "generic"), (&b, &a, "reduced")] {
+            for e in x.iter() {
+                let twin = y.iter().find(|f| same_point(&e.x, &f.x));
+                assert!(
+                    twin.is_some_and(|f| f.kind == e.kind),
+                    "set {set}: {:?} ({:?}) is not among the {which} search's {:?}; {:?}",
+                    e.x.as_slice(),
+                    e.kind,
+                    y.iter()
+                        .map(|f| (f.x.as_slice(), f.kind))
+                        .collect::<Vec<_>>(),
+                    p
+                );
+            }
+        }
+    }
+    assert!(
+        reduced >= 290 && multiple >= 100,
+        "{reduced} reduced, {multiple} with more than one"
+    );
+}
+
 /// Counts equilibria at a parameter value.
 fn count(name: &str, v: f64) -> usize {
     let mut ps = ParamSet::defaults(P2p.params());
@@ -249,7 +303,9 @@ fn reference_folds_match_where_the_equilibrium_count_changes() {
         (folds[0] * (1.0 - 1e-4), 1),
         (folds[0] * (1.0 + 1e-4), 3),
         (folds[0] * (1.0 + 1e-6), 3),
+        (folds[0] * (1.0 + 1e-8), 3),
         (folds[1] * (1.0 - 1e-6), 3),
+        (folds[1] * (1.0 - 1e-8), 3),
         (folds[1] * (1.0 - 1e-4), 3),
         (folds[1] * (1.0 + 1e-4), 1),
     ] {

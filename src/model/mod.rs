@@ -6,6 +6,7 @@
 //! [`P2p`], is one implementation of [`Model`] among any number a user may write.
 
 mod p2p;
+mod p2p_reduced;
 mod params;
 pub mod safe;
 pub mod schedule;
@@ -126,6 +127,16 @@ pub trait Model<const N: usize>: Sync {
     /// everyone waiting to log in). Each costs one integration per search. Default: none.
     fn probe_states(&self, _p: &[f64]) -> Vec<SVector<f64, N>> {
         vec![]
+    }
+
+    /// Approximate locations of every equilibrium at `p`, for a model that can enumerate them
+    /// itself (e.g. by reducing `f(x) = 0` to fewer unknowns and scanning those): each is
+    /// polished by Newton and kept only if it is a feasible root, and the search's quasi-random
+    /// starts are skipped, so the list must leave none out. `None` (the default) means the
+    /// generic search ([`crate::equilibria::all_equilibria`]). The reference model gives them
+    /// by a scan in its utilisation where its parameters allow.
+    fn equilibrium_candidates(&self, _p: &[f64]) -> Option<Vec<SVector<f64, N>>> {
+        None
     }
 
     /// `f(t, x)` and its Jacobian `∂f/∂x` written out by hand, for a model that can give them

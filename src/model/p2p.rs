@@ -551,6 +551,12 @@ impl Model<3> for P2p {
         vec![SVector::from([0.0, 0.0, 1.0])]
     }
 
+    /// By the reduction to the utilisation ρ (a scan of one function of ρ over the range an
+    /// equilibrium's ρ can have), where every parameter it divides by is positive.
+    fn equilibrium_candidates(&self, p: &[f64]) -> Option<Vec<SVector<f64, 3>>> {
+        super::p2p_reduced::candidates(p)
+    }
+
     fn search_box(&self, _p: &[f64]) -> [SearchRange; 3] {
         // Healthy supernodes are ~1e-3 and collapsed ones ~3e-8: sample every population on a
         // log scale down far below both.
