@@ -1,6 +1,6 @@
 //! Equilibria, one layer below simulation and the analyses: damped and deflated Newton on the
-//! exact Jacobian, every equilibrium from quasi-random starts, stability and classification
-//! from eigenvalues, the test that a trajectory has settled, integrating to rest, the service
+//! exact Jacobian, every equilibrium (from the model's own candidates or quasi-random starts),
+//! stability and classification from eigenvalues, the test that a trajectory has settled, integrating to rest, the service
 //! level and the healthy state. [`crate::simulate`] uses it to measure a run against the
 //! healthy state; [`crate::analysis`] builds on it and re-exports it.
 

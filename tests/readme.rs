@@ -389,9 +389,10 @@ fn links_between_the_readme_and_the_docs_resolve() {
 
 #[test]
 fn the_readme_stays_short() {
+    // 245 lines of text and, since the peer comparison became part of the README, its table.
     let n = read(&repo().join("README.md")).lines().count();
     assert!(
-        n <= 245,
+        n <= 256,
         "README.md has {n} lines: reference material belongs in docs/"
     );
 }
