@@ -77,6 +77,11 @@ fn main() {
         }
         if lacks(&r, &d) {
             extra += 1;
+            println!(
+                "set {set}: {} roots, the reference {} (the reference lacks one)",
+                d.len(),
+                r.len()
+            );
         }
     }
     println!(

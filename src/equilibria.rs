@@ -814,21 +814,27 @@ where
     let mut stats = SolverStats::default();
     let mut roots: Vec<SVector<f64, N>> = vec![];
     // Deflated Newton from `x0`, polished; a new feasible root is kept.
-    let search = |x0: SVector<f64, N>, roots: &mut Vec<SVector<f64, N>>, deflate: bool| {
+    // The root Newton reaches from `x0` (after deflated Newton with `deflate`), if it is one.
+    let polish = |x0: SVector<f64, N>, roots: &[SVector<f64, N>], deflate: bool| {
         let candidate = if deflate {
-            let Some(c) = deflated_newton(sys, x0, roots) else {
-                return;
-            };
-            c
+            deflated_newton(sys, x0, roots)?
         } else {
             x0
         };
-        let Ok(polished) = newton(sys, candidate, 30) else {
-            return;
-        };
-        let x = polished.x;
-        if model.feasible(&x, sys.p) && is_root(sys, &x) && !roots.iter().any(|r| same_point(r, &x))
-        {
+        let x = newton(sys, candidate, 30).ok()?.x;
+        (model.feasible(&x, sys.p) && is_root(sys, &x)).then_some(x)
+    };
+    // A new root is kept. A candidate that plain Newton cannot polish (its Jacobian overflows
+    // where a population is near the smallest numbers) is given deflated Newton too.
+    let search = |x0: SVector<f64, N>, roots: &mut Vec<SVector<f64, N>>, deflate: bool| {
+        let found = polish(x0, roots, deflate).or_else(|| {
+            if deflate {
+                None
+            } else {
+                polish(x0, roots, true)
+            }
+        });
+        if let Some(x) = found.filter(|x| !roots.iter().any(|r| same_point(r, x))) {
             roots.push(x);
         }
     };

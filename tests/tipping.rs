@@ -275,6 +275,38 @@ fn the_reduced_scan_and_the_generic_search_find_the_same_equilibria() {
     );
 }
 
+/// With a steep login-success curve the collapsed state's login success underflows: peers
+/// 1e-60 to 1e-240 of the users, or none at all (success below the smallest number). The
+/// scan finds that state at the pole of its function (N = 0); the generic search finds it from
+/// its starts. Both must agree, and the state must zero the right-hand side.
+#[test]
+fn collapsed_states_with_vanishing_login_success_are_found_by_both_searches() {
+    for m in [50.0, 200.0, 400.0] {
+        let mut ps = ParamSet::defaults(P2p.params());
+        ps.set("success_steepness", m).unwrap();
+        let p = ps.values();
+        assert!(P2p.equilibrium_candidates(p).is_some());
+        let (a, b) = (
+            all_equilibria(&P2p, p).unwrap(),
+            all_equilibria_from(&P2p, p, 600).unwrap(),
+        );
+        let collapsed = a.last().unwrap();
+        assert!(
+            collapsed.x[0] < 1e-50 && collapsed.stability.is_stable(),
+            "m = {m}: {collapsed:?}"
+        );
+        let f = System::new(&P2p, p).f(0.0, &collapsed.x);
+        assert!(f.amax() < 1e-15, "m = {m}: f = {f}");
+        assert_eq!(a.len(), b.len(), "m = {m}: {a:?} vs {b:?}");
+        for (e, g) in a.iter().zip(&b) {
+            assert!(
+                same_point(&e.x, &g.x) && e.kind == g.kind,
+                "m = {m}: {e:?} vs {g:?}"
+            );
+        }
+    }
+}
+
 /// Counts equilibria at a parameter value.
 fn count(name: &str, v: f64) -> usize {
     let mut ps = ParamSet::defaults(P2p.params());

@@ -26,6 +26,10 @@ const GRID_STEP: f64 = 0.048_790_164_169_432;
 /// Half-width (in ln ρ) of the gap the scan leaves around the pole of `h` where `N = 0`.
 const POLE_GAP: f64 = 1e-9;
 
+/// Supernodes below which an equilibrium at the pole is taken to have none (and no peers):
+/// the promotion switch's derivative `k/S` must stay far from overflow.
+const TINY: f64 = 1e-280;
+
 /// Evaluations of the golden-section search for a pair of zeros between three samples.
 const GOLDEN_STEPS: usize = 60;
 
@@ -186,7 +190,8 @@ impl Reduced {
     }
 
     /// The equilibrium at `ln ρ = pole`, where `N = 0` in the limit: `Q = b`, `S = t·N` and
-    /// `dN/dt = r·Q·s − N·(δ + c·t + ηc) = 0` (the share `w` of `S` in `S + S0` is `O(N)`).
+    /// `dN/dt = r·Q·s − N·(δ + c·t + ηc) = 0` (the share `w` of `S` in `S + S0` is `O(N)`);
+    /// `N = S = 0` when `S` would be below [`TINY`].
     fn at_pole(&self, pole: f64) -> SVector<f64, 3> {
         let rho = pole.exp();
         let success = hill_ratio(rho, 1.0, self.success_m).1;
@@ -195,6 +200,11 @@ impl Reduced {
         let t = self.ratio * self.log_ratio(c, f64::NAN).exp();
         let q = rho * self.capacity * self.dedicated / self.retry;
         let n = self.retry * success * q / (self.sign_off + c * t + self.crash);
+        if t * n < TINY {
+            // Derivatives in S of size k/S would overflow there: the state is N = S = 0 to
+            // rounding, and its residual is tested as such.
+            return SVector::from([0.0, 0.0, q]);
+        }
         SVector::from([n, t * n, q])
     }
 
