@@ -280,12 +280,13 @@ fn scan(red: &Reduced, pts: &[Point], out: &mut Vec<SVector<f64, 3>>) {
         }
     }
     // A pair of zeros between samples: where |h| has a local minimum among three samples of
-    // one sign (feasible or not: a pocket of feasible states can be narrower than a cell), find the extremum between the outer two; a sign change there gives
-    // both zeros, a touch (|h| at rounding level) one candidate.
+    // one sign (feasible or not: a pocket of feasible states can be narrower than a cell),
+    // find the extremum between the outer two; a sign change there gives both zeros, a touch
+    // (|h| at rounding level) one candidate.
     for w in pts.windows(3) {
         let (a, m, b) = (&w[0], &w[1], &w[2]);
         let sign = m.h.signum();
-        if !(a.h.is_finite() && b.h.is_finite())
+        if !(a.h.is_finite() && m.h.is_finite() && b.h.is_finite())
             || a.h * m.h <= 0.0
             || m.h * b.h <= 0.0
             || m.h.abs() >= a.h.abs()
