@@ -1,8 +1,9 @@
 //! Equilibria, one layer below simulation and the analyses: damped and deflated Newton on the
 //! exact Jacobian, every equilibrium (from the model's own candidates or quasi-random starts),
-//! stability and classification from eigenvalues, the test that a trajectory has settled, integrating to rest, the service
-//! level and the healthy state. [`crate::simulate`] uses it to measure a run against the
-//! healthy state; [`crate::analysis`] builds on it and re-exports it.
+//! stability and classification from eigenvalues, the test that a trajectory has settled,
+//! integrating to rest, the service level and the healthy state. [`crate::simulate`] uses it
+//! to measure a run against the healthy state; [`crate::analysis`] builds on it and re-exports
+//! it.
 
 use crate::error::{Error, SolverFailure};
 use crate::model::{Model, System};
@@ -813,7 +814,6 @@ where
     let model = sys.model;
     let mut stats = SolverStats::default();
     let mut roots: Vec<SVector<f64, N>> = vec![];
-    // Deflated Newton from `x0`, polished; a new feasible root is kept.
     // The root Newton reaches from `x0` (after deflated Newton with `deflate`), if it is one.
     let polish = |x0: SVector<f64, N>, roots: &[SVector<f64, N>], deflate: bool| {
         let candidate = if deflate {
