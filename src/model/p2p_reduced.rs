@@ -154,12 +154,26 @@ impl Reduced {
         y
     }
 
+    /// The switches at utilisation `rho`: login success `s`, the shutdown rate `φ`, and the
+    /// supernodes' loss rate `c = δs + φ + ηcs`.
+    fn switches(&self, rho: f64) -> (f64, f64, f64) {
+        let success = hill_ratio(rho, 1.0, self.success_m).1;
+        let phi = self.overload_rate * hill_ratio(rho, self.threshold, self.overload_n).0;
+        (success, phi, self.sn_sign_off + phi + self.sn_crash)
+    }
+
+    /// `ln ρ` where `N = 0`: the conservation law's constant term `λ − (λ + θ)·b` vanishes,
+    /// `b = ρκS0/r`; there `h` has a pole.
+    fn pole(&self) -> f64 {
+        (self.sign_on * self.retry
+            / ((self.sign_on + self.give_up) * self.capacity * self.dedicated))
+            .ln()
+    }
+
     /// The curve at `ln ρ = at`, the ratio's solve started from `y0`.
     fn point(&self, at: f64, y0: f64) -> Point {
         let rho = at.exp();
-        let success = hill_ratio(rho, 1.0, self.success_m).1;
-        let phi = self.overload_rate * hill_ratio(rho, self.threshold, self.overload_n).0;
-        let c = self.sn_sign_off + phi + self.sn_crash;
+        let (success, phi, c) = self.switches(rho);
         let y = self.log_ratio(c, y0);
         let t = self.ratio * y.exp();
         // Q = α·N + b from the definition of ρ; N from the conservation law.
@@ -194,9 +208,7 @@ impl Reduced {
     /// `N = S = 0` when `S` would be below [`TINY`].
     fn at_pole(&self, pole: f64) -> SVector<f64, 3> {
         let rho = pole.exp();
-        let success = hill_ratio(rho, 1.0, self.success_m).1;
-        let phi = self.overload_rate * hill_ratio(rho, self.threshold, self.overload_n).0;
-        let c = self.sn_sign_off + phi + self.sn_crash;
+        let (success, _, c) = self.switches(rho);
         let t = self.ratio * self.log_ratio(c, f64::NAN).exp();
         let q = rho * self.capacity * self.dedicated / self.retry;
         let n = self.retry * success * q / (self.sign_off + c * t + self.crash);
@@ -236,26 +248,19 @@ pub(crate) fn candidates(p: &[f64]) -> Option<Vec<SVector<f64, 3>>> {
     if !(from.is_finite() && to.is_finite() && from < to) {
         return None;
     }
-    // N = 0 where the conservation law's constant term vanishes: there h has a pole (it is
-    // the peers' rate per peer), and the scan is split so that no bracket spans it.
-    let pole = (red.sign_on * red.retry
-        / ((red.sign_on + red.give_up) * red.capacity * red.dedicated))
-        .ln();
-    let mut out = vec![];
-    let segments = if pole > from && pole < to {
-        // A zero within the gap has N below |N| at the gap's ends (taken ten times, since
-        // the scan may resolve a zero just outside only roughly); there Q and the ratio t
-        // are those at the pole to rounding, and dN/dt = 0 gives N.
-        let x = red.at_pole(pole);
-        let edge = |at: f64| red.point(at, f64::NAN).x[0].abs();
-        if x[0] < 10.0 * edge(pole - POLE_GAP).max(edge(pole + POLE_GAP)) {
-            out.push(x);
-        }
+    // h is the peers' rate per peer: the scan is split at its pole (N = 0) so that no
+    // bracket spans it.
+    let pole = red.pole();
+    let split = pole > from && pole < to;
+    let segments = if split {
         vec![(from, pole - POLE_GAP), (pole + POLE_GAP, to)]
     } else {
         vec![(from, to)]
     };
-    for (from, to) in segments {
+    let mut out = vec![];
+    // |N| at the scan's samples next to the pole.
+    let mut edge: f64 = 0.0;
+    for (k, (from, to)) in segments.into_iter().enumerate() {
         let cells = ((to - from) / GRID_STEP).ceil().max(1.0) as usize;
         let mut pts: Vec<Point> = Vec::with_capacity(cells + 1);
         let mut y = f64::NAN;
@@ -265,7 +270,21 @@ pub(crate) fn candidates(p: &[f64]) -> Option<Vec<SVector<f64, 3>>> {
             y = pt.y;
             pts.push(pt);
         }
+        if split {
+            let next = if k == 0 { pts.last() } else { pts.first() };
+            edge = edge.max(next.map_or(0.0, |pt| pt.x[0].abs()));
+        }
         scan(&red, &pts, &mut out);
+    }
+    // A zero within the gap has N below |N| at the gap's ends (taken ten times, since the scan
+    // may resolve a zero just outside only roughly); there Q and the ratio t are those at the
+    // pole to rounding, and dN/dt = 0 gives N. Placed first, so that where it and a zero of
+    // the scan polish to one root, the root kept is the one polished from the pole.
+    if split {
+        let x = red.at_pole(pole);
+        if x[0] < 10.0 * edge {
+            out.insert(0, x);
+        }
     }
     Some(out)
 }
